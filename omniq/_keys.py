@@ -1,0 +1,155 @@
+"""Queue names, key layout and identifier rules of OmniQ v1 (I/O-free).
+
+Every key of a queue starts with its base ``{name}`` (a Redis Cluster hash tag), so a
+queue lives in one slot. Scripts receive the anchor ``{name}:meta`` as their only key.
+"""
+
+from __future__ import annotations
+
+import re
+
+from omniq.errors import InvalidArgument
+
+__all__ = [
+    "LANES",
+    "MAX_BATCH",
+    "MAX_ID_LENGTH",
+    "MAX_NAME_LENGTH",
+    "QueueKeys",
+    "child_anchor",
+    "queue_anchor",
+    "queue_base",
+    "validate_child_key",
+    "validate_gid",
+    "validate_job_id",
+    "validate_queue_name",
+]
+
+MAX_NAME_LENGTH = 128
+MAX_ID_LENGTH = 256
+MAX_BATCH = 100
+LANES = frozenset({"wait", "delayed", "failed", "completed", "gwait"})
+
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def validate_queue_name(name: object) -> str:
+    """Return ``name`` if it is a valid OmniQ queue name, else raise InvalidArgument."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"queue name must be a str, not {type(name).__name__}")
+    if not name:
+        raise InvalidArgument("queue name must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidArgument(f"queue name is longer than {MAX_NAME_LENGTH} characters")
+    if _NAME_RE.fullmatch(name) is None:
+        raise InvalidArgument(
+            f"invalid queue name {name!r}: use only letters, digits, '.', '_' and '-'"
+        )
+    return name
+
+
+def queue_base(name: str) -> str:
+    """``{name}``: the hash-tagged prefix of every key of the queue."""
+    return "{" + validate_queue_name(name) + "}"
+
+
+def queue_anchor(name: str) -> str:
+    """``{name}:meta``: the single key every queue script is called with."""
+    return queue_base(name) + ":meta"
+
+
+def _validate_identifier(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be a str, not {type(value).__name__}")
+    if not value:
+        raise InvalidArgument(f"{what} must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidArgument(f"{what} is longer than {MAX_ID_LENGTH} characters")
+    if _CONTROL_RE.search(value):
+        raise InvalidArgument(f"{what} must not contain control characters")
+    if value != value.strip():
+        raise InvalidArgument(f"{what} must not start or end with whitespace")
+    return value
+
+
+def validate_job_id(job_id: object) -> str:
+    """Return ``job_id`` if usable as a job id (1-256 chars, no control characters)."""
+    return _validate_identifier(job_id, "job id")
+
+
+def validate_gid(gid: object) -> str:
+    """Return the trimmed group id; an empty or None gid means "ungrouped" and gives ''."""
+    if gid is None:
+        return ""
+    if not isinstance(gid, str):
+        raise InvalidArgument(f"gid must be a str, not {type(gid).__name__}")
+    gid = gid.strip()
+    if not gid:
+        return ""
+    return _validate_identifier(gid, "gid")
+
+
+def validate_child_key(key: object) -> str:
+    """Validate a parent/child completion key (official rule: 1-128 chars, no braces)."""
+    if not isinstance(key, str):
+        raise InvalidArgument(f"completion key must be a str, not {type(key).__name__}")
+    key = key.strip()
+    if not key:
+        raise InvalidArgument("completion key must not be empty")
+    if len(key) > MAX_NAME_LENGTH:
+        raise InvalidArgument(f"completion key is longer than {MAX_NAME_LENGTH} characters")
+    if "{" in key or "}" in key:
+        raise InvalidArgument("completion key must not contain '{' or '}'")
+    if _CONTROL_RE.search(key):
+        raise InvalidArgument("completion key must not contain control characters")
+    return key
+
+
+def child_anchor(key: str) -> str:
+    """``{cc:key}:meta``: the anchor of a parent/child counter."""
+    return "{cc:" + validate_child_key(key) + "}:meta"
+
+
+class QueueKeys:
+    """Names of the keys of one queue, for the plain reads done outside scripts."""
+
+    __slots__ = (
+        "active",
+        "anchor",
+        "base",
+        "completed",
+        "delayed",
+        "failed",
+        "groups_ready",
+        "idx_wait",
+        "name",
+        "paused",
+        "stats",
+        "wait",
+        "wake",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = validate_queue_name(name)
+        b = "{" + name + "}"
+        self.base = b
+        self.anchor = b + ":meta"
+        self.wait = b + ":wait"
+        self.delayed = b + ":delayed"
+        self.active = b + ":active"
+        self.completed = b + ":completed"
+        self.failed = b + ":failed"
+        self.paused = b + ":paused"
+        self.groups_ready = b + ":groups:ready"
+        self.stats = b + ":stats"
+        self.idx_wait = b + ":idx:wait"
+        self.wake = b + ":wake"
+
+    def job(self, job_id: str) -> str:
+        """Key of a job hash."""
+        return self.base + ":job:" + job_id
+
+    def group(self, gid: str, suffix: str) -> str:
+        """Key of a per-group value: suffix is ``wait``, ``inflight`` or ``limit``."""
+        return self.base + ":g:" + gid + ":" + suffix

@@ -1,0 +1,131 @@
+"""Payload and result coding with msgspec (encoders and decoders are built once).
+
+A job payload is a JSON object or array (the OmniQ v1 contract). Anything else, NaN or
+Infinity, non-UTF-8 text, nesting deeper than ``MAX_DEPTH`` or an encoding larger than the
+configured limit raises :class:`~omniq.errors.InvalidPayload` before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import msgspec
+
+from omniq.errors import InvalidPayload
+
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "MAX_DEPTH",
+    "MAX_ERROR_BYTES",
+    "decode_payload",
+    "encode_payload",
+    "encode_result",
+    "to_json_value",
+    "truncate_error",
+]
+
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+MAX_ERROR_BYTES = 4096
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+_SCALARS = (str, int, bool, type(None))
+
+
+def _check_tree(value: Any) -> None:
+    """Reject NaN/Infinity, non-str keys and excessive nesting (iteratively)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        t = type(obj)
+        if t is dict:
+            if depth > MAX_DEPTH:
+                raise InvalidPayload(f"payload is nested deeper than {MAX_DEPTH} levels")
+            for k, v in obj.items():
+                if type(k) is not str:
+                    raise InvalidPayload(f"payload object keys must be str, not {type(k).__name__}")
+                if type(v) not in _SCALARS:
+                    stack.append((v, depth + 1))
+        elif t is list or t is tuple:
+            if depth > MAX_DEPTH:
+                raise InvalidPayload(f"payload is nested deeper than {MAX_DEPTH} levels")
+            for v in obj:
+                if type(v) not in _SCALARS:
+                    stack.append((v, depth + 1))
+        elif t is float:
+            if not math.isfinite(obj):
+                raise InvalidPayload("payload contains NaN or Infinity, which JSON cannot carry")
+        elif isinstance(obj, str | int | bool) or obj is None:
+            continue
+        elif isinstance(obj, float):
+            if not math.isfinite(obj):
+                raise InvalidPayload("payload contains NaN or Infinity, which JSON cannot carry")
+        else:
+            raise InvalidPayload(
+                f"payload contains a {t.__name__}, which is not JSON; "
+                "use publish_json for structs and dataclasses"
+            )
+
+
+def encode_payload(payload: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> bytes:
+    """Encode a JSON object or array (dict, list or tuple of JSON values) to compact JSON."""
+    if not isinstance(payload, dict | list | tuple):
+        raise InvalidPayload(
+            f"payload must be a JSON object or array (dict or list), not {type(payload).__name__}"
+        )
+    _check_tree(payload)
+    try:
+        data = _encoder.encode(payload)
+    except (TypeError, ValueError, msgspec.EncodeError) as exc:
+        raise InvalidPayload(f"payload cannot be encoded as JSON: {exc}") from exc
+    if len(data) > max_bytes:
+        raise InvalidPayload(f"payload is {len(data)} bytes, over the limit of {max_bytes}")
+    return data
+
+
+def to_json_value(obj: Any) -> Any:
+    """Convert a msgspec Struct, dataclass, pydantic model or attrs-like value to builtins."""
+    dump = getattr(obj, "model_dump", None)  # pydantic v2
+    if callable(dump) and not isinstance(obj, type):
+        return dump(mode="json")
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return msgspec.to_builtins(obj)
+    if isinstance(obj, msgspec.Struct):
+        return msgspec.to_builtins(obj)
+    try:
+        return msgspec.to_builtins(obj)
+    except TypeError as exc:
+        raise InvalidPayload(f"cannot convert {type(obj).__name__} to JSON: {exc}") from exc
+
+
+def decode_payload(raw: str | bytes) -> Any:
+    """Parse a stored payload; text that is not valid JSON is returned unchanged."""
+    try:
+        return _decoder.decode(raw)
+    except msgspec.DecodeError:
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+def encode_result(value: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> bytes:
+    """Encode a handler's return value for storage with the job (any JSON value)."""
+    try:
+        if not isinstance(value, dict | list | tuple | str | int | float | bool):
+            value = to_json_value(value)
+        _check_tree([value])
+        data = _encoder.encode(value)
+    except InvalidPayload:
+        raise
+    except (TypeError, ValueError, msgspec.EncodeError) as exc:
+        raise InvalidPayload(f"result cannot be encoded as JSON: {exc}") from exc
+    if len(data) > max_bytes:
+        raise InvalidPayload(f"result is {len(data)} bytes, over the limit of {max_bytes}")
+    return data
+
+
+def truncate_error(text: str, max_bytes: int = MAX_ERROR_BYTES) -> str:
+    """Cut text to at most ``max_bytes`` UTF-8 bytes without splitting a character (D8)."""
+    data = text.encode("utf-8", "replace")  # lone surrogates become "?"
+    return data[:max_bytes].decode("utf-8", "ignore")

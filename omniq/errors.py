@@ -1,0 +1,128 @@
+"""The exceptions omniq raises.
+
+Every exception of ours derives from :class:`OmniqError`; bad arguments also derive from
+:class:`ValueError` so ordinary ``except ValueError`` code keeps working::
+
+    OmniqError
+    ├── InvalidArgument (ValueError)      bad queue name, gid, job id, option, batch size ...
+    │   └── InvalidPayload                payload is not a JSON object/array, NaN, too large ...
+    ├── ScriptError                       a script replied with an error code (``.code``)
+    │   ├── LeaseLost                     TOKEN_MISMATCH / NOT_ACTIVE / TOKEN_REQUIRED
+    │   ├── JobNotFound                   NO_JOB
+    │   ├── DuplicateJobError             the job id already exists (publish never overwrites)
+    │   ├── LaneMismatch                  LANE_MISMATCH / NOT_IN_LANE / NOT_FAILED / ACTIVE
+    │   └── CounterError                  parent/child counter errors (NO_COUNTER, ALREADY_INIT ...)
+    ├── ConnectionFailed (ConnectionError) the server could not be reached or the link broke
+    ├── ServerNotFound                    no server binary for the embedded server
+    └── ServerStartError                  the embedded server did not start
+
+Script codes are the OmniQ v1 codes (see ``docs/protocol.md``); ``ScriptError.code`` keeps
+the raw code so callers can branch on it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConnectionFailed",
+    "CounterError",
+    "DuplicateJobError",
+    "InvalidArgument",
+    "InvalidPayload",
+    "JobNotFound",
+    "LaneMismatch",
+    "LeaseLost",
+    "OmniqError",
+    "ScriptError",
+    "ServerNotFound",
+    "ServerStartError",
+    "error_for_code",
+]
+
+
+class OmniqError(Exception):
+    """Root of every omniq exception."""
+
+
+class InvalidArgument(OmniqError, ValueError):
+    """An argument was rejected before anything was sent to the server."""
+
+
+class InvalidPayload(InvalidArgument):
+    """The payload cannot be stored as an OmniQ job payload."""
+
+
+class ScriptError(OmniqError):
+    """A queue script refused the operation; ``code`` is the OmniQ error code."""
+
+    def __init__(self, op: str, code: str, detail: str | None = None, job_id: str | None = None):
+        self.op = op
+        self.code = code
+        self.detail = detail
+        self.job_id = job_id
+        msg = f"{op.upper()} failed: {code}"
+        if detail:
+            msg += f" ({detail})"
+        if job_id:
+            msg += f" [job {job_id}]"
+        super().__init__(msg)
+
+
+class LeaseLost(ScriptError):
+    """The lease is no longer held: the job was acked, reaped or re-leased elsewhere."""
+
+
+class JobNotFound(ScriptError):
+    """No job with that id exists in the queue."""
+
+
+class DuplicateJobError(ScriptError):
+    """A job with that id already exists; publish never overwrites or re-queues it."""
+
+
+class LaneMismatch(ScriptError):
+    """The job is not in the lane or state the operation requires."""
+
+
+class CounterError(ScriptError):
+    """A parent/child completion counter operation was refused."""
+
+
+class ConnectionFailed(OmniqError, ConnectionError):
+    """The Redis server could not be reached, or the connection broke mid-command.
+
+    For a write (publish, ack) the outcome is unknown: the command may or may not have run.
+    """
+
+
+class ServerNotFound(OmniqError):
+    """No Redis or Valkey server binary was found for the embedded server."""
+
+
+class ServerStartError(OmniqError):
+    """The embedded server process did not start or did not answer in time."""
+
+
+_CODE_CLASSES: dict[str, type[ScriptError]] = {
+    "TOKEN_MISMATCH": LeaseLost,
+    "NOT_ACTIVE": LeaseLost,
+    "TOKEN_REQUIRED": LeaseLost,
+    "NO_JOB": JobNotFound,
+    "DUPLICATE": DuplicateJobError,
+    "LANE_MISMATCH": LaneMismatch,
+    "NOT_IN_LANE": LaneMismatch,
+    "NOT_FAILED": LaneMismatch,
+    "ACTIVE": LaneMismatch,
+    "NO_COUNTER": CounterError,
+    "ALREADY_INIT": CounterError,
+    "BAD_EXPECTED": CounterError,
+    "NO_EXPECTED": CounterError,
+    "CHILD_REQUIRED": CounterError,
+}
+
+
+def error_for_code(
+    op: str, code: str, detail: str | None = None, job_id: str | None = None
+) -> ScriptError:
+    """Build the exception that matches a script error code."""
+    cls = _CODE_CLASSES.get(code, ScriptError)
+    return cls(op, code, detail, job_id)

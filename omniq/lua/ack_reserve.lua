@@ -1,0 +1,48 @@
+-- ack_reserve: settle finished leases and reserve the next jobs in one round trip.
+-- ARGV: now_ms, keep_completed, n_acks, then per ack 4 fields:
+--   job_id, lease_token, outcome ('S' success | 'F' failure), text (result | error)
+-- then reserve_count (0 = do not reserve).
+-- Reply: {n_acks, per ack: status, value ('OK','' | 'RETRY',due | 'FAILED','' | 'ERR',code),
+--         then the reserve reply when reserve_count > 0 (see reserve.lua)}
+local now = clock(ARGV[1])
+if now == nil then return err('BAD_ARGS', 'now_ms') end
+local keep = int(ARGV[2])
+if keep == nil or keep < 0 then return err('BAD_ARGS', 'keep_completed') end
+local n = int(ARGV[3])
+if n == nil or n < 0 or n > 10000 then return err('BAD_ARGS', 'count') end
+if #ARGV ~= 4 + 4 * n then return err('BAD_ARGS', 'argument count') end
+local count = int(ARGV[4 + 4 * n])
+if count == nil or count < 0 or count > 1000 then return err('BAD_ARGS', 'reserve_count') end
+for i = 0, n - 1 do
+  local o = 3 + 4 * i
+  if not valid_id(ARGV[o + 1]) then return err('BAD_JOB_ID', tostring(i)) end
+  local kind = ARGV[o + 3]
+  if kind ~= 'S' and kind ~= 'F' then return err('BAD_ARGS', 'outcome') end
+end
+local out = {fmt(n)}
+local wrote = n > 0
+for i = 0, n - 1 do
+  local o = 3 + 4 * i
+  local id, token, kind, text = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
+  if kind == 'S' then
+    local code = ack_success_one(id, token, now, text, keep)
+    if code then
+      out[#out + 1] = 'ERR'
+      out[#out + 1] = code
+    else
+      out[#out + 1] = 'OK'
+      out[#out + 1] = ''
+    end
+  else
+    local status, value = ack_fail_one(id, token, now, text)
+    out[#out + 1] = status
+    out[#out + 1] = value
+  end
+end
+if n > 0 then redis.call('HSET', K_STATS, 'last_finish_ms', fmt(now)) end
+if count > 0 and reserve_into(out, count, now) > 0 then wrote = true end
+if wrote then
+  -- our own reservation already took what the acks released; others may still want it
+  finish(now)
+end
+return out

@@ -1,0 +1,13 @@
+-- ack_success: complete a leased job.
+-- ARGV: job_id, now_ms, lease_token, [result], [keep_completed=100]
+-- Reply: {'OK'} | {'ERR', code}
+local now = clock(ARGV[2])
+if now == nil then return err('BAD_ARGS', 'now_ms') end
+if not valid_id(ARGV[1]) then return err('BAD_JOB_ID') end
+local keep = int(ARGV[5] or '100')
+if keep == nil or keep < 0 then return err('BAD_ARGS', 'keep_completed') end
+local code = ack_success_one(ARGV[1], ARGV[3], now, ARGV[4], keep)
+if code then return err(code) end
+redis.call('HSET', K_STATS, 'last_finish_ms', fmt(now))
+finish(now)
+return {'OK'}

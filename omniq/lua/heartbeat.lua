@@ -1,0 +1,28 @@
+-- heartbeat: extend leases to now + timeout_ms (fixes D1: never cumulative).
+-- ARGV: now_ms, count, then per lease: job_id, lease_token
+-- Reply: {'OK', n, then per lease: 'OK', lock_until_ms | 'ERR', code}
+local now = clock(ARGV[1])
+if now == nil then return err('BAD_ARGS', 'now_ms') end
+local n = int(ARGV[2])
+if n == nil or n < 1 or n > 10000 then return err('BAD_ARGS', 'count') end
+if #ARGV ~= 2 + 2 * n then return err('BAD_ARGS', 'argument count') end
+local out = {'OK', fmt(n)}
+for i = 0, n - 1 do
+  local id, token = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+  local code = nil
+  if not valid_id(id) then code = 'BAD_JOB_ID' else code = check_lease(id, token) end
+  if code then
+    out[#out + 1] = 'ERR'
+    out[#out + 1] = code
+  else
+    local jk = job_key(id)
+    local timeout = tonumber(redis.call('HGET', jk, 'timeout_ms') or '') or 0
+    if timeout <= 0 then timeout = DEFAULT_TIMEOUT_MS end
+    local lock = now + timeout
+    redis.call('ZADD', K_ACTIVE, lock, id)
+    redis.call('HSET', jk, 'lock_until_ms', fmt(lock), 'updated_ms', fmt(now))
+    out[#out + 1] = 'OK'
+    out[#out + 1] = fmt(lock)
+  end
+end
+return out

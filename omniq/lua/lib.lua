@@ -1,0 +1,391 @@
+-- omniq shared Lua library. Prepended to every queue script by omniq/_scripts.py.
+-- Written for omniq from docs/protocol.md; data layout = OmniQ v1 (v4 scripts).
+--
+-- KEYS[1] is the queue anchor "{name}:meta"; every other key is derived from the base
+-- "{name}" so the whole queue lives in one cluster slot.
+-- All time arguments are integer milliseconds. A now_ms of "0" or "" means "server clock".
+
+local ANCHOR = KEYS[1]
+local B = ANCHOR
+if string.sub(B, -5) == ':meta' then B = string.sub(B, 1, -6) end
+
+local K_WAIT = B .. ':wait'
+local K_DELAYED = B .. ':delayed'
+local K_ACTIVE = B .. ':active'
+local K_COMPLETED = B .. ':completed'
+local K_FAILED = B .. ':failed'
+local K_PAUSED = B .. ':paused'
+local K_READY = B .. ':groups:ready'
+local K_HAS_GROUPS = B .. ':has_groups'
+local K_RR = B .. ':lane:rr'
+local K_SEQ = B .. ':lease:seq'
+local K_STATS = B .. ':stats'
+local K_IDX_WAIT = B .. ':idx:wait'
+local K_IDX_ACTIVE = B .. ':idx:active'
+local K_IDX_DELAYED = B .. ':idx:delayed'
+local K_IDX_COMPLETED = B .. ':idx:completed'
+local K_IDX_FAILED = B .. ':idx:failed'
+-- omniq extension: job id -> gid for grouped leases taken by omniq, so a lease whose job
+-- hash vanished still releases its group slot (fixes D4). Official clients ignore it.
+local K_LEASES = B .. ':leases'
+local WAKE_CHANNEL = B .. ':wake'
+
+local DEFAULT_TIMEOUT_MS = 60000
+local MAX_GROUP_POPS = 10
+local MAX_ORPHAN_SKIPS = 100
+local MAX_ERR_BYTES = 4096
+local MAX_BATCH = 100
+
+local wake_needed = false
+
+local function job_key(id) return B .. ':job:' .. id end
+local function gkey(gid, suffix) return B .. ':g:' .. gid .. suffix end
+
+local function err(code, detail)
+  if detail ~= nil then return {'ERR', code, detail} end
+  return {'ERR', code}
+end
+
+-- Integer argument or nil (rejects fractions, text and non-finite values).
+local function int(v)
+  local n = tonumber(v)
+  if n == nil or n ~= n or n == math.huge or n == -math.huge or n ~= math.floor(n) then
+    return nil
+  end
+  return n
+end
+
+local function fmt(n) return string.format('%d', n) end
+
+-- "now": an explicit positive integer, else the server clock.
+local function clock(v)
+  if v == nil or v == '' or v == '0' then
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  local n = int(v)
+  if n == nil or n < 0 then return nil end
+  if n == 0 then
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return n
+end
+
+local function valid_id(id)
+  return id ~= nil and id ~= '' and #id <= 256 and not string.find(id, '%c')
+end
+
+-- Counters in B:stats are recomputed from the real containers (all O(1)), so they never
+-- drift (fixes D7). Fields keep the official names and meaning.
+local function sync_stats(now)
+  local w = redis.call('LLEN', K_WAIT)
+  local total = redis.call('ZCARD', K_IDX_WAIT)
+  if total < w then total = w end
+  redis.call('HSET', K_STATS,
+    'waiting', w,
+    'group_waiting', total - w,
+    'waiting_total', total,
+    'active', redis.call('ZCARD', K_ACTIVE),
+    'delayed', redis.call('ZCARD', K_DELAYED),
+    'failed', redis.call('LLEN', K_FAILED),
+    'completed_kept', redis.call('LLEN', K_COMPLETED),
+    'groups_ready', redis.call('ZCARD', K_READY),
+    'last_activity_ms', fmt(now))
+end
+
+local function finish(now)
+  sync_stats(now)
+  if wake_needed then redis.call('PUBLISH', WAKE_CHANNEL, '1') end
+end
+
+local function group_limit(gid)
+  local l = tonumber(redis.call('GET', gkey(gid, ':limit')) or '')
+  if l == nil or l <= 0 then return 1 end
+  return l
+end
+
+local function group_inflight(gid)
+  return tonumber(redis.call('GET', gkey(gid, ':inflight')) or '') or 0
+end
+
+-- Put a group in groups:ready (keeping an older score) when it has work and capacity.
+local function maybe_ready(gid, inflight, now)
+  if inflight < group_limit(gid) and redis.call('LLEN', gkey(gid, ':wait')) > 0 then
+    redis.call('ZADD', K_READY, 'NX', now, gid)
+    wake_needed = true
+  end
+end
+
+local function release_group(gid, now)
+  local ik = gkey(gid, ':inflight')
+  local n = redis.call('DECR', ik)
+  if n <= 0 then
+    redis.call('DEL', ik)
+    n = 0
+  end
+  maybe_ready(gid, n, now)
+end
+
+-- Queue a job id at the tail of its lane (state "wait").
+local function push_ready(id, gid, now)
+  redis.call('ZADD', K_IDX_WAIT, now, id)
+  if gid and gid ~= '' then
+    redis.call('RPUSH', gkey(gid, ':wait'), id)
+    maybe_ready(gid, group_inflight(gid), now)
+  else
+    redis.call('RPUSH', K_WAIT, id)
+    wake_needed = true
+  end
+end
+
+-- Lease one popped id. Returns the reply tuple, or nil when the id must be skipped:
+-- its hash is gone (orphan, fixes D11) or it is not waiting (a stale duplicate entry).
+local function lease(id, gid, now)
+  local jk = job_key(id)
+  local h = redis.call('HMGET', jk, 'state', 'payload', 'attempt', 'max_attempts',
+    'timeout_ms', 'first_started_ms')
+  if not h[1] then
+    redis.call('ZREM', K_IDX_WAIT, id)
+    return nil
+  end
+  if h[1] ~= 'wait' then return nil end
+  local timeout = tonumber(h[5]) or 0
+  if timeout <= 0 then timeout = DEFAULT_TIMEOUT_MS end
+  local attempt = (tonumber(h[3]) or 0) + 1
+  local lock = now + timeout
+  local seq = redis.call('INCR', K_SEQ)
+  local token = redis.sha1hex(id .. ':' .. fmt(now) .. ':' .. fmt(seq))
+  if not h[6] or h[6] == '' then redis.call('HSET', jk, 'first_started_ms', fmt(now)) end
+  redis.call('HSET', jk, 'state', 'active', 'attempt', fmt(attempt), 'lock_until_ms', fmt(lock),
+    'lease_token', token, 'updated_ms', fmt(now), 'last_started_ms', fmt(now))
+  redis.call('ZADD', K_ACTIVE, lock, id)
+  redis.call('ZREM', K_IDX_WAIT, id)
+  redis.call('ZADD', K_IDX_ACTIVE, now, id)
+  if gid ~= '' then redis.call('HSET', K_LEASES, id, gid) end
+  return {id, h[2] or '', fmt(lock), fmt(attempt), h[4] or '', gid, token, fmt(timeout)}
+end
+
+local function pop_ungrouped(now)
+  for _ = 1, MAX_ORPHAN_SKIPS do
+    local id = redis.call('LPOP', K_WAIT)
+    if not id then return nil end
+    local job = lease(id, '', now)
+    if job then return job end
+  end
+  return nil
+end
+
+local function pop_grouped(now)
+  for _ = 1, MAX_GROUP_POPS + MAX_ORPHAN_SKIPS do
+    local r = redis.call('ZPOPMIN', K_READY)
+    if #r == 0 then return nil end
+    local gid = r[1]
+    local inflight = group_inflight(gid)
+    local limit = group_limit(gid)
+    if inflight < limit then
+      local id = redis.call('LPOP', gkey(gid, ':wait'))
+      if id then
+        local job = lease(id, gid, now)
+        if job then
+          inflight = redis.call('INCR', gkey(gid, ':inflight'))
+          if inflight < limit and redis.call('LLEN', gkey(gid, ':wait')) > 0 then
+            redis.call('ZADD', K_READY, 'NX', now, gid)
+          end
+          return job
+        end
+        -- skipped an orphan: keep the group in line if it still has work
+        maybe_ready(gid, inflight, now)
+      end
+    end
+    -- at capacity: left out of groups:ready until a slot is released
+  end
+  return nil
+end
+
+-- One reservation, alternating between the grouped and ungrouped lanes.
+local function reserve_one(now)
+  local grouped_first = redis.call('GET', K_RR) ~= '1'
+  local job
+  if grouped_first then
+    job = pop_grouped(now)
+    if not job then job = pop_ungrouped(now) end
+  else
+    job = pop_ungrouped(now)
+    if not job then job = pop_grouped(now) end
+  end
+  if job then redis.call('SET', K_RR, grouped_first and '1' or '0') end
+  return job
+end
+
+-- Reserve up to count jobs; appends the reply to out: PAUSED | EMPTY | JOB n fields...
+local function reserve_into(out, count, now)
+  if redis.call('EXISTS', K_PAUSED) == 1 then
+    out[#out + 1] = 'PAUSED'
+    return 0
+  end
+  local jobs = {}
+  for _ = 1, count do
+    local job = reserve_one(now)
+    if not job then break end
+    jobs[#jobs + 1] = job
+  end
+  if #jobs == 0 then
+    out[#out + 1] = 'EMPTY'
+    return 0
+  end
+  out[#out + 1] = 'JOB'
+  out[#out + 1] = fmt(#jobs)
+  for _, job in ipairs(jobs) do
+    for _, v in ipairs(job) do out[#out + 1] = v end
+  end
+  redis.call('HSET', K_STATS, 'last_reserve_ms', fmt(now))
+  return #jobs
+end
+
+-- Token gate shared by heartbeat and acks. Returns nil when the lease is held.
+local function check_lease(id, token)
+  if token == nil or token == '' then return 'TOKEN_REQUIRED' end
+  if redis.call('HGET', job_key(id), 'lease_token') ~= token then return 'TOKEN_MISMATCH' end
+  if not redis.call('ZSCORE', K_ACTIVE, id) then return 'NOT_ACTIVE' end
+  return nil
+end
+
+-- Release the group slot of a lease that is ending. gid comes from the hash, else from
+-- the omniq lease map (the hash may have vanished: D4).
+local function end_lease(id, gid, now)
+  local mapped = redis.call('HGET', K_LEASES, id)
+  if mapped then redis.call('HDEL', K_LEASES, id) end
+  if (not gid or gid == '') and mapped then gid = mapped end
+  if gid and gid ~= '' then release_group(gid, now) end
+end
+
+-- Cut text to at most MAX_ERR_BYTES without splitting a UTF-8 character (fixes D8).
+local function cut_utf8(s)
+  if #s <= MAX_ERR_BYTES then return s end
+  local i = MAX_ERR_BYTES
+  local b = string.byte(s, i + 1)
+  while i > 0 and b ~= nil and b >= 128 and b < 192 do
+    b = string.byte(s, i)
+    i = i - 1
+  end
+  return string.sub(s, 1, i)
+end
+
+local function ack_success_one(id, token, now, result, keep)
+  local code = check_lease(id, token)
+  if code then return code end
+  local jk = job_key(id)
+  redis.call('ZREM', K_ACTIVE, id)
+  local gid = redis.call('HGET', jk, 'gid')
+  redis.call('HSET', jk, 'state', 'completed', 'completed_ms', fmt(now), 'updated_ms', fmt(now),
+    'lease_token', '', 'lock_until_ms', '')
+  if result ~= nil and result ~= '' then redis.call('HSET', jk, 'result', result) end
+  redis.call('ZREM', K_IDX_ACTIVE, id)
+  redis.call('ZADD', K_IDX_COMPLETED, now, id)
+  end_lease(id, gid, now)
+  redis.call('LPUSH', K_COMPLETED, id)
+  local n = redis.call('LLEN', K_COMPLETED)
+  while n > keep do
+    local old = redis.call('RPOP', K_COMPLETED)
+    n = n - 1
+    redis.call('ZREM', K_IDX_COMPLETED, old)
+    -- never delete the hash of a reused id that is alive again (D9)
+    if redis.call('HGET', job_key(old), 'state') == 'completed' then
+      redis.call('DEL', job_key(old))
+    end
+  end
+  return nil
+end
+
+-- Shared by ack_fail and reap: retry with backoff or fail for good.
+local function fail_or_retry(id, jk, now)
+  local h = redis.call('HMGET', jk, 'attempt', 'max_attempts', 'backoff_ms')
+  local attempt = tonumber(h[1]) or 0
+  local max_attempts = tonumber(h[2]) or 1
+  if max_attempts < 1 then max_attempts = 1 end
+  redis.call('ZREM', K_IDX_ACTIVE, id)
+  if attempt >= max_attempts then
+    redis.call('HSET', jk, 'state', 'failed', 'failed_ms', fmt(now), 'updated_ms', fmt(now),
+      'lease_token', '', 'lock_until_ms', '')
+    redis.call('LPUSH', K_FAILED, id)
+    redis.call('ZADD', K_IDX_FAILED, now, id)
+    return 'FAILED', ''
+  end
+  local backoff = tonumber(h[3]) or 0
+  if backoff < 0 then backoff = 0 end
+  local due = now + backoff
+  redis.call('HSET', jk, 'state', 'delayed', 'due_ms', fmt(due), 'updated_ms', fmt(now),
+    'lease_token', '', 'lock_until_ms', '')
+  redis.call('ZADD', K_DELAYED, due, id)
+  redis.call('ZADD', K_IDX_DELAYED, now, id)
+  return 'RETRY', fmt(due)
+end
+
+local function ack_fail_one(id, token, now, text)
+  local code = check_lease(id, token)
+  if code then return 'ERR', code end
+  local jk = job_key(id)
+  redis.call('ZREM', K_ACTIVE, id)
+  if text ~= nil and text ~= '' then
+    redis.call('HSET', jk, 'last_error', cut_utf8(text), 'last_error_ms', fmt(now))
+  end
+  local gid = redis.call('HGET', jk, 'gid')
+  end_lease(id, gid, now)
+  return fail_or_retry(id, jk, now)
+end
+
+local function retry_failed_one(id, now)
+  if not valid_id(id) then return 'BAD_JOB_ID' end
+  local jk = job_key(id)
+  local h = redis.call('HMGET', jk, 'state', 'gid')
+  if not h[1] then return 'NO_JOB' end
+  if h[1] ~= 'failed' then return 'NOT_FAILED' end
+  redis.call('LREM', K_FAILED, 1, id)
+  redis.call('ZREM', K_IDX_FAILED, id)
+  redis.call('ZREM', K_DELAYED, id)
+  redis.call('ZREM', K_IDX_DELAYED, id)
+  redis.call('HSET', jk, 'state', 'wait', 'attempt', '0', 'lease_token', '', 'lock_until_ms', '',
+    'due_ms', '', 'failed_ms', '', 'updated_ms', fmt(now))
+  push_ready(id, h[2] or '', now)
+  return nil
+end
+
+local LANE_STATE = {wait = 'wait', gwait = 'wait', delayed = 'delayed', failed = 'failed',
+  completed = 'completed'}
+
+-- Remove one job from a lane. Checks first, writes after: a refusal changes nothing (D17).
+local function remove_one(id, lane, now)
+  if not valid_id(id) then return 'BAD_JOB_ID' end
+  local jk = job_key(id)
+  local h = redis.call('HMGET', jk, 'state', 'gid')
+  if not h[1] then return 'NO_JOB' end
+  if redis.call('ZSCORE', K_ACTIVE, id) then return 'ACTIVE' end
+  local want = LANE_STATE[lane]
+  local gid = h[2] or ''
+  if want == nil or h[1] ~= want or (lane == 'gwait' and gid == '') then
+    return 'LANE_MISMATCH'
+  end
+  local removed
+  if lane == 'wait' then
+    if gid ~= '' then return 'NOT_IN_LANE' end
+    removed = redis.call('LREM', K_WAIT, 1, id)
+  elseif lane == 'gwait' then
+    removed = redis.call('LREM', gkey(gid, ':wait'), 1, id)
+    if removed > 0 and redis.call('LLEN', gkey(gid, ':wait')) == 0 then
+      redis.call('ZREM', K_READY, gid)
+    end
+  elseif lane == 'delayed' then
+    removed = redis.call('ZREM', K_DELAYED, id)
+  elseif lane == 'failed' then
+    removed = redis.call('LREM', K_FAILED, 1, id)
+  else
+    removed = redis.call('LREM', K_COMPLETED, 1, id)
+  end
+  if removed == 0 then return 'NOT_IN_LANE' end
+  redis.call('DEL', jk)
+  local idx = {wait = K_IDX_WAIT, gwait = K_IDX_WAIT, delayed = K_IDX_DELAYED,
+    failed = K_IDX_FAILED, completed = K_IDX_COMPLETED}
+  redis.call('ZREM', idx[lane], id)
+  return nil
+end

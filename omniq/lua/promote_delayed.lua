@@ -1,0 +1,23 @@
+-- promote_delayed: move due delayed jobs to the tail of their lane.
+-- ARGV: now_ms, max_promote
+-- Reply: {'OK', count}
+local now = clock(ARGV[1])
+if now == nil then return err('BAD_ARGS', 'now_ms') end
+local max = int(ARGV[2] or '1000')
+if max == nil or max < 1 then return err('BAD_ARGS', 'max_promote') end
+local ids = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, max)
+local moved = 0
+for _, id in ipairs(ids) do
+  redis.call('ZREM', K_DELAYED, id)
+  redis.call('ZREM', K_IDX_DELAYED, id)
+  local jk = job_key(id)
+  local h = redis.call('HMGET', jk, 'state', 'gid')
+  -- a vanished hash is dropped, never resurrected as a partial job (D11)
+  if h[1] then
+    redis.call('HSET', jk, 'state', 'wait', 'updated_ms', fmt(now))
+    push_ready(id, h[2] or '', now)
+    moved = moved + 1
+  end
+end
+if #ids > 0 then finish(now) end
+return {'OK', fmt(moved)}

@@ -1,0 +1,24 @@
+-- reap_expired: end leases whose lock expired (lock_until_ms <= now).
+-- ARGV: now_ms, max_reap
+-- Reply: {'OK', count}
+local now = clock(ARGV[1])
+if now == nil then return err('BAD_ARGS', 'now_ms') end
+local max = int(ARGV[2] or '1000')
+if max == nil or max < 1 then return err('BAD_ARGS', 'max_reap') end
+local ids = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', now, 'LIMIT', 0, max)
+for _, id in ipairs(ids) do
+  redis.call('ZREM', K_ACTIVE, id)
+  local jk = job_key(id)
+  local h = redis.call('HMGET', jk, 'state', 'gid', 'lock_until_ms')
+  end_lease(id, h[2], now)
+  if not h[1] then
+    redis.call('ZREM', K_IDX_ACTIVE, id)
+  else
+    -- record why it ended (D22)
+    redis.call('HSET', jk, 'last_error', 'LeaseExpired: lease expired at ' .. (h[3] or '?'),
+      'last_error_ms', fmt(now))
+    fail_or_retry(id, jk, now)
+  end
+end
+if #ids > 0 then finish(now) end
+return {'OK', fmt(#ids)}

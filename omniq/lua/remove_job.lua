@@ -1,0 +1,9 @@
+-- remove_job: delete a job that is not active from the lane it is in.
+-- ARGV: job_id, lane (wait | delayed | failed | completed | gwait), [now_ms]
+-- Reply: {'OK'} | {'ERR', code}
+local now = clock(ARGV[3])
+if now == nil then return err('BAD_ARGS', 'now_ms') end
+local code = remove_one(ARGV[1], ARGV[2], now)
+if code then return err(code) end
+finish(now)
+return {'OK'}

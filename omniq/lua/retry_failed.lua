@@ -1,0 +1,9 @@
+-- retry_failed: move a failed job back to the tail of its lane with attempt 0.
+-- ARGV: job_id, now_ms
+-- Reply: {'OK'} | {'ERR', code}
+local now = clock(ARGV[2])
+if now == nil then return err('BAD_ARGS', 'now_ms') end
+local code = retry_failed_one(ARGV[1], now)
+if code then return err(code) end
+finish(now)
+return {'OK'}

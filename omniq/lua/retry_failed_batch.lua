@@ -1,0 +1,26 @@
+-- retry_failed_batch: retry_failed for up to 100 ids.
+-- ARGV: now_ms, count, id1..idN
+-- Reply: {'OK', n, then per id: id, 'OK'|'ERR', reason ('' when OK)} | {'ERR', code, detail}
+local now = clock(ARGV[1])
+if now == nil then return err('BAD_ARGS', 'now_ms') end
+local n = int(ARGV[2])
+if n == nil or n < 0 then return err('BAD_ARGS', 'count') end
+if n > MAX_BATCH then return err('BATCH_TOO_LARGE', fmt(MAX_BATCH)) end
+if #ARGV ~= 2 + n then return err('BAD_ARGS', 'argument count') end
+local out = {'OK', fmt(n)}
+local ok = 0
+for i = 1, n do
+  local id = ARGV[2 + i]
+  local code = retry_failed_one(id, now)
+  out[#out + 1] = id
+  if code then
+    out[#out + 1] = 'ERR'
+    out[#out + 1] = code
+  else
+    out[#out + 1] = 'OK'
+    out[#out + 1] = ''
+    ok = ok + 1
+  end
+end
+if ok > 0 then finish(now) end
+return out

@@ -1,0 +1,150 @@
+"""Result and option types of the public API (msgspec Structs and named tuples)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+import msgspec
+
+from omniq.codec import decode_payload
+
+__all__ = [
+    "Ack",
+    "BatchResult",
+    "FailOutcome",
+    "JobInfo",
+    "JobSpec",
+    "Lease",
+    "QueueStats",
+    "ReserveResult",
+    "ReservedJob",
+]
+
+
+class ReservedJob(msgspec.Struct, frozen=True, gc=False):
+    """A job leased by ``reserve``: hold ``lease_token`` to heartbeat and ack it."""
+
+    queue: str
+    job_id: str
+    payload_raw: str
+    lock_until_ms: int
+    attempt: int
+    max_attempts: int
+    gid: str
+    lease_token: str
+    timeout_ms: int
+
+    @property
+    def payload(self) -> Any:
+        """The decoded payload (the raw text when it is not valid JSON)."""
+        return decode_payload(self.payload_raw)
+
+
+class ReserveResult(NamedTuple):
+    """Outcome of ``reserve_many``: ``status`` is ``"JOB"``, ``"EMPTY"`` or ``"PAUSED"``."""
+
+    status: Literal["JOB", "EMPTY", "PAUSED"]
+    jobs: list[ReservedJob]
+
+
+class FailOutcome(NamedTuple):
+    """Outcome of ``ack_fail``: ``"RETRY"`` with the due time, or ``"FAILED"`` for good."""
+
+    status: Literal["RETRY", "FAILED"]
+    due_ms: int | None
+
+
+class BatchResult(NamedTuple):
+    """Per-job result of a batch admin operation: status ``"OK"`` or ``"ERR"`` with a reason."""
+
+    job_id: str
+    status: str
+    reason: str | None
+
+
+class Lease(NamedTuple):
+    """A held lease, as passed to ``heartbeat_many``."""
+
+    queue: str
+    job_id: str
+    lease_token: str
+
+
+class Ack(NamedTuple):
+    """A settled lease for ``ack_reserve``: ``ok`` True with an encoded result, or an error."""
+
+    job_id: str
+    lease_token: str
+    ok: bool
+    text: str | bytes = ""
+
+
+class JobSpec(msgspec.Struct, kw_only=True):
+    """One job of ``publish_many``; unset options take the call's defaults."""
+
+    payload: Any
+    job_id: str | None = None
+    gid: str | None = None
+    group_limit: int | None = None
+    max_attempts: int | None = None
+    timeout_ms: int | None = None
+    backoff_ms: int | None = None
+    due_ms: int | None = None
+    delay_ms: int | None = None
+
+
+class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The stored record of one job (``get_job``). Times are epoch milliseconds or None."""
+
+    queue: str
+    job_id: str
+    state: str
+    payload_raw: str
+    gid: str | None
+    attempt: int
+    max_attempts: int
+    timeout_ms: int
+    backoff_ms: int
+    created_ms: int | None
+    updated_ms: int | None
+    queued_ms: int | None
+    first_started_ms: int | None
+    last_started_ms: int | None
+    completed_ms: int | None
+    failed_ms: int | None
+    due_ms: int | None
+    lock_until_ms: int | None
+    lease_token: str | None
+    last_error: str | None
+    last_error_ms: int | None
+    result_raw: str | None
+    fields: dict[str, str]
+
+    @property
+    def payload(self) -> Any:
+        """The decoded payload (the raw text when it is not valid JSON)."""
+        return decode_payload(self.payload_raw)
+
+    @property
+    def result(self) -> Any:
+        """The decoded handler result, or None."""
+        return None if self.result_raw is None else decode_payload(self.result_raw)
+
+
+class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
+    """Counts read from the queue's real containers in one round trip."""
+
+    queue: str
+    paused: bool
+    waiting: int
+    group_waiting: int
+    waiting_total: int
+    active: int
+    delayed: int
+    failed: int
+    completed_kept: int
+    groups_ready: int
+    last_activity_ms: int | None
+    last_enqueue_ms: int | None
+    last_reserve_ms: int | None
+    last_finish_ms: int | None
