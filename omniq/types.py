@@ -71,12 +71,17 @@ class Lease(NamedTuple):
 
 
 class Ack(NamedTuple):
-    """A settled lease for ``ack_reserve``: ``ok`` True with an encoded result, or an error."""
+    """A settled lease for ``ack_reserve``.
+
+    ``ok`` True completes the job (``text`` = encoded result or empty); False fails it with
+    ``text`` as the error, retried unless ``final`` is True.
+    """
 
     job_id: str
     lease_token: str
     ok: bool
     text: str | bytes = ""
+    final: bool = False
 
 
 class JobSpec(msgspec.Struct, kw_only=True):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from redis.asyncio import Redis
 
@@ -34,6 +34,9 @@ from omniq.types import (
     ReservedJob,
     ReserveResult,
 )
+
+if TYPE_CHECKING:
+    from omniq.aio.worker import Worker
 
 __all__ = ["DEFAULT_BACKOFF_MS", "DEFAULT_MAX_ATTEMPTS", "DEFAULT_TIMEOUT_MS", "AsyncOmniq"]
 
@@ -258,6 +261,36 @@ class AsyncOmniq:
             p.parse_ok("publish_many", reply)
         return ids
 
+    # -- consuming ---------------------------------------------------------------------
+
+    async def consume(
+        self,
+        queue: str | Sequence[str],
+        handler: Callable[..., Any],
+        *,
+        concurrency: int = 1,
+        drain: bool = False,
+        verbose: bool = False,
+        handle_signals: bool | None = None,
+        **worker_options: Any,
+    ) -> Worker:
+        """Run a :class:`~omniq.aio.worker.Worker` on ``queue`` (or several queues, in
+        priority order) until it is stopped or, with ``drain=True``, until nothing is ready
+        and nothing is in flight. Returns the finished worker (see ``worker.stats``).
+
+        SIGINT/SIGTERM stop it gracefully when called from the main thread (a second
+        signal stops at once); pass ``handle_signals=False`` to leave signals alone.
+        """
+        from omniq.aio.worker import Worker
+
+        worker = Worker(
+            self, queue, handler, concurrency=concurrency, drain=drain, verbose=verbose,
+            handle_signals=True if handle_signals is None else handle_signals,
+            **worker_options,
+        )
+        await worker.run()
+        return worker
+
     # -- leasing -----------------------------------------------------------------------
 
     async def reserve(self, queue: str, *, now_ms: int = 0) -> ReservedJob | None:
@@ -359,9 +392,11 @@ class AsyncOmniq:
         lease_token: str,
         error: str | None = None,
         *,
+        final: bool = False,
         now_ms: int = 0,
     ) -> FailOutcome:
-        """Fail a leased job: it retries after its backoff or, out of attempts, ends failed.
+        """Fail a leased job: it retries after its backoff or, out of attempts (or with
+        ``final=True``), ends failed.
 
         ``error`` is stored as ``last_error`` (cut to 4096 bytes on a character boundary).
         :raises LeaseLost: the lease was lost.
@@ -370,7 +405,9 @@ class AsyncOmniq:
         validate_job_id(job_id)
         text = "" if error is None else _truncate_error(str(error))
         reply = await self._runner.call(
-            _ACK_FAIL, anchor, (job_id, p.check_now(now_ms), lease_token, text)
+            _ACK_FAIL,
+            anchor,
+            (job_id, p.check_now(now_ms), lease_token, text, "1" if final else "0"),
         )
         return p.parse_fail(reply, job_id)
 
@@ -385,13 +422,15 @@ class AsyncOmniq:
         """Settle finished leases and reserve the next jobs in one round trip.
 
         Each :class:`Ack` is a success (``text`` = encoded result) or a failure (``text`` =
-        error). Returns per ack None (completed), a FailOutcome or the error, and the
-        reservation (None when ``reserve_count`` is 0). This is the worker's hot path.
+        error; ``final`` = no retry). Returns per ack None (completed), a FailOutcome or
+        the error, and the reservation (None when ``reserve_count`` is 0). This is the
+        worker's hot path.
         """
         anchor = self._anchor(queue)
         args: list[Any] = [p.check_now(now_ms), self.keep_completed, len(acks)]
         for ack in acks:
-            args += (ack.job_id, ack.lease_token, "S" if ack.ok else "F", ack.text)
+            kind = "S" if ack.ok else ("X" if ack.final else "F")
+            args += (ack.job_id, ack.lease_token, kind, ack.text)
         args.append(p.check_non_negative(reserve_count, "reserve_count"))
         reply = await self._runner.call(_ACK_RESERVE, anchor, args)
         return p.parse_ack_reserve(queue, reply, [a.job_id for a in acks])

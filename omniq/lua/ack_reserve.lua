@@ -1,6 +1,7 @@
 -- ack_reserve: settle finished leases and reserve the next jobs in one round trip.
 -- ARGV: now_ms, keep_completed, n_acks, then per ack 4 fields:
---   job_id, lease_token, outcome ('S' success | 'F' failure), text (result | error)
+--   job_id, lease_token, outcome ('S' success | 'F' failure | 'X' failure, no retry),
+--   text (result | error)
 -- then reserve_count (0 = do not reserve).
 -- Reply: {n_acks, per ack: status, value ('OK','' | 'RETRY',due | 'FAILED','' | 'ERR',code),
 --         then the reserve reply when reserve_count > 0 (see reserve.lua)}
@@ -17,7 +18,7 @@ for i = 0, n - 1 do
   local o = 3 + 4 * i
   if not valid_id(ARGV[o + 1]) then return err('BAD_JOB_ID', tostring(i)) end
   local kind = ARGV[o + 3]
-  if kind ~= 'S' and kind ~= 'F' then return err('BAD_ARGS', 'outcome') end
+  if kind ~= 'S' and kind ~= 'F' and kind ~= 'X' then return err('BAD_ARGS', 'outcome') end
 end
 local out = {fmt(n)}
 local wrote = n > 0
@@ -34,7 +35,7 @@ for i = 0, n - 1 do
       out[#out + 1] = ''
     end
   else
-    local status, value = ack_fail_one(id, token, now, text)
+    local status, value = ack_fail_one(id, token, now, text, kind == 'X')
     out[#out + 1] = status
     out[#out + 1] = value
   end

@@ -298,14 +298,14 @@ local function ack_success_one(id, token, now, result, keep)
   return nil
 end
 
--- Shared by ack_fail and reap: retry with backoff or fail for good.
-local function fail_or_retry(id, jk, now)
+-- Shared by ack_fail and reap: retry with backoff or fail for good (final = no retry).
+local function fail_or_retry(id, jk, now, final)
   local h = redis.call('HMGET', jk, 'attempt', 'max_attempts', 'backoff_ms')
   local attempt = tonumber(h[1]) or 0
   local max_attempts = tonumber(h[2]) or 1
   if max_attempts < 1 then max_attempts = 1 end
   redis.call('ZREM', K_IDX_ACTIVE, id)
-  if attempt >= max_attempts then
+  if final or attempt >= max_attempts then
     redis.call('HSET', jk, 'state', 'failed', 'failed_ms', fmt(now), 'updated_ms', fmt(now),
       'lease_token', '', 'lock_until_ms', '')
     redis.call('LPUSH', K_FAILED, id)
@@ -322,7 +322,7 @@ local function fail_or_retry(id, jk, now)
   return 'RETRY', fmt(due)
 end
 
-local function ack_fail_one(id, token, now, text)
+local function ack_fail_one(id, token, now, text, final)
   local code = check_lease(id, token)
   if code then return 'ERR', code end
   local jk = job_key(id)
@@ -332,7 +332,7 @@ local function ack_fail_one(id, token, now, text)
   end
   local gid = redis.call('HGET', jk, 'gid')
   end_lease(id, gid, now)
-  return fail_or_retry(id, jk, now)
+  return fail_or_retry(id, jk, now, final)
 end
 
 local function retry_failed_one(id, now)

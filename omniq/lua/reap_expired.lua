@@ -17,7 +17,7 @@ for _, id in ipairs(ids) do
     -- record why it ended (D22)
     redis.call('HSET', jk, 'last_error', 'LeaseExpired: lease expired at ' .. (h[3] or '?'),
       'last_error_ms', fmt(now))
-    fail_or_retry(id, jk, now)
+    fail_or_retry(id, jk, now, false)
   end
 end
 if #ids > 0 then finish(now) end

@@ -1,0 +1,286 @@
+"""What a handler receives: :class:`JobContext` and its ``exec`` helpers.
+
+Async handlers get an :class:`Exec` whose methods are coroutines. Plain-function handlers
+run in a worker thread and get a :class:`SyncExec` with the same methods, blocking; each
+one hops to the event loop (``anyio.from_thread``), so no queue logic is written twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.from_thread
+
+from omniq.codec import decode_payload
+from omniq.errors import CounterError, LeaseLost
+from omniq.types import BatchResult, JobInfo, QueueStats, ReservedJob
+
+if TYPE_CHECKING:
+    from omniq.aio.client import AsyncOmniq
+
+__all__ = ["CheckCompletion", "Exec", "JobContext", "SyncCheckCompletion", "SyncExec"]
+
+T = TypeVar("T")
+
+
+class JobContext:
+    """The job being handled.
+
+    ``payload`` is the decoded JSON (the raw text if it is not JSON), ``attempt`` is
+    1-based, ``lock_until_ms`` is kept current by the worker's heartbeats and
+    ``lease_lost`` turns True when the lease is lost (stop work: it will not be acked).
+    """
+
+    __slots__ = (
+        "_payload",
+        "attempt",
+        "check_completion",
+        "exec",
+        "gid",
+        "job_id",
+        "lease_lost",
+        "lease_token",
+        "lock_until_ms",
+        "max_attempts",
+        "payload_raw",
+        "queue",
+        "timeout_ms",
+    )
+
+    def __init__(self, job: ReservedJob) -> None:
+        self.queue = job.queue
+        self.job_id = job.job_id
+        self.payload_raw = job.payload_raw
+        self.attempt = job.attempt
+        self.max_attempts = job.max_attempts
+        self.lock_until_ms = job.lock_until_ms
+        self.lease_token = job.lease_token
+        self.gid = job.gid
+        self.timeout_ms = job.timeout_ms
+        self.lease_lost = False
+        self._payload: Any = _UNSET
+        self.exec: Any = None
+        self.check_completion: Any = None
+
+    @property
+    def payload(self) -> Any:
+        """The decoded payload (decoded once, on first access)."""
+        if self._payload is _UNSET:
+            self._payload = decode_payload(self.payload_raw)
+        return self._payload
+
+    @property
+    def is_last_attempt(self) -> bool:
+        """Whether a failure now ends the job as failed."""
+        return self.attempt >= max(self.max_attempts, 1)
+
+    def __repr__(self) -> str:
+        return (
+            f"JobContext(queue={self.queue!r}, job_id={self.job_id!r}, "
+            f"attempt={self.attempt}/{self.max_attempts}, gid={self.gid!r})"
+        )
+
+
+_UNSET: Any = object()
+
+
+class Exec:
+    """Queue operations for an async handler, bound to the current job."""
+
+    __slots__ = ("_client", "_ctx", "_on_lost")
+
+    def __init__(
+        self, client: AsyncOmniq, ctx: JobContext, on_lost: Callable[[], None] | None = None
+    ) -> None:
+        self._client = client
+        self._ctx = ctx
+        self._on_lost = on_lost
+
+    @property
+    def client(self) -> AsyncOmniq:
+        """The underlying client, for anything not covered here."""
+        return self._client
+
+    async def publish(self, queue: str, payload: Any, **options: Any) -> str:
+        """Publish a job (options as :meth:`AsyncOmniq.publish`); returns its id."""
+        return await self._client.publish(queue, payload, **options)
+
+    async def publish_json(self, queue: str, payload: Any, **options: Any) -> str:
+        """Publish a struct, dataclass or pydantic model (see :meth:`AsyncOmniq.publish_json`)."""
+        return await self._client.publish_json(queue, payload, **options)
+
+    async def pause(self, queue: str) -> None:
+        """Pause a queue."""
+        await self._client.pause(queue)
+
+    async def resume(self, queue: str) -> bool:
+        """Resume a queue; returns whether it was paused."""
+        return await self._client.resume(queue)
+
+    async def is_paused(self, queue: str) -> bool:
+        """Whether a queue is paused."""
+        return await self._client.is_paused(queue)
+
+    async def childs_init(self, key: str, expected: int, *, ttl_ms: int = 0) -> None:
+        """Start a completion counter expecting ``expected`` children."""
+        await self._client.childs_init(key, expected, ttl_ms=ttl_ms)
+
+    async def child_ack(self, key: str, child_id: str | None = None) -> int:
+        """Count this job (or ``child_id``) as a finished child; returns how many remain.
+
+        The child id defaults to the current job id, so retries of a child count once.
+        Returns -1 when the counter does not exist (the official clients' convention).
+        """
+        try:
+            return await self._client.child_ack(key, child_id or self._ctx.job_id)
+        except CounterError:
+            return -1
+
+    async def heartbeat(self) -> int:
+        """Extend the current lease now; returns the new ``lock_until_ms``.
+
+        :raises LeaseLost: the lease is gone (the handler should stop).
+        """
+        ctx = self._ctx
+        try:
+            lock = await self._client.heartbeat(ctx.queue, ctx.job_id, ctx.lease_token)
+        except LeaseLost:
+            ctx.lease_lost = True
+            if self._on_lost is not None:
+                self._on_lost()
+            raise
+        ctx.lock_until_ms = max(ctx.lock_until_ms, lock)
+        return lock
+
+    async def retry_failed(self, queue: str, job_id: str) -> None:
+        """See :meth:`AsyncOmniq.retry_failed`."""
+        await self._client.retry_failed(queue, job_id)
+
+    async def retry_failed_batch(self, queue: str, job_ids: Sequence[str]) -> list[BatchResult]:
+        """See :meth:`AsyncOmniq.retry_failed_batch`."""
+        return await self._client.retry_failed_batch(queue, job_ids)
+
+    async def remove_job(self, queue: str, job_id: str, lane: str) -> None:
+        """See :meth:`AsyncOmniq.remove_job`."""
+        await self._client.remove_job(queue, job_id, lane)
+
+    async def remove_jobs_batch(
+        self, queue: str, lane: str, job_ids: Sequence[str]
+    ) -> list[BatchResult]:
+        """See :meth:`AsyncOmniq.remove_jobs_batch`."""
+        return await self._client.remove_jobs_batch(queue, lane, job_ids)
+
+    async def get_job(self, queue: str, job_id: str) -> JobInfo | None:
+        """See :meth:`AsyncOmniq.get_job`."""
+        return await self._client.get_job(queue, job_id)
+
+    async def stats(self, queue: str) -> QueueStats:
+        """See :meth:`AsyncOmniq.stats`."""
+        return await self._client.stats(queue)
+
+
+class CheckCompletion:
+    """The older parent/child API (``ctx.check_completion``) for async handlers."""
+
+    __slots__ = ("_exec",)
+
+    def __init__(self, exec_: Exec) -> None:
+        self._exec = exec_
+
+    async def init_job_counter(self, key: str, expected: int) -> None:
+        """Same as ``childs_init(key, expected)``."""
+        await self._exec.childs_init(key, expected)
+
+    async def job_decrement(self, key: str, child_id: str | None = None) -> int:
+        """Same as ``child_ack(key)``: returns the remaining count (-1 without counter)."""
+        return await self._exec.child_ack(key, child_id)
+
+
+def _blocking(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    async def call() -> T:
+        return await fn(*args, **kwargs)
+
+    return anyio.from_thread.run(call)
+
+
+class SyncExec:
+    """The blocking twin of :class:`Exec` for plain-function handlers (runs in a thread)."""
+
+    __slots__ = ("_async",)
+
+    def __init__(self, async_exec: Exec) -> None:
+        self._async = async_exec
+
+    def publish(self, queue: str, payload: Any, **options: Any) -> str:
+        """Publish a job; returns its id."""
+        return _blocking(self._async.publish, queue, payload, **options)
+
+    def publish_json(self, queue: str, payload: Any, **options: Any) -> str:
+        """Publish a struct, dataclass or pydantic model; returns its id."""
+        return _blocking(self._async.publish_json, queue, payload, **options)
+
+    def pause(self, queue: str) -> None:
+        """Pause a queue."""
+        _blocking(self._async.pause, queue)
+
+    def resume(self, queue: str) -> bool:
+        """Resume a queue; returns whether it was paused."""
+        return _blocking(self._async.resume, queue)
+
+    def is_paused(self, queue: str) -> bool:
+        """Whether a queue is paused."""
+        return _blocking(self._async.is_paused, queue)
+
+    def childs_init(self, key: str, expected: int, *, ttl_ms: int = 0) -> None:
+        """Start a completion counter expecting ``expected`` children."""
+        _blocking(self._async.childs_init, key, expected, ttl_ms=ttl_ms)
+
+    def child_ack(self, key: str, child_id: str | None = None) -> int:
+        """Count this job as a finished child; returns how many remain (-1: no counter)."""
+        return _blocking(self._async.child_ack, key, child_id)
+
+    def heartbeat(self) -> int:
+        """Extend the current lease now. :raises LeaseLost: the lease is gone."""
+        return _blocking(self._async.heartbeat)
+
+    def retry_failed(self, queue: str, job_id: str) -> None:
+        """Retry a failed job."""
+        _blocking(self._async.retry_failed, queue, job_id)
+
+    def retry_failed_batch(self, queue: str, job_ids: Sequence[str]) -> list[BatchResult]:
+        """Retry up to 100 failed jobs."""
+        return _blocking(self._async.retry_failed_batch, queue, job_ids)
+
+    def remove_job(self, queue: str, job_id: str, lane: str) -> None:
+        """Remove a job from a lane."""
+        _blocking(self._async.remove_job, queue, job_id, lane)
+
+    def remove_jobs_batch(self, queue: str, lane: str, job_ids: Sequence[str]) -> list[BatchResult]:
+        """Remove up to 100 jobs from a lane."""
+        return _blocking(self._async.remove_jobs_batch, queue, lane, job_ids)
+
+    def get_job(self, queue: str, job_id: str) -> JobInfo | None:
+        """Read a job's record."""
+        return _blocking(self._async.get_job, queue, job_id)
+
+    def stats(self, queue: str) -> QueueStats:
+        """Read a queue's counts."""
+        return _blocking(self._async.stats, queue)
+
+
+class SyncCheckCompletion:
+    """The older parent/child API (``ctx.check_completion``) for plain-function handlers."""
+
+    __slots__ = ("_exec",)
+
+    def __init__(self, exec_: SyncExec) -> None:
+        self._exec = exec_
+
+    def init_job_counter(self, key: str, expected: int) -> None:
+        """Same as ``childs_init(key, expected)``."""
+        self._exec.childs_init(key, expected)
+
+    def job_decrement(self, key: str, child_id: str | None = None) -> int:
+        """Same as ``child_ack(key)``: returns the remaining count (-1 without counter)."""
+        return self._exec.child_ack(key, child_id)

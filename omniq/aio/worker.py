@@ -1,0 +1,548 @@
+"""The worker: reserve, run handlers, heartbeat and ack, with as few round trips as possible.
+
+Design (one event loop, a fixed number of tasks whatever the number of jobs):
+
+* **dispatcher** -- fills free slots. Acks of finished jobs are sent *fused* with the next
+  reservation (``ack_reserve.lua``): one round trip settles every finished job of a queue
+  and leases the next ones. Queues are tried in priority order. When nothing is ready it
+  waits for the wake-up signal that the scripts publish on ``{queue}:wake`` (or a bounded
+  backoff, for publishers that do not signal, such as the official clients).
+* **heartbeat** -- one pipelined ``heartbeat_many`` round trip per tick for all leases that
+  are due (each lease every third of its ``timeout_ms``); a lost lease cancels an async
+  handler and flags a thread handler; its job is never acked by this worker.
+* **maintenance** -- ``promote_delayed`` and ``reap_expired`` for every queue on their own
+  jittered timer, even while every slot is busy (fixes D2).
+* **wake listener** -- a pub/sub subscription to the queues' wake channels.
+
+Handlers: ``async def handler(ctx)`` runs on the loop; ``def handler(ctx)`` runs in a
+bounded thread pool. A second parameter annotated with a type (msgspec Struct, dataclass,
+...) receives the payload decoded and validated as that type; a payload that fails
+validation fails the job for good (no retry). Raise :class:`Fail` to fail for good too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import signal
+import threading
+import time
+import typing
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import anyio
+import anyio.to_thread
+import msgspec
+
+from omniq._keys import QueueKeys, validate_queue_name
+from omniq.aio.context import CheckCompletion, Exec, JobContext, SyncCheckCompletion, SyncExec
+from omniq.codec import encode_result, truncate_error
+from omniq.errors import ConnectionFailed, InvalidArgument, LeaseLost, OmniqError
+from omniq.types import Ack, Lease, ReservedJob
+
+if TYPE_CHECKING:
+    from omniq.aio.client import AsyncOmniq
+
+__all__ = ["Fail", "Worker", "WorkerStats"]
+
+logger = logging.getLogger("omniq")
+
+Handler = Callable[..., Any]
+
+
+class Fail(Exception):
+    """Raise from a handler to fail the job for good, without further retries."""
+
+
+class WorkerStats(msgspec.Struct):
+    """Counters of one worker run."""
+
+    reserved: int = 0
+    completed: int = 0
+    retried: int = 0
+    failed: int = 0
+    lost: int = 0
+
+
+class _Running:
+    __slots__ = ("ctx", "hb_due", "hb_interval", "job", "started", "task")
+
+    def __init__(self, job: ReservedJob, ctx: JobContext) -> None:
+        self.job = job
+        self.ctx = ctx
+        self.task: asyncio.Task[None] | None = None
+        self.started = time.perf_counter()
+        self.hb_interval = max(job.timeout_ms / 3000.0, 0.02)
+        self.hb_due = time.monotonic() + self.hb_interval
+
+
+class Worker:
+    """Consume one or more queues (listed in priority order) with a handler.
+
+    Use ``await worker.run()`` to run in the current task until stopped (or, with
+    ``drain=True``, until nothing is ready and nothing is in flight), or
+    ``async with Worker(...)`` / ``start()`` and ``stop()`` to run it in the background,
+    for example in a FastAPI lifespan.
+    """
+
+    def __init__(
+        self,
+        client: AsyncOmniq,
+        queues: str | Sequence[str],
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        drain: bool = False,
+        verbose: bool = False,
+        threads: int | None = None,
+        grace_period_s: float = 30.0,
+        maintenance_interval_s: float = 1.0,
+        poll_max_s: float = 0.5,
+        handle_signals: bool = False,
+    ) -> None:
+        self.client = client
+        names = [queues] if isinstance(queues, str) else list(queues)
+        if not names:
+            raise InvalidArgument("a worker needs at least one queue")
+        self.queues = [validate_queue_name(q) for q in names]
+        if len(set(self.queues)) != len(self.queues):
+            raise InvalidArgument("a queue is listed twice")
+        if not callable(handler):
+            raise InvalidArgument("handler must be callable")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidArgument("concurrency must be an int >= 1")
+        if concurrency > 1000:
+            raise InvalidArgument("concurrency must be at most 1000")
+        self.handler = handler
+        self.concurrency = concurrency
+        self.drain = drain
+        self.verbose = verbose
+        self.grace_period_s = grace_period_s
+        self.maintenance_interval_s = maintenance_interval_s
+        self.poll_max_s = poll_max_s
+        self.handle_signals = handle_signals
+        self.stats = WorkerStats()
+        self._is_async, self._payload_decoder = _inspect_handler(handler)
+        self._limiter = anyio.CapacityLimiter(threads or concurrency)
+        self._running: dict[str, _Running] = {}
+        self._pending: dict[str, list[Ack]] = {}
+        self._signal = asyncio.Event()
+        self._hb_signal = asyncio.Event()
+        self._stopping = False
+        self._hard_stop = False
+        self._stopped = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Run the worker in a background task."""
+        if self._task is not None:
+            raise OmniqError("worker already started")
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="omniq-worker")
+
+    async def stop(self, grace_period_s: float | None = None) -> None:
+        """Stop reserving now; wait for in-flight jobs up to the grace period, then cancel
+        them (their leases expire and they run again elsewhere). Finished jobs are acked."""
+        self.request_stop(grace_period_s)
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        else:
+            await self._stopped.wait()
+
+    def request_stop(self, grace_period_s: float | None = None) -> None:
+        """Ask the worker to stop (non-blocking; safe from signal handlers). A second
+        request stops at once."""
+        if grace_period_s is not None:
+            self.grace_period_s = grace_period_s
+        if self._stopping:
+            self._hard_stop = True
+            for r in list(self._running.values()):
+                if r.task is not None:
+                    r.task.cancel()
+        self._stopping = True
+        self._signal.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Number of jobs being handled now."""
+        return len(self._running)
+
+    async def run(self) -> None:
+        """Run until stopped (or drained, with ``drain=True``)."""
+        self._loop = asyncio.get_running_loop()
+        helpers = [
+            asyncio.create_task(self._heartbeat_loop(), name="omniq-heartbeat"),
+            asyncio.create_task(self._maintenance_loop(), name="omniq-maintenance"),
+            asyncio.create_task(self._wake_loop(), name="omniq-wake"),
+        ]
+        remove_signals = self._install_signals()
+        try:
+            await self._dispatch_loop()
+            await self._shutdown()
+        finally:
+            remove_signals()
+            for t in helpers:
+                t.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            for r in list(self._running.values()):
+                if r.task is not None:
+                    r.task.cancel()
+            self._stopped.set()
+
+    def _install_signals(self) -> Callable[[], None]:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover
+                pass
+
+        def remove() -> None:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+        return remove
+
+    def _on_signal(self, sig: int) -> None:
+        logger.info("omniq worker: %s received, %s", signal.Signals(sig).name,
+                    "stopping now" if self._stopping else "finishing in-flight jobs")
+        self.request_stop()
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        idle_wait = 0.0
+        error_wait = 0.0
+        drained_check = False
+        while not self._stopping:
+            free = self.concurrency - len(self._running)
+            self._signal.clear()
+            try:
+                got, paused = await self._fill(free)
+                error_wait = 0.0
+            except ConnectionFailed as exc:
+                error_wait = min(max(error_wait * 2, 0.1), 5.0)
+                logger.warning("omniq worker: %s; retrying in %.1fs", exc, error_wait)
+                await self._wait(error_wait)
+                continue
+            if got:
+                idle_wait = 0.0
+                drained_check = False
+                continue
+            if free > 0 and not self._running and not self._pending_count():
+                if self.drain:
+                    if not drained_check:
+                        # nothing ready: promote due delayed jobs and reap, then look again
+                        await self._maintenance_once()
+                        drained_check = True
+                        continue
+                    return
+                idle_wait = min(max(idle_wait * 2, 0.005), self.poll_max_s)
+                if paused:
+                    idle_wait = max(idle_wait, min(0.25, self.poll_max_s))
+                await self._wait(idle_wait)
+            elif free > 0:
+                # slots free but the queues are empty: wait for a finish or a wake-up
+                idle_wait = min(max(idle_wait * 2, 0.005), self.poll_max_s)
+                await self._wait(idle_wait)
+            else:
+                await self._wait(None)
+
+    async def _wait(self, seconds: float | None) -> None:
+        if self._signal.is_set():
+            return
+        if seconds is None:
+            await self._signal.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._signal.wait(), seconds)
+
+    def _pending_count(self) -> int:
+        return sum(len(v) for v in self._pending.values())
+
+    async def _fill(self, free: int) -> tuple[int, bool]:
+        """Send pending acks and reserve up to ``free`` jobs, queues in priority order."""
+        got = 0
+        paused = False
+        want = 0 if self._stopping else free
+        for queue in self.queues:
+            acks = self._pending.pop(queue, None) or []
+            if not acks and want <= 0:
+                continue
+            try:
+                outcomes, res = await self.client.ack_reserve(queue, acks, max(want, 0))
+            except ConnectionFailed:
+                if acks:
+                    self._pending.setdefault(queue, [])[:0] = acks
+                raise
+            for ack, outcome in zip(acks, outcomes, strict=True):
+                self._log_ack(queue, ack, outcome)
+            if res is None:
+                continue
+            if res.status == "JOB":
+                for job in res.jobs:
+                    self._launch(job)
+                got += len(res.jobs)
+                want -= len(res.jobs)
+            elif res.status == "PAUSED":
+                paused = True
+        return got, paused
+
+    def _log_ack(self, queue: str, ack: Ack, outcome: Any) -> None:
+        if isinstance(outcome, OmniqError):
+            self.stats.lost += 1
+            logger.warning("omniq: ack of %s/%s refused: %s", queue, ack.job_id, outcome)
+        elif outcome is None:
+            self.stats.completed += 1
+            if self.verbose:
+                logger.info("omniq: completed %s/%s", queue, ack.job_id)
+        elif outcome.status == "RETRY":
+            self.stats.retried += 1
+            if self.verbose:
+                logger.info("omniq: %s/%s will retry at %s", queue, ack.job_id, outcome.due_ms)
+        else:
+            self.stats.failed += 1
+            if self.verbose:
+                logger.info("omniq: %s/%s failed for good", queue, ack.job_id)
+
+    def _launch(self, job: ReservedJob) -> None:
+        ctx = JobContext(job)
+        run = _Running(job, ctx)
+        aexec = Exec(self.client, ctx, on_lost=lambda: self._lose(run, cancel=False))
+        if self._is_async:
+            ctx.exec = aexec
+            ctx.check_completion = CheckCompletion(aexec)
+        else:
+            sexec = SyncExec(aexec)
+            ctx.exec = sexec
+            ctx.check_completion = SyncCheckCompletion(sexec)
+        self._running[job.job_id] = run
+        self.stats.reserved += 1
+        if self.verbose:
+            logger.info("omniq: reserved %s/%s attempt %d/%d", job.queue, job.job_id,
+                        job.attempt, job.max_attempts)
+        run.task = asyncio.get_running_loop().create_task(self._execute(run))
+        self._hb_signal.set()
+
+    async def _execute(self, run: _Running) -> None:
+        ctx = run.ctx
+        ack: Ack | None = None
+        try:
+            if self._payload_decoder is not None:
+                try:
+                    typed = self._payload_decoder.decode(ctx.payload_raw)
+                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                    raise Fail(f"InvalidPayload: {exc}") from exc
+                args: tuple[Any, ...] = (ctx, typed)
+            else:
+                args = (ctx,)
+            if self._is_async:
+                value = await self.handler(*args)
+            else:
+                value = await anyio.to_thread.run_sync(
+                    _call, self.handler, args, limiter=self._limiter, abandon_on_cancel=True
+                )
+            ack = self._success(run, value)
+        except asyncio.CancelledError:
+            ack = None  # lease lost or hard stop: leave the lease to expire
+        except Fail as exc:
+            ack = Ack(ctx.job_id, ctx.lease_token, False, _error_text(exc), final=True)
+        except Exception as exc:
+            ack = Ack(ctx.job_id, ctx.lease_token, False, _error_text(exc))
+            if self.verbose:
+                logger.info("omniq: %s/%s raised %s", ctx.queue, ctx.job_id, _error_text(exc))
+        finally:
+            self._running.pop(ctx.job_id, None)
+            if self.verbose:
+                logger.info("omniq: %s/%s handled in %.1f ms", ctx.queue, ctx.job_id,
+                            (time.perf_counter() - run.started) * 1000)
+        if ack is not None and not ctx.lease_lost:
+            self._pending.setdefault(ctx.queue, []).append(ack)
+        self._signal.set()
+
+    def _success(self, run: _Running, value: Any) -> Ack:
+        ctx = run.ctx
+        if value is None:
+            return Ack(ctx.job_id, ctx.lease_token, True, "")
+        try:
+            data = encode_result(value, self.client.max_payload_bytes)
+        except OmniqError as exc:
+            # the work is done but its result cannot be stored: fail visibly, no retry
+            return Ack(ctx.job_id, ctx.lease_token, False, _error_text(exc), final=True)
+        return Ack(ctx.job_id, ctx.lease_token, True, data)
+
+    def _lose(self, run: _Running, *, cancel: bool = True) -> None:
+        if run.ctx.lease_lost and not cancel:
+            return
+        run.ctx.lease_lost = True
+        self.stats.lost += 1
+        logger.warning("omniq: lease lost for %s/%s; it will not be acked here",
+                       run.job.queue, run.job.job_id)
+        if cancel and self._is_async and run.task is not None:
+            run.task.cancel()
+
+    async def _shutdown(self) -> None:
+        deadline = time.monotonic() + self.grace_period_s
+        while self._running and not self._hard_stop:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._signal.clear()
+            await self._wait(remaining)
+        for r in list(self._running.values()):
+            if r.task is not None:
+                r.task.cancel()
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
+        # acks of jobs that did finish are always sent
+        for attempt in range(5):
+            if not self._pending_count():
+                break
+            try:
+                await self._fill(0)
+            except ConnectionFailed as exc:
+                logger.warning("omniq worker: acks not sent yet (%s)", exc)
+                await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
+
+    # -- heartbeats --------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            if not self._running:
+                self._hb_signal.clear()
+                await self._hb_signal.wait()
+                continue
+            now = time.monotonic()
+            next_due = min(r.hb_due for r in self._running.values())
+            if next_due > now:
+                self._hb_signal.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hb_signal.wait(), next_due - now)
+                continue
+            # send every lease due within half of the shortest interval: fewer ticks
+            slack = min(r.hb_interval for r in self._running.values()) / 2
+            due = [r for r in self._running.values() if r.hb_due <= now + slack]
+            for r in due:
+                r.hb_due = now + r.hb_interval
+            leases = [Lease(r.job.queue, r.job.job_id, r.job.lease_token) for r in due]
+            try:
+                results = await self.client.heartbeat_many(leases)
+            except (ConnectionFailed, OmniqError) as exc:
+                logger.warning("omniq: heartbeat failed (%s); retrying", exc)
+                for r in due:
+                    r.hb_due = now + min(r.hb_interval, 0.5)
+                await asyncio.sleep(0.1)
+                continue
+            for r, result in zip(due, results, strict=True):
+                if isinstance(result, int):
+                    r.ctx.lock_until_ms = result
+                elif isinstance(result, LeaseLost):
+                    if self._running.get(r.job.job_id) is r:
+                        self._lose(r)
+                else:
+                    logger.warning("omniq: heartbeat of %s refused: %s", r.job.job_id, result)
+
+    # -- maintenance -------------------------------------------------------------------
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.maintenance_interval_s * random.uniform(0.8, 1.2))
+            try:
+                await self._maintenance_once()
+            except OmniqError as exc:
+                logger.warning("omniq: maintenance failed (%s)", exc)
+
+    async def _maintenance_once(self) -> None:
+        for queue in self.queues:
+            await self.client.promote_delayed(queue)
+            await self.client.reap_expired(queue)
+
+    # -- wake-up -----------------------------------------------------------------------
+
+    async def _wake_loop(self) -> None:
+        channels = [QueueKeys(q).wake for q in self.queues]
+        backoff = 0.1
+        while True:
+            pubsub = self.client.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(*channels)
+                backoff = 0.1
+                self._signal.set()  # look again: something may have arrived meanwhile
+                while True:
+                    msg = await pubsub.get_message(timeout=None)
+                    if msg is not None:
+                        self._signal.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection trouble: resubscribe with backoff
+                logger.debug("omniq: wake subscription lost (%s)", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    return fn(*args)
+
+
+def _error_text(exc: BaseException) -> str:
+    return truncate_error(f"{type(exc).__name__}: {exc}")
+
+
+def _inspect_handler(handler: Handler) -> tuple[bool, msgspec.json.Decoder[Any] | None]:
+    """Is the handler async, and does it want a typed payload as second argument?"""
+    target = handler
+    call = getattr(handler, "__call__", None)  # noqa: B004
+    is_async = inspect.iscoroutinefunction(handler) or (
+        not inspect.isfunction(handler) and not inspect.ismethod(handler)
+        and inspect.iscoroutinefunction(call)
+    )
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return is_async, None
+    params = [
+        p for p in sig.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(params) < 2:
+        return is_async, None
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:
+        hints = {}
+    annotation = hints.get(params[1].name, params[1].annotation)
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return is_async, msgspec.json.Decoder()
+    try:
+        return is_async, msgspec.json.Decoder(annotation)
+    except TypeError as exc:
+        raise InvalidArgument(f"cannot decode payloads as {annotation!r}: {exc}") from exc
+
