@@ -1,12 +1,16 @@
 """The Lua scripts, read once from package data with their SHA1 computed locally.
 
 Each queue script is ``lib.lua`` followed by the operation file; the parent/child scripts
-stand alone. The source is sent with EVAL/SCRIPT LOAD only after a NOSCRIPT reply.
+stand alone. Only the library functions an operation uses (directly or through other
+library functions) are included: Redis runs the whole chunk on every call, and each
+``local function`` costs a closure per call. The source is sent with SCRIPT LOAD only
+after a NOSCRIPT reply.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from importlib import resources
 
 __all__ = ["SCRIPTS", "Script"]
@@ -48,9 +52,52 @@ def _read(name: str) -> str:
     return (resources.files("omniq") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 
+_FUNCTION_START = re.compile(r"^local function (\w+)\(")
+_WORD = re.compile(r"[A-Za-z_]\w*")
+_COMMENT = re.compile(r"--[^\n]*|'[^'\n]*'|\"[^\"\n]*\"")  # comments and strings
+
+
+def split_library(lib: str) -> tuple[list[str], dict[str, str]]:
+    """Split lib.lua into its other top-level lines and its ``local function`` blocks.
+
+    A block runs from ``local function NAME(`` at column 0 to the next line ``end``.
+    """
+    other: list[str] = []
+    functions: dict[str, str] = {}
+    lines = lib.splitlines()
+    i = 0
+    while i < len(lines):
+        m = _FUNCTION_START.match(lines[i])
+        if m is None:
+            other.append(lines[i])
+            i += 1
+            continue
+        start = i
+        while lines[i] != "end":
+            i += 1
+        functions[m.group(1)] = "\n".join(lines[start : i + 1])
+        i += 1
+    return other, functions
+
+
+def link(lib: str, body: str) -> str:
+    """The library lines an operation needs, in library order, followed by the body."""
+    other, functions = split_library(lib)
+    needed: set[str] = set()
+    todo = [body, *other]
+    while todo:
+        code = _COMMENT.sub("", todo.pop())
+        for word in _WORD.findall(code):
+            if word in functions and word not in needed:
+                needed.add(word)
+                todo.append(functions[word])
+    kept = [src for name, src in functions.items() if name in needed]
+    return "\n".join(other) + "\n" + "\n\n".join(kept) + "\n" + body
+
+
 def _load_all() -> dict[str, Script]:
     lib = _read("lib")
-    scripts = {name: Script(name, lib + "\n" + _read(name)) for name in _QUEUE_SCRIPTS}
+    scripts = {name: Script(name, link(lib, _read(name))) for name in _QUEUE_SCRIPTS}
     scripts.update({name: Script(name, _read(name)) for name in _STANDALONE_SCRIPTS})
     return scripts
 
