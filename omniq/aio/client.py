@@ -251,13 +251,7 @@ class AsyncOmniq:
         for start in range(0, len(fields), step):
             chunk = fields[start : start + step]
             calls.append((_ENQUEUE, anchor, [now, len(chunk) // p.ENQUEUE_FIELDS, *chunk]))
-        if len(calls) == 1:
-            replies = [await self._runner.call(*calls[0])]
-        else:
-            replies = await self._runner.call_many(calls)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
+        for reply in await self._call_all(calls):
             p.parse_ok("publish_many", reply)
         return ids
 

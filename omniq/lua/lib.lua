@@ -38,6 +38,13 @@ local MAX_BATCH = 100
 
 local wake_needed = false
 
+-- Groups served by this call that still have capacity and work, in service order. They
+-- are offered again only after every group already in line, and put back into
+-- groups:ready when the call ends: re-adding them at once would tie on score "now" with
+-- the others, and ties go by gid, so one batch would keep serving the same group.
+local served = {}
+local served_head, served_tail = 1, 0
+
 local function job_key(id) return B .. ':job:' .. id end
 local function gkey(gid, suffix) return B .. ':g:' .. gid .. suffix end
 
@@ -176,11 +183,29 @@ local function pop_ungrouped(now)
   return nil
 end
 
+-- Next group in line: groups:ready first, then the groups this call already served.
+local function next_group()
+  local r = redis.call('ZPOPMIN', K_READY)
+  if #r > 0 then return r[1] end
+  if served_head > served_tail then return nil end
+  local gid = served[served_head]
+  served[served_head] = nil
+  served_head = served_head + 1
+  return gid
+end
+
+-- Put the groups served by this call back in line (keeping an older score).
+local function requeue_served(now)
+  for i = served_head, served_tail do
+    redis.call('ZADD', K_READY, 'NX', now, served[i])
+  end
+  served_head, served_tail = 1, 0
+end
+
 local function pop_grouped(now)
   for _ = 1, MAX_GROUP_POPS + MAX_ORPHAN_SKIPS do
-    local r = redis.call('ZPOPMIN', K_READY)
-    if #r == 0 then return nil end
-    local gid = r[1]
+    local gid = next_group()
+    if not gid then return nil end
     local inflight = group_inflight(gid)
     local limit = group_limit(gid)
     if inflight < limit then
@@ -190,7 +215,8 @@ local function pop_grouped(now)
         if job then
           inflight = redis.call('INCR', gkey(gid, ':inflight'))
           if inflight < limit and redis.call('LLEN', gkey(gid, ':wait')) > 0 then
-            redis.call('ZADD', K_READY, 'NX', now, gid)
+            served_tail = served_tail + 1
+            served[served_tail] = gid
           end
           return job
         end
@@ -230,6 +256,7 @@ local function reserve_into(out, count, now)
     if not job then break end
     jobs[#jobs + 1] = job
   end
+  requeue_served(now)
   if #jobs == 0 then
     out[#out + 1] = 'EMPTY'
     return 0

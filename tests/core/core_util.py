@@ -1,0 +1,84 @@
+"""Helpers shared by the core suite (imported by module name: tests/core is on sys.path)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+T0 = 1_000_000  # a fixed "now" for tests, far from the real clock on purpose
+
+Dump = dict[str, tuple[str, Any, int]]
+
+
+def dump_db(r: redis.Redis) -> Dump:
+    """Every key of the database with its type, full value and PTTL (-1 = no expiry)."""
+    out: Dump = {}
+    for key in r.scan_iter(count=1000):
+        kind = r.type(key)
+        value: Any
+        if kind == "string":
+            value = r.get(key)
+        elif kind == "hash":
+            value = r.hgetall(key)
+        elif kind == "list":
+            value = r.lrange(key, 0, -1)
+        elif kind == "set":
+            value = sorted(r.smembers(key))
+        elif kind == "zset":
+            value = r.zrange(key, 0, -1, withscores=True)
+        else:  # pragma: no cover - nothing of ours uses other types
+            value = r.dump(key)
+        out[key] = (kind, value, r.pttl(key))
+    return out
+
+
+def jk(queue: str, job_id: str) -> str:
+    """Key of a job hash."""
+    return "{" + queue + "}:job:" + job_id
+
+
+def qk(queue: str, suffix: str) -> str:
+    """Key ``{queue}:suffix``."""
+    return "{" + queue + "}:" + suffix
+
+
+def gk(queue: str, gid: str, suffix: str) -> str:
+    """Key ``{queue}:g:<gid>:suffix``."""
+    return "{" + queue + "}:g:" + gid + ":" + suffix
+
+
+def real_stats(r: redis.Redis, queue: str) -> dict[str, int]:
+    """Counter values computed from the real containers (what B:stats must say)."""
+    w = r.llen(qk(queue, "wait"))
+    gw = sum(r.llen(k) for k in r.scan_iter(match=qk(queue, "g:*:wait")))
+    return {
+        "waiting": w,
+        "group_waiting": gw,
+        "waiting_total": w + gw,
+        "active": r.zcard(qk(queue, "active")),
+        "delayed": r.zcard(qk(queue, "delayed")),
+        "failed": r.llen(qk(queue, "failed")),
+        "completed_kept": r.llen(qk(queue, "completed")),
+        "groups_ready": r.zcard(qk(queue, "groups:ready")),
+    }
+
+
+def stored_stats(r: redis.Redis, queue: str) -> dict[str, int]:
+    """The counter fields of ``{queue}:stats`` as ints."""
+    h = r.hgetall(qk(queue, "stats"))
+    return {k: int(h[k]) for k in real_stats(r, queue) if k in h}
+
+
+def run_script(r: redis.Redis, name: str, key: str, *args: Any) -> Any:
+    """Call one of our scripts directly with EVAL (bypassing every client-side check)."""
+    from omniq._scripts import SCRIPTS
+
+    return r.eval(SCRIPTS[name].source, 1, key, *args)
+
+
+def raw_field(r: redis.Redis, key: str, field: str) -> bytes | None:
+    """HGET without decoding, to check the exact stored bytes."""
+    value = r.execute_command("HGET", key, field, NEVER_DECODE=True)
+    assert value is None or isinstance(value, bytes)
+    return value

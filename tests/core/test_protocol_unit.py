@@ -1,0 +1,319 @@
+"""Pure unit tests of omniq._protocol, omniq.codec and omniq._keys (no server)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from omniq import _protocol as p
+from omniq._keys import (
+    QueueKeys,
+    child_anchor,
+    queue_anchor,
+    queue_base,
+    validate_child_key,
+    validate_gid,
+    validate_job_id,
+    validate_queue_name,
+)
+from omniq._scripts import SCRIPTS
+from omniq.codec import (
+    MAX_DEPTH,
+    decode_payload,
+    encode_payload,
+    encode_result,
+    truncate_error,
+)
+from omniq.errors import (
+    CounterError,
+    DuplicateJobError,
+    InvalidArgument,
+    InvalidPayload,
+    JobNotFound,
+    LaneMismatch,
+    LeaseLost,
+    OmniqError,
+    ScriptError,
+)
+from omniq.types import BatchResult, FailOutcome
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+def test_queue_keys():
+    k = QueueKeys("emails")
+    assert k.base == "{emails}"
+    assert k.anchor == "{emails}:meta"
+    assert k.wait == "{emails}:wait"
+    assert k.delayed == "{emails}:delayed"
+    assert k.active == "{emails}:active"
+    assert k.completed == "{emails}:completed"
+    assert k.failed == "{emails}:failed"
+    assert k.paused == "{emails}:paused"
+    assert k.groups_ready == "{emails}:groups:ready"
+    assert k.stats == "{emails}:stats"
+    assert k.idx_wait == "{emails}:idx:wait"
+    assert k.wake == "{emails}:wake"
+    assert k.job("J1") == "{emails}:job:J1"
+    assert k.group("g", "inflight") == "{emails}:g:g:inflight"
+    assert queue_base("a.b") == "{a.b}"
+    assert queue_anchor("a-b_c") == "{a-b_c}:meta"
+    assert child_anchor(" parent ") == "{cc:parent}:meta"
+
+
+@pytest.mark.parametrize("name", ["", "x" * 129, "a b", "{a}", "a:b", "a\n", "é", None, 1])
+def test_bad_queue_name(name):
+    with pytest.raises(InvalidArgument):
+        validate_queue_name(name)
+
+
+def test_good_queue_name():
+    assert validate_queue_name("x" * 128) == "x" * 128
+    assert validate_queue_name("A.z-0_9") == "A.z-0_9"
+
+
+def test_identifiers():
+    assert validate_job_id("a b:{c}") == "a b:{c}"
+    assert validate_job_id("x" * 256) == "x" * 256
+    for bad in ("", " a", "a ", "a\x00", "a\x7f", "x" * 257, 3, None):
+        with pytest.raises(InvalidArgument):
+            validate_job_id(bad)
+    assert validate_gid(None) == ""
+    assert validate_gid("  ") == ""
+    assert validate_gid(" g ") == "g"
+    for bad in ("g\nx", "g" * 257, 1):
+        with pytest.raises(InvalidArgument):
+            validate_gid(bad)
+    assert validate_child_key(" k ") == "k"
+    for bad in ("", "  ", "a{", "}", "k" * 129, "k\x01", 5):
+        with pytest.raises(InvalidArgument):
+            validate_child_key(bad)
+
+
+# -- argument building ---------------------------------------------------------------------
+
+
+def test_job_options_and_fields():
+    o = p.JobOptions(max_attempts=3, timeout_ms=100, backoff_ms=0, delay_ms=5, gid=" g ",
+                     group_limit=2)
+    assert p.enqueue_fields("id", b"{}", o) == ["id", b"{}", 3, 100, 0, 0, 5, "g", 2]
+    assert len(p.enqueue_fields("id", b"{}", o)) == p.ENQUEUE_FIELDS
+    for bad in (
+        {"max_attempts": 0},
+        {"timeout_ms": 0},
+        {"backoff_ms": -1},
+        {"due_ms": 1, "delay_ms": 1},
+        {"group_limit": -1},
+        {"max_attempts": True},
+        {"max_attempts": 2.0},
+    ):
+        kw = {"max_attempts": 1, "timeout_ms": 1, "backoff_ms": 0, **bad}
+        with pytest.raises(InvalidArgument):
+            p.JobOptions(**kw)
+
+
+def test_checks():
+    assert p.check_now(0) == 0
+    with pytest.raises(InvalidArgument):
+        p.check_now(-1)
+    assert p.check_lane("gwait") == "gwait"
+    with pytest.raises(InvalidArgument):
+        p.check_lane("active")
+    assert p.check_batch(("a", "b")) == ["a", "b"]
+    assert p.check_batch([]) == []
+    assert len(p.check_batch(["x"] * 100)) == 100
+    with pytest.raises(InvalidArgument):
+        p.check_batch(["x"] * 101)
+    with pytest.raises(InvalidArgument):
+        p.check_batch("ab")
+    with pytest.raises(InvalidArgument):
+        p.check_batch(["ok", " bad"])
+
+
+def test_new_job_id():
+    ids = {p.new_job_id() for _ in range(100)}
+    assert len(ids) == 100
+    assert all(re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", i) for i in ids)
+
+
+# -- reply parsing -------------------------------------------------------------------------
+
+
+def test_texts():
+    assert p.texts([b"OK", "x", 3, b"\xff"]) == ["OK", "x", "3", "\ufffd"]
+    with pytest.raises(OmniqError):
+        p.texts(b"OK")
+
+
+def test_parse_ok_and_errors():
+    assert p.parse_ok("op", [b"OK", b"1"]) == ["OK", "1"]
+    assert p.parse_count("op", ["OK", "7"]) == 7
+    with pytest.raises(OmniqError):
+        p.parse_ok("op", ["WEIRD"])
+    cases = {
+        "TOKEN_MISMATCH": LeaseLost,
+        "NOT_ACTIVE": LeaseLost,
+        "TOKEN_REQUIRED": LeaseLost,
+        "NO_JOB": JobNotFound,
+        "DUPLICATE": DuplicateJobError,
+        "LANE_MISMATCH": LaneMismatch,
+        "NOT_IN_LANE": LaneMismatch,
+        "NOT_FAILED": LaneMismatch,
+        "ACTIVE": LaneMismatch,
+        "NO_COUNTER": CounterError,
+        "ALREADY_INIT": CounterError,
+        "SOMETHING_NEW": ScriptError,
+    }
+    for code, cls in cases.items():
+        with pytest.raises(cls) as ei:
+            p.parse_ok("op", ["ERR", code], "jid")
+        assert type(ei.value) is cls
+        assert ei.value.code == code
+        assert ei.value.job_id == "jid"
+        assert code in str(ei.value)
+    for code in ("BAD_ARGS", "BAD_JOB_ID", "BAD_LANE", "BATCH_TOO_LARGE"):
+        with pytest.raises(InvalidArgument):
+            p.parse_ok("op", ["ERR", code, "detail"])
+
+
+def _job_fields(i: int, gid: str = "") -> list[str]:
+    return [f"id{i}", '{"a":1}', "1500", "1", "3", gid, "t" * 40, "1000"]
+
+
+def test_parse_reserve():
+    assert p.parse_reserve("q", ["EMPTY"]).status == "EMPTY"
+    paused = p.parse_reserve("q", ["PAUSED"])
+    assert paused.status == "PAUSED"
+    assert paused.jobs == []
+    res = p.parse_reserve("q", ["JOB", "2", *_job_fields(0), *_job_fields(1, "g")])
+    assert res.status == "JOB"
+    a, b = res.jobs
+    assert (a.queue, a.job_id, a.payload, a.lock_until_ms, a.attempt, a.max_attempts) == (
+        "q", "id0", {"a": 1}, 1500, 1, 3
+    )
+    assert (a.gid, b.gid, b.lease_token, b.timeout_ms) == ("", "g", "t" * 40, 1000)
+    fields = _job_fields(0)
+    fields[4] = ""  # a hash without max_attempts
+    assert p.parse_reserve("q", ["JOB", "1", *fields]).jobs[0].max_attempts == 0
+    with pytest.raises(InvalidArgument):
+        p.parse_reserve("q", ["ERR", "BAD_ARGS", "count"])
+    with pytest.raises(OmniqError):
+        p.parse_reserve("q", ["NOPE"])
+
+
+def test_parse_fail():
+    assert p.parse_fail(["RETRY", "123"], "j") == FailOutcome("RETRY", 123)
+    assert p.parse_fail(["FAILED"], "j") == FailOutcome("FAILED", None)
+    with pytest.raises(LeaseLost):
+        p.parse_fail(["ERR", "TOKEN_MISMATCH"], "j")
+
+
+def test_parse_heartbeats():
+    out = p.parse_heartbeats(["OK", "3", "OK", "10", "ERR", "TOKEN_MISMATCH", "OK", "30"],
+                             ["a", "b", "c"])
+    assert out[0] == 10
+    assert out[2] == 30
+    assert isinstance(out[1], LeaseLost)
+    assert out[1].job_id == "b"
+
+
+def test_parse_ack_reserve():
+    reply = ["3", "OK", "", "RETRY", "99", "ERR", "NOT_ACTIVE", "JOB", "1", *_job_fields(5)]
+    outcomes, res = p.parse_ack_reserve("q", reply, ["a", "b", "c"])
+    assert outcomes[0] is None
+    assert outcomes[1] == FailOutcome("RETRY", 99)
+    assert isinstance(outcomes[2], LeaseLost)
+    assert outcomes[2].job_id == "c"
+    assert res is not None
+    assert res.jobs[0].job_id == "id5"
+    outcomes, res = p.parse_ack_reserve("q", ["1", "FAILED", ""], ["a"])
+    assert outcomes == [FailOutcome("FAILED", None)]
+    assert res is None
+    _, res = p.parse_ack_reserve("q", ["0", "PAUSED"], [])
+    assert res is not None
+    assert res.status == "PAUSED"
+
+
+def test_parse_batch_with_err_named_job():
+    reply = ["OK", "3", "ERR", "OK", "", "x", "ERR", "NO_JOB", "OK", "ERR", "NOT_FAILED"]
+    assert p.parse_batch("b", reply) == [
+        BatchResult("ERR", "OK", None),
+        BatchResult("x", "ERR", "NO_JOB"),
+        BatchResult("OK", "ERR", "NOT_FAILED"),
+    ]
+    with pytest.raises(InvalidArgument):
+        p.parse_batch("b", ["ERR", "BATCH_TOO_LARGE", "100"])
+
+
+# -- codec ---------------------------------------------------------------------------------
+
+
+def test_encode_payload():
+    assert encode_payload({"a": [1, 2.5, None, True, "é"]}) == (
+        '{"a":[1,2.5,null,true,"é"]}'.encode()
+    )
+    assert encode_payload((1, 2)) == b"[1,2]"
+    assert encode_payload([]) == b"[]"
+    for bad in ("s", 1, None, {"x": math.nan}, {"x": -math.inf}, {2: 1}, {"o": object()}):
+        with pytest.raises(InvalidPayload):
+            encode_payload(bad)
+    with pytest.raises(InvalidPayload):
+        encode_payload({"s": "x" * 10}, max_bytes=10)
+    assert encode_payload({"s": "x"}, max_bytes=9) == b'{"s":"x"}'
+
+
+def test_depth_limit():
+    v: list = []
+    for _ in range(MAX_DEPTH - 1):
+        v = [v]
+    encode_payload(v)  # MAX_DEPTH levels
+    with pytest.raises(InvalidPayload):
+        encode_payload([v])
+
+
+def test_decode_payload():
+    assert decode_payload('{"a":1}') == {"a": 1}
+    assert decode_payload(b"[1]") == [1]
+    assert decode_payload("not json") == "not json"
+    assert decode_payload(b"\xffbad") == "\ufffdbad"
+
+
+def test_encode_result():
+    assert encode_result("done") == b'"done"'
+    assert encode_result(3) == b"3"
+    assert encode_result({"a": None}) == b'{"a":null}'
+    with pytest.raises(InvalidPayload):
+        encode_result(math.nan)
+    with pytest.raises(InvalidPayload):
+        encode_result("x" * 20, max_bytes=10)
+
+
+def test_truncate_error():
+    assert truncate_error("short") == "short"
+    cut = truncate_error("é" * 3000)
+    assert cut == "é" * 2048
+    assert len(cut.encode()) == 4096
+    cut = truncate_error("a" + "€" * 2000)
+    assert len(cut.encode()) <= 4096
+    assert cut == "a" + "€" * 1365
+    assert truncate_error("x\ud800y") == "x?y"  # a lone surrogate cannot be sent as UTF-8
+    assert truncate_error("abcdef", max_bytes=3) == "abc"
+
+
+# -- scripts -------------------------------------------------------------------------------
+
+
+def test_scripts_are_complete_lua_chunks():
+    import hashlib
+
+    for name, script in SCRIPTS.items():
+        assert script.sha == hashlib.sha1(script.source.encode()).hexdigest()
+        assert not script.source.startswith("#!"), name  # no shebang: compat mode (D3)
+    for name in ("childs_init", "child_ack"):
+        src = SCRIPTS[name].source
+        # standalone scripts must define every helper they use
+        for helper in ("int(", "fmt("):
+            if helper in src.replace("local function " + helper, ""):
+                assert "local function " + helper in src, (name, helper)
