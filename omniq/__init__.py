@@ -16,6 +16,7 @@ from omniq.errors import (
     OmniqError,
     ScriptError,
 )
+from omniq.sync.client import OmniqClient
 from omniq.types import (
     Ack,
     BatchResult,
@@ -46,6 +47,7 @@ __all__ = [
     "LaneMismatch",
     "Lease",
     "LeaseLost",
+    "OmniqClient",
     "OmniqError",
     "QueueStats",
     "ReserveResult",

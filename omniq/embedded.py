@@ -195,7 +195,10 @@ def _probe(port: int, timeout: float) -> int | None:
         with socket.create_connection((_HOST, port), timeout=timeout) as sock:
             buf = bytearray()
             sock.sendall(b"PING\r\n")
-            if _recv_line(sock, buf) != b"+PONG":
+            reply = _recv_line(sock, buf)
+            if reply.startswith(b"-NOAUTH"):
+                return 0  # a password-protected server is up; its pid is not readable
+            if reply != b"+PONG":
                 return None
             sock.sendall(b"INFO server\r\n")
             header = _recv_line(sock, buf)

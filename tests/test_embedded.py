@@ -256,3 +256,12 @@ def test_cli_runs_until_ctrl_c() -> None:
         if cli.poll() is None:
             cli.kill()
             cli.communicate()
+
+
+def test_password_protected_server_starts() -> None:
+    with EmbeddedServer(extra_args=["--requirepass", "s3cret"]) as srv:
+        with redis.Redis(host=srv.host, port=srv.port, password="s3cret") as client:
+            assert client.ping() is True
+        with redis.Redis(host=srv.host, port=srv.port) as anonymous:
+            with pytest.raises(redis.AuthenticationError):
+                anonymous.get("x")

@@ -1,0 +1,503 @@
+"""The blocking client: every :class:`~omniq.aio.client.AsyncOmniq` method, run on a private
+event loop thread (see :mod:`omniq.sync._loop` and ``docs/sync.md``).
+
+It accepts the official OmniQ Python client's calls unchanged::
+
+    from omniq.client import OmniqClient
+
+    uq = OmniqClient(host="localhost", port=6379)
+    job_id = uq.publish(queue="demo", payload={"hello": "world"}, timeout_ms=30_000)
+    uq.consume(queue="demo", handler=handler, drain=True)
+
+One client may be shared by any number of threads. It must not be called from a thread
+that runs an event loop (use ``AsyncOmniq`` there). After ``fork()`` the child builds its
+own loop thread and connections on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import os
+import signal
+import threading
+import weakref
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from types import FrameType, TracebackType
+from typing import Any, Self, TypeVar
+
+from omniq.aio.client import (
+    DEFAULT_BACKOFF_MS,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TIMEOUT_MS,
+    AsyncOmniq,
+)
+from omniq.aio.worker import Worker
+from omniq.errors import ScriptError
+from omniq.sync._loop import LoopThread, SyncClientError, abandon
+from omniq.types import (
+    Ack,
+    BatchResult,
+    FailOutcome,
+    JobInfo,
+    JobSpec,
+    Lease,
+    QueueStats,
+    ReservedJob,
+    ReserveResult,
+)
+
+__all__ = ["OmniqClient", "SyncClientError"]
+
+T = TypeVar("T")
+
+_EXIT_TIMEOUT_S = 10.0
+_SIGNAL_POLL_S = 1.0
+
+
+class _Holder:
+    """The mutable state of one client, kept apart so that finalizers never hold the client."""
+
+    __slots__ = ("closed", "lock", "make", "state", "wrapped")
+
+    def __init__(self, make: Callable[[], AsyncOmniq], wrapped: bool) -> None:
+        self.make = make
+        self.wrapped = wrapped  # built around a caller's AsyncOmniq: cannot be rebuilt
+        self.lock = threading.RLock()
+        self.state: LoopThread | None = None
+        self.closed = False
+
+    def get(self) -> LoopThread:
+        state = self.state
+        if state is not None and state.pid == os.getpid():
+            return state
+        with self.lock:
+            if self.closed:
+                raise SyncClientError("this OmniqClient is closed")
+            state = self.state
+            if state is not None and state.pid != os.getpid():  # fork without the hook
+                abandon(state)
+                self.state = state = None
+            if state is None:
+                if self.wrapped:
+                    raise SyncClientError(
+                        "this OmniqClient wraps an AsyncOmniq created in the parent process "
+                        "and cannot be used after fork(); create a new client in the child"
+                    )
+                state = self.state = LoopThread(self.make)
+            return state
+
+    def after_fork_in_child(self) -> None:
+        self.lock = threading.RLock()  # may have been held by another thread at fork time
+        if self.state is not None:
+            abandon(self.state)
+            self.state = None
+
+    def close(self, timeout: float | None = None) -> None:
+        with self.lock:
+            state, self.state = self.state, None
+            self.closed = True
+        if state is not None and state.pid == os.getpid():
+            state.close(timeout)
+
+
+_instances: weakref.WeakSet[OmniqClient] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_instances):
+        client._holder.after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _check_no_running_loop(holder: _Holder) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    state = holder.state
+    if state is not None and state.loop is loop:
+        raise SyncClientError(
+            "OmniqClient was called from its own event loop thread (an async handler?); "
+            "it would deadlock: use the AsyncOmniq methods with await there "
+            "(ctx.exec in handlers, or omniq.AsyncOmniq)"
+        )
+    raise SyncClientError(
+        "OmniqClient (blocking) was called from a thread running an asyncio event loop, "
+        "which it would block; use omniq.AsyncOmniq and await its methods there"
+    )
+
+
+async def _new_worker(client: AsyncOmniq, *args: Any, **kwargs: Any) -> Worker:
+    return Worker(client, *args, **kwargs)
+
+
+class OmniqClient:
+    """Blocking OmniQ client with the methods of :class:`~omniq.AsyncOmniq`.
+
+    Connect with ``host``/``port``/``db``/``username``/``password``/``ssl`` or a
+    ``redis_url``; other keyword options (``max_payload_bytes``, ``keep_completed``,
+    ``socket_timeout``, ``max_connections``) go to ``AsyncOmniq``. Or pass ``client=`` an
+    ``AsyncOmniq`` not yet used on any loop: the facade then owns and closes it.
+
+    The async client lives on a private event loop in a daemon thread; each method submits
+    its coroutine there and waits. Close with :meth:`close` or ``with OmniqClient(...)``;
+    a forgotten client is closed at interpreter exit.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 6379,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        ssl: bool = False,
+        redis_url: str | None = None,
+        client_name: str | None = None,
+        *,
+        client: AsyncOmniq | None = None,
+        **async_options: Any,
+    ) -> None:
+        if client is not None:
+            if async_options:
+                raise TypeError("connection options cannot be combined with client=")
+            wrapped = client
+            holder = _Holder(lambda: wrapped, wrapped=True)
+        else:
+            make = functools.partial(
+                AsyncOmniq, url=redis_url, host=host, port=port, db=db, username=username,
+                password=password, ssl=ssl, client_name=client_name, **async_options,
+            )
+            holder = _Holder(make, wrapped=False)
+        self._holder = holder
+        holder.state = LoopThread(holder.make)
+        _instances.add(self)
+        self._finalizer = weakref.finalize(self, holder.close, _EXIT_TIMEOUT_S)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _run(self, call: Callable[[AsyncOmniq], Coroutine[Any, Any, T]]) -> T:
+        _check_no_running_loop(self._holder)
+        state = self._holder.get()
+        assert state.client is not None
+        fut = state.submit(call(state.client))
+        try:
+            return fut.result()
+        except BaseException:
+            fut.cancel()  # KeyboardInterrupt in the caller: cancel the call on the loop
+            raise
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop running consumers, close the connections and the loop thread (idempotent)."""
+        self._finalizer.detach()
+        self._holder.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._holder.closed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._holder.closed else "open"
+        return f"<OmniqClient {state}>"
+
+    def ping(self) -> bool:
+        """Check the connection."""
+        return self._run(lambda c: c.ping())
+
+    @staticmethod
+    def queue_base(queue: str) -> str:
+        """``{queue}``: the hash-tagged key prefix of a queue."""
+        return AsyncOmniq.queue_base(queue)
+
+    # -- publishing --------------------------------------------------------------------
+
+    def publish(
+        self,
+        queue: str,
+        payload: Any,
+        *,
+        job_id: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        backoff_ms: int = DEFAULT_BACKOFF_MS,
+        due_ms: int = 0,
+        delay_ms: int = 0,
+        gid: str | None = None,
+        group_limit: int = 0,
+        now_ms: int = 0,
+    ) -> str:
+        """Enqueue one job (a dict or list payload); returns its id. See AsyncOmniq.publish."""
+        return self._run(lambda c: c.publish(
+            queue, payload, job_id=job_id, max_attempts=max_attempts, timeout_ms=timeout_ms,
+            backoff_ms=backoff_ms, due_ms=due_ms, delay_ms=delay_ms, gid=gid,
+            group_limit=group_limit, now_ms=now_ms,
+        ))
+
+    def publish_json(self, queue: str, payload: Any, **options: Any) -> str:
+        """Publish a msgspec Struct, dataclass, pydantic model or JSON value; returns its id."""
+        return self._run(lambda c: c.publish_json(queue, payload, **options))
+
+    def publish_many(
+        self,
+        queue: str,
+        jobs: Iterable[JobSpec | Mapping[str, Any] | Sequence[Any]],
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        backoff_ms: int = DEFAULT_BACKOFF_MS,
+        gid: str | None = None,
+        group_limit: int = 0,
+        delay_ms: int = 0,
+        now_ms: int = 0,
+    ) -> list[str]:
+        """Enqueue many jobs in one round trip; returns their ids in order."""
+        return self._run(lambda c: c.publish_many(
+            queue, jobs, max_attempts=max_attempts, timeout_ms=timeout_ms,
+            backoff_ms=backoff_ms, gid=gid, group_limit=group_limit, delay_ms=delay_ms,
+            now_ms=now_ms,
+        ))
+
+    # -- consuming ---------------------------------------------------------------------
+
+    def consume(
+        self,
+        queue: str | Sequence[str],
+        handler: Callable[..., Any],
+        *,
+        concurrency: int = 1,
+        drain: bool = False,
+        verbose: bool = False,
+        handle_signals: bool | None = None,
+        **worker_options: Any,
+    ) -> Worker:
+        """Run a :class:`~omniq.aio.worker.Worker` until it stops (``drain=True``: until the
+        queues are empty); blocks the calling thread and returns the finished worker.
+
+        Plain handlers run in worker threads (heartbeats go on meanwhile), async handlers on
+        the loop. Ctrl-C or SIGTERM stops gracefully (in-flight jobs finish, nothing new is
+        taken), a second one at once. With ``handle_signals=False`` signal handlers are left
+        alone and a KeyboardInterrupt stops the worker at once and propagates.
+        """
+        _check_no_running_loop(self._holder)
+        state = self._holder.get()
+        worker = self._run(lambda c: _new_worker(
+            c, queue, handler, concurrency=concurrency, drain=drain, verbose=verbose,
+            handle_signals=False, **worker_options,
+        ))
+        fut = state.submit(worker.run(), worker=worker)
+        requests = 0
+
+        def stop() -> None:
+            nonlocal requests
+            requests += 1
+            if requests == 1:
+                state.call_soon(state.soft_stop, worker)
+            else:
+                state.call_soon(worker.request_stop)
+
+        def hard_stop() -> None:
+            state.call_soon(state.soft_stop, worker)
+            state.call_soon(worker.request_stop)
+
+        restore = _install_signals(stop) if handle_signals is not False else None
+        try:
+            while True:
+                try:
+                    # wake up now and then: a signal that landed on another thread is
+                    # only acted upon (KeyboardInterrupt) when this thread runs Python code
+                    concurrent.futures.wait([fut], timeout=_SIGNAL_POLL_S)
+                    if fut.done():
+                        fut.result()
+                        return worker
+                except KeyboardInterrupt:
+                    if handle_signals is False:
+                        hard_stop()
+                        raise
+                    stop()
+                except BaseException:
+                    if not fut.done():
+                        hard_stop()
+                    raise
+        finally:
+            if restore is not None:
+                restore()
+
+    # -- leasing -----------------------------------------------------------------------
+
+    def reserve(self, queue: str, *, now_ms: int = 0) -> ReservedJob | None:
+        """Lease the next job of the queue, or return None (empty or paused)."""
+        return self._run(lambda c: c.reserve(queue, now_ms=now_ms))
+
+    def reserve_many(self, queue: str, count: int, *, now_ms: int = 0) -> ReserveResult:
+        """Lease up to ``count`` (1-1000) jobs in one round trip."""
+        return self._run(lambda c: c.reserve_many(queue, count, now_ms=now_ms))
+
+    def heartbeat(self, queue: str, job_id: str, lease_token: str, *, now_ms: int = 0) -> int:
+        """Extend a lease; returns the new ``lock_until_ms``. :raises LeaseLost:"""
+        return self._run(lambda c: c.heartbeat(queue, job_id, lease_token, now_ms=now_ms))
+
+    def heartbeat_many(
+        self, leases: Sequence[Lease | tuple[str, str, str]], *, now_ms: int = 0
+    ) -> list[int | ScriptError]:
+        """Extend many leases in one round trip; the new lock time or the error of each."""
+        return self._run(lambda c: c.heartbeat_many(leases, now_ms=now_ms))
+
+    def ack_success(
+        self,
+        queue: str,
+        job_id: str,
+        lease_token: str,
+        *,
+        result: Any = None,
+        now_ms: int = 0,
+    ) -> None:
+        """Complete a leased job, storing ``result``. :raises LeaseLost:"""
+        return self._run(lambda c: c.ack_success(
+            queue, job_id, lease_token, result=result, now_ms=now_ms
+        ))
+
+    def ack_fail(
+        self,
+        queue: str,
+        job_id: str,
+        lease_token: str,
+        error: str | None = None,
+        *,
+        final: bool = False,
+        now_ms: int = 0,
+    ) -> FailOutcome:
+        """Fail a leased job: retry after its backoff, or fail for good. :raises LeaseLost:"""
+        return self._run(lambda c: c.ack_fail(
+            queue, job_id, lease_token, error, final=final, now_ms=now_ms
+        ))
+
+    def ack_reserve(
+        self,
+        queue: str,
+        acks: Sequence[Ack],
+        reserve_count: int,
+        *,
+        now_ms: int = 0,
+    ) -> tuple[list[FailOutcome | ScriptError | None], ReserveResult | None]:
+        """Settle finished leases and reserve the next jobs in one round trip."""
+        return self._run(lambda c: c.ack_reserve(queue, acks, reserve_count, now_ms=now_ms))
+
+    # -- maintenance -------------------------------------------------------------------
+
+    def promote_delayed(self, queue: str, *, max_promote: int = 1000, now_ms: int = 0) -> int:
+        """Move due delayed jobs to their lane; returns how many moved."""
+        return self._run(lambda c: c.promote_delayed(
+            queue, max_promote=max_promote, now_ms=now_ms
+        ))
+
+    def reap_expired(self, queue: str, *, max_reap: int = 1000, now_ms: int = 0) -> int:
+        """Retry or fail jobs whose lease expired; returns how many were reaped."""
+        return self._run(lambda c: c.reap_expired(queue, max_reap=max_reap, now_ms=now_ms))
+
+    # -- pause -------------------------------------------------------------------------
+
+    def pause(self, queue: str) -> None:
+        """Stop new reservations on the queue (running jobs are untouched)."""
+        return self._run(lambda c: c.pause(queue))
+
+    def resume(self, queue: str) -> bool:
+        """Allow reservations again; returns whether the queue was paused."""
+        return self._run(lambda c: c.resume(queue))
+
+    def is_paused(self, queue: str) -> bool:
+        """Whether the queue is paused."""
+        return self._run(lambda c: c.is_paused(queue))
+
+    # -- admin -------------------------------------------------------------------------
+
+    def retry_failed(self, queue: str, job_id: str, *, now_ms: int = 0) -> None:
+        """Move a failed job back to its lane, attempts reset. :raises JobNotFound, LaneMismatch:"""
+        return self._run(lambda c: c.retry_failed(queue, job_id, now_ms=now_ms))
+
+    def retry_failed_batch(
+        self, queue: str, job_ids: Sequence[str], *, now_ms: int = 0
+    ) -> list[BatchResult]:
+        """retry_failed for up to 100 jobs; one ``(job_id, status, reason)`` each."""
+        return self._run(lambda c: c.retry_failed_batch(queue, job_ids, now_ms=now_ms))
+
+    def remove_job(self, queue: str, job_id: str, lane: str, *, now_ms: int = 0) -> None:
+        """Delete a job that is in ``lane``. :raises JobNotFound, LaneMismatch:"""
+        return self._run(lambda c: c.remove_job(queue, job_id, lane, now_ms=now_ms))
+
+    def remove_jobs_batch(
+        self, queue: str, lane: str, job_ids: Sequence[str], *, now_ms: int = 0
+    ) -> list[BatchResult]:
+        """remove_job for up to 100 jobs of one lane; one ``(job_id, status, reason)`` each."""
+        return self._run(lambda c: c.remove_jobs_batch(queue, lane, job_ids, now_ms=now_ms))
+
+    # -- parent / child ----------------------------------------------------------------
+
+    def childs_init(self, key: str, expected: int, *, ttl_ms: int = 0) -> None:
+        """Start a completion counter expecting ``expected`` children. :raises CounterError:"""
+        return self._run(lambda c: c.childs_init(key, expected, ttl_ms=ttl_ms))
+
+    def child_ack(self, key: str, child_id: str) -> int:
+        """Count ``child_id`` as done (idempotent); returns how many children remain."""
+        return self._run(lambda c: c.child_ack(key, child_id))
+
+    # -- inspection --------------------------------------------------------------------
+
+    def get_job(self, queue: str, job_id: str) -> JobInfo | None:
+        """The stored record of a job, or None."""
+        return self._run(lambda c: c.get_job(queue, job_id))
+
+    def result(self, queue: str, job_id: str) -> Any:
+        """The decoded result of a completed job, or None."""
+        return self._run(lambda c: c.result(queue, job_id))
+
+    def stats(self, queue: str) -> QueueStats:
+        """Exact counts of every lane of the queue."""
+        return self._run(lambda c: c.stats(queue))
+
+    def queues(self) -> list[str]:
+        """Names of the queues on the server."""
+        return self._run(lambda c: c.queues())
+
+
+def _install_signals(stop: Callable[[], None]) -> Callable[[], None] | None:
+    """On the main thread, make SIGTERM (and SIGINT, if Python's default handler is in
+    place) call ``stop``; returns the function that restores the previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop()
+
+    sigs = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        sigs.append(signal.SIGINT)
+    previous: list[tuple[int, Any]] = []
+    try:
+        for sig in sigs:
+            previous.append((sig, signal.signal(sig, on_signal)))
+    except (ValueError, OSError):  # not the main interpreter
+        pass
+
+    def restore() -> None:
+        for sig, handler in previous:
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+    return restore

@@ -1,0 +1,131 @@
+"""Every example in examples/ runs as a script against the test server and says what it did."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ULID = r"[0-9A-HJKMNP-TV-Z]{26}"
+
+
+def run_example(name: str, url: str | None) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != "OMNIQ_REDIS_URL"}
+    if url is not None:
+        env["OMNIQ_REDIS_URL"] = url
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", str(EXAMPLES / f"{name}.py")],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    return proc.stdout.splitlines()
+
+
+def check_quickstart(lines: list[str]) -> None:
+    assert [x for x in lines if x.startswith("published ")] == [
+        x for x in lines if re.fullmatch(f"published {ULID}", x)
+    ]
+    assert len([x for x in lines if x.startswith("published ")]) == 3
+    for to in ("ada", "alan", "grace"):
+        assert f"sending email to {to}@example.com (attempt 1)" in lines
+    assert lines[-2:] == ["done: 3 jobs completed", "result of the last job: {'sent': True}"]
+
+
+def check_publish_consume(lines: list[str]) -> None:
+    processed = [x for x in lines if x.startswith("processing ")]
+    assert [x.split(" (")[0] for x in processed] == [
+        "processing {'n': 0}", "processing {'n': 1}", "processing {'n': 2}",
+    ]
+    assert lines[-2:] == ["completed 3 jobs", "waiting now: 0"]
+
+
+def check_publish_json(lines: list[str]) -> None:
+    assert lines[:3] == [
+        "ORD-1: 10.00 USD tags=['priority']",
+        "ORD-2: 2.50 EUR tags=None",
+        "completed 2, failed 1",
+    ]
+    assert lines[3].startswith("ORD-3 failed: ")
+    assert "amount" in lines[3]
+
+
+def check_grouped_jobs(lines: list[str]) -> None:
+    for tenant in ("acme", "globex"):
+        reports = [x for x in lines if x.startswith(f"tenant:{tenant}: ")]
+        assert reports == [f"tenant:{tenant}: report {n}" for n in range(3)]  # FIFO per group
+    assert lines[-1] == (
+        "most reports running at once per tenant: {'tenant:acme': 1, 'tenant:globex': 1}"
+    )
+
+
+def check_parent_child(lines: list[str]) -> None:
+    assert lines[:2] == ["doc-1: split into 3 pages", "doc-2: split into 2 pages"]
+    for doc, pages in (("doc-1", 3), ("doc-2", 2)):
+        done = [i for i, x in enumerate(lines) if x.startswith(f"{doc}: page ")]
+        assert len(done) == pages
+        assert lines.count(f"{doc}: all pages done") == 1
+        assert lines.index(f"{doc}: all pages done") > max(done)
+
+
+def check_pause_resume(lines: list[str]) -> None:
+    assert lines == [
+        "sent email 1",
+        "rate limited: emails paused",
+        "paused: True, waiting: 3",
+        "emails resumed (was paused: True)",
+        "sent email 2",
+        "sent email 3",
+        "sent email 4",
+        "paused: False, waiting: 0",
+    ]
+
+
+def check_fastapi_app(lines: list[str]) -> None:
+    assert len(lines) == 2
+    for line, image in zip(lines, ("a.png", "b.png"), strict=True):
+        assert re.fullmatch(f"{ULID} {{'thumbnail': 'thumb-{re.escape(image)}'}}", line), line
+
+
+def check_aiohttp_app(lines: list[str]) -> None:
+    assert len(lines) == 2
+    for line, image in zip(lines, ("a.png", "b.png"), strict=True):
+        assert re.fullmatch(f"{ULID} {{'resized': 'small-{re.escape(image)}'}}", line), line
+
+
+CHECKS: dict[str, Callable[[list[str]], None]] = {
+    "quickstart": check_quickstart,
+    "publish_consume": check_publish_consume,
+    "publish_json": check_publish_json,
+    "grouped_jobs": check_grouped_jobs,
+    "parent_child": check_parent_child,
+    "pause_resume": check_pause_resume,
+    "fastapi_app": check_fastapi_app,
+    "aiohttp_app": check_aiohttp_app,
+}
+
+
+def test_every_example_is_checked() -> None:
+    assert sorted(p.stem for p in EXAMPLES.glob("*.py")) == sorted(CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_example(name: str, omniq_redis_url: str) -> None:
+    for module in {"fastapi_app": ("fastapi", "httpx"), "aiohttp_app": ("aiohttp",)}.get(name, ()):
+        pytest.importorskip(module)
+    lines = run_example(name, omniq_redis_url)
+    try:
+        CHECKS[name](lines)
+    except AssertionError as exc:
+        raise AssertionError("\n".join(["output:", *lines])) from exc
+
+
+def test_quickstart_starts_its_own_server() -> None:
+    """The README's first command: no server configured, the example brings one."""
+    check_quickstart(run_example("quickstart", None))
