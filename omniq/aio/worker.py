@@ -70,11 +70,12 @@ class WorkerStats(msgspec.Struct):
 
 
 class _Running:
-    __slots__ = ("ctx", "hb_due", "hb_interval", "job", "started", "task")
+    __slots__ = ("ctx", "hb_due", "hb_interval", "job", "lost", "started", "task")
 
     def __init__(self, job: ReservedJob, ctx: JobContext) -> None:
         self.job = job
         self.ctx = ctx
+        self.lost = False
         self.task: asyncio.Task[None] | None = None
         self.started = time.perf_counter()
         self.hb_interval = max(job.timeout_ms / 3000.0, 0.02)
@@ -164,9 +165,13 @@ class Worker:
         them (their leases expire and they run again elsewhere). Finished jobs are acked."""
         self.request_stop(grace_period_s)
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
-        else:
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # our caller was cancelled (a timeout): do not swallow it
+        elif self._loop is not None:  # run() was called directly: wait for it to return
             await self._stopped.wait()
 
     def request_stop(self, grace_period_s: float | None = None) -> None:
@@ -340,6 +345,9 @@ class Worker:
             sexec = SyncExec(aexec)
             ctx.exec = sexec
             ctx.check_completion = SyncCheckCompletion(sexec)
+        old = self._running.get(job.job_id)
+        if old is not None:  # reserved again: the lease of the earlier run is gone
+            self._lose(old)
         self._running[job.job_id] = run
         self.stats.reserved += 1
         if self.verbose:
@@ -376,7 +384,8 @@ class Worker:
             if self.verbose:
                 logger.info("omniq: %s/%s raised %s", ctx.queue, ctx.job_id, _error_text(exc))
         finally:
-            self._running.pop(ctx.job_id, None)
+            if self._running.get(ctx.job_id) is run:  # not a newer lease of the same job
+                del self._running[ctx.job_id]
             if self.verbose:
                 logger.info("omniq: %s/%s handled in %.1f ms", ctx.queue, ctx.job_id,
                             (time.perf_counter() - run.started) * 1000)
@@ -396,12 +405,12 @@ class Worker:
         return Ack(ctx.job_id, ctx.lease_token, True, data)
 
     def _lose(self, run: _Running, *, cancel: bool = True) -> None:
-        if run.ctx.lease_lost and not cancel:
-            return
-        run.ctx.lease_lost = True
-        self.stats.lost += 1
-        logger.warning("omniq: lease lost for %s/%s; it will not be acked here",
-                       run.job.queue, run.job.job_id)
+        if not run.lost:  # counted and logged once, however it was found out
+            run.lost = True
+            run.ctx.lease_lost = True
+            self.stats.lost += 1
+            logger.warning("omniq: lease lost for %s/%s; it will not be acked here",
+                           run.job.queue, run.job.job_id)
         if cancel and self._is_async and run.task is not None:
             run.task.cancel()
 
@@ -412,6 +421,12 @@ class Worker:
             if remaining <= 0:
                 break
             self._signal.clear()
+            if self._pending_count():
+                # ack finished jobs now: nothing heartbeats them while the others finish
+                try:
+                    await self._fill(0)
+                except ConnectionFailed as exc:
+                    logger.warning("omniq worker: acks not sent yet (%s)", exc)
             await self._wait(remaining)
         for r in list(self._running.values()):
             if r.task is not None:
@@ -433,20 +448,22 @@ class Worker:
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            if not self._running:
+            # a lost lease is not heartbeated any more (its handler may still be running)
+            live = [r for r in self._running.values() if not r.ctx.lease_lost]
+            if not live:
                 self._hb_signal.clear()
                 await self._hb_signal.wait()
                 continue
             now = time.monotonic()
-            next_due = min(r.hb_due for r in self._running.values())
+            next_due = min(r.hb_due for r in live)
             if next_due > now:
                 self._hb_signal.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._hb_signal.wait(), next_due - now)
                 continue
             # send every lease due within half of the shortest interval: fewer ticks
-            slack = min(r.hb_interval for r in self._running.values()) / 2
-            due = [r for r in self._running.values() if r.hb_due <= now + slack]
+            slack = min(r.hb_interval for r in live) / 2
+            due = [r for r in live if r.hb_due <= now + slack]
             for r in due:
                 r.hb_due = now + r.hb_interval
             leases = [Lease(r.job.queue, r.job.job_id, r.job.lease_token) for r in due]
