@@ -262,6 +262,8 @@ def test_password_protected_server_starts() -> None:
     with EmbeddedServer(extra_args=["--requirepass", "s3cret"]) as srv:
         with redis.Redis(host=srv.host, port=srv.port, password="s3cret") as client:
             assert client.ping() is True
-        with redis.Redis(host=srv.host, port=srv.port) as anonymous:
-            with pytest.raises(redis.AuthenticationError):
-                anonymous.get("x")
+        with (
+            redis.Redis(host=srv.host, port=srv.port) as anonymous,
+            pytest.raises(redis.AuthenticationError),
+        ):
+            anonymous.get("x")

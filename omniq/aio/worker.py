@@ -28,6 +28,7 @@ import inspect
 import logging
 import random
 import signal
+import sys
 import threading
 import time
 import typing
@@ -57,6 +58,10 @@ Handler = Callable[..., Any]
 
 class Fail(Exception):
     """Raise from a handler to fail the job for good, without further retries."""
+
+
+class _Rejected(Fail):
+    """The payload failed validation: the text is the complete error."""
 
 
 class WorkerStats(msgspec.Struct):
@@ -201,11 +206,13 @@ class Worker:
             asyncio.create_task(self._wake_loop(), name="omniq-wake"),
         ]
         remove_signals = self._install_signals()
+        remove_console = self._verbose_console()
         try:
             await self._dispatch_loop()
             await self._shutdown()
         finally:
             remove_signals()
+            remove_console()
             for t in helpers:
                 t.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -213,6 +220,24 @@ class Worker:
                 if r.task is not None:
                     r.task.cancel()
             self._stopped.set()
+
+    def _verbose_console(self) -> Callable[[], None]:
+        """With ``verbose=True`` and no logging configured, print the log to stdout (as the
+        official consumers do) for the duration of the run."""
+        if not self.verbose or logger.hasHandlers():
+            return lambda: None
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        level = logger.level
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+
+        def remove() -> None:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+        return remove
 
     def _install_signals(self) -> Callable[[], None]:
         if not self.handle_signals or threading.current_thread() is not threading.main_thread():
@@ -364,7 +389,7 @@ class Worker:
                 try:
                     typed = self._payload_decoder.decode(ctx.payload_raw)
                 except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                    raise Fail(f"InvalidPayload: {exc}") from exc
+                    raise _Rejected(f"InvalidPayload: {exc}") from exc
                 args: tuple[Any, ...] = (ctx, typed)
             else:
                 args = (ctx,)
@@ -377,6 +402,8 @@ class Worker:
             ack = self._success(run, value)
         except asyncio.CancelledError:
             ack = None  # lease lost or hard stop: leave the lease to expire
+        except _Rejected as exc:
+            ack = Ack(ctx.job_id, ctx.lease_token, False, truncate_error(str(exc)), final=True)
         except Fail as exc:
             ack = Ack(ctx.job_id, ctx.lease_token, False, _error_text(exc), final=True)
         except Exception as exc:
