@@ -1,10 +1,10 @@
 """The Lua scripts, read once from package data with their SHA1 computed locally.
 
 Each queue script is ``lib.lua`` followed by the operation file; the parent/child scripts
-stand alone. Only the library functions an operation uses (directly or through other
-library functions) are included: Redis runs the whole chunk on every call, and each
-``local function`` costs a closure per call. The source is sent with SCRIPT LOAD only
-after a NOSCRIPT reply.
+get only lib's helper functions, not its queue key set-up. Only the library functions an
+operation uses (directly or through other library functions) are included: Redis runs the
+whole chunk on every call, and each ``local function`` costs a closure per call. The
+source is sent with SCRIPT LOAD only after a NOSCRIPT reply.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ _COMMENT = re.compile(r"--[^\n]*|'[^'\n]*'|\"[^\"\n]*\"")  # comments and string
 def split_library(lib: str) -> tuple[list[str], dict[str, str]]:
     """Split lib.lua into its other top-level lines and its ``local function`` blocks.
 
-    A block runs from ``local function NAME(`` at column 0 to the next line ``end``.
+    A block runs from ``local function NAME(`` at column 0 to the next line ``end`` (or is
+    that one line when it ends with ``end`` itself).
     """
     other: list[str] = []
     functions: dict[str, str] = {}
@@ -73,16 +74,22 @@ def split_library(lib: str) -> tuple[list[str], dict[str, str]]:
             i += 1
             continue
         start = i
-        while lines[i] != "end":
+        while lines[i] != "end" and not (i == start and lines[i].endswith(" end")):
             i += 1
         functions[m.group(1)] = "\n".join(lines[start : i + 1])
         i += 1
     return other, functions
 
 
-def link(lib: str, body: str) -> str:
-    """The library lines an operation needs, in library order, followed by the body."""
+def link(lib: str, body: str, *, queue: bool = True) -> str:
+    """The library lines an operation needs, in library order, followed by the body.
+
+    ``queue=False`` (the parent/child scripts) leaves out the queue key set-up and links
+    only the helper functions the body uses.
+    """
     other, functions = split_library(lib)
+    if not queue:
+        other = []
     needed: set[str] = set()
     todo = [body, *other]
     while todo:
@@ -92,13 +99,15 @@ def link(lib: str, body: str) -> str:
                 needed.add(word)
                 todo.append(functions[word])
     kept = [src for name, src in functions.items() if name in needed]
-    return "\n".join(other) + "\n" + "\n\n".join(kept) + "\n" + body
+    return "\n".join([*other, *kept, body])
 
 
 def _load_all() -> dict[str, Script]:
     lib = _read("lib")
     scripts = {name: Script(name, link(lib, _read(name))) for name in _QUEUE_SCRIPTS}
-    scripts.update({name: Script(name, _read(name)) for name in _STANDALONE_SCRIPTS})
+    scripts.update(
+        {name: Script(name, link(lib, _read(name), queue=False)) for name in _STANDALONE_SCRIPTS}
+    )
     return scripts
 
 

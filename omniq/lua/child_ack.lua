@@ -3,15 +3,7 @@
 -- Reply: {'OK', remaining} | {'ERR', code}
 -- After the counter reaches 0 a "finished" marker is kept, so a late or repeated ack
 -- answers 0 instead of NO_COUNTER (fixes D12).
--- Standalone script (lib.lua is not prepended): its own small helpers.
-local function int(v)
-  local n = tonumber(v)
-  if n == nil or n ~= n or n == math.huge or n == -math.huge or n ~= math.floor(n) then
-    return nil
-  end
-  return n
-end
-local function fmt(n) return string.format('%d', n) end
+-- Not a queue script: only the helper functions it uses are linked from lib.lua.
 local C = KEYS[1]
 if string.sub(C, -5) == ':meta' then C = string.sub(C, 1, -6) end
 local K_COUNT, K_DONE, K_FINISHED = C .. ':count', C .. ':done', C .. ':finished'

@@ -1,15 +1,7 @@
 -- childs_init: start a parent/child completion counter. KEYS[1] = "{cc:<key>}:meta".
 -- ARGV: expected, [ttl_ms] (0 = no expiry)
 -- Reply: {'OK'} | {'ERR', code}
--- Standalone script (lib.lua is not prepended): its own small helpers.
-local function int(v)
-  local n = tonumber(v)
-  if n == nil or n ~= n or n == math.huge or n == -math.huge or n ~= math.floor(n) then
-    return nil
-  end
-  return n
-end
-local function fmt(n) return string.format('%d', n) end
+-- Not a queue script: only the helper functions it uses are linked from lib.lua.
 local C = KEYS[1]
 if string.sub(C, -5) == ':meta' then C = string.sub(C, 1, -6) end
 local K_COUNT, K_DONE, K_FINISHED = C .. ':count', C .. ':done', C .. ':finished'
