@@ -139,6 +139,7 @@ class Worker:
         self._pending: dict[str, list[Ack]] = {}
         self._signal = asyncio.Event()
         self._hb_signal = asyncio.Event()
+        self._hb_wake_at = float("inf")  # when the heartbeat loop wakes up next
         self._stopping = False
         self._hard_stop = False
         self._stopped = asyncio.Event()
@@ -379,7 +380,8 @@ class Worker:
             logger.info("omniq: reserved %s/%s attempt %d/%d", job.queue, job.job_id,
                         job.attempt, job.max_attempts)
         run.task = asyncio.get_running_loop().create_task(self._execute(run))
-        self._hb_signal.set()
+        if run.hb_due < self._hb_wake_at:  # only when it must wake earlier than planned
+            self._hb_signal.set()
 
     async def _execute(self, run: _Running) -> None:
         ctx = run.ctx
@@ -479,15 +481,18 @@ class Worker:
             live = [r for r in self._running.values() if not r.ctx.lease_lost]
             if not live:
                 self._hb_signal.clear()
+                self._hb_wake_at = float("inf")
                 await self._hb_signal.wait()
                 continue
             now = time.monotonic()
             next_due = min(r.hb_due for r in live)
             if next_due > now:
                 self._hb_signal.clear()
+                self._hb_wake_at = next_due
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._hb_signal.wait(), next_due - now)
                 continue
+            self._hb_wake_at = now
             # send every lease due within half of the shortest interval: fewer ticks
             slack = min(r.hb_interval for r in live) / 2
             due = [r for r in live if r.hb_due <= now + slack]
