@@ -14,6 +14,7 @@ from omniq.errors import (
     LaneMismatch,
     LeaseLost,
     OmniqError,
+    PermissionDenied,
     ScriptError,
 )
 from omniq.sync.client import OmniqClient
@@ -49,6 +50,7 @@ __all__ = [
     "LeaseLost",
     "OmniqClient",
     "OmniqError",
+    "PermissionDenied",
     "QueueStats",
     "ReserveResult",
     "ReservedJob",

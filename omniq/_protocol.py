@@ -44,9 +44,14 @@ def new_job_id() -> str:
     return str(ulid.new())
 
 
+MAX_INT = 2**53 - 1  # the scripts' largest exact integer (a Lua number, like JavaScript)
+
+
 def _int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(f"{name} must be an int, not {type(value).__name__}")
+    if value > MAX_INT:
+        raise InvalidArgument(f"{name} must be at most {MAX_INT}, got {value}")
     return value
 
 

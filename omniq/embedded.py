@@ -29,12 +29,14 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -42,7 +44,13 @@ import anyio.to_thread
 
 from omniq.errors import ServerNotFound, ServerStartError
 
-__all__ = ["EmbeddedServer", "ServerNotFound", "ServerStartError", "find_server_binary"]
+__all__ = [
+    "EmbeddedServer",
+    "ServerNotFound",
+    "ServerStartError",
+    "ServerTLS",
+    "find_server_binary",
+]
 
 _HOST = "127.0.0.1"
 _ENV_VAR = "OMNIQ_SERVER_BIN"
@@ -186,13 +194,26 @@ def _recv_line(sock: socket.socket, buf: bytearray) -> bytes:
     return line
 
 
-def _probe(port: int, timeout: float) -> int | None:
+def _probe_context() -> ssl.SSLContext:
+    # The readiness probe only needs a TLS session to send PING; the certificate is the
+    # clients' business (they verify it against their CA).
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _probe(port: int, timeout: float, tls: bool = False) -> int | None:
     """PING the port; on ``+PONG`` return the server's ``process_id`` (0 if unknown).
 
-    Returns None while the server does not answer (or answers ``-LOADING``).
+    Returns None while the server does not answer (or answers ``-LOADING``). With ``tls``
+    the probe speaks TLS.
     """
     try:
-        with socket.create_connection((_HOST, port), timeout=timeout) as sock:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.create_connection((_HOST, port), timeout=timeout))
+            if tls:
+                sock = stack.enter_context(_probe_context().wrap_socket(sock))
             buf = bytearray()
             sock.sendall(b"PING\r\n")
             reply = _recv_line(sock, buf)
@@ -212,8 +233,24 @@ def _probe(port: int, timeout: float) -> int | None:
                 buf += chunk
             match = re.search(rb"process_id:(\d+)", bytes(buf[:size]))
             return int(match.group(1)) if match else 0
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # ssl.SSLError is an OSError
         return None
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    """Certificate files of a TLS-only embedded server (PEM paths).
+
+    The server listens for TLS on its port and has no plain-TCP port; clients are not asked
+    for a certificate (``tls-auth-clients no``). Connect with ``rediss://`` and the CA file.
+    """
+
+    cert_file: str
+    key_file: str
+    ca_cert_file: str
 
 
 # --------------------------------------------------------------------------- registry
@@ -246,6 +283,8 @@ class EmbeddedServer:
     keeps the server's files (kept on stop); without it a private temp dir is used and
     removed on :meth:`stop`. ``appendonly``/``appendfsync`` configure AOF persistence;
     ``extra_args`` are appended to the command line (e.g. ``["--maxmemory", "10mb"]``).
+    ``tls`` (:class:`ServerTLS`) makes it a TLS-only server: :attr:`url` is then
+    ``rediss://`` (the binary must be built with TLS support).
     """
 
     def __init__(
@@ -259,6 +298,7 @@ class EmbeddedServer:
         appendfsync: str = "everysec",
         extra_args: Sequence[str] = (),
         startup_timeout: float = 10.0,
+        tls: ServerTLS | None = None,
     ) -> None:
         if kind is not None and kind not in _KINDS:
             raise ValueError(f"kind must be 'redis', 'valkey' or None, not {kind!r}")
@@ -287,6 +327,7 @@ class EmbeddedServer:
         self._appendfsync = appendfsync
         self._extra_args = list(extra_args)
         self._startup_timeout = startup_timeout
+        self._tls = tls
         self._version: str | None = None
         self._debug_command: bool | None = None  # None: not yet known
         self._proc: subprocess.Popen[bytes] | None = None
@@ -309,8 +350,9 @@ class EmbeddedServer:
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:PORT/0``."""
-        return f"redis://{_HOST}:{self.port}/0"
+        """``redis://127.0.0.1:PORT/0`` (``rediss://`` for a TLS server)."""
+        scheme = "rediss" if self._tls is not None else "redis"
+        return f"{scheme}://{_HOST}:{self.port}/0"
 
     @property
     def kind(self) -> str:
@@ -406,7 +448,7 @@ class EmbeddedServer:
                     f"{self._kind}-server exited with code {proc.returncode} during startup"
                     f"{self._log_excerpt()}"
                 )
-            server_pid = _probe(self.port, timeout=0.5)
+            server_pid = _probe(self.port, timeout=0.5, tls=self._tls is not None)
             if server_pid is not None and server_pid in (0, proc.pid):
                 return
             if time.monotonic() >= deadline:
@@ -469,6 +511,14 @@ class EmbeddedServer:
         ]  # fmt: skip
         if self._appendonly:
             args += ["--appendfsync", self._appendfsync]
+        if self._tls is not None:  # TLS on the port, no plain-TCP port
+            args[1:3] = ["--port", "0", "--tls-port", str(port)]
+            args += [
+                "--tls-cert-file", self._tls.cert_file,
+                "--tls-key-file", self._tls.key_file,
+                "--tls-ca-cert-file", self._tls.ca_cert_file,
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
         if self._debug_command:
             args += ["--enable-debug-command", "yes"]
         return args + self._extra_args

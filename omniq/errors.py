@@ -13,6 +13,7 @@ Every exception of ours derives from :class:`OmniqError`; bad arguments also der
     │   ├── LaneMismatch                  LANE_MISMATCH / NOT_IN_LANE / NOT_FAILED / ACTIVE
     │   └── CounterError                  parent/child counter errors (NO_COUNTER, ALREADY_INIT ...)
     ├── ConnectionFailed (ConnectionError) the server could not be reached or the link broke
+    ├── PermissionDenied                  the server refused the credentials or an ACL denied it
     ├── ServerNotFound                    no server binary for the embedded server
     └── ServerStartError                  the embedded server did not start
 
@@ -32,6 +33,7 @@ __all__ = [
     "LaneMismatch",
     "LeaseLost",
     "OmniqError",
+    "PermissionDenied",
     "ScriptError",
     "ServerNotFound",
     "ServerStartError",
@@ -91,6 +93,14 @@ class ConnectionFailed(OmniqError, ConnectionError):
     """The Redis server could not be reached, or the connection broke mid-command.
 
     For a write (publish, ack) the outcome is unknown: the command may or may not have run.
+    """
+
+
+class PermissionDenied(OmniqError):
+    """The server refused the credentials (WRONGPASS, NOAUTH) or its ACL denied a command,
+    key or channel to this user (NOPERM). The server's message is kept in the text.
+
+    Nothing ran; retrying with the same user does not help.
     """
 
 

@@ -14,7 +14,7 @@ from redis import exceptions as rexc
 from redis.asyncio import Redis
 
 from omniq._scripts import Script
-from omniq.errors import ConnectionFailed, OmniqError
+from omniq.errors import ConnectionFailed, OmniqError, PermissionDenied
 
 __all__ = ["Call", "ScriptRunner", "map_errors"]
 
@@ -23,13 +23,21 @@ Call = tuple[Script, str, Sequence[Any]]
 
 @contextlib.contextmanager
 def map_errors() -> Iterator[None]:
-    """Turn redis-py transport errors into omniq errors."""
+    """Turn redis-py errors into omniq errors: a refusal of credentials or of an ACL
+    (NOPERM, WRONGPASS, NOAUTH) is :class:`PermissionDenied`, a transport failure
+    :class:`ConnectionFailed`, any other server error :class:`OmniqError`."""
     try:
         yield
+    except rexc.NoPermissionError as exc:  # redis-py strips the NOPERM code
+        raise PermissionDenied(f"Redis refused the command (NOPERM): {exc}") from exc
+    except rexc.AuthenticationError as exc:  # WRONGPASS / NOAUTH, a ConnectionError
+        raise PermissionDenied(f"Redis refused the credentials: {exc}") from exc
+    except rexc.ResponseError as exc:
+        if str(exc).startswith(("NOPERM", "WRONGPASS", "NOAUTH")):
+            raise PermissionDenied(f"Redis refused: {exc}") from exc
+        raise OmniqError(f"Redis error: {exc}") from exc
     except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
         raise ConnectionFailed(f"Redis connection failed: {exc}") from exc
-    except rexc.ResponseError as exc:
-        raise OmniqError(f"Redis error: {exc}") from exc
 
 
 class ScriptRunner:

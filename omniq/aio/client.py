@@ -9,6 +9,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from omniq import _protocol as p
 from omniq._keys import (
@@ -44,6 +46,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_TIMEOUT_MS = 30_000
 DEFAULT_BACKOFF_MS = 5_000
 PUBLISH_CHUNK = 1000
+DEFAULT_CHILD_TTL_MS = 7 * 24 * 3600 * 1000
 
 _S = SCRIPTS
 _ENQUEUE = _S["enqueue"]
@@ -62,6 +65,18 @@ class AsyncOmniq:
     (it is then not closed by :meth:`aclose`).
 
     ``now_ms`` on any method overrides the clock (tests, replays); 0 uses the server clock.
+
+    Retention: ``keep_completed`` (default 100) and ``keep_failed`` (default None = keep
+    every failed job, as the official clients do) bound the completed and failed lists;
+    the oldest jobs beyond them are deleted. ``child_ttl_ms`` (default 7 days, 0 = never)
+    is the expiry of parent/child counters started without an explicit ``ttl_ms``.
+
+    Network: a command whose connection breaks is never re-sent (it may have run):
+    :class:`~omniq.errors.ConnectionFailed` then means "unknown outcome". Set
+    ``socket_timeout`` (seconds) so that a link whose peer vanished without closing it
+    (a black hole) fails the command instead of waiting until TCP gives up. TLS: a
+    ``rediss://`` URL or ``ssl=True``, with ``ssl_ca_certs`` (and ``ssl_certfile`` /
+    ``ssl_keyfile`` for client certificates).
     """
 
     def __init__(
@@ -78,8 +93,13 @@ class AsyncOmniq:
         client_name: str | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         keep_completed: int = 100,
+        keep_failed: int | None = None,
+        child_ttl_ms: int = DEFAULT_CHILD_TTL_MS,
         socket_timeout: float | None = None,
         max_connections: int | None = None,
+        ssl_ca_certs: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         if redis is not None:
             self.redis = redis
@@ -91,7 +111,15 @@ class AsyncOmniq:
                 "client_name": client_name,
                 "socket_timeout": socket_timeout,
                 "max_connections": max_connections,
+                # Never re-send a command whose connection broke: it may have run, and the
+                # scripts are not idempotent (a re-sent publish fails DUPLICATE, a re-sent
+                # reserve leases a second job). ConnectionFailed reports the unknown outcome
+                # instead; stale pooled connections are still replaced on checkout.
+                "retry": Retry(NoBackoff(), 0),
             }
+            tls = {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile,
+                   "ssl_keyfile": ssl_keyfile}
+            common.update((k, v) for k, v in tls.items() if v is not None)
             if url:
                 if username is not None:
                     common["username"] = username
@@ -106,6 +134,11 @@ class AsyncOmniq:
             self._owns_redis = True
         self.max_payload_bytes = check_limit(max_payload_bytes)
         self.keep_completed = p.check_non_negative(keep_completed, "keep_completed")
+        self.keep_failed = (
+            None if keep_failed is None else p.check_non_negative(keep_failed, "keep_failed")
+        )
+        self._keep_failed_arg = "" if keep_failed is None else str(self.keep_failed)
+        self.child_ttl_ms = p.check_non_negative(child_ttl_ms, "child_ttl_ms")
         self._runner = ScriptRunner(self.redis)
         self._anchors: dict[str, str] = {}
         self._pid = os.getpid()
@@ -312,7 +345,7 @@ class AsyncOmniq:
         :raises LeaseLost: the lease is no longer held by this token.
         """
         anchor = self._anchor(queue)
-        validate_job_id(job_id)
+        _lease_id(job_id)
         reply = await self._runner.call(
             _HEARTBEAT, anchor, (p.check_now(now_ms), 1, job_id, lease_token)
         )
@@ -370,7 +403,7 @@ class AsyncOmniq:
         :raises LeaseLost: the lease was lost (the job will run again elsewhere).
         """
         anchor = self._anchor(queue)
-        validate_job_id(job_id)
+        _lease_id(job_id)
         data = b"" if result is None else encode_result(result, self.max_payload_bytes)
         reply = await self._runner.call(
             _ACK_SUCCESS,
@@ -396,12 +429,13 @@ class AsyncOmniq:
         :raises LeaseLost: the lease was lost.
         """
         anchor = self._anchor(queue)
-        validate_job_id(job_id)
+        _lease_id(job_id)
         text = "" if error is None else _truncate_error(str(error))
         reply = await self._runner.call(
             _ACK_FAIL,
             anchor,
-            (job_id, p.check_now(now_ms), lease_token, text, "1" if final else "0"),
+            (job_id, p.check_now(now_ms), lease_token, text, "1" if final else "0",
+             self._keep_failed_arg),
         )
         return p.parse_fail(reply, job_id)
 
@@ -425,7 +459,7 @@ class AsyncOmniq:
         for ack in acks:
             kind = "S" if ack.ok else ("X" if ack.final else "F")
             args += (ack.job_id, ack.lease_token, kind, ack.text)
-        args.append(p.check_non_negative(reserve_count, "reserve_count"))
+        args += (p.check_non_negative(reserve_count, "reserve_count"), self._keep_failed_arg)
         reply = await self._runner.call(_ACK_RESERVE, anchor, args)
         return p.parse_ack_reserve(queue, reply, [a.job_id for a in acks])
 
@@ -443,7 +477,8 @@ class AsyncOmniq:
     async def reap_expired(self, queue: str, *, max_reap: int = 1000, now_ms: int = 0) -> int:
         """Retry or fail jobs whose lease expired; returns how many were reaped."""
         anchor = self._anchor(queue)
-        args = (p.check_now(now_ms), p.check_positive(max_reap, "max_reap"))
+        args = (p.check_now(now_ms), p.check_positive(max_reap, "max_reap"),
+                self._keep_failed_arg)
         return p.parse_count("reap_expired", await self._runner.call(
             _S["reap_expired"], anchor, args))
 
@@ -521,10 +556,14 @@ class AsyncOmniq:
     async def childs_init(self, key: str, expected: int, *, ttl_ms: int = 0) -> None:
         """Start a completion counter expecting ``expected`` children.
 
-        ``ttl_ms`` > 0 lets an unfinished counter expire. :raises CounterError: ALREADY_INIT.
+        An unfinished counter (and its set of counted children) expires after ``ttl_ms``;
+        0 (the default) uses the client's ``child_ttl_ms`` (7 days unless configured; a
+        client built with ``child_ttl_ms=0`` creates counters that never expire).
+        :raises CounterError: ALREADY_INIT.
         """
         anchor = child_anchor(key)
-        args = (p.check_positive(expected, "expected"), p.check_non_negative(ttl_ms, "ttl_ms"))
+        ttl = p.check_non_negative(ttl_ms, "ttl_ms") or self.child_ttl_ms
+        args = (p.check_positive(expected, "expected"), ttl)
         p.parse_ok("childs_init", await self._runner.call(_S["childs_init"], anchor, args))
 
     async def child_ack(self, key: str, child_id: str) -> int:
@@ -534,7 +573,7 @@ class AsyncOmniq:
         :raises CounterError: NO_COUNTER when the counter was never initialised.
         """
         anchor = child_anchor(key)
-        validate_job_id(child_id)
+        _lease_id(child_id)
         r = p.parse_ok("child_ack", await self._runner.call(_S["child_ack"], anchor, (child_id,)))
         return int(r[1])
 
@@ -598,6 +637,14 @@ class AsyncOmniq:
 def check_limit(value: int) -> int:
     """Validate a byte limit."""
     return p.check_positive(value, "max_payload_bytes")
+
+
+def _lease_id(job_id: object) -> str:
+    """A job id as ``reserve`` returned it: any non-empty str. Other clients (the official
+    ones) create ids without our publish rules, and their jobs must still heartbeat and ack."""
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidArgument("job id must be a non-empty str")
+    return job_id
 
 
 def _opt_int(v: Any) -> int | None:

@@ -55,6 +55,10 @@ logger = logging.getLogger("omniq")
 
 Handler = Callable[..., Any]
 
+# Cap of the reconnect backoff (dispatcher and wake subscription): after an outage the
+# worker is back within about a second of the server, at one attempt per second meanwhile.
+_RECONNECT_MAX_S = 1.0
+
 
 class Fail(Exception):
     """Raise from a handler to fail the job for good, without further retries."""
@@ -276,7 +280,7 @@ class Worker:
                 got, paused = await self._fill(free)
                 error_wait = 0.0
             except ConnectionFailed as exc:
-                error_wait = min(max(error_wait * 2, 0.1), 5.0)
+                error_wait = min(max(error_wait * 2, 0.1), _RECONNECT_MAX_S)
                 logger.warning("omniq worker: %s; retrying in %.1fs", exc, error_wait)
                 await self._wait(error_wait)
                 continue
@@ -551,7 +555,7 @@ class Worker:
             except Exception as exc:  # connection trouble: resubscribe with backoff
                 logger.debug("omniq: wake subscription lost (%s)", exc)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, _RECONNECT_MAX_S)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,10 +1,13 @@
 -- ack_fail: fail a leased job; it retries after backoff_ms or ends failed.
--- ARGV: job_id, now_ms, lease_token, [error text], [final: '1' = fail for good, no retry]
+-- ARGV: job_id, now_ms, lease_token, [error text], [final: '1' = fail for good, no retry],
+--   [keep_failed: '' = keep every failed job, N = keep the newest N]
 -- Reply: {'RETRY', due_ms} | {'FAILED'} | {'ERR', code}
 local now = clock(ARGV[2])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
-if not valid_id(ARGV[1]) then return err('BAD_JOB_ID') end
-local status, value = ack_fail_one(ARGV[1], ARGV[3], now, ARGV[4], ARGV[5] == '1')
+if not lease_id(ARGV[1]) then return err('BAD_JOB_ID') end
+local keep_failed = keep_failed_arg(ARGV[6])
+if keep_failed == nil then return err('BAD_ARGS', 'keep_failed') end
+local status, value = ack_fail_one(ARGV[1], ARGV[3], now, ARGV[4], ARGV[5] == '1', keep_failed)
 if status == 'ERR' then return err(value) end
 redis.call('HSET', K_STATS, 'last_finish_ms', fmt(now))
 finish(now)

@@ -2,7 +2,8 @@
 -- ARGV: now_ms, keep_completed, n_acks, then per ack 4 fields:
 --   job_id, lease_token, outcome ('S' success | 'F' failure | 'X' failure, no retry),
 --   text (result | error)
--- then reserve_count (0 = do not reserve).
+-- then reserve_count (0 = do not reserve), then optionally keep_failed ('' = keep every
+-- failed job, N = keep the newest N).
 -- Reply: {n_acks, per ack: status, value ('OK','' | 'RETRY',due | 'FAILED','' | 'ERR',code),
 --         then the reserve reply when reserve_count > 0 (see reserve.lua)}
 local now = clock(ARGV[1])
@@ -11,17 +12,19 @@ local keep = int(ARGV[2])
 if keep == nil or keep < 0 then return err('BAD_ARGS', 'keep_completed') end
 local n = int(ARGV[3])
 if n == nil or n < 0 or n > 10000 then return err('BAD_ARGS', 'count') end
-if #ARGV ~= 4 + 4 * n then return err('BAD_ARGS', 'argument count') end
+if #ARGV ~= 4 + 4 * n and #ARGV ~= 5 + 4 * n then return err('BAD_ARGS', 'argument count') end
 local count = int(ARGV[4 + 4 * n])
 if count == nil or count < 0 or count > 1000 then return err('BAD_ARGS', 'reserve_count') end
+local keep_failed = keep_failed_arg(ARGV[5 + 4 * n])
+if keep_failed == nil then return err('BAD_ARGS', 'keep_failed') end
 for i = 0, n - 1 do
   local o = 3 + 4 * i
-  if not valid_id(ARGV[o + 1]) then return err('BAD_JOB_ID', tostring(i)) end
+  if not lease_id(ARGV[o + 1]) then return err('BAD_JOB_ID', tostring(i)) end
   local kind = ARGV[o + 3]
   if kind ~= 'S' and kind ~= 'F' and kind ~= 'X' then return err('BAD_ARGS', 'outcome') end
 end
 local out = {fmt(n)}
-local wrote = n > 0
+local wrote = false  -- a refused ack writes nothing, as with the single acks
 for i = 0, n - 1 do
   local o = 3 + 4 * i
   local id, token, kind, text = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
@@ -33,14 +36,16 @@ for i = 0, n - 1 do
     else
       out[#out + 1] = 'OK'
       out[#out + 1] = ''
+      wrote = true
     end
   else
-    local status, value = ack_fail_one(id, token, now, text, kind == 'X')
+    local status, value = ack_fail_one(id, token, now, text, kind == 'X', keep_failed)
     out[#out + 1] = status
     out[#out + 1] = value
+    if status ~= 'ERR' then wrote = true end
   end
 end
-if n > 0 then redis.call('HSET', K_STATS, 'last_finish_ms', fmt(now)) end
+if wrote then redis.call('HSET', K_STATS, 'last_finish_ms', fmt(now)) end
 if count > 0 and reserve_into(out, count, now) > 0 then wrote = true end
 if wrote then
   -- our own reservation already took what the acks released; others may still want it

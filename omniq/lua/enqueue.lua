@@ -44,14 +44,17 @@ for i = 0, n - 1 do
   local jk = job_key(id)
   local sn = fmt(now)
   redis.call('HSET', jk, 'id', id, 'payload', ARGV[o + 2], 'state', 'wait', 'attempt', '0',
-    'max_attempts', ARGV[o + 3], 'timeout_ms', ARGV[o + 4], 'backoff_ms', ARGV[o + 5],
+    'max_attempts', fmt(tonumber(ARGV[o + 3])), 'timeout_ms', fmt(tonumber(ARGV[o + 4])),
+    'backoff_ms', fmt(tonumber(ARGV[o + 5])),
     'created_ms', sn, 'updated_ms', sn, 'queued_ms', sn, 'first_started_ms', '',
     'last_started_ms', '', 'completed_ms', '', 'failed_ms', '')
+  local gl = tonumber(ARGV[o + 9])
   if gid ~= '' then
     redis.call('HSET', jk, 'gid', gid)
     redis.call('SET', K_HAS_GROUPS, '1')
-    local gl = tonumber(ARGV[o + 9])
-    if gl > 0 then redis.call('SET', gkey(gid, ':limit'), fmt(gl), 'NX') end
+    -- the job keeps its group_limit: the group's limit key lives only while the group has
+    -- work, and is set again from here when the job enters the wait list (D5)
+    if gl > 0 then redis.call('HSET', jk, 'group_limit', fmt(gl)) end
   end
   if due > now then
     redis.call('HSET', jk, 'state', 'delayed', 'due_ms', fmt(due))
@@ -59,7 +62,7 @@ for i = 0, n - 1 do
     redis.call('ZADD', K_IDX_DELAYED, now, id)
     delayed = delayed + 1
   else
-    push_ready(id, gid, now)
+    push_ready(id, gid, now, gl)
     ready = ready + 1
   end
 end

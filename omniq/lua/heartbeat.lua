@@ -10,7 +10,7 @@ local out = {'OK', fmt(n)}
 for i = 0, n - 1 do
   local id, token = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
   local code = nil
-  if not valid_id(id) then code = 'BAD_JOB_ID' else code = check_lease(id, token) end
+  if not lease_id(id) then code = 'BAD_JOB_ID' else code = check_lease(id, token) end
   if code then
     out[#out + 1] = 'ERR'
     out[#out + 1] = code

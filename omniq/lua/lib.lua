@@ -35,6 +35,9 @@ local MAX_GROUP_POPS = 10
 local MAX_ORPHAN_SKIPS = 100
 local MAX_ERR_BYTES = 4096
 local MAX_BATCH = 100
+-- Most failed jobs one call trims (keep_failed): a large backlog shrinks over several
+-- calls instead of blocking the server in one.
+local MAX_FAILED_TRIM = 1000
 
 local wake_needed = false
 
@@ -53,12 +56,13 @@ local function err(code, detail)
   return {'ERR', code}
 end
 
--- Integer argument or nil (rejects fractions, text and non-finite values).
+-- Integer argument or nil: only decimal digits with an optional '-' (no fractions,
+-- exponents, hex, blanks or non-finite values), and at most 2^53 - 1 in magnitude, the
+-- largest integer a Lua number (and JavaScript) holds exactly.
 local function int(v)
+  if type(v) ~= 'string' or not string.find(v, '^%-?%d+$') then return nil end
   local n = tonumber(v)
-  if n == nil or n ~= n or n == math.huge or n == -math.huge or n ~= math.floor(n) then
-    return nil
-  end
+  if n == nil or n > 9007199254740991 or n < -9007199254740991 then return nil end
   return n
 end
 
@@ -81,6 +85,13 @@ end
 
 local function valid_id(id)
   return id ~= nil and id ~= '' and #id <= 256 and not string.find(id, '%c')
+end
+
+-- An id that reserve handed out: any non-empty string. Other clients (the official ones)
+-- create ids without the publish rules above, and a lease on such a job must still
+-- heartbeat and ack.
+local function lease_id(id)
+  return id ~= nil and id ~= ''
 end
 
 -- Counters in B:stats are recomputed from the real containers (all O(1)), so they never
@@ -124,6 +135,14 @@ local function maybe_ready(gid, inflight, now)
   end
 end
 
+-- A group with nothing waiting and nothing leased keeps no keys: its limit is dropped
+-- and set again by the next job that enters its wait list (D5).
+local function forget_idle_group(gid)
+  if group_inflight(gid) <= 0 and redis.call('LLEN', gkey(gid, ':wait')) == 0 then
+    redis.call('DEL', gkey(gid, ':limit'))
+  end
+end
+
 local function release_group(gid, now)
   local ik = gkey(gid, ':inflight')
   local n = redis.call('DECR', ik)
@@ -131,13 +150,23 @@ local function release_group(gid, now)
     redis.call('DEL', ik)
     n = 0
   end
-  maybe_ready(gid, n, now)
+  if redis.call('LLEN', gkey(gid, ':wait')) > 0 then
+    if n < group_limit(gid) then
+      redis.call('ZADD', K_READY, 'NX', now, gid)
+      wake_needed = true
+    end
+  elseif n == 0 then
+    redis.call('DEL', gkey(gid, ':limit'))
+  end
 end
 
--- Queue a job id at the tail of its lane (state "wait").
-local function push_ready(id, gid, now)
+-- Queue a job id at the tail of its lane (state "wait"). A grouped job brings its
+-- group_limit: it becomes the group's limit unless the group already has one.
+local function push_ready(id, gid, now, limit)
   redis.call('ZADD', K_IDX_WAIT, now, id)
   if gid and gid ~= '' then
+    local gl = tonumber(limit or '')
+    if gl and gl > 0 then redis.call('SET', gkey(gid, ':limit'), fmt(gl), 'NX') end
     redis.call('RPUSH', gkey(gid, ':wait'), id)
     maybe_ready(gid, group_inflight(gid), now)
   else
@@ -223,6 +252,7 @@ local function pop_grouped(now)
         -- skipped an orphan: keep the group in line if it still has work
         maybe_ready(gid, inflight, now)
       end
+      forget_idle_group(gid)
     end
     -- at capacity: left out of groups:ready until a slot is released
   end
@@ -278,12 +308,15 @@ local function check_lease(id, token)
   return nil
 end
 
--- Release the group slot of a lease that is ending. gid comes from the hash, else from
--- the omniq lease map (the hash may have vanished: D4).
+-- Release the group slot of a lease that is ending. gid comes from the hash, else, only
+-- when the hash has vanished (D4), from the omniq lease map: an entry can be stale (an
+-- official consumer reaped our lease), so it never overrides an existing ungrouped hash.
 local function end_lease(id, gid, now)
   local mapped = redis.call('HGET', K_LEASES, id)
   if mapped then redis.call('HDEL', K_LEASES, id) end
-  if (not gid or gid == '') and mapped then gid = mapped end
+  if (not gid or gid == '') and mapped and redis.call('EXISTS', job_key(id)) == 0 then
+    gid = mapped
+  end
   if gid and gid ~= '' then release_group(gid, now) end
 end
 
@@ -325,8 +358,34 @@ local function ack_success_one(id, token, now, result, keep)
   return nil
 end
 
+-- keep_failed argument: '' or missing = keep every failed job (-1), else an integer >= 0;
+-- nil when malformed.
+local function keep_failed_arg(v)
+  if v == nil or v == '' then return -1 end
+  local n = int(v)
+  if n == nil or n < 0 then return nil end
+  return n
+end
+
+-- Keep only the newest `keep` failed jobs: the oldest leave the failed list and index, and
+-- their hashes are deleted (only if still failed: a reused id may be alive again).
+local function trim_failed(keep)
+  local n = redis.call('LLEN', K_FAILED)
+  local budget = MAX_FAILED_TRIM
+  while n > keep and budget > 0 do
+    local old = redis.call('RPOP', K_FAILED)
+    n = n - 1
+    budget = budget - 1
+    redis.call('ZREM', K_IDX_FAILED, old)
+    if redis.call('HGET', job_key(old), 'state') == 'failed' then
+      redis.call('DEL', job_key(old))
+    end
+  end
+end
+
 -- Shared by ack_fail and reap: retry with backoff or fail for good (final = no retry).
-local function fail_or_retry(id, jk, now, final)
+-- keep_failed < 0 keeps every failed job.
+local function fail_or_retry(id, jk, now, final, keep_failed)
   local h = redis.call('HMGET', jk, 'attempt', 'max_attempts', 'backoff_ms')
   local attempt = tonumber(h[1]) or 0
   local max_attempts = tonumber(h[2]) or 1
@@ -337,6 +396,7 @@ local function fail_or_retry(id, jk, now, final)
       'lease_token', '', 'lock_until_ms', '')
     redis.call('LPUSH', K_FAILED, id)
     redis.call('ZADD', K_IDX_FAILED, now, id)
+    if keep_failed >= 0 then trim_failed(keep_failed) end
     return 'FAILED', ''
   end
   local backoff = tonumber(h[3]) or 0
@@ -349,7 +409,7 @@ local function fail_or_retry(id, jk, now, final)
   return 'RETRY', fmt(due)
 end
 
-local function ack_fail_one(id, token, now, text, final)
+local function ack_fail_one(id, token, now, text, final, keep_failed)
   local code = check_lease(id, token)
   if code then return 'ERR', code end
   local jk = job_key(id)
@@ -359,13 +419,13 @@ local function ack_fail_one(id, token, now, text, final)
   end
   local gid = redis.call('HGET', jk, 'gid')
   end_lease(id, gid, now)
-  return fail_or_retry(id, jk, now, final)
+  return fail_or_retry(id, jk, now, final, keep_failed)
 end
 
 local function retry_failed_one(id, now)
   if not valid_id(id) then return 'BAD_JOB_ID' end
   local jk = job_key(id)
-  local h = redis.call('HMGET', jk, 'state', 'gid')
+  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_limit')
   if not h[1] then return 'NO_JOB' end
   if h[1] ~= 'failed' then return 'NOT_FAILED' end
   redis.call('LREM', K_FAILED, 1, id)
@@ -374,7 +434,7 @@ local function retry_failed_one(id, now)
   redis.call('ZREM', K_IDX_DELAYED, id)
   redis.call('HSET', jk, 'state', 'wait', 'attempt', '0', 'lease_token', '', 'lock_until_ms', '',
     'due_ms', '', 'failed_ms', '', 'updated_ms', fmt(now))
-  push_ready(id, h[2] or '', now)
+  push_ready(id, h[2] or '', now, h[3])
   return nil
 end
 
@@ -414,5 +474,6 @@ local function remove_one(id, lane, now)
   local idx = {wait = K_IDX_WAIT, gwait = K_IDX_WAIT, delayed = K_IDX_DELAYED,
     failed = K_IDX_FAILED, completed = K_IDX_COMPLETED}
   redis.call('ZREM', idx[lane], id)
+  if lane == 'gwait' then forget_idle_group(gid) end
   return nil
 end

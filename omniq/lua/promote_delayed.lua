@@ -11,11 +11,11 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', K_DELAYED, id)
   redis.call('ZREM', K_IDX_DELAYED, id)
   local jk = job_key(id)
-  local h = redis.call('HMGET', jk, 'state', 'gid')
+  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_limit')
   -- a vanished hash is dropped, never resurrected as a partial job (D11)
   if h[1] then
     redis.call('HSET', jk, 'state', 'wait', 'updated_ms', fmt(now))
-    push_ready(id, h[2] or '', now)
+    push_ready(id, h[2] or '', now, h[3])
     moved = moved + 1
   end
 end

@@ -1,10 +1,12 @@
 -- reap_expired: end leases whose lock expired (lock_until_ms <= now).
--- ARGV: now_ms, max_reap
+-- ARGV: now_ms, max_reap, [keep_failed: '' = keep every failed job, N = keep the newest N]
 -- Reply: {'OK', count}
 local now = clock(ARGV[1])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
 local max = int(ARGV[2] or '1000')
 if max == nil or max < 1 then return err('BAD_ARGS', 'max_reap') end
+local keep_failed = keep_failed_arg(ARGV[3])
+if keep_failed == nil then return err('BAD_ARGS', 'keep_failed') end
 local ids = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', now, 'LIMIT', 0, max)
 for _, id in ipairs(ids) do
   redis.call('ZREM', K_ACTIVE, id)
@@ -17,7 +19,15 @@ for _, id in ipairs(ids) do
     -- record why it ended (D22)
     redis.call('HSET', jk, 'last_error', 'LeaseExpired: lease expired at ' .. (h[3] or '?'),
       'last_error_ms', fmt(now))
-    fail_or_retry(id, jk, now, false)
+    fail_or_retry(id, jk, now, false, keep_failed)
+  end
+end
+-- A lease of ours that another client ended (an official consumer's reap) leaves its
+-- B:leases entry behind. Once there are more entries than active leases, drop every entry
+-- whose id is no longer active (an entry is always written and deleted with its lease).
+if redis.call('HLEN', K_LEASES) > redis.call('ZCARD', K_ACTIVE) then
+  for _, id in ipairs(redis.call('HKEYS', K_LEASES)) do
+    if not redis.call('ZSCORE', K_ACTIVE, id) then redis.call('HDEL', K_LEASES, id) end
   end
 end
 if #ids > 0 then finish(now) end

@@ -1,0 +1,21 @@
+"""Fixtures of the bad-input matrix: a populated database and key-dump comparisons."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model"))
+
+from inputs_util import World, populate
+
+from omniq import AsyncOmniq
+
+
+@pytest.fixture
+async def world(omniq: AsyncOmniq, raw: redis.Redis) -> World:
+    """Queue ``q`` with a job in every lane, a grouped backlog, two leases and a counter."""
+    return await populate(omniq, raw)

@@ -1,0 +1,65 @@
+"""The populated database every bad-input case starts from, and the "nothing written" check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from keydump import Dump, diff, dump_keyspace
+
+from omniq import AsyncOmniq, JobSpec
+from omniq.types import ReservedJob
+
+T0 = 1_000_000
+Q = "q"
+
+
+class World:
+    """A snapshot-able populated database: ``unchanged(before)`` asserts no key changed."""
+
+    def __init__(self, client: AsyncOmniq, raw: redis.Redis) -> None:
+        self.client = client
+        self.raw = raw
+        self.leases: dict[str, ReservedJob] = {}
+
+    def snap(self) -> Dump:
+        return dump_keyspace(self.raw)
+
+    def unchanged(self, before: Dump) -> None:
+        changes = diff(before, self.snap())
+        assert not changes, "\n".join(changes)
+
+    def script(self, name: str, key: str, *args: Any) -> Any:
+        """Call one of our scripts directly (EVAL), bypassing every client-side check."""
+        from omniq._scripts import SCRIPTS
+
+        return self.raw.eval(SCRIPTS[name].source, 1, key, *args)
+
+
+async def populate(c: AsyncOmniq, raw: redis.Redis) -> World:
+    """Jobs in every lane of queue ``q``: active a1 and a2 (leases kept in
+    ``world.leases``), failed f1, completed c1, waiting w1, grouped g1 and g2 (group
+    ``grp``, limit 2), delayed d1; plus a parent/child counter ``parent`` (3, one acked)."""
+    w = World(c, raw)
+    for jid in ("a1", "a2"):
+        await c.publish(Q, {"n": jid}, job_id=jid, timeout_ms=60_000, now_ms=T0)
+        job = await c.reserve(Q, now_ms=T0 + 1)
+        assert job is not None
+        assert job.job_id == jid
+        w.leases[jid] = job
+    await c.publish(Q, {"n": "f1"}, job_id="f1", max_attempts=1, now_ms=T0 + 2)
+    f1 = await c.reserve(Q, now_ms=T0 + 3)
+    assert f1 is not None
+    await c.ack_fail(Q, f1.job_id, f1.lease_token, "boom", now_ms=T0 + 4)
+    await c.publish(Q, {"n": "c1"}, job_id="c1", now_ms=T0 + 5)
+    c1 = await c.reserve(Q, now_ms=T0 + 6)
+    assert c1 is not None
+    await c.ack_success(Q, c1.job_id, c1.lease_token, result={"ok": True}, now_ms=T0 + 7)
+    w.leases["c1"] = c1  # an ended lease
+    await c.publish(Q, {"n": "w1"}, job_id="w1", now_ms=T0 + 8)
+    await c.publish_many(Q, [JobSpec(payload={"n": g}, job_id=g) for g in ("g1", "g2")],
+                         gid="grp", group_limit=2, now_ms=T0 + 9)
+    await c.publish(Q, {"n": "d1"}, job_id="d1", delay_ms=10_000, now_ms=T0 + 10)
+    await c.childs_init("parent", 3)
+    await c.child_ack("parent", "child-1")
+    return w

@@ -1,0 +1,474 @@
+"""Bad-input matrix: every case is refused with a typed error (or gives its documented
+result), and nothing is partially written: the whole keyspace of a populated database is
+compared before and after. The table of cases is in docs/reliability.md, "Bad input"."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import redis
+from inputs_util import T0, Q, World
+from raw_cases import CASES
+
+from omniq import (
+    AsyncOmniq,
+    CounterError,
+    DuplicateJobError,
+    InvalidArgument,
+    InvalidPayload,
+    JobSpec,
+    LaneMismatch,
+    LeaseLost,
+)
+from omniq.aio.worker import Fail, Worker
+from omniq.types import Ack
+
+NOW = T0 + 100
+
+
+async def refused(world: World, exc: type[Exception], call: Any, code: str | None = None) -> None:
+    """``call`` (a coroutine) raises ``exc`` (with ``code``) and changes no key."""
+    before = world.snap()
+    with pytest.raises(exc) as ei:
+        await call
+    if code is not None:
+        assert getattr(ei.value, "code", None) == code
+    world.unchanged(before)
+
+
+def _nested(depth: int) -> list[Any]:
+    v: list[Any] = []
+    for _ in range(depth - 1):
+        v = [v]
+    return v
+
+
+# -- payloads ------------------------------------------------------------------------------
+
+
+async def test_payload_string(world):
+    await refused(world, InvalidPayload, world.client.publish(Q, "text"))
+
+
+async def test_payload_number(world):
+    await refused(world, InvalidPayload, world.client.publish(Q, 42))
+
+
+async def test_payload_null(world):
+    await refused(world, InvalidPayload, world.client.publish(Q, None))
+
+
+async def test_payload_nan(world):
+    await refused(world, InvalidPayload, world.client.publish(Q, {"x": math.nan}))
+
+
+async def test_payload_infinity(world):
+    await refused(world, InvalidPayload, world.client.publish(Q, [1, -math.inf]))
+
+
+async def test_payload_non_utf8_bytes(world):
+    await refused(world, InvalidPayload, world.client.publish(Q, {"b": b"\xff\xfe"}))
+
+
+async def test_payload_text_that_is_not_utf8(world):
+    # a lone surrogate cannot be encoded as UTF-8
+    await refused(world, InvalidPayload, world.client.publish(Q, {"s": "\ud800"}))
+
+
+async def test_payload_nested_65_levels(world):
+    await refused(world, InvalidPayload, world.client.publish(Q, _nested(65)))
+
+
+async def test_payload_over_size_limit(world, omniq_redis_url):
+    async with AsyncOmniq(url=omniq_redis_url, max_payload_bytes=64) as small:
+        await refused(world, InvalidPayload, small.publish(Q, {"s": "x" * 64}))
+
+
+async def test_publish_many_with_one_bad_payload_writes_none(world):
+    await refused(world, InvalidPayload,
+                  world.client.publish_many(Q, [{"ok": 1}, {"ok": 2}, {"bad": math.nan}]))
+
+
+# -- queue names ---------------------------------------------------------------------------
+
+
+async def test_queue_name_empty(world):
+    await refused(world, InvalidArgument, world.client.publish("", {}))
+
+
+async def test_queue_name_too_long(world):
+    await refused(world, InvalidArgument, world.client.publish("q" * 129, {}))
+
+
+async def test_queue_name_with_braces(world):
+    await refused(world, InvalidArgument, world.client.publish("{q}", {}))
+
+
+async def test_queue_name_with_space(world):
+    await refused(world, InvalidArgument, world.client.reserve("my queue"))
+
+
+async def test_queue_name_with_control_character(world):
+    await refused(world, InvalidArgument, world.client.pause("q\n"))
+
+
+# -- gids ----------------------------------------------------------------------------------
+
+
+async def test_gid_too_long(world):
+    await refused(world, InvalidArgument, world.client.publish(Q, {}, gid="g" * 257))
+
+
+async def test_gid_with_control_character(world):
+    await refused(world, InvalidArgument,
+                  world.client.publish_many(Q, [JobSpec(payload={}, gid="g\x01")]))
+
+
+async def test_gid_blank_means_ungrouped(world):
+    # documented: a gid of only whitespace is trimmed to "" (ungrouped)
+    jid = await world.client.publish(Q, {}, job_id="blank", gid="   ", now_ms=NOW)
+    assert "gid" not in world.raw.hgetall("{q}:job:" + jid)
+    assert world.raw.lrange("{q}:wait", -1, -1) == [jid]
+
+
+async def test_gid_with_braces_stays_in_the_queue_slot(world):
+    # documented (D21): braces in a gid are data; every key still starts with "{q}"
+    before = set(world.snap())
+    await world.client.publish(Q, {}, job_id="br", gid="x}{y", now_ms=NOW)
+    new = set(world.snap()) - before
+    assert new == {"{q}:job:br", "{q}:g:x}{y:wait"}
+    assert world.raw.hget("{q}:job:br", "gid") == "x}{y"
+
+
+async def test_ids_with_inner_spaces_are_data(world):
+    # documented: only surrounding whitespace is refused; inner spaces are part of the id
+    before = set(world.snap())
+    await world.client.publish(Q, {}, job_id="a b", gid="team one", now_ms=NOW)
+    assert set(world.snap()) - before == {"{q}:job:a b", "{q}:g:team one:wait"}
+
+
+# -- job ids -------------------------------------------------------------------------------
+
+
+async def test_job_id_empty(world):
+    await refused(world, InvalidArgument, world.client.publish(Q, {}, job_id=""))
+
+
+async def test_job_id_too_long(world):
+    await refused(world, InvalidArgument, world.client.retry_failed(Q, "j" * 257))
+
+
+async def test_job_id_with_control_character(world):
+    await refused(world, InvalidArgument, world.client.remove_job(Q, "w\x001", "wait"))
+
+
+async def test_job_id_with_surrounding_whitespace(world):
+    await refused(world, InvalidArgument, world.client.publish(Q, {}, job_id=" w1"))
+
+
+async def test_job_id_that_exists(world):
+    await refused(world, DuplicateJobError, world.client.publish(Q, {"new": 1}, job_id="c1"),
+                  "DUPLICATE")
+
+
+async def test_job_id_repeated_in_one_batch(world):
+    jobs = [JobSpec(payload={}, job_id="n1"), JobSpec(payload={}, job_id="n1")]
+    await refused(world, DuplicateJobError, world.client.publish_many(Q, jobs), "DUPLICATE")
+
+
+# -- numeric options -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        pytest.param({"timeout_ms": 0}, id="timeout-zero"),
+        pytest.param({"timeout_ms": -1}, id="timeout-negative"),
+        pytest.param({"max_attempts": 0}, id="attempts-zero"),
+        pytest.param({"max_attempts": -3}, id="attempts-negative"),
+        pytest.param({"backoff_ms": -1}, id="backoff-negative"),
+        pytest.param({"delay_ms": -1}, id="delay-negative"),
+        pytest.param({"due_ms": -1}, id="due-negative"),
+        pytest.param({"due_ms": NOW + 5, "delay_ms": 5}, id="due-and-delay"),
+        pytest.param({"group_limit": -1, "gid": "g"}, id="group-limit-negative"),
+        pytest.param({"now_ms": -1}, id="now-negative"),
+        pytest.param({"due_ms": 10**20}, id="due-beyond-2^53"),
+        pytest.param({"timeout_ms": 2**53}, id="timeout-beyond-2^53"),
+        pytest.param({"timeout_ms": 1.5}, id="timeout-float"),
+        pytest.param({"max_attempts": "3"}, id="attempts-text"),
+        pytest.param({"backoff_ms": True}, id="backoff-bool"),
+    ],
+)
+async def test_publish_option(world, opts):
+    await refused(world, InvalidArgument, world.client.publish(Q, {}, **opts))
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        pytest.param({"keep_completed": -1}, id="keep-completed-negative"),
+        pytest.param({"keep_failed": -1}, id="keep-failed-negative"),
+        pytest.param({"keep_failed": 1.0}, id="keep-failed-float"),
+        pytest.param({"child_ttl_ms": -1}, id="child-ttl-negative"),
+        pytest.param({"max_payload_bytes": 0}, id="max-payload-zero"),
+    ],
+)
+def test_client_option(omniq_redis_url, raw, opts):
+    with pytest.raises(InvalidArgument):
+        AsyncOmniq(url=omniq_redis_url, **opts)
+    assert raw.dbsize() == 0
+
+
+async def test_worker_concurrency_zero(world):
+    with pytest.raises(InvalidArgument):
+        Worker(world.client, Q, lambda ctx: None, concurrency=0)
+
+
+async def test_reserve_count_zero_and_1001(world):
+    await refused(world, InvalidArgument, world.client.reserve_many(Q, 0))
+    await refused(world, InvalidArgument, world.client.reserve_many(Q, 1001))
+
+
+async def test_maintenance_batch_zero(world):
+    await refused(world, InvalidArgument, world.client.promote_delayed(Q, max_promote=0))
+    await refused(world, InvalidArgument, world.client.reap_expired(Q, max_reap=-1))
+
+
+# -- batches -------------------------------------------------------------------------------
+
+
+async def test_publish_many_of_0(world):
+    before = world.snap()
+    assert await world.client.publish_many(Q, []) == []
+    world.unchanged(before)
+
+
+async def test_retry_batch_of_0(world):
+    before = world.snap()
+    assert await world.client.retry_failed_batch(Q, [], now_ms=NOW) == []
+    world.unchanged(before)
+
+
+async def test_retry_batch_of_100_refused_items(world):
+    # documented: a full batch is accepted; each id gets its own refusal, nothing changes
+    ids = ["w1", "c1", "a1", *[f"x{i}" for i in range(97)]]
+    before = world.snap()
+    res = await world.client.retry_failed_batch(Q, ids, now_ms=NOW)
+    world.unchanged(before)
+    assert [(r.job_id, r.status, r.reason) for r in res[:4]] == [
+        ("w1", "ERR", "NOT_FAILED"), ("c1", "ERR", "NOT_FAILED"), ("a1", "ERR", "NOT_FAILED"),
+        ("x0", "ERR", "NO_JOB")]
+    assert len(res) == 100
+    assert {r.reason for r in res[3:]} == {"NO_JOB"}
+
+
+async def test_retry_batch_of_101(world):
+    await refused(world, InvalidArgument,
+                  world.client.retry_failed_batch(Q, ["f1"] + [f"x{i}" for i in range(100)]))
+
+
+async def test_remove_batch_of_0(world):
+    before = world.snap()
+    assert await world.client.remove_jobs_batch(Q, "wait", [], now_ms=NOW) == []
+    world.unchanged(before)
+
+
+async def test_remove_batch_of_100_refused_items(world):
+    ids = ["a1", "d1", "g1", *[f"x{i}" for i in range(97)]]
+    before = world.snap()
+    res = await world.client.remove_jobs_batch(Q, "wait", ids, now_ms=NOW)
+    world.unchanged(before)
+    assert [(r.job_id, r.reason) for r in res[:3]] == [
+        ("a1", "ACTIVE"), ("d1", "LANE_MISMATCH"), ("g1", "NOT_IN_LANE")]
+    assert len(res) == 100
+    assert {r.reason for r in res[3:]} == {"NO_JOB"}
+
+
+async def test_remove_batch_of_101(world):
+    await refused(world, InvalidArgument,
+                  world.client.remove_jobs_batch(Q, "wait", [f"x{i}" for i in range(101)]))
+
+
+async def test_batch_given_as_a_string(world):
+    await refused(world, InvalidArgument, world.client.retry_failed_batch(Q, "f1"))
+
+
+# -- lanes ---------------------------------------------------------------------------------
+
+
+async def test_remove_from_unknown_lane(world):
+    await refused(world, InvalidArgument, world.client.remove_job(Q, "w1", "active"))
+
+
+async def test_remove_batch_from_unknown_lane(world):
+    await refused(world, InvalidArgument, world.client.remove_jobs_batch(Q, "WAIT", ["w1"]))
+
+
+async def test_remove_from_the_wrong_lane(world):
+    await refused(world, LaneMismatch, world.client.remove_job(Q, "w1", "delayed", now_ms=NOW),
+                  "LANE_MISMATCH")
+
+
+async def test_remove_grouped_job_from_wait(world):
+    await refused(world, LaneMismatch, world.client.remove_job(Q, "g1", "wait", now_ms=NOW),
+                  "NOT_IN_LANE")
+
+
+async def test_remove_active_job(world):
+    await refused(world, LaneMismatch, world.client.remove_job(Q, "a1", "wait", now_ms=NOW),
+                  "ACTIVE")
+
+
+async def test_retry_a_job_that_did_not_fail(world):
+    await refused(world, LaneMismatch, world.client.retry_failed(Q, "c1", now_ms=NOW),
+                  "NOT_FAILED")
+
+
+# -- leases --------------------------------------------------------------------------------
+
+
+async def test_ack_with_a_stale_token(world):
+    a1 = world.leases["a1"]
+    await world.client.reap_expired(Q, now_ms=a1.lock_until_ms)  # a1 retries later
+    await world.client.promote_delayed(Q, now_ms=a1.lock_until_ms + 10_000)
+    res = await world.client.reserve_many(Q, 10, now_ms=a1.lock_until_ms + 10_001)
+    again = next(j for j in res.jobs if j.job_id == "a1")
+    assert again.lease_token != a1.lease_token
+    await refused(world, LeaseLost,
+                  world.client.ack_success(Q, "a1", a1.lease_token, now_ms=NOW), "TOKEN_MISMATCH")
+
+
+async def test_ack_with_an_empty_token(world):
+    await refused(world, LeaseLost, world.client.ack_fail(Q, "a1", "", "x", now_ms=NOW),
+                  "TOKEN_REQUIRED")
+
+
+async def test_ack_with_a_foreign_token(world):
+    token = world.leases["a2"].lease_token
+    await refused(world, LeaseLost, world.client.ack_success(Q, "a1", token, now_ms=NOW),
+                  "TOKEN_MISMATCH")
+
+
+async def test_ack_twice(world):
+    a1 = world.leases["a1"]
+    await world.client.ack_success(Q, "a1", a1.lease_token, now_ms=NOW)
+    await refused(world, LeaseLost,
+                  world.client.ack_success(Q, "a1", a1.lease_token, now_ms=NOW + 1),
+                  "TOKEN_MISMATCH")
+    await refused(world, LeaseLost,
+                  world.client.ack_fail(Q, "a1", a1.lease_token, "late", now_ms=NOW + 2),
+                  "TOKEN_MISMATCH")
+
+
+async def test_heartbeat_a_completed_job(world):
+    c1 = world.leases["c1"]
+    await refused(world, LeaseLost,
+                  world.client.heartbeat(Q, "c1", c1.lease_token, now_ms=NOW), "TOKEN_MISMATCH")
+
+
+async def test_heartbeat_an_unknown_job(world):
+    await refused(world, LeaseLost, world.client.heartbeat(Q, "ghost", "f" * 40, now_ms=NOW),
+                  "TOKEN_MISMATCH")
+
+
+async def test_lease_calls_with_an_empty_job_id(world):
+    await refused(world, InvalidArgument, world.client.ack_success(Q, "", "t"))
+    await refused(world, InvalidArgument, world.client.heartbeat(Q, "", "t"))
+
+
+async def test_fused_ack_with_refused_acks_writes_nothing(world):
+    # the worker's ack_reserve path: refused acks leave every key alone (stats included)
+    c1, a2 = world.leases["c1"], world.leases["a2"]
+    acks = [Ack("c1", c1.lease_token, True, ""), Ack("a1", a2.lease_token, False, "x"),
+            Ack("a1", "", True, "")]
+    before = world.snap()
+    outcomes, res = await world.client.ack_reserve(Q, acks, 0, now_ms=NOW)
+    world.unchanged(before)
+    assert res is None
+    assert [type(o) for o in outcomes] == [LeaseLost] * 3
+    assert [o.code for o in outcomes] == ["TOKEN_MISMATCH", "TOKEN_MISMATCH", "TOKEN_REQUIRED"]
+
+
+async def test_ack_with_an_unserialisable_result(world):
+    a1 = world.leases["a1"]
+    await refused(world, InvalidPayload,
+                  world.client.ack_success(Q, "a1", a1.lease_token, result=object()))
+
+
+# -- parent / child ------------------------------------------------------------------------
+
+
+async def test_child_ack_on_unknown_key(world):
+    await refused(world, CounterError, world.client.child_ack("nobody", "c1"), "NO_COUNTER")
+
+
+async def test_childs_init_expected_zero(world):
+    await refused(world, InvalidArgument, world.client.childs_init("new", 0))
+
+
+async def test_childs_init_negative_ttl(world):
+    await refused(world, InvalidArgument, world.client.childs_init("new", 2, ttl_ms=-5))
+
+
+async def test_childs_init_twice(world):
+    await refused(world, CounterError, world.client.childs_init("parent", 5), "ALREADY_INIT")
+
+
+async def test_child_key_with_braces(world):
+    await refused(world, InvalidArgument, world.client.child_ack("a}b", "c1"))
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+
+async def _run_one(world: World, handler: Any) -> dict[str, str]:
+    c = world.client
+    jid = await c.publish("h", {"n": 1}, max_attempts=3)
+    await Worker(c, "h", handler, drain=True).run()
+    return world.raw.hgetall("{h}:job:" + jid)
+
+
+async def test_handler_returns_an_unserialisable_value(world):
+    h = await _run_one(world, lambda ctx: object())
+    assert (h["state"], h["attempt"], h["max_attempts"]) == ("failed", "1", "3")  # no retry
+    assert h["last_error"].startswith("InvalidPayload: cannot convert object to JSON")
+    assert "result" not in h
+
+
+async def test_handler_returns_nan(world):
+    async def handler(ctx: Any) -> float:
+        return math.nan
+
+    h = await _run_one(world, handler)
+    assert (h["state"], h["attempt"]) == ("failed", "1")
+    assert h["last_error"] == (
+        "InvalidPayload: payload contains NaN or Infinity, which JSON cannot carry")
+
+
+async def test_handler_raises_fail_with_huge_message(world):
+    # documented: the error is cut to 4096 bytes on a character boundary
+    def handler(ctx: Any) -> None:
+        raise Fail("é" * 5000)
+
+    h = await _run_one(world, handler)
+    assert h["state"] == "failed"
+    assert len(h["last_error"].encode()) <= 4096
+    assert h["last_error"].startswith("Fail: éé")
+
+
+# -- the scripts themselves, called with bad ARGV ------------------------------------------
+
+
+@pytest.mark.parametrize(("script", "key", "args", "expected"),
+                         [pytest.param(*c[1:], id=c[0]) for c in CASES])
+async def test_script_with_bad_argv(world, script, key, args, expected):
+    """An ERR reply (never a Lua runtime error), and no key written."""
+    before = world.snap()
+    try:
+        reply = world.script(script, key, *args)
+    except redis.ResponseError as exc:  # pragma: no cover - the failure this test looks for
+        pytest.fail(f"Lua runtime error: {exc}")
+    assert reply == expected
+    world.unchanged(before)

@@ -1,0 +1,724 @@
+"""A pure-Python reference model of omniq's queue semantics (no Redis, no I/O).
+
+Written from ``/work/shared/PROTOCOL.md`` (the OmniQ v1 data layout) and ``docs/protocol.md``
+(what omniq changes on purpose), not from the Lua text. ``test_model.py`` drives the real
+scripts and this model with the same operations and the same explicit clock, and compares
+every reply and the whole keyspace after every step.
+
+The model holds exactly what Redis holds: every key of every queue, rendered by
+:meth:`Model.keyspace` in the shape of ``keydump.dump_keyspace`` (type, value, expiry).
+Lease tokens are the SHA1 hex of ``"<id>:<now_ms>:<seq>"`` (PROTOCOL.md §2), so the model
+knows the token the real system must hand out.
+
+Conventions kept from the scripts' data model: all stored values are strings; an empty
+container is no key at all; a zset is ``member -> score`` ordered by (score, member).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from typing import Any
+
+DEFAULT_TIMEOUT_MS = 60_000  # a lease of a job whose timeout_ms is <= 0
+MAX_GROUP_POPS = 10
+MAX_ORPHAN_SKIPS = 100
+MAX_ERR_BYTES = 4096
+MAX_BATCH = 100
+MAX_FAILED_TRIM = 1000  # failed jobs one call trims at most (keep_failed)
+FINISHED_TTL_MS = 86_400_000  # {cc:K}:finished marker
+LANE_STATE = {"wait": "wait", "gwait": "wait", "delayed": "delayed", "failed": "failed",
+              "completed": "completed"}
+LANE_INDEX = {"wait": "wait", "gwait": "wait", "delayed": "delayed", "failed": "failed",
+              "completed": "completed"}
+STAT_COUNTERS = ("waiting", "group_waiting", "waiting_total", "active", "delayed", "failed",
+                 "completed_kept", "groups_ready")
+
+Reply = tuple[Any, ...]
+Hash = dict[str, str]
+
+
+def number(v: Any) -> float | None:
+    """Lua ``tonumber``: None for missing, empty or non-numeric text."""
+    if v is None:
+        return None
+    if isinstance(v, int | float):
+        return v
+    try:
+        return int(v)
+    except ValueError:
+        try:
+            return float(v)
+        except ValueError:
+            return None
+
+
+def fmt(n: float) -> str:
+    return str(int(n))
+
+
+def token_for(job_id: str, now: int, seq: int) -> str:
+    return hashlib.sha1(f"{job_id}:{now}:{seq}".encode()).hexdigest()
+
+
+def valid_id(v: str | None) -> bool:
+    """Job ids and gids the scripts accept on publish/admin: 1-256 bytes, no control chars."""
+    if v is None or v == "":
+        return False
+    b = v.encode()
+    return len(b) <= 256 and not any(c < 32 or c == 127 for c in b)
+
+
+def cut_utf8(text: str) -> str:
+    """At most MAX_ERR_BYTES bytes, never splitting a character (D8)."""
+    return text.encode()[:MAX_ERR_BYTES].decode("utf-8", "ignore")
+
+
+class ZSet(dict[str, int]):
+    """member -> score; ordered by (score, member) like a Redis sorted set."""
+
+    def add_nx(self, member: str, score: int) -> None:
+        if member not in self:
+            self[member] = score
+
+    def popmin(self) -> str:
+        m = min(self, key=lambda k: (self[k], k.encode()))
+        del self[m]
+        return m
+
+    def due(self, max_score: int, limit: int) -> list[str]:
+        ordered = sorted(self.items(), key=lambda kv: (kv[1], kv[0].encode()))
+        return [m for m, s in ordered if s <= max_score][:limit]
+
+
+def list_remove(lst: list[str], item: str) -> bool:
+    """LREM key 1 item."""
+    try:
+        lst.remove(item)
+    except ValueError:
+        return False
+    return True
+
+
+class QueueModel:
+    """Every key of one queue ``{name}``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.jobs: dict[str, Hash] = {}
+        self.wait: list[str] = []
+        self.gwait: dict[str, list[str]] = {}
+        self.delayed = ZSet()
+        self.active = ZSet()
+        self.ready = ZSet()
+        self.completed: list[str] = []  # newest first
+        self.failed: list[str] = []  # newest first
+        self.idx = {lane: ZSet() for lane in ("wait", "active", "delayed", "completed", "failed")}
+        self.inflight: dict[str, int] = {}
+        self.limit: dict[str, str] = {}
+        self.leases: dict[str, str] = {}  # omniq extension: job id -> gid of grouped leases
+        self.paused = False
+        self.rr: str | None = None
+        self.seq = 0
+        self.has_groups = False
+        self.stats: Hash = {}
+        self._served: deque[str] = deque()
+
+    # -- shared rules ------------------------------------------------------------------
+
+    def finish(self, now: int) -> None:
+        """The stats counters are recomputed from the containers (docs/protocol.md 2.3)."""
+        w = len(self.wait)
+        total = max(len(self.idx["wait"]), w)
+        self.stats.update(
+            waiting=fmt(w), group_waiting=fmt(total - w), waiting_total=fmt(total),
+            active=fmt(len(self.active)), delayed=fmt(len(self.delayed)),
+            failed=fmt(len(self.failed)), completed_kept=fmt(len(self.completed)),
+            groups_ready=fmt(len(self.ready)), last_activity_ms=fmt(now),
+        )
+
+    def group_limit(self, gid: str) -> float:
+        n = number(self.limit.get(gid))
+        return 1 if n is None or n <= 0 else n
+
+    def maybe_ready(self, gid: str, inflight: int, now: int) -> None:
+        if inflight < self.group_limit(gid) and self.gwait.get(gid):
+            self.ready.add_nx(gid, now)
+
+    def forget_idle_group(self, gid: str) -> None:
+        """A group with nothing waiting and nothing leased has no limit key (D5)."""
+        if self.inflight.get(gid, 0) <= 0 and not self.gwait.get(gid):
+            self.limit.pop(gid, None)
+
+    def release_group(self, gid: str, now: int) -> None:
+        n = self.inflight.get(gid, 0) - 1
+        if n <= 0:
+            self.inflight.pop(gid, None)
+            n = 0
+        else:
+            self.inflight[gid] = n
+        self.maybe_ready(gid, n, now)
+        self.forget_idle_group(gid)
+
+    def push_ready(self, job_id: str, gid: str, now: int, limit: Any) -> None:
+        """Tail of its lane; a grouped job brings its group_limit (first writer wins)."""
+        self.idx["wait"][job_id] = now
+        if gid:
+            gl = number(limit)
+            if gl is not None and gl > 0:
+                self.limit.setdefault(gid, fmt(gl))
+            self.gwait.setdefault(gid, []).append(job_id)
+            self.maybe_ready(gid, self.inflight.get(gid, 0), now)
+        else:
+            self.wait.append(job_id)
+
+    # -- enqueue -----------------------------------------------------------------------
+
+    def enqueue(self, now: int, jobs: list[dict[str, Any]]) -> Reply:
+        """``jobs``: dicts with id, payload (text), max_attempts, timeout_ms, backoff_ms,
+        due_ms, delay_ms, gid, group_limit. All or nothing."""
+        seen: set[str] = set()
+        for j in jobs:
+            if j["id"] in seen or j["id"] in self.jobs:
+                return ("ERR", "DUPLICATE", j["id"])
+            seen.add(j["id"])
+        for j in jobs:
+            jid, gid = j["id"], j["gid"]
+            due = j["delay_ms"] + now if j["delay_ms"] > 0 else j["due_ms"]
+            sn = fmt(now)
+            h: Hash = {
+                "id": jid, "payload": j["payload"], "state": "wait", "attempt": "0",
+                "max_attempts": fmt(j["max_attempts"]), "timeout_ms": fmt(j["timeout_ms"]),
+                "backoff_ms": fmt(j["backoff_ms"]), "created_ms": sn, "updated_ms": sn,
+                "queued_ms": sn, "first_started_ms": "", "last_started_ms": "",
+                "completed_ms": "", "failed_ms": "",
+            }
+            self.jobs[jid] = h
+            if gid:
+                h["gid"] = gid
+                self.has_groups = True
+                if j["group_limit"] > 0:
+                    h["group_limit"] = fmt(j["group_limit"])
+            if due > now:
+                h["state"] = "delayed"
+                h["due_ms"] = fmt(due)
+                self.delayed[jid] = due
+                self.idx["delayed"][jid] = now
+            else:
+                self.push_ready(jid, gid, now, j["group_limit"])
+        self.stats["last_enqueue_ms"] = fmt(now)
+        self.finish(now)
+        return ("OK", len(jobs))
+
+    # -- reserve -----------------------------------------------------------------------
+
+    def _lease(self, job_id: str, gid: str, now: int) -> tuple[Any, ...] | None:
+        h = self.jobs.get(job_id)
+        if h is None or "state" not in h:  # orphan id: dropped (D11)
+            self.idx["wait"].pop(job_id, None)
+            return None
+        if h["state"] != "wait":  # stale duplicate entry
+            return None
+        timeout = number(h.get("timeout_ms")) or 0
+        if timeout <= 0:
+            timeout = DEFAULT_TIMEOUT_MS
+        attempt = (number(h.get("attempt")) or 0) + 1
+        lock = now + timeout
+        self.seq += 1
+        token = token_for(job_id, now, self.seq)
+        if not h.get("first_started_ms"):
+            h["first_started_ms"] = fmt(now)
+        h.update(state="active", attempt=fmt(attempt), lock_until_ms=fmt(lock),
+                 lease_token=token, updated_ms=fmt(now), last_started_ms=fmt(now))
+        self.active[job_id] = int(lock)
+        self.idx["wait"].pop(job_id, None)
+        self.idx["active"][job_id] = now
+        if gid:
+            self.leases[job_id] = gid
+        return (job_id, h.get("payload", ""), int(lock), int(attempt),
+                int(h.get("max_attempts") or 0), gid, token, int(timeout))
+
+    def _pop_ungrouped(self, now: int) -> tuple[Any, ...] | None:
+        for _ in range(MAX_ORPHAN_SKIPS):
+            if not self.wait:
+                return None
+            job = self._lease(self.wait.pop(0), "", now)
+            if job:
+                return job
+        return None
+
+    def _next_group(self) -> str | None:
+        """groups:ready first (oldest score, then gid), then the groups this call served."""
+        if self.ready:
+            return self.ready.popmin()
+        if self._served:
+            return self._served.popleft()
+        return None
+
+    def _pop_grouped(self, now: int) -> tuple[Any, ...] | None:
+        for _ in range(MAX_GROUP_POPS + MAX_ORPHAN_SKIPS):
+            gid = self._next_group()
+            if gid is None:
+                return None
+            inflight = self.inflight.get(gid, 0)
+            limit = self.group_limit(gid)
+            if inflight < limit:  # else: at capacity, out of line until a release
+                lst = self.gwait.get(gid)
+                if lst:
+                    job = self._lease(lst.pop(0), gid, now)
+                    if job:
+                        inflight = self.inflight.get(gid, 0) + 1
+                        self.inflight[gid] = inflight
+                        if inflight < limit and self.gwait.get(gid):
+                            self._served.append(gid)
+                        return job
+                    self.maybe_ready(gid, inflight, now)
+                self.forget_idle_group(gid)
+        return None
+
+    def _reserve_one(self, now: int) -> tuple[Any, ...] | None:
+        grouped_first = self.rr != "1"
+        if grouped_first:
+            job = self._pop_grouped(now) or self._pop_ungrouped(now)
+        else:
+            job = self._pop_ungrouped(now) or self._pop_grouped(now)
+        if job:
+            self.rr = "1" if grouped_first else "0"
+        return job
+
+    def reserve_into(self, count: int, now: int) -> tuple[Reply, int]:
+        if self.paused:
+            return ("PAUSED",), 0
+        jobs = []
+        self._served = deque()
+        for _ in range(count):
+            job = self._reserve_one(now)
+            if not job:
+                break
+            jobs.append(job)
+        for gid in self._served:
+            self.ready.add_nx(gid, now)
+        self._served = deque()
+        if not jobs:
+            return ("EMPTY",), 0
+        self.stats["last_reserve_ms"] = fmt(now)
+        return ("JOB", jobs), len(jobs)
+
+    def reserve(self, now: int, count: int) -> Reply:
+        reply, n = self.reserve_into(count, now)
+        if n:
+            self.finish(now)
+        return reply
+
+    # -- leases ------------------------------------------------------------------------
+
+    def check_lease(self, job_id: str, token: str) -> str | None:
+        if not token:
+            return "TOKEN_REQUIRED"
+        if self.jobs.get(job_id, {}).get("lease_token") != token:
+            return "TOKEN_MISMATCH"
+        if job_id not in self.active:
+            return "NOT_ACTIVE"
+        return None
+
+    def heartbeat(self, now: int, leases: list[tuple[str, str]]) -> list[Reply]:
+        out: list[Reply] = []
+        for job_id, token in leases:
+            code = "BAD_JOB_ID" if not job_id else self.check_lease(job_id, token)
+            if code:
+                out.append(("ERR", code))
+                continue
+            h = self.jobs[job_id]
+            timeout = number(h.get("timeout_ms")) or 0
+            if timeout <= 0:
+                timeout = DEFAULT_TIMEOUT_MS
+            lock = int(now + timeout)  # never cumulative (D1)
+            self.active[job_id] = lock
+            h.update(lock_until_ms=fmt(lock), updated_ms=fmt(now))
+            out.append(("OK", lock))
+        return out
+
+    def end_lease(self, job_id: str, gid: str | None, now: int) -> None:
+        mapped = self.leases.pop(job_id, None)
+        if not gid and mapped and job_id not in self.jobs:
+            gid = mapped  # the hash vanished: the lease map still knows the group (D4)
+        if gid:
+            self.release_group(gid, now)
+
+    def _ack_success_one(self, job_id: str, token: str, now: int, result: str,
+                         keep: int) -> str | None:
+        code = self.check_lease(job_id, token)
+        if code:
+            return code
+        del self.active[job_id]
+        h = self.jobs[job_id]
+        gid = h.get("gid")
+        h.update(state="completed", completed_ms=fmt(now), updated_ms=fmt(now),
+                 lease_token="", lock_until_ms="")
+        if result:
+            h["result"] = result
+        self.idx["active"].pop(job_id, None)
+        self.idx["completed"][job_id] = now
+        self.end_lease(job_id, gid, now)
+        self.completed.insert(0, job_id)
+        while len(self.completed) > keep:
+            old = self.completed.pop()
+            self.idx["completed"].pop(old, None)
+            if self.jobs.get(old, {}).get("state") == "completed":  # never a live reuse (D9)
+                del self.jobs[old]
+        return None
+
+    def _trim_failed(self, keep: int) -> None:
+        budget = MAX_FAILED_TRIM
+        while len(self.failed) > keep and budget > 0:
+            old = self.failed.pop()
+            budget -= 1
+            self.idx["failed"].pop(old, None)
+            if self.jobs.get(old, {}).get("state") == "failed":
+                del self.jobs[old]
+
+    def _fail_or_retry(self, job_id: str, h: Hash, now: int, final: bool,
+                       keep_failed: int | None) -> Reply:
+        attempt = number(h.get("attempt")) or 0
+        max_attempts = number(h.get("max_attempts"))
+        if max_attempts is None or max_attempts < 1:
+            max_attempts = 1
+        self.idx["active"].pop(job_id, None)
+        if final or attempt >= max_attempts:
+            h.update(state="failed", failed_ms=fmt(now), updated_ms=fmt(now), lease_token="",
+                     lock_until_ms="")
+            self.failed.insert(0, job_id)
+            self.idx["failed"][job_id] = now
+            if keep_failed is not None:
+                self._trim_failed(keep_failed)
+            return ("FAILED",)
+        backoff = max(number(h.get("backoff_ms")) or 0, 0)
+        due = int(now + backoff)
+        h.update(state="delayed", due_ms=fmt(due), updated_ms=fmt(now), lease_token="",
+                 lock_until_ms="")
+        self.delayed[job_id] = due
+        self.idx["delayed"][job_id] = now
+        return ("RETRY", due)
+
+    def _ack_fail_one(self, job_id: str, token: str, now: int, text: str, final: bool,
+                      keep_failed: int | None) -> Reply:
+        code = self.check_lease(job_id, token)
+        if code:
+            return ("ERR", code)
+        del self.active[job_id]
+        h = self.jobs[job_id]
+        if text:
+            h["last_error"] = cut_utf8(text)
+            h["last_error_ms"] = fmt(now)
+        self.end_lease(job_id, h.get("gid"), now)
+        return self._fail_or_retry(job_id, h, now, final, keep_failed)
+
+    def ack_success(self, now: int, job_id: str, token: str, result: str, keep: int) -> Reply:
+        code = self._ack_success_one(job_id, token, now, result, keep)
+        if code:
+            return ("ERR", code)
+        self.stats["last_finish_ms"] = fmt(now)
+        self.finish(now)
+        return ("OK",)
+
+    def ack_fail(self, now: int, job_id: str, token: str, text: str, final: bool,
+                 keep_failed: int | None) -> Reply:
+        out = self._ack_fail_one(job_id, token, now, text, final, keep_failed)
+        if out[0] != "ERR":
+            self.stats["last_finish_ms"] = fmt(now)
+            self.finish(now)
+        return out
+
+    def ack_reserve(self, now: int, keep: int, acks: list[tuple[str, str, str, str]],
+                    count: int, keep_failed: int | None) -> tuple[list[Reply], Reply | None]:
+        """acks: (job_id, token, kind S|F|X, text)."""
+        outcomes: list[Reply] = []
+        for job_id, token, kind, text in acks:
+            if kind == "S":
+                code = self._ack_success_one(job_id, token, now, text, keep)
+                outcomes.append(("ERR", code) if code else ("OK",))
+            else:
+                outcomes.append(
+                    self._ack_fail_one(job_id, token, now, text, kind == "X", keep_failed))
+        # like the single acks, a refused ack writes nothing (not even the stats)
+        wrote = any(o[0] != "ERR" for o in outcomes)
+        if wrote:
+            self.stats["last_finish_ms"] = fmt(now)
+        res = None
+        if count > 0:
+            res, n = self.reserve_into(count, now)
+            wrote = wrote or n > 0
+        if wrote:
+            self.finish(now)
+        return outcomes, res
+
+    # -- maintenance -------------------------------------------------------------------
+
+    def promote(self, now: int, max_promote: int) -> Reply:
+        ids = self.delayed.due(now, max_promote)
+        moved = 0
+        for job_id in ids:
+            del self.delayed[job_id]
+            self.idx["delayed"].pop(job_id, None)
+            h = self.jobs.get(job_id)
+            if h is not None and "state" in h:  # a vanished hash is dropped (D11)
+                h.update(state="wait", updated_ms=fmt(now))
+                self.push_ready(job_id, h.get("gid") or "", now, h.get("group_limit"))
+                moved += 1
+        if ids:
+            self.finish(now)
+        return ("OK", moved)
+
+    def reap(self, now: int, max_reap: int, keep_failed: int | None) -> Reply:
+        ids = self.active.due(now, max_reap)
+        for job_id in ids:
+            del self.active[job_id]
+            h = self.jobs.get(job_id)
+            self.end_lease(job_id, h.get("gid") if h else None, now)
+            if h is None or "state" not in h:
+                self.idx["active"].pop(job_id, None)
+            else:
+                h["last_error"] = "LeaseExpired: lease expired at " + h.get("lock_until_ms", "?")
+                h["last_error_ms"] = fmt(now)
+                self._fail_or_retry(job_id, h, now, False, keep_failed)
+        if len(self.leases) > len(self.active):  # entries of leases ended by other clients
+            for job_id in [j for j in self.leases if j not in self.active]:
+                del self.leases[job_id]
+        if ids:
+            self.finish(now)
+        return ("OK", len(ids))
+
+    def pause(self) -> Reply:
+        self.paused = True
+        return ("OK",)
+
+    def resume(self) -> Reply:
+        was, self.paused = self.paused, False
+        return ("OK", was)
+
+    # -- admin -------------------------------------------------------------------------
+
+    def _retry_one(self, job_id: str, now: int) -> str | None:
+        if not valid_id(job_id):
+            return "BAD_JOB_ID"
+        h = self.jobs.get(job_id)
+        if h is None or "state" not in h:
+            return "NO_JOB"
+        if h["state"] != "failed":
+            return "NOT_FAILED"
+        list_remove(self.failed, job_id)
+        self.idx["failed"].pop(job_id, None)
+        self.delayed.pop(job_id, None)
+        self.idx["delayed"].pop(job_id, None)
+        h.update(state="wait", attempt="0", lease_token="", lock_until_ms="", due_ms="",
+                 failed_ms="", updated_ms=fmt(now))
+        self.push_ready(job_id, h.get("gid") or "", now, h.get("group_limit"))
+        return None
+
+    def retry_failed(self, now: int, job_id: str) -> Reply:
+        code = self._retry_one(job_id, now)
+        if code:
+            return ("ERR", code)
+        self.finish(now)
+        return ("OK",)
+
+    def retry_failed_batch(self, now: int, ids: list[str]) -> list[Reply]:
+        out: list[Reply] = []
+        for job_id in ids:
+            code = self._retry_one(job_id, now)
+            out.append((job_id, "ERR", code) if code else (job_id, "OK", None))
+        if any(r[1] == "OK" for r in out):
+            self.finish(now)
+        return out
+
+    def _remove_one(self, job_id: str, lane: str) -> str | None:
+        """Checks first, writes after: a refusal changes nothing (D17)."""
+        if not valid_id(job_id):
+            return "BAD_JOB_ID"
+        h = self.jobs.get(job_id)
+        if h is None or "state" not in h:
+            return "NO_JOB"
+        if job_id in self.active:
+            return "ACTIVE"
+        want = LANE_STATE.get(lane)
+        gid = h.get("gid") or ""
+        if want is None or h["state"] != want or (lane == "gwait" and not gid):
+            return "LANE_MISMATCH"
+        if lane == "wait":
+            if gid:
+                return "NOT_IN_LANE"
+            removed = list_remove(self.wait, job_id)
+        elif lane == "gwait":
+            lst = self.gwait.get(gid, [])
+            removed = list_remove(lst, job_id)
+            if removed and not lst:
+                self.ready.pop(gid, None)
+        elif lane == "delayed":
+            removed = self.delayed.pop(job_id, None) is not None
+        elif lane == "failed":
+            removed = list_remove(self.failed, job_id)
+        else:
+            removed = list_remove(self.completed, job_id)
+        if not removed:
+            return "NOT_IN_LANE"
+        del self.jobs[job_id]
+        self.idx[LANE_INDEX[lane]].pop(job_id, None)
+        if lane == "gwait":
+            self.forget_idle_group(gid)
+        return None
+
+    def remove_job(self, now: int, job_id: str, lane: str) -> Reply:
+        code = self._remove_one(job_id, lane)
+        if code:
+            return ("ERR", code)
+        self.finish(now)
+        return ("OK",)
+
+    def remove_jobs_batch(self, now: int, lane: str, ids: list[str]) -> list[Reply]:
+        out: list[Reply] = []
+        for job_id in ids:
+            code = self._remove_one(job_id, lane)
+            out.append((job_id, "ERR", code) if code else (job_id, "OK", None))
+        if any(r[1] == "OK" for r in out):
+            self.finish(now)
+        return out
+
+    def vanish(self, job_id: str) -> None:
+        """The job hash disappears behind the scripts' back (eviction, TTL, manual DEL)."""
+        self.jobs.pop(job_id, None)
+
+    # -- invariants omniq promises beyond v1 (checked on the model, equal to Redis) ----
+
+    def check_invariants(self) -> None:
+        for gid in self.limit:  # a limit lives only while its group has work (D5)
+            assert self.gwait.get(gid) or self.inflight.get(gid, 0) > 0, ("idle limit", gid)
+        for gid, n in self.inflight.items():
+            assert n > 0, ("inflight kept at 0", gid)
+        for job_id in self.leases:  # lease map entries end with their lease
+            assert job_id in self.active, ("stale lease entry", job_id)
+        for gid in self.ready:
+            assert self.gwait.get(gid), ("empty group ready", gid)
+        for gid, lst in self.gwait.items():  # no group with work and room is left out
+            if lst and self.inflight.get(gid, 0) < self.group_limit(gid):
+                assert gid in self.ready, ("group not ready", gid)
+
+    # -- rendering ---------------------------------------------------------------------
+
+    def keyspace(self) -> dict[str, tuple[str, Any, int | None]]:
+        """key -> (type, value, max expiry ms or None for no expiry)."""
+        b = "{" + self.name + "}"
+        out: dict[str, tuple[str, Any, int | None]] = {}
+        for job_id, h in self.jobs.items():
+            out[f"{b}:job:{job_id}"] = ("hash", dict(h), None)
+        lists = {"wait": self.wait, "completed": self.completed, "failed": self.failed}
+        for suffix, lst in lists.items():
+            if lst:
+                out[f"{b}:{suffix}"] = ("list", list(lst), None)
+        for gid, lst in self.gwait.items():
+            if lst:
+                out[f"{b}:g:{gid}:wait"] = ("list", list(lst), None)
+        for gid, n in self.inflight.items():
+            out[f"{b}:g:{gid}:inflight"] = ("string", fmt(n), None)
+        for gid, v in self.limit.items():
+            out[f"{b}:g:{gid}:limit"] = ("string", v, None)
+        zsets = {"delayed": self.delayed, "active": self.active, "groups:ready": self.ready}
+        zsets.update({f"idx:{lane}": z for lane, z in self.idx.items()})
+        for suffix, z in zsets.items():
+            if z:
+                out[f"{b}:{suffix}"] = ("zset", dict(z), None)
+        if self.leases:
+            out[f"{b}:leases"] = ("hash", dict(self.leases), None)
+        if self.paused:
+            out[f"{b}:paused"] = ("string", "1", None)
+        if self.has_groups:
+            out[f"{b}:has_groups"] = ("string", "1", None)
+        if self.rr is not None:
+            out[f"{b}:lane:rr"] = ("string", self.rr, None)
+        if self.seq:
+            out[f"{b}:lease:seq"] = ("string", fmt(self.seq), None)
+        if self.stats:
+            out[f"{b}:stats"] = ("hash", dict(self.stats), None)
+        return out
+
+
+class CounterModel:
+    """A parent/child completion counter ``{cc:K}`` (count, done set, finished marker)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.count: int | None = None
+        self.ttl: int | None = None  # expiry of count (and of done), None = never
+        self.done: set[str] = set()
+        self.done_ttl: int | None = None
+        self.finished = False
+
+    def init(self, expected: int, ttl_ms: int) -> Reply:
+        if self.count is not None:
+            return ("ERR", "ALREADY_INIT")
+        self.count = expected
+        self.ttl = ttl_ms or None
+        self.done = set()
+        self.done_ttl = None
+        self.finished = False
+        return ("OK",)
+
+    def ack(self, child: str) -> Reply:
+        if self.count is None:
+            return ("OK", 0) if self.finished else ("ERR", "NO_COUNTER")
+        if child in self.done:
+            return ("OK", self.count)
+        self.done.add(child)
+        if self.ttl:
+            self.done_ttl = self.ttl
+        self.count -= 1
+        if self.count <= 0:
+            self.count = None
+            self.ttl = None
+            self.done = set()
+            self.done_ttl = None
+            self.finished = True
+            return ("OK", 0)
+        return ("OK", self.count)
+
+    def keyspace(self) -> dict[str, tuple[str, Any, int | None]]:
+        c = "{cc:" + self.key + "}"
+        out: dict[str, tuple[str, Any, int | None]] = {}
+        if self.count is not None:
+            out[c + ":count"] = ("string", fmt(self.count), self.ttl)
+        if self.done:
+            out[c + ":done"] = ("set", sorted(self.done), self.done_ttl)
+        if self.finished:
+            out[c + ":finished"] = ("string", "1", FINISHED_TTL_MS)
+        return out
+
+
+class Model:
+    """Several queues and counters on one database."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, QueueModel] = {}
+        self.counters: dict[str, CounterModel] = {}
+
+    def queue(self, name: str) -> QueueModel:
+        q = self.queues.get(name)
+        if q is None:
+            q = self.queues[name] = QueueModel(name)
+        return q
+
+    def counter(self, key: str) -> CounterModel:
+        c = self.counters.get(key)
+        if c is None:
+            c = self.counters[key] = CounterModel(key)
+        return c
+
+    def keyspace(self) -> dict[str, tuple[str, Any, int | None]]:
+        out: dict[str, tuple[str, Any, int | None]] = {}
+        for q in self.queues.values():
+            out.update(q.keyspace())
+        for c in self.counters.values():
+            out.update(c.keyspace())
+        return out
+
+    def check_invariants(self) -> None:
+        for q in self.queues.values():
+            q.check_invariants()

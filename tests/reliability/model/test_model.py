@@ -1,0 +1,459 @@
+"""Model-based test: the real scripts (through AsyncOmniq) against model.py.
+
+A hypothesis state machine applies the same random operations, with the same explicit
+clock (``now_ms``), to a real database and to the reference model, and after every step
+compares the reply and the whole keyspace: every key, its type, its full value (job hashes
+field by field, lists in order, zset scores, stats counters) and whether it expires.
+
+``OMNIQ_MODEL_EXAMPLES`` sets the number of examples (default 200; e.g. 5000 for a long
+run), ``OMNIQ_MODEL_STEPS`` the steps per example (default 30).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine
+from typing import Any
+
+import msgspec
+import redis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from keydump import dump_keyspace
+from model import Model, QueueModel, cut_utf8
+
+from omniq import AsyncOmniq, JobSpec, Lease, ScriptError
+from omniq.types import Ack, ReserveResult
+
+T0 = 1_000_000
+QUEUES = ("q1", "q2")
+GIDS = (None, "a", "b", "c")
+JOB_IDS = tuple(f"j{i}" for i in range(10))
+LANES = ("wait", "gwait", "delayed", "failed", "completed")
+PARENTS = ("p1", "p2")
+CHILDREN = ("c1", "c2", "c3")
+WEEK_MS = 7 * 86_400_000
+LONG_ERROR = "é" * 2100  # 4200 bytes: cut on a character boundary at 4096 bytes
+
+EXAMPLES = int(os.environ.get("OMNIQ_MODEL_EXAMPLES", "200"))
+STEPS = int(os.environ.get("OMNIQ_MODEL_STEPS", "30"))
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    stateful_step_count=STEPS,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+_enc = msgspec.json.Encoder()
+
+
+def encoded(value: Any) -> str:
+    return _enc.encode(value).decode()
+
+
+def reserve_tuple(res: ReserveResult | None) -> tuple[Any, ...] | None:
+    if res is None:
+        return None
+    if res.status != "JOB":
+        return (res.status,)
+    return ("JOB", [(j.job_id, j.payload_raw, j.lock_until_ms, j.attempt, j.max_attempts, j.gid,
+                     j.lease_token, j.timeout_ms) for j in res.jobs])
+
+
+def outcome_tuple(o: Any) -> tuple[Any, ...]:
+    if o is None:
+        return ("OK",)
+    if isinstance(o, ScriptError):
+        return ("ERR", o.code)
+    return ("RETRY", o.due_ms) if o.status == "RETRY" else ("FAILED",)
+
+
+job_specs = st.fixed_dictionaries({
+    "id": st.sampled_from(JOB_IDS),
+    "gid": st.sampled_from(GIDS),
+    "group_limit": st.sampled_from([0, 0, 1, 2, 3]),
+    "max_attempts": st.sampled_from([1, 2, 3]),
+    "timeout_ms": st.sampled_from([100, 1000, 5000]),
+    "backoff_ms": st.sampled_from([0, 50, 1000]),
+    "when": st.sampled_from([("now", 0), ("now", 0), ("delay", 200), ("delay", 3000),
+                             ("due", -100), ("due", 0), ("due", 150)]),
+    "payload": st.sampled_from([{}, {"n": 1}, [1, "é"], {"deep": {"x": [None, True]}}]),
+})
+
+
+class QueueMachine(RuleBasedStateMachine):
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        self.r = redis.Redis.from_url(url, decode_responses=True)
+        self.r.flushdb()
+        self.loop = asyncio.new_event_loop()
+        self.client: AsyncOmniq | None = None
+        self.model = Model()
+        self.now = T0
+        self.queues: tuple[str, ...] = ("q1",)
+        self.issued: dict[tuple[str, str], list[str]] = {}  # (queue, job id) -> tokens
+        self.keep_completed = 100
+        self.keep_failed: int | None = None
+        self.child_ttl = WEEK_MS
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def attempt(self, coro: Coroutine[Any, Any, Any]) -> tuple[Any, str | None]:
+        """(result, None) or (None, error code)."""
+        try:
+            return self.run(coro), None
+        except ScriptError as exc:
+            return None, exc.code
+
+    @property
+    def c(self) -> AsyncOmniq:
+        assert self.client is not None
+        return self.client
+
+    def teardown(self) -> None:
+        if self.client is not None:
+            self.run(self.client.aclose())
+        self.loop.close()
+        self.r.close()
+
+    def q(self, data: st.DataObject, prefer: Any = None) -> tuple[str, QueueModel]:
+        """A queue; with ``prefer`` (a QueueModel predicate) mostly one where it holds."""
+        names = list(self.queues)
+        if prefer is not None:
+            good = [n for n in names if prefer(self.model.queue(n))]
+            if good and data.draw(st.sampled_from([True] * 3 + [False]), label="prefer"):
+                names = good
+        name = data.draw(st.sampled_from(names), label="queue")
+        return name, self.model.queue(name)
+
+    def lane_for(self, data: st.DataObject, qm: QueueModel, job_id: str) -> str:
+        """Mostly the lane the job is in, sometimes any lane."""
+        h = qm.jobs.get(job_id, {})
+        state = h.get("state", "")
+        lane = "gwait" if state == "wait" and h.get("gid") else state
+        if lane in LANES and data.draw(st.sampled_from([True] * 3 + [False]), label="match"):
+            return lane
+        return data.draw(st.sampled_from(LANES), label="lane")
+
+    def record(self, queue: str, res: tuple[Any, ...] | None) -> None:
+        if res and res[0] == "JOB":
+            for job in res[1]:
+                self.issued.setdefault((queue, job[0]), []).append(job[6])
+
+    def lease(self, data: st.DataObject) -> tuple[str, str, str]:
+        """A (queue, job id, token) to heartbeat or ack: mostly a held lease, sometimes a
+        stale, foreign, empty or made-up token, or a job that holds no lease at all."""
+        pick = data.draw(st.sampled_from(["held"] * 7 + ["any"]), label="pick")
+        busy = [n for n in self.queues if self.model.queue(n).active]
+        if pick == "held" and busy:
+            queue = data.draw(st.sampled_from(busy), label="queue")
+            qm = self.model.queue(queue)
+        else:
+            queue, qm = self.q(data)
+        held = sorted(qm.active)
+        known = sorted({j for (qn, j) in self.issued if qn == queue} | set(qm.jobs))
+        pool = held if held and pick == "held" else known
+        job_id = data.draw(st.sampled_from(pool or list(JOB_IDS)), label="job")
+        mine = self.issued.get((queue, job_id), [])
+        others = [t for (qn, j), ts in self.issued.items() if (qn, j) != (queue, job_id)
+                  for t in ts]
+        kind = data.draw(st.sampled_from(
+            ["current"] * 5 + ["stale", "foreign", "empty", "bogus"]), label="token")
+        current = qm.jobs.get(job_id, {}).get("lease_token") or (mine[-1] if mine else "")
+        if kind == "current" and current:
+            token = current
+        elif kind == "stale" and mine:
+            token = data.draw(st.sampled_from(mine), label="stale")
+        elif kind == "foreign" and others:
+            token = data.draw(st.sampled_from(others), label="foreign")
+        elif kind == "empty":
+            token = ""
+        else:
+            token = "f" * 40
+        return queue, job_id, token
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def ids(self, data: st.DataObject, qm: QueueModel, first: Any = ()) -> list[str]:
+        """Mostly jobs that exist (``first`` if any), sometimes any id (NO_JOB ...)."""
+        known = sorted(first) or sorted(qm.jobs)
+        which = data.draw(st.sampled_from(["known"] * 4 + ["any"]), label="existing?")
+        pool = known if known and which == "known" else JOB_IDS
+        return data.draw(st.lists(st.sampled_from(pool), max_size=4), label="ids")
+
+    @initialize(
+        keep_completed=st.sampled_from([0, 1, 3, 100]),
+        keep_failed=st.sampled_from([None, None, 0, 2]),
+        child_ttl=st.sampled_from([0, WEEK_MS]),
+        two_queues=st.booleans(),
+        seed=st.lists(job_specs, max_size=8, unique_by=lambda s: s["id"]),
+    )
+    def setup(self, keep_completed: int, keep_failed: int | None, child_ttl: int,
+              two_queues: bool, seed: list[dict[str, Any]]) -> None:
+        self.keep_completed, self.keep_failed, self.child_ttl = (
+            keep_completed, keep_failed, child_ttl)
+        self.client = AsyncOmniq(url=self.url, keep_completed=keep_completed,
+                                 keep_failed=keep_failed, child_ttl_ms=child_ttl)
+        self.queues = QUEUES if two_queues else QUEUES[:1]
+        if seed:
+            self._publish_many(self.queues[-1], seed)
+
+    # -- clock ---------------------------------------------------------------------------
+
+    @rule(ms=st.sampled_from([1, 10, 100, 1000, 5000]))
+    def tick(self, ms: int) -> None:
+        self.now += ms
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def _model_job(self, s: dict[str, Any]) -> dict[str, Any]:
+        kind, value = s["when"]
+        return {
+            "id": s["id"], "payload": encoded(s["payload"]), "max_attempts": s["max_attempts"],
+            "timeout_ms": s["timeout_ms"], "backoff_ms": s["backoff_ms"],
+            "due_ms": self.now + value if kind == "due" else 0,
+            "delay_ms": value if kind == "delay" else 0,
+            "gid": s["gid"] or "", "group_limit": s["group_limit"],
+        }
+
+    @rule(data=st.data(), spec=job_specs)
+    def publish(self, data: st.DataObject, spec: dict[str, Any]) -> None:
+        queue, qm = self.q(data)
+        mj = self._model_job(spec)
+        got, code = self.attempt(self.c.publish(
+            queue, spec["payload"], job_id=spec["id"], max_attempts=spec["max_attempts"],
+            timeout_ms=spec["timeout_ms"], backoff_ms=spec["backoff_ms"], due_ms=mj["due_ms"],
+            delay_ms=mj["delay_ms"], gid=spec["gid"], group_limit=spec["group_limit"],
+            now_ms=self.now))
+        want = qm.enqueue(self.now, [mj])
+        assert (("OK", 1) if code is None else ("ERR", code)) == want[:2], want
+        assert code is not None or got == spec["id"]
+
+    @rule(data=st.data(), specs=st.lists(job_specs, min_size=1, max_size=3))
+    def publish_many(self, data: st.DataObject, specs: list[dict[str, Any]]) -> None:
+        self._publish_many(self.q(data)[0], specs)
+
+    def _publish_many(self, queue: str, specs: list[dict[str, Any]]) -> None:
+        qm = self.model.queue(queue)
+        models = [self._model_job(s) for s in specs]
+        jobs = [
+            JobSpec(payload=s["payload"], job_id=s["id"], gid=s["gid"],
+                    group_limit=s["group_limit"], max_attempts=s["max_attempts"],
+                    timeout_ms=s["timeout_ms"], backoff_ms=s["backoff_ms"],
+                    due_ms=m["due_ms"], delay_ms=m["delay_ms"])
+            for s, m in zip(specs, models, strict=True)
+        ]
+        got, code = self.attempt(self.c.publish_many(queue, jobs, now_ms=self.now))
+        want = qm.enqueue(self.now, models)
+        assert (("OK", len(specs)) if code is None else ("ERR", code)) == want[:2], want
+        assert code is not None or got == [s["id"] for s in specs]
+
+    # -- leasing -------------------------------------------------------------------------
+
+    @rule(data=st.data(), count=st.integers(1, 3))
+    def reserve(self, data: st.DataObject, count: int) -> None:
+        self._reserve(data, count)
+
+    @precondition(lambda self: any(q.wait or q.ready for q in self.model.queues.values()))
+    @rule(data=st.data(), count=st.integers(1, 3))
+    def reserve_ready(self, data: st.DataObject, count: int) -> None:
+        self._reserve(data, count)
+
+    def _reserve(self, data: st.DataObject, count: int, queue: str | None = None) -> None:
+        if queue is None:
+            queue = self.q(data)[0]
+        qm = self.model.queue(queue)
+        got = reserve_tuple(self.run(self.c.reserve_many(queue, count, now_ms=self.now)))
+        want = qm.reserve(self.now, count)
+        assert got == want
+        self.record(queue, got)
+
+    def held(self) -> bool:
+        return any(q.active for q in self.model.queues.values())
+
+    @precondition(held)
+    @rule(data=st.data())
+    def heartbeat(self, data: st.DataObject) -> None:
+        queue, job_id, token = self.lease(data)
+        got, code = self.attempt(self.c.heartbeat(queue, job_id, token, now_ms=self.now))
+        want = self.model.queue(queue).heartbeat(self.now, [(job_id, token)])[0]
+        assert (("OK", got) if code is None else ("ERR", code)) == want
+
+    @rule(data=st.data(), n=st.integers(1, 3))
+    def heartbeat_many(self, data: st.DataObject, n: int) -> None:
+        leases = [self.lease(data) for _ in range(n)]
+        got = self.run(self.c.heartbeat_many([Lease(*x) for x in leases], now_ms=self.now))
+        want = [self.model.queue(q).heartbeat(self.now, [(j, t)])[0] for q, j, t in leases]
+        assert [("ERR", g.code) if isinstance(g, ScriptError) else ("OK", g)
+                for g in got] == want
+
+    @precondition(held)
+    @rule(data=st.data(), result=st.sampled_from([None, {"r": 1}, "text", [1, 2], 0]))
+    def ack_success(self, data: st.DataObject, result: Any) -> None:
+        queue, job_id, token = self.lease(data)
+        _, code = self.attempt(self.c.ack_success(queue, job_id, token, result=result,
+                                                  now_ms=self.now))
+        want = self.model.queue(queue).ack_success(
+            self.now, job_id, token, "" if result is None else encoded(result),
+            self.keep_completed)
+        assert (("OK",) if code is None else ("ERR", code)) == want
+
+    @precondition(held)
+    @rule(data=st.data(), error=st.sampled_from([None, "boom", "", LONG_ERROR]),
+          final=st.booleans())
+    def ack_fail(self, data: st.DataObject, error: str | None, final: bool) -> None:
+        queue, job_id, token = self.lease(data)
+        got, code = self.attempt(self.c.ack_fail(queue, job_id, token, error, final=final,
+                                                 now_ms=self.now))
+        want = self.model.queue(queue).ack_fail(
+            self.now, job_id, token, cut_utf8(error or ""), final, self.keep_failed)
+        assert (outcome_tuple(got) if code is None else ("ERR", code)) == want
+
+    @rule(data=st.data(), n=st.integers(0, 3), count=st.integers(0, 3))
+    def ack_reserve(self, data: st.DataObject, n: int, count: int) -> None:
+        queue, qm = self.q(data)
+        acks: list[tuple[str, str, str, str]] = []
+        for _ in range(n):
+            q2, job_id, token = self.lease(data)
+            if q2 != queue:
+                continue
+            kind = data.draw(st.sampled_from("SFX"), label="outcome")
+            text = data.draw(st.sampled_from(
+                ["", '{"ok":1}'] if kind == "S" else ["", "err", LONG_ERROR]), label="text")
+            acks.append((job_id, token, kind, text))
+        outcomes, res = self.run(self.c.ack_reserve(
+            queue, [Ack(j, t, k == "S", x, final=k == "X") for j, t, k, x in acks], count,
+            now_ms=self.now))
+        got = ([outcome_tuple(o) for o in outcomes], reserve_tuple(res))
+        want = qm.ack_reserve(self.now, self.keep_completed, acks, count, self.keep_failed)
+        assert got == want
+        self.record(queue, got[1])
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    @rule(data=st.data(), most=st.sampled_from([1, 2, 1000]))
+    def promote(self, data: st.DataObject, most: int) -> None:
+        queue, qm = self.q(data)
+        got = self.run(self.c.promote_delayed(queue, max_promote=most, now_ms=self.now))
+        assert ("OK", got) == qm.promote(self.now, most)
+
+    @rule(data=st.data(), most=st.sampled_from([1, 2, 1000]))
+    def reap(self, data: st.DataObject, most: int) -> None:
+        queue, qm = self.q(data)
+        got = self.run(self.c.reap_expired(queue, max_reap=most, now_ms=self.now))
+        assert ("OK", got) == qm.reap(self.now, most, self.keep_failed)
+
+    @rule(data=st.data(), stay=st.sampled_from([False, False, False, True]))
+    def pause(self, data: st.DataObject, stay: bool) -> None:
+        """Pause; reserve and ack_reserve see PAUSED; usually resume at once (a paused
+        queue reserves nothing, so long pauses would starve the rest of the run)."""
+        queue, qm = self.q(data)
+        self.run(self.c.pause(queue))
+        qm.pause()
+        assert self.run(self.c.is_paused(queue)) is True
+        self._reserve(data, 1, queue)
+        if not stay:
+            self.resume(data, queue)
+
+    @rule(data=st.data())
+    def resume(self, data: st.DataObject, queue: str | None = None) -> None:
+        if queue is None:
+            queue = self.q(data)[0]
+        qm = self.model.queue(queue)
+        assert ("OK", self.run(self.c.resume(queue))) == qm.resume()
+
+    # -- admin ---------------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def retry_failed(self, data: st.DataObject) -> None:
+        queue, qm = self.q(data, prefer=lambda m: m.failed)
+        failed = qm.failed if qm.failed and data.draw(st.booleans(), label="failed?") else None
+        job_id = data.draw(st.sampled_from(failed or sorted(qm.jobs) or JOB_IDS), label="job")
+        _, code = self.attempt(self.c.retry_failed(queue, job_id, now_ms=self.now))
+        assert (("OK",) if code is None else ("ERR", code)) == qm.retry_failed(self.now, job_id)
+
+    @rule(data=st.data())
+    def retry_failed_batch(self, data: st.DataObject) -> None:
+        queue, qm = self.q(data, prefer=lambda m: m.failed)
+        ids = self.ids(data, qm, qm.failed)
+        got = self.run(self.c.retry_failed_batch(queue, ids, now_ms=self.now))
+        assert [tuple(g) for g in got] == qm.retry_failed_batch(self.now, ids)
+
+    @rule(data=st.data())
+    def remove_job(self, data: st.DataObject) -> None:
+        queue, qm = self.q(data, prefer=lambda m: m.jobs)
+        job_id = data.draw(st.sampled_from(sorted(qm.jobs) or JOB_IDS), label="job")
+        lane = self.lane_for(data, qm, job_id)
+        _, code = self.attempt(self.c.remove_job(queue, job_id, lane, now_ms=self.now))
+        want = qm.remove_job(self.now, job_id, lane)
+        assert (("OK",) if code is None else ("ERR", code)) == want
+
+    @rule(data=st.data())
+    def remove_jobs_batch(self, data: st.DataObject) -> None:
+        queue, qm = self.q(data, prefer=lambda m: m.jobs)
+        ids = self.ids(data, qm)
+        lane = self.lane_for(data, qm, ids[0] if ids else "")
+        got = self.run(self.c.remove_jobs_batch(queue, lane, ids, now_ms=self.now))
+        assert [tuple(g) for g in got] == qm.remove_jobs_batch(self.now, lane, ids)
+
+    @rule(data=st.data())
+    def vanish(self, data: st.DataObject) -> None:
+        """A job hash disappears behind the scripts' back (eviction, TTL, manual DEL)."""
+        queue, qm = self.q(data)
+        if qm.jobs and data.draw(st.sampled_from([False, False, True]), label="vanish?"):
+            job_id = data.draw(st.sampled_from(sorted(qm.jobs)), label="job")
+            self.r.delete("{" + queue + "}:job:" + job_id)
+            qm.vanish(job_id)
+
+    # -- parent / child ------------------------------------------------------------------
+
+    @rule(key=st.sampled_from(PARENTS), expected=st.integers(1, 3),
+          ttl_ms=st.sampled_from([0, 0, 600_000]))
+    def childs_init(self, key: str, expected: int, ttl_ms: int) -> None:
+        _, code = self.attempt(self.c.childs_init(key, expected, ttl_ms=ttl_ms))
+        want = self.model.counter(key).init(expected, ttl_ms or self.child_ttl)
+        assert (("OK",) if code is None else ("ERR", code)) == want
+
+    @rule(key=st.sampled_from(PARENTS), child=st.sampled_from(CHILDREN))
+    def child_ack(self, key: str, child: str) -> None:
+        got, code = self.attempt(self.c.child_ack(key, child))
+        assert (("OK", got) if code is None else ("ERR", code)) == self.model.counter(key).ack(
+            child)
+
+    # -- the whole keyspace after every step ---------------------------------------------
+
+    @invariant()
+    def keyspace_matches_model(self) -> None:
+        real = dump_keyspace(self.r)
+        want = self.model.keyspace()
+        problems = [f"missing {k} = {want[k][:2]}" for k in sorted(set(want) - set(real))]
+        problems += [f"unexpected {k} = {real[k][:2]}" for k in sorted(set(real) - set(want))]
+        for key in sorted(set(real) & set(want)):
+            kind, value, ttl = want[key]
+            rkind, rvalue, pttl = real[key]
+            if (rkind, rvalue) != (kind, value):
+                problems.append(f"{key}: real {(rkind, rvalue)} != model {(kind, value)}")
+            if ttl is None and pttl != -1:
+                problems.append(f"{key}: expires in {pttl} ms, model: never")
+            if ttl is not None and not 0 < pttl <= ttl:
+                problems.append(f"{key}: pttl {pttl}, model: expires within {ttl} ms")
+        assert not problems, "\n".join(problems)
+        self.model.check_invariants()
+
+
+def test_scripts_agree_with_model(omniq_redis_url: str) -> None:
+    run_state_machine_as_test(lambda: QueueMachine(omniq_redis_url), settings=SETTINGS)
