@@ -1,0 +1,1 @@
+"""Benchmarks of omniq against its peers (run: ``python -m benchmarks``; see run.py)."""

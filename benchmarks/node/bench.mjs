@@ -1,0 +1,156 @@
+// BullMQ for Node (npm `bullmq` + ioredis): the same scenarios and output protocol as
+// benchmarks/peers/_harness.py. Run: node bench.mjs '<json params>'.
+//
+// Publish: Queue.add; E2: Queue.addBulk (one call). Process: Worker with `concurrency`,
+// defaults otherwise (completed jobs kept, as BullMQ does by default); completion time from
+// the worker's `completed` event, emitted after the job is moved to completed.
+import { performance } from 'node:perf_hooks';
+import { Queue, Worker } from 'bullmq';
+
+const QUEUE = 'bench';
+const WARMUP = 100;
+const L1_WARMUP = 20;
+const L1_DEADLINE_S = 60;
+
+const emit = (obj) => process.stdout.write('BENCH-RESULT ' + JSON.stringify(obj) + '\n');
+const ready = (obj = {}) => process.stdout.write('BENCH-READY ' + JSON.stringify(obj) + '\n');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const clock = () => performance.now() / 1000; // seconds, monotonic
+const wallSeconds = () => (performance.timeOrigin + performance.now()) / 1000; // epoch seconds
+
+function connection(url) {
+  const u = new URL(url);
+  return { host: u.hostname, port: Number(u.port || 6379) };
+}
+
+function throughput(n, seconds, extra = {}) {
+  return { n, seconds, ops: seconds > 0 ? n / seconds : 0, ...extra };
+}
+
+function percentile(values, q) {
+  if (!values.length) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.max(1, Math.ceil((q / 100) * sorted.length));
+  return sorted[Math.min(rank, sorted.length) - 1];
+}
+
+async function warm(url) {
+  const q = new Queue('warm', { connection: connection(url) });
+  for (let i = 0; i < WARMUP; i++) await q.add('noop', { i });
+  await q.close();
+}
+
+async function e1({ url, n }) {
+  await warm(url);
+  const queue = new Queue(QUEUE, { connection: connection(url) });
+  for (let i = 0; i < 10; i++) await queue.add('noop', { i: -1 - i });
+  const t0 = clock();
+  for (let i = 0; i < n; i++) await queue.add('noop', { i });
+  const elapsed = clock() - t0;
+  await queue.close();
+  return throughput(n, elapsed);
+}
+
+async function e2({ url, n }) {
+  await warm(url);
+  const queue = new Queue(QUEUE, { connection: connection(url) });
+  for (let i = 0; i < 10; i++) await queue.add('noop', { i: -1 - i });
+  const jobs = Array.from({ length: n }, (_, i) => ({ name: 'noop', data: { i } }));
+  const t0 = clock();
+  await queue.addBulk(jobs);
+  const elapsed = clock() - t0;
+  await queue.close();
+  return throughput(n, elapsed, { api: 'addBulk' });
+}
+
+async function processJobs({ url, n, concurrency }) {
+  const queue = new Queue(QUEUE, { connection: connection(url) });
+  for (let start = 0; start < n; start += 10000) {
+    const jobs = [];
+    for (let i = start; i < Math.min(n, start + 10000); i++) jobs.push({ name: 'noop', data: { i } });
+    await queue.addBulk(jobs);
+  }
+  await queue.close();
+  let completed = 0;
+  let tEnd = 0;
+  let resolveDone;
+  const done = new Promise((r) => { resolveDone = r; });
+  const t0 = clock();
+  const worker = new Worker(QUEUE, async () => null, { connection: connection(url), concurrency });
+  worker.on('completed', () => {
+    completed += 1;
+    if (completed === n) { tEnd = clock(); resolveDone(); }
+  });
+  await done;
+  const result = throughput(n, tEnd - t0, { concurrency });
+  await worker.close();
+  return result;
+}
+
+async function l1_worker({ url, n }) {
+  const values = [];
+  let resolveDone;
+  const done = new Promise((r) => { resolveDone = r; });
+  const worker = new Worker(QUEUE, async (job) => {
+    const now = wallSeconds();
+    const p = job.data;
+    if (p.w) return null;
+    values.push((now - p.t) * 1000);
+    if (values.length === n) resolveDone();
+    return null;
+  }, { connection: connection(url), concurrency: 10 });
+  await sleep(500);
+  ready();
+  await Promise.race([done, sleep(L1_DEADLINE_S * 1000)]);
+  const result = {
+    n: values.length,
+    p50_ms: percentile(values, 50),
+    p90_ms: percentile(values, 90),
+    p99_ms: percentile(values, 99),
+    max_ms: values.length ? Math.max(...values) : null,
+    mean_ms: values.length ? values.reduce((a, b) => a + b, 0) / values.length : null,
+  };
+  await worker.close();
+  return result;
+}
+
+async function l1_publish({ url, n, interval_s }) {
+  const queue = new Queue(QUEUE, { connection: connection(url) });
+  await queue.waitUntilReady();
+  const plan = [];
+  for (let i = 0; i < L1_WARMUP; i++) plan.push([i * 0.01, { i: -1 - i, w: 1 }]);
+  const start = L1_WARMUP * 0.01 + 0.2;
+  for (let i = 0; i < n; i++) plan.push([start + i * interval_s, { i }]);
+  const t0 = clock();
+  let late = 0;
+  for (const [offset, payload] of plan) {
+    const delay = t0 + offset - clock();
+    if (delay > 0) await sleep(delay * 1000);
+    else if (delay < -interval_s) late += 1;
+    payload.t = wallSeconds();
+    await queue.add('lat', payload);
+  }
+  await queue.close();
+  return { published: n, late };
+}
+
+const SCENARIOS = {
+  e1,
+  e2,
+  p1: (p) => processJobs({ ...p, concurrency: 1 }),
+  p2: (p) => processJobs({ concurrency: 50, ...p }),
+  l1_worker,
+  l1_publish,
+};
+
+const params = JSON.parse(process.argv[2]);
+const fn = SCENARIOS[params.scenario];
+let result;
+try {
+  result = fn ? await fn(params) : { na: `scenario ${params.scenario} not implemented by this peer` };
+} catch (err) {
+  console.error(err);
+  result = { error: String(err) };
+}
+emit(result);
+process.exit(0);

@@ -1,0 +1,57 @@
+"""Keeps the benchmark harness from rotting: runs our own E1/P1 scenario functions with a tiny
+N on the test server and renders a report from their results. Creates no virtual
+environment and starts no peer (see benchmarks/run.py for the real thing)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+# `pytest` (unlike `python -m pytest`) does not put the repository root on sys.path
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import run
+from benchmarks.peers import omniq_async
+
+N = 200
+
+
+async def test_our_e1_scenario_runs(omniq_redis_url: str) -> None:
+    e1 = await omniq_async.e1(omniq_redis_url, N)
+    assert e1["n"] == N
+    assert e1["ops"] > 0
+
+
+async def test_our_p1_scenario_runs(omniq_redis_url: str) -> None:
+    p1 = await omniq_async.p1(omniq_redis_url, N)
+    assert p1["n"] == N
+    assert p1["ops"] > 0
+
+
+def test_report_renders_from_results() -> None:
+    results: dict[str, dict[str, Any]] = {
+        "e1": {"n": N, "seconds": 0.1, "ops": 2000.0},
+        "p1": {"n": N, "seconds": 0.2, "ops": 1000.0},
+    }
+    raw = [
+        {"round": r, "impl": "omniq-async", "scenario": s, "variant": "", "result": res}
+        for r in (1, 2) for s, res in results.items()
+    ]
+    raw.append({"round": 1, "impl": "floor", "scenario": "floor", "variant": "seq",
+                "result": {"n": N, "seconds": 0.1, "ops": 2500.0, "p50_ms": 0.1,
+                           "p99_ms": 0.2}})
+    summary = run.summarize(raw)
+    assert summary["omniq-async/e1"]["metrics"]["ops"]["median"] == 2000.0
+    impls = [run.IMPL_BY_NAME["omniq-async"], run.IMPL_BY_NAME["floor"]]
+    doc = {
+        "command": "python -m benchmarks --quick", "finished": "now", "duration_s": 1.0,
+        "rounds": 2, "impls": [i.name for i in impls], "config": run.Config().__dict__,
+        "machine": {"nproc": 2, "cpu": "cpu", "kernel": "k", "python": "3", "redis_server": "7",
+                    "redis_benchmark": "7", "omniq_commit": "x", "versions": {}},
+        "loadavg_start": (0.0, 0.0, 0.0), "loadavg_end": (0.0, 0.0, 0.0),
+        "targets": run.evaluate_targets(summary, impls, raw), "summary": summary, "raw": raw,
+    }
+    text = run.render(doc)
+    assert "E1: enqueue sequentially" in text
+    assert "0.80x (seq)" in text  # 2,000/s against the 2,500/s floor
