@@ -15,17 +15,21 @@ Design (one event loop, a fixed number of tasks whatever the number of jobs):
 * **wake listener** -- a pub/sub subscription to the queues' wake channels.
 
 Handlers: ``async def handler(ctx)`` runs on the loop; ``def handler(ctx)`` runs in a
-bounded thread pool. A second parameter annotated with a type (msgspec Struct, dataclass,
-...) receives the payload decoded and validated as that type; a payload that fails
-validation fails the job for good (no retry). Raise :class:`Fail` to fail for good too.
+bounded thread pool, or with ``processes=N`` in a pool of N processes (CPU-bound work; the
+handler must be importable and its ctx has no ``exec``). A second parameter annotated
+with a type (msgspec Struct, dataclass, ...) receives the payload decoded and validated as
+that type; a payload that fails validation fails the job for good (no retry). Raise
+:class:`Fail` to fail for good too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import inspect
 import logging
+import multiprocessing
 import random
 import signal
 import sys
@@ -110,6 +114,7 @@ class Worker:
         drain: bool = False,
         verbose: bool = False,
         threads: int | None = None,
+        processes: int | None = None,
         grace_period_s: float = 30.0,
         maintenance_interval_s: float = 1.0,
         poll_max_s: float = 0.5,
@@ -139,6 +144,13 @@ class Worker:
         self.stats = WorkerStats()
         self._is_async, self._payload_decoder = _inspect_handler(handler)
         self._limiter = anyio.CapacityLimiter(threads or concurrency)
+        if processes is not None:
+            if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+                raise InvalidArgument("processes must be an int >= 1")
+            if self._is_async:
+                raise InvalidArgument("processes= needs a plain (def) handler, not async def")
+        self.processes = processes
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._running: dict[str, _Running] = {}
         self._pending: dict[str, list[Ack]] = {}
         self._signal = asyncio.Event()
@@ -212,12 +224,19 @@ class Worker:
         ]
         remove_signals = self._install_signals()
         remove_console = self._verbose_console()
+        if self.processes is not None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self.processes, mp_context=multiprocessing.get_context("spawn")
+            )
         try:
             await self._dispatch_loop()
             await self._shutdown()
         finally:
             remove_signals()
             remove_console()
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
             for t in helpers:
                 t.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -401,6 +420,14 @@ class Worker:
                 args = (ctx,)
             if self._is_async:
                 value = await self.handler(*args)
+            elif self._pool is not None:
+                # CPU-bound handler in a process: it gets a copy of ctx without exec;
+                # a lost lease is only flagged here (the process cannot be interrupted)
+                remote = JobContext(run.job)
+                remote._payload = ctx.payload
+                value = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, _call, self.handler, (remote, *args[1:])
+                )
             else:
                 value = await anyio.to_thread.run_sync(
                     _call, self.handler, args, limiter=self._limiter, abandon_on_cancel=True
