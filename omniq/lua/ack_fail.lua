@@ -9,7 +9,7 @@ local keep_failed = keep_failed_arg(ARGV[6])
 if keep_failed == nil then return err('BAD_ARGS', 'keep_failed') end
 local status, value = ack_fail_one(ARGV[1], ARGV[3], now, ARGV[4], ARGV[5] == '1', keep_failed)
 if status == 'ERR' then return err(value) end
-redis.call('HSET', K_STATS, 'last_finish_ms', fmt(now))
+stamps[#stamps + 1] = 'last_finish_ms'
 finish(now)
 if status == 'RETRY' then return {'RETRY', value} end
 return {'FAILED'}

@@ -45,7 +45,7 @@ for i = 0, n - 1 do
     if status ~= 'ERR' then wrote = true end
   end
 end
-if wrote then redis.call('HSET', K_STATS, 'last_finish_ms', fmt(now)) end
+if wrote then stamps[#stamps + 1] = 'last_finish_ms' end
 if count > 0 and reserve_into(out, count, now) > 0 then wrote = true end
 if wrote then
   -- our own reservation already took what the acks released; others may still want it

@@ -8,6 +8,6 @@ local keep = int(ARGV[5] or '100')
 if keep == nil or keep < 0 then return err('BAD_ARGS', 'keep_completed') end
 local code = ack_success_one(ARGV[1], ARGV[3], now, ARGV[4], keep)
 if code then return err(code) end
-redis.call('HSET', K_STATS, 'last_finish_ms', fmt(now))
+stamps[#stamps + 1] = 'last_finish_ms'
 finish(now)
 return {'OK'}

@@ -66,6 +66,6 @@ for i = 0, n - 1 do
     ready = ready + 1
   end
 end
-redis.call('HSET', K_STATS, 'last_enqueue_ms', fmt(now))
+stamps[#stamps + 1] = 'last_enqueue_ms'
 finish(now)
 return {'OK', fmt(n)}

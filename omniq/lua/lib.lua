@@ -40,6 +40,8 @@ local MAX_BATCH = 100
 local MAX_FAILED_TRIM = 1000
 
 local wake_needed = false
+-- last_*_ms stats fields to set with the stats write at the end of the script
+local stamps = {}
 
 -- Groups served by this call that still have capacity and work, in service order. They
 -- are offered again only after every group already in line, and put back into
@@ -100,7 +102,8 @@ local function sync_stats(now)
   local w = redis.call('LLEN', K_WAIT)
   local total = redis.call('ZCARD', K_IDX_WAIT)
   if total < w then total = w end
-  redis.call('HSET', K_STATS,
+  local t = fmt(now)
+  local args = {K_STATS,
     'waiting', w,
     'group_waiting', total - w,
     'waiting_total', total,
@@ -109,7 +112,12 @@ local function sync_stats(now)
     'failed', redis.call('LLEN', K_FAILED),
     'completed_kept', redis.call('LLEN', K_COMPLETED),
     'groups_ready', redis.call('ZCARD', K_READY),
-    'last_activity_ms', fmt(now))
+    'last_activity_ms', t}
+  for _, field in ipairs(stamps) do
+    args[#args + 1] = field
+    args[#args + 1] = t
+  end
+  redis.call('HSET', unpack(args))
 end
 
 local function finish(now)
@@ -296,7 +304,7 @@ local function reserve_into(out, count, now)
   for _, job in ipairs(jobs) do
     for _, v in ipairs(job) do out[#out + 1] = v end
   end
-  redis.call('HSET', K_STATS, 'last_reserve_ms', fmt(now))
+  stamps[#stamps + 1] = 'last_reserve_ms'
   return #jobs
 end
 
