@@ -316,6 +316,22 @@ local function check_lease(id, token)
   return nil
 end
 
+-- The same gate for the acks, which end the lease: it also takes the job out of the active
+-- zset and returns the job's gid (one read for token and gid).
+local function take_lease(id, token)
+  if token == nil or token == '' then return 'TOKEN_REQUIRED' end
+  local h = redis.call('HMGET', job_key(id), 'lease_token', 'gid')
+  if h[1] ~= token then return 'TOKEN_MISMATCH' end
+  if redis.call('ZREM', K_ACTIVE, id) == 0 then return 'NOT_ACTIVE' end
+  return nil, h[2] or ''
+end
+
+-- End a lease whose job hash exists (an ack): forget the lease map entry, free the slot.
+local function end_acked_lease(id, gid, now)
+  redis.call('HDEL', K_LEASES, id)
+  if gid ~= '' then release_group(gid, now) end
+end
+
 -- Release the group slot of a lease that is ending. gid comes from the hash, else, only
 -- when the hash has vanished (D4), from the omniq lease map: an entry can be stale (an
 -- official consumer reaped our lease), so it never overrides an existing ungrouped hash.
@@ -341,19 +357,16 @@ local function cut_utf8(s)
 end
 
 local function ack_success_one(id, token, now, result, keep)
-  local code = check_lease(id, token)
+  local code, gid = take_lease(id, token)
   if code then return code end
   local jk = job_key(id)
-  redis.call('ZREM', K_ACTIVE, id)
-  local gid = redis.call('HGET', jk, 'gid')
   redis.call('HSET', jk, 'state', 'completed', 'completed_ms', fmt(now), 'updated_ms', fmt(now),
     'lease_token', '', 'lock_until_ms', '')
   if result ~= nil and result ~= '' then redis.call('HSET', jk, 'result', result) end
   redis.call('ZREM', K_IDX_ACTIVE, id)
   redis.call('ZADD', K_IDX_COMPLETED, now, id)
-  end_lease(id, gid, now)
-  redis.call('LPUSH', K_COMPLETED, id)
-  local n = redis.call('LLEN', K_COMPLETED)
+  end_acked_lease(id, gid, now)
+  local n = redis.call('LPUSH', K_COMPLETED, id)
   while n > keep do
     local old = redis.call('RPOP', K_COMPLETED)
     n = n - 1
@@ -418,15 +431,13 @@ local function fail_or_retry(id, jk, now, final, keep_failed)
 end
 
 local function ack_fail_one(id, token, now, text, final, keep_failed)
-  local code = check_lease(id, token)
+  local code, gid = take_lease(id, token)
   if code then return 'ERR', code end
   local jk = job_key(id)
-  redis.call('ZREM', K_ACTIVE, id)
   if text ~= nil and text ~= '' then
     redis.call('HSET', jk, 'last_error', cut_utf8(text), 'last_error_ms', fmt(now))
   end
-  local gid = redis.call('HGET', jk, 'gid')
-  end_lease(id, gid, now)
+  end_acked_lease(id, gid, now)
   return fail_or_retry(id, jk, now, final, keep_failed)
 end
 
