@@ -1109,9 +1109,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     if load0[0] > 0.5 or doc["loadavg_end"][0] > 0.5:
         doc["caveats"].append(
-            "The machine was not idle: other work (test suites of other engineers) shared "
-            "its 2 cores during the run, so absolute numbers are noisy and lower than on an "
-            "idle machine; the interleaved rounds and the spread columns show how much."
+            f"The load average was above 0.5 (start {load0[0]:.2f}, end "
+            f"{doc['loadavg_end'][0]:.2f}; the benchmark's own processes count too), so "
+            "absolute numbers may be noisy; the interleaved rounds and the spread columns "
+            "show how much."
         )
     if args.analysis:
         doc["analysis"] = Path(args.analysis).read_text()
