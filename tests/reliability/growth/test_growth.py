@@ -238,7 +238,10 @@ async def test_child_counters_expire_after_child_ttl_by_default(omniq, raw):
     assert WEEK_MS - 60_000 < raw.pttl("{cc:p}:count") <= WEEK_MS
     await omniq.child_ack("p", "c1")
     assert WEEK_MS - 60_000 < raw.pttl("{cc:p}:done") <= WEEK_MS  # the same expiry
-    assert raw.pttl("{cc:p}:done") <= raw.pttl("{cc:p}:count")
+    # Absolute expiry times: two PTTL reads a millisecond apart would race.
+    done_at = raw.execute_command("PEXPIRETIME", "{cc:p}:done")
+    count_at = raw.execute_command("PEXPIRETIME", "{cc:p}:count")
+    assert 0 < done_at <= count_at
 
 
 async def test_explicit_ttl_overrides_the_default(omniq, raw):
