@@ -16,6 +16,9 @@ snapshots and (unless a ``data_dir`` is given) keeps its files in a private temp
 directory that is removed on :meth:`EmbeddedServer.stop`. Servers still running when the
 interpreter exits are stopped by an ``atexit`` hook.
 
+:class:`EmbeddedCluster` starts several such servers with ``--cluster-enabled yes`` and joins
+them into one Redis Cluster (every slot assigned, no replicas), for cluster tests.
+
 ``python -m omniq.embedded`` starts a server, prints its URL and runs until Ctrl-C.
 """
 
@@ -45,6 +48,7 @@ import anyio.to_thread
 from omniq.errors import ServerNotFound, ServerStartError
 
 __all__ = [
+    "EmbeddedCluster",
     "EmbeddedServer",
     "ServerNotFound",
     "ServerStartError",
@@ -612,6 +616,186 @@ class EmbeddedServer:
     def _unregister(self) -> None:
         with _live_lock:
             _live.discard(self)
+
+
+# --------------------------------------------------------------------------- cluster
+
+_SLOTS = 16384
+
+
+class EmbeddedCluster:
+    """A local Redis Cluster: ``masters`` embedded servers (no replicas) on loopback.
+
+    Slots are split evenly between the masters; :meth:`start` returns once every node
+    reports ``cluster_state:ok`` and knows every other node. :attr:`url` is a
+    ``redis+cluster://`` URL that :class:`~omniq.AsyncOmniq` and
+    :class:`~omniq.OmniqClient` accept. Nodes keep serving their own slots while another
+    node is down (``cluster-require-full-coverage no``), so a test can :meth:`restart_node`
+    in the middle of a run; with ``appendonly=True`` the node comes back with its data.
+    ``kind``/``binary``/``extra_args`` are passed to every :class:`EmbeddedServer`.
+    """
+
+    def __init__(
+        self,
+        masters: int = 3,
+        *,
+        kind: str | None = None,
+        binary: str | None = None,
+        appendonly: bool = False,
+        extra_args: Sequence[str] = (),
+        startup_timeout: float = 20.0,
+    ) -> None:
+        if not 1 <= masters <= 64:
+            raise ValueError(f"masters must be between 1 and 64, not {masters}")
+        if isinstance(extra_args, str):
+            raise TypeError("extra_args must be a sequence of strings, not a string")
+        self._startup_timeout = startup_timeout
+        self.nodes: list[EmbeddedServer] = []
+        self._bus_ports: list[int] = []
+        for _ in range(masters):
+            self._bus_ports.append(_free_port())
+            args = [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "2000",
+                "--cluster-require-full-coverage", "no",
+                "--cluster-port", str(self._bus_ports[-1]),
+                *extra_args,
+            ]  # fmt: skip
+            self.nodes.append(
+                EmbeddedServer(
+                    kind=kind, binary=binary, appendonly=appendonly, extra_args=args
+                )
+            )
+
+    @property
+    def kind(self) -> str:
+        """``"redis"`` or ``"valkey"``."""
+        return self.nodes[0].kind
+
+    @property
+    def version(self) -> str:
+        """Server version of the nodes."""
+        return self.nodes[0].version
+
+    @property
+    def url(self) -> str:
+        """``redis+cluster://127.0.0.1:PORT`` (any node: clients discover the others)."""
+        return f"redis+cluster://{_HOST}:{self.nodes[0].port}"
+
+    @property
+    def node_urls(self) -> list[str]:
+        """``redis://`` URLs of the individual nodes."""
+        return [n.url for n in self.nodes]
+
+    @property
+    def running(self) -> bool:
+        """True while every node is alive."""
+        return all(n.running for n in self.nodes)
+
+    def __repr__(self) -> str:
+        ports = ",".join(str(n._port) for n in self.nodes)
+        return f"<EmbeddedCluster {self.kind} {len(self.nodes)} masters ports={ports}>"
+
+    def start(self) -> None:
+        """Start every node, assign the slots, join the nodes and wait for ``ok``."""
+        import redis
+
+        try:
+            for node in self.nodes:
+                node.start()
+            clients = [redis.Redis(host=_HOST, port=n.port) for n in self.nodes]
+            try:
+                count = len(self.nodes)
+                for i, client in enumerate(clients):
+                    first, last = i * _SLOTS // count, (i + 1) * _SLOTS // count - 1
+                    known = _cluster_cmd(client, "INFO")
+                    if b"cluster_slots_assigned:0" in _as_bytes(known):
+                        _cluster_cmd(client, "ADDSLOTSRANGE", first, last)
+                for node, bus in zip(self.nodes[1:], self._bus_ports[1:], strict=True):
+                    _cluster_cmd(clients[0], "MEET", _HOST, node.port, bus)
+                self.wait_ok(clients)
+            finally:
+                for client in clients:
+                    client.close()
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_ok(
+        self, clients: Sequence[object] | None = None, timeout: float | None = None
+    ) -> None:
+        """Block until every running node reports ``cluster_state:ok`` and knows all nodes."""
+        import redis
+
+        own = clients is None
+        conns: list[redis.Redis] = (
+            [redis.Redis(host=_HOST, port=n.port) for n in self.nodes if n.running]
+            if clients is None
+            else list(clients)  # type: ignore[arg-type]
+        )
+        deadline = time.monotonic() + (self._startup_timeout if timeout is None else timeout)
+        want = f"cluster_known_nodes:{len(self.nodes)}".encode()
+        try:
+            while True:
+                infos = [_as_bytes(_cluster_cmd(c, "INFO")) for c in conns]
+                if all(b"cluster_state:ok" in i and want in i for i in infos):
+                    return
+                if time.monotonic() >= deadline:
+                    raise ServerStartError(
+                        "the cluster did not reach cluster_state:ok in time: "
+                        + " | ".join(i.decode(errors="replace")[:120] for i in infos)
+                    )
+                time.sleep(0.05)  # readiness poll, bounded by the deadline
+        finally:
+            if own:
+                for c in conns:
+                    c.close()
+
+    def restart_node(self, index: int) -> None:
+        """Restart one node (same port and data dir) and wait until the cluster is ok."""
+        self.nodes[index].restart()
+        self.wait_ok()
+
+    def stop(self) -> None:
+        """Stop every node and remove their private directories."""
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        await anyio.to_thread.run_sync(self.start)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await anyio.to_thread.run_sync(self.stop)
+
+
+def _cluster_cmd(client: object, *args: object) -> object:
+    """``CLUSTER <args>`` on a sync redis-py client (its methods are untyped)."""
+    return client.execute_command("CLUSTER", *args)  # type: ignore[attr-defined]
+
+
+def _as_bytes(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode()
 
 
 # --------------------------------------------------------------------------- CLI

@@ -3,7 +3,8 @@
 Fixtures:
 
 ``omniq_server``
-    A session-wide embedded server (see :mod:`omniq.embedded`), or None when
+    A session-wide embedded server (see :mod:`omniq.embedded`), an
+    :class:`~omniq.embedded.EmbeddedCluster` for the ``cluster`` kind, or None when
     ``OMNIQ_TEST_REDIS_URL`` points the fixtures at an external server.
 ``omniq_redis_url``
     URL of a database flushed before the test.
@@ -15,9 +16,11 @@ Fixtures:
     Starts private servers (``factory(appendonly=True, ...)``) that the test may kill and
     restart; all are stopped at teardown.
 
-Options: ``--omniq-server=KINDS`` (``auto``, ``redis``, ``valkey`` or ``redis,valkey`` to
-run every test that uses a server once per kind). Async fixtures work with pytest-asyncio
-(``asyncio_mode = "auto"``) and with anyio's plugin.
+Options: ``--omniq-server=KINDS`` (``auto``, ``redis``, ``valkey``, ``cluster`` or a list
+such as ``redis,valkey,cluster`` to run every test that uses a server once per kind;
+``cluster`` is a local 3-master Redis Cluster whose URL is ``redis+cluster://...``).
+Async fixtures work with pytest-asyncio (``asyncio_mode = "auto"``) and with anyio's
+plugin.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from omniq.embedded import EmbeddedServer
+from omniq.aio._connect import is_cluster_url, plain_url
+from omniq.embedded import EmbeddedCluster, EmbeddedServer
 
 if TYPE_CHECKING:
     from omniq.aio.client import AsyncOmniq
@@ -43,6 +47,7 @@ __all__ = [
 ]
 
 _URL_ENV = "OMNIQ_TEST_REDIS_URL"
+_KIND_NAMES = ("auto", "redis", "valkey", "cluster")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,7 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--omniq-server",
         default=os.environ.get("OMNIQ_TEST_SERVER", "auto"),
-        help="server kinds for the omniq fixtures: auto, redis, valkey or redis,valkey",
+        help="server kinds for the omniq fixtures: auto, redis, valkey, cluster, or a "
+        "comma-separated list such as redis,valkey,cluster",
     )
 
 
@@ -58,7 +64,7 @@ def _kinds(config: pytest.Config) -> list[str]:
     value = str(config.getoption("--omniq-server"))
     kinds = [k.strip() for k in value.split(",") if k.strip()]
     for k in kinds:
-        if k not in ("auto", "redis", "valkey"):
+        if k not in _KIND_NAMES:
             raise pytest.UsageError(f"--omniq-server: unknown kind {k!r}")
     return kinds or ["auto"]
 
@@ -70,13 +76,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def omniq_server(request: pytest.FixtureRequest) -> Iterator[EmbeddedServer | None]:
-    """The session's embedded server (None with ``OMNIQ_TEST_REDIS_URL``)."""
+def omniq_server(
+    request: pytest.FixtureRequest,
+) -> Iterator[EmbeddedServer | EmbeddedCluster | None]:
+    """The session's embedded server or cluster (None with ``OMNIQ_TEST_REDIS_URL``)."""
     if os.environ.get(_URL_ENV):
         yield None
         return
     kind = getattr(request, "param", None) or _kinds(request.config)[0]
-    server = EmbeddedServer(kind=None if kind == "auto" else kind)
+    server: EmbeddedServer | EmbeddedCluster
+    if kind == "cluster":
+        server = EmbeddedCluster(masters=3)
+    else:
+        server = EmbeddedServer(kind=None if kind == "auto" else kind)
     server.start()
     try:
         yield server
@@ -85,11 +97,19 @@ def omniq_server(request: pytest.FixtureRequest) -> Iterator[EmbeddedServer | No
 
 
 @pytest.fixture
-def omniq_redis_url(omniq_server: EmbeddedServer | None) -> str:
-    """URL of a freshly flushed database on the test server."""
+def omniq_redis_url(omniq_server: EmbeddedServer | EmbeddedCluster | None) -> str:
+    """URL of a freshly flushed database on the test server (every node of a cluster)."""
     import redis
 
     url = os.environ.get(_URL_ENV) or (omniq_server.url if omniq_server else "")
+    if is_cluster_url(url):
+        with redis.RedisCluster.from_url(plain_url(url)) as rc:
+            nodes = [(n.host, n.port) for n in rc.get_primaries()]
+        for host, port in nodes:
+            with redis.Redis(host=host, port=port) as r:
+                r.flushdb()
+                r.script_flush()
+        return url
     with redis.Redis.from_url(url) as r:
         r.flushdb()
         r.script_flush()
@@ -131,7 +151,7 @@ def omniq_server_factory(
     def factory(**kwargs: Any) -> EmbeddedServer:
         if "kind" not in kwargs and "binary" not in kwargs:
             kind = param or _kinds(request.config)[0]
-            kwargs["kind"] = None if kind == "auto" else kind
+            kwargs["kind"] = None if kind in ("auto", "cluster") else kind
         server = EmbeddedServer(**kwargs)
         server.start()
         started.append(server)

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from redis import exceptions as rexc
-from redis.asyncio import Redis
 
 from omniq._scripts import Script
+from omniq.aio._connect import AnyRedis
 from omniq.errors import ConnectionFailed, OmniqError, PermissionDenied
 
 __all__ = ["Call", "ScriptRunner", "map_errors"]
@@ -45,7 +45,7 @@ class ScriptRunner:
 
     __slots__ = ("_execute", "redis")
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: AnyRedis) -> None:
         self.redis = redis
         self._execute: Callable[..., Awaitable[Any]] = redis.execute_command
 
@@ -55,7 +55,7 @@ class ScriptRunner:
             try:
                 return await self._execute("EVALSHA", script.sha, 1, key, *args)
             except rexc.NoScriptError:
-                await self._execute("SCRIPT", "LOAD", script.source)
+                await self.redis.script_load(script.source)  # every node of a cluster
                 return await self._execute("EVALSHA", script.sha, 1, key, *args)
 
     async def call_many(self, calls: Sequence[Call]) -> list[Any]:
@@ -71,7 +71,7 @@ class ScriptRunner:
             missing = [i for i, r in enumerate(results) if isinstance(r, rexc.NoScriptError)]
             if missing:
                 for script in {calls[i][0].sha: calls[i][0] for i in missing}.values():
-                    await self._execute("SCRIPT", "LOAD", script.source)
+                    await self.redis.script_load(script.source)  # every node of a cluster
                 retried = await self._pipeline([calls[i] for i in missing])
                 for i, r in zip(missing, retried, strict=True):
                     results[i] = r

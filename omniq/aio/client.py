@@ -8,10 +8,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from omniq import _protocol as p
 from omniq._keys import (
     QueueKeys,
@@ -21,6 +17,7 @@ from omniq._keys import (
     validate_queue_name,
 )
 from omniq._scripts import SCRIPTS
+from omniq.aio._connect import AnyRedis, connect
 from omniq.aio._transport import Call, ScriptRunner, map_errors
 from omniq.codec import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload, encode_result, to_json_value
 from omniq.codec import truncate_error as _truncate_error
@@ -62,7 +59,13 @@ class AsyncOmniq:
 
     Use it as ``async with AsyncOmniq(url="redis://localhost:6379/0") as omniq:`` or call
     :meth:`aclose` when done. Pass ``redis=`` to share an existing ``redis.asyncio.Redis``
-    (it is then not closed by :meth:`aclose`).
+    or ``RedisCluster`` (it is then not closed by :meth:`aclose`).
+
+    Redis Cluster: a ``redis+cluster://host:port`` URL (``rediss+cluster://`` for TLS) or
+    ``cluster=True`` connects to a cluster through any of its nodes. Every queue lives in
+    one slot (its keys share the hash tag ``{name}``); batches that span queues
+    (heartbeats, ``reserve`` over several queues) are split by node, one round trip per
+    node.
 
     ``now_ms`` on any method overrides the clock (tests, replays); 0 uses the server clock.
 
@@ -81,7 +84,7 @@ class AsyncOmniq:
 
     def __init__(
         self,
-        redis: Redis | None = None,
+        redis: AnyRedis | None = None,
         *,
         url: str | None = None,
         host: str = "127.0.0.1",
@@ -100,9 +103,10 @@ class AsyncOmniq:
         ssl_ca_certs: str | None = None,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        cluster: bool = False,
     ) -> None:
         if redis is not None:
-            self.redis = redis
+            self.redis: AnyRedis = redis
             self._owns_redis = False
         else:
             common: dict[str, Any] = {
@@ -111,26 +115,14 @@ class AsyncOmniq:
                 "client_name": client_name,
                 "socket_timeout": socket_timeout,
                 "max_connections": max_connections,
-                # Never re-send a command whose connection broke: it may have run, and the
-                # scripts are not idempotent (a re-sent publish fails DUPLICATE, a re-sent
-                # reserve leases a second job). ConnectionFailed reports the unknown outcome
-                # instead; stale pooled connections are still replaced on checkout.
-                "retry": Retry(NoBackoff(), 0),
             }
             tls = {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile,
                    "ssl_keyfile": ssl_keyfile}
             common.update((k, v) for k, v in tls.items() if v is not None)
-            if url:
-                if username is not None:
-                    common["username"] = username
-                if password is not None:
-                    common["password"] = password
-                self.redis = Redis.from_url(url, **common)
-            else:
-                self.redis = Redis(
-                    host=host, port=port, db=db, username=username, password=password,
-                    ssl=ssl, **common,
-                )
+            self.redis = connect(
+                url=url, host=host, port=port, db=db, username=username, password=password,
+                ssl=ssl, cluster=cluster, options=common,
+            )
             self._owns_redis = True
         self.max_payload_bytes = check_limit(max_payload_bytes)
         self.keep_completed = p.check_non_negative(keep_completed, "keep_completed")

@@ -43,8 +43,11 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio
 import anyio.to_thread
 import msgspec
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub
 
 from omniq._keys import QueueKeys, validate_queue_name
+from omniq.aio._connect import open_pubsub
 from omniq.aio.context import CheckCompletion, Exec, JobContext, SyncCheckCompletion, SyncExec
 from omniq.codec import encode_result, truncate_error
 from omniq.errors import ConnectionFailed, InvalidArgument, LeaseLost, OmniqError
@@ -568,8 +571,9 @@ class Worker:
         channels = [QueueKeys(q).wake for q in self.queues]
         backoff = 0.1
         while True:
-            pubsub = self.client.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub: PubSub | ClusterPubSub | None = None
             try:
+                pubsub = await open_pubsub(self.client.redis)
                 await pubsub.subscribe(*channels)
                 backoff = 0.1
                 self._signal.set()  # look again: something may have arrived meanwhile
@@ -584,8 +588,9 @@ class Worker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _RECONNECT_MAX_S)
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:

@@ -261,8 +261,14 @@ async def test_queues(omniq, raw):
 
 async def test_shared_bytes_mode_redis_client(omniq_redis_url, raw):
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
-    shared = Redis.from_url(omniq_redis_url)  # decode_responses=False
+    from omniq.aio._connect import is_cluster_url, plain_url
+
+    if is_cluster_url(omniq_redis_url):
+        shared = RedisCluster.from_url(plain_url(omniq_redis_url))  # decode_responses=False
+    else:
+        shared = Redis.from_url(omniq_redis_url)
     try:
         c = AsyncOmniq(shared)
         jid = await c.publish("q", {"é": 1}, gid="g", now_ms=T0)

@@ -38,7 +38,13 @@ class RedisLog(logging.Handler):
 
     def __init__(self, url: str, key: str) -> None:
         super().__init__(logging.DEBUG)
-        self.r = redis.Redis.from_url(url, decode_responses=True)
+        if url.startswith("redis+cluster://"):
+            url = url.replace("redis+cluster://", "redis://", 1)
+            self.r: redis.Redis | redis.RedisCluster = redis.RedisCluster.from_url(
+                url, decode_responses=True
+            )
+        else:
+            self.r = redis.Redis.from_url(url, decode_responses=True)
         self.key = key
 
     def emit(self, record: logging.LogRecord) -> None:
