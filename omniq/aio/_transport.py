@@ -24,14 +24,18 @@ Call = tuple[Script, str, Sequence[Any]]
 @contextlib.contextmanager
 def map_errors() -> Iterator[None]:
     """Turn redis-py errors into omniq errors: a refusal of credentials or of an ACL
-    (NOPERM, WRONGPASS, NOAUTH) is :class:`PermissionDenied`, a transport failure
-    :class:`ConnectionFailed`, any other server error :class:`OmniqError`."""
+    (NOPERM, WRONGPASS, NOAUTH) is :class:`PermissionDenied`, a transport failure or an
+    unavailable cluster slot (CLUSTERDOWN, TRYAGAIN) :class:`ConnectionFailed`, any other
+    server error :class:`OmniqError`."""
     try:
         yield
     except rexc.NoPermissionError as exc:  # redis-py strips the NOPERM code
         raise PermissionDenied(f"Redis refused the command (NOPERM): {exc}") from exc
     except rexc.AuthenticationError as exc:  # WRONGPASS / NOAUTH, a ConnectionError
         raise PermissionDenied(f"Redis refused the credentials: {exc}") from exc
+    except (rexc.ClusterDownError, rexc.TryAgainError, rexc.SlotNotCoveredError) as exc:
+        # A cluster node is down or a slot is moving: the command did not run; retry later.
+        raise ConnectionFailed(f"Redis Cluster unavailable: {exc}") from exc
     except rexc.ResponseError as exc:
         if str(exc).startswith(("NOPERM", "WRONGPASS", "NOAUTH")):
             raise PermissionDenied(f"Redis refused: {exc}") from exc
