@@ -4,6 +4,7 @@ environment and starts no peer (see benchmarks/run.py for the real thing)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,3 +56,16 @@ def test_report_renders_from_results() -> None:
     text = run.render(doc)
     assert "E1: enqueue sequentially" in text
     assert "0.80x (seq)" in text  # 2,000/s against the 2,500/s floor
+
+
+def test_cluster_scale_out_benchmark_runs(tmp_path: Path) -> None:
+    from benchmarks import cluster
+
+    cluster.main(["--jobs", "300", "--procs", "1", "--rounds", "1", "--out", str(tmp_path)])
+    text = (tmp_path / "CLUSTER.md").read_text()
+    assert "| queues8 | publish |" in text
+    assert "| queues8 | process |" in text
+    raw = json.loads((tmp_path / "cluster.json").read_text())["raw"]
+    assert {(r["topology"], r["layout"]) for r in raw} >= {("single", "queues8"),
+                                                           ("cluster", "queues8")}
+    assert all(r["publish_per_s"] > 0 and r["process_per_s"] > 0 for r in raw)
