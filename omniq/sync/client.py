@@ -139,10 +139,11 @@ class OmniqClient:
     """Blocking OmniQ client with the methods of :class:`~omniq.AsyncOmniq`.
 
     Connect with ``host``/``port``/``db``/``username``/``password``/``ssl`` or a
-    ``redis_url``; other keyword options (``max_payload_bytes``, ``keep_completed``,
-    ``keep_failed``, ``child_ttl_ms``, ``socket_timeout``, ``max_connections``) go to
-    ``AsyncOmniq``. Or pass ``client=`` an ``AsyncOmniq`` not yet used on any loop: the
-    facade then owns and closes it.
+    ``redis_url`` (``redis+cluster://`` for Redis Cluster); other keyword options
+    (``max_payload_bytes``, ``keep_completed``, ``keep_failed``, ``child_ttl_ms``,
+    ``socket_timeout``, ``max_connections``, ``cluster``) go to ``AsyncOmniq``. Or pass
+    ``client=`` an ``AsyncOmniq`` not yet used on any loop: the facade then owns and
+    closes it.
 
     The async client lives on a private event loop in a daemon thread; each method submits
     its coroutine there and waits. Close with :meth:`close` or ``with OmniqClient(...)``;

@@ -180,3 +180,42 @@ async def test_workers_ride_through_a_node_restart(cluster, nodes, omniq):
     # A job runs twice only if its lease expired while the node was down and the reaper
     # handed it out again: at most the jobs in flight at the restart.
     assert sum(n - 1 for n in runs.values()) <= 16 * 2
+
+
+def migrate_slot(nodes: list[redis.Redis], src: int, dst: int, slot: int) -> None:
+    """Move one slot and its keys from node ``src`` to node ``dst`` (the resharding steps)."""
+    ids = [n.execute_command("CLUSTER", "MYID") for n in nodes]
+    dst_port = nodes[dst].connection_pool.connection_kwargs["port"]
+    nodes[dst].execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[src])
+    nodes[src].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[dst])
+    while keys := nodes[src].execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000):
+        nodes[src].execute_command("MIGRATE", "127.0.0.1", dst_port, "", 0, 5000, "KEYS", *keys)
+    for n in nodes:
+        n.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
+
+
+async def test_a_queue_whose_slot_moved_follows_the_redirect(omniq, nodes):
+    """A paused, idle queue is resharded to another master: clients holding the old slot
+    map get MOVED and follow it; the queue's data moved with it intact."""
+    ids = await omniq.publish_many("q5", [{"i": i} for i in range(50)])
+    job = await omniq.reserve("q5")
+    assert job is not None
+    await omniq.pause("q5")
+    src = owner(nodes, "q5")
+    dst = (src + 1) % 3
+    slot = int(nodes[0].execute_command("CLUSTER", "KEYSLOT", "{q5}"))
+    await asyncio.to_thread(migrate_slot, nodes, src, dst, slot)
+    assert owner(nodes, "q5") == dst
+    # the client still routes q5 to the old node: MOVED is followed transparently
+    assert await omniq.heartbeat("q5", job.job_id, job.lease_token) > 0
+    assert (await omniq.ack_success("q5", job.job_id, job.lease_token)) is None
+    assert await omniq.resume("q5") is True
+    done: list[str] = []
+
+    async def handler(ctx):
+        done.append(ctx.job_id)
+
+    await omniq.consume("q5", handler, concurrency=4, drain=True)
+    assert sorted(done) == sorted(ids[1:])
+    s = await omniq.stats("q5")
+    assert (s.waiting_total, s.active, s.completed_kept) == (0, 0, 50)
