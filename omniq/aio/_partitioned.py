@@ -274,12 +274,14 @@ class PartitionedOps:
             if len(res.jobs) == c:
                 full.append(part)
         paused.update(part for part in probe if ready.get(part) is None)
-        candidates = full + [part for part in probe if ready.get(part)]
+        # partitions known to have work first; a partition not asked in a round keeps its
+        # place, one that filled its share may have more and goes to the back
+        candidates = [part for part in probe if ready.get(part)] + full
         while remaining > 0 and candidates:
             shares = _split(remaining, candidates)
             calls = [(_RESERVE, self._anchor(part), (now, c)) for part, c in shares.items()]
             replies = await self._call_all(calls)
-            candidates = []
+            candidates = [part for part in candidates if part not in shares]
             for (part, c), reply in zip(shares.items(), replies, strict=True):
                 res = p.parse_reserve(part, reply)
                 if res.status == "PAUSED":
