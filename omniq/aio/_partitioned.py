@@ -8,7 +8,6 @@ partition, pipelined. See ``docs/protocol.md`` (section "Partitioned queues").
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -227,10 +226,10 @@ class PartitionedOps:
         """Settle ``acks`` (per partition) and reserve up to ``count`` jobs over ``parts``.
 
         The starting partition rotates on every call; the count is shared evenly from
-        there. Round one also probes the partitions that got no share (count smaller
-        than the partitions); later rounds give what is missing to partitions that
-        filled their share or that the probe found ready. Every round is one pipelined
-        round trip (probes run concurrently on their own connection).
+        there (one pipelined round trip). When that comes back short and some partitions
+        got no share (a count smaller than the partitions), they are probed with plain
+        reads (one round trip); later rounds give what is missing to partitions the
+        probe found ready or that filled their share.
         """
         k = len(parts)
         start = self._next_rr("r:" + queue) % k
@@ -255,8 +254,7 @@ class PartitionedOps:
             elif c:
                 calls.append((_RESERVE, self._anchor(part), (now, c)))
                 asked.append((part, c, None))
-        probe = [part for part in order if part not in shares] if count else []
-        replies, ready = await asyncio.gather(self._call_all(calls), self._probe(probe))
+        replies = await self._call_all(calls)
         full: list[str] = []
         remaining = count
         for (part, c, ack_ids), reply in zip(asked, replies, strict=True):
@@ -273,13 +271,36 @@ class PartitionedOps:
             remaining -= len(res.jobs)
             if len(res.jobs) == c:
                 full.append(part)
+        try:
+            if remaining > 0:
+                remaining = await self._top_up(order, shares, full, remaining, now, jobs,
+                                               paused)
+        except OmniqError:
+            if not jobs:
+                raise
+            # jobs are leased already: hand them out rather than leave them to expire
+        if not count:
+            return outcomes, None
+        if jobs:
+            return outcomes, ReserveResult("JOB", jobs)
+        return outcomes, ReserveResult("PAUSED" if len(paused) == k else "EMPTY", [])
+
+    async def _top_up(
+        self, order: list[str], shares: dict[str, int], full: list[str], remaining: int,
+        now: int, jobs: list[ReservedJob], paused: set[str],
+    ) -> int:
+        """Later rounds of :meth:`_reserve_across`; appends to ``jobs`` and ``paused``."""
+        # some partitions were not asked: look which have work
+        probe = [part for part in order if part not in shares]
+        ready = await self._probe(probe)
         paused.update(part for part in probe if ready.get(part) is None)
         # partitions known to have work first; a partition not asked in a round keeps its
         # place, one that filled its share may have more and goes to the back
         candidates = [part for part in probe if ready.get(part)] + full
         while remaining > 0 and candidates:
             shares = _split(remaining, candidates)
-            calls = [(_RESERVE, self._anchor(part), (now, c)) for part, c in shares.items()]
+            calls: list[Call] = [
+                (_RESERVE, self._anchor(part), (now, c)) for part, c in shares.items()]
             replies = await self._call_all(calls)
             candidates = [part for part in candidates if part not in shares]
             for (part, c), reply in zip(shares.items(), replies, strict=True):
@@ -290,11 +311,7 @@ class PartitionedOps:
                 remaining -= len(res.jobs)
                 if len(res.jobs) == c:
                     candidates.append(part)
-        if not count:
-            return outcomes, None
-        if jobs:
-            return outcomes, ReserveResult("JOB", jobs)
-        return outcomes, ReserveResult("PAUSED" if len(paused) == k else "EMPTY", [])
+        return remaining
 
     async def _probe(self, parts: Sequence[str]) -> dict[str, bool | None]:
         """Per partition: None if paused, else whether it has reservable-looking work."""
