@@ -139,6 +139,11 @@ class PartitionedOps:
             self._layouts[queue] = n
         return n
 
+    def _known_unpartitioned(self, queue: str) -> None:
+        """An enqueue on the logical anchor succeeded: the queue is not partitioned."""
+        if len(self._layouts) < _LAYOUT_CACHE_MAX:
+            self._layouts[queue] = 0
+
     def _lease_queue(self, queue: str) -> None:
         """Lease operations need the physical queue (``job.queue``); no I/O."""
         if self._layouts.get(queue):

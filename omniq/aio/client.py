@@ -214,8 +214,8 @@ class AsyncOmniq(PartitionedOps):
         :raises DuplicateJobError: ``job_id`` already exists (it is left untouched).
         """
         n = self._layouts.get(queue)
-        if n is None:
-            n = await self._read_layout(queue)
+        if n is None:  # not seen yet: publish as unpartitioned, the script refuses otherwise
+            validate_queue_name(queue)
         opts = p.JobOptions(
             max_attempts=max_attempts, timeout_ms=timeout_ms, backoff_ms=backoff_ms,
             due_ms=due_ms, delay_ms=delay_ms, gid=gid, group_limit=group_limit,
@@ -229,11 +229,14 @@ class AsyncOmniq(PartitionedOps):
         try:
             p.parse_ok("enqueue", await self._runner.call(_ENQUEUE, self._anchor(queue), args),
                        jid)
-        except PartitionError as exc:  # partitioned since we cached the layout
+        except PartitionError as exc:  # a partitioned queue (nothing was written)
             if exc.code != "PARTITIONED":
                 raise
             n = await self._read_layout(queue)
             await self._publish_to(queue, n, jid, job_id is not None, args, opts.gid)
+        else:
+            if n is None:
+                self._known_unpartitioned(queue)
         return jid
 
     async def publish_json(self, queue: str, payload: Any, **options: Any) -> str:
@@ -270,8 +273,8 @@ class AsyncOmniq(PartitionedOps):
         may be written: the exception's ``published_ids`` lists them.
         """
         n = self._layouts.get(queue)
-        if n is None:
-            n = await self._read_layout(queue)
+        if n is None:  # not seen yet: publish as unpartitioned, the script refuses otherwise
+            validate_queue_name(queue)
         now = p.check_now(now_ms)
         defaults: dict[str, Any] = {
             "max_attempts": max_attempts, "timeout_ms": timeout_ms, "backoff_ms": backoff_ms,
@@ -320,11 +323,14 @@ class AsyncOmniq(PartitionedOps):
         try:
             for reply in await self._call_all(calls):
                 p.parse_ok("publish_many", reply)
-        except PartitionError as exc:  # partitioned since we cached the layout: all refused
+        except PartitionError as exc:  # a partitioned queue: every chunk was refused
             if exc.code != "PARTITIONED":
                 raise
             n = await self._read_layout(queue)
             await self._publish_many_to(queue, n, now, ids, fields, routes, PUBLISH_CHUNK)
+        else:
+            if n is None:
+                self._known_unpartitioned(queue)
         return ids
 
     # -- consuming ---------------------------------------------------------------------

@@ -428,3 +428,26 @@ async def test_reserve_many_fills_whatever_partition_the_rotation_starts_at(omni
         assert sorted(j.queue for j in res.jobs) == ["rot#0", "rot#1", "rot#2"]
         for j in res.jobs:
             await omniq.ack_success(j.queue, j.job_id, j.lease_token)
+
+
+async def test_publish_to_a_new_plain_queue_reads_no_layout(omniq, raw, monkeypatch):
+    async def no_get(*args, **kwargs):
+        raise AssertionError("publish must not read the layout of a plain queue")
+
+    monkeypatch.setattr(omniq.redis, "get", no_get)
+    await omniq.publish("plain", {"a": 1})
+    await omniq.publish_many("plain2", [{"a": 1}, {"b": 2}])
+    assert raw.llen(qk("plain", "wait")) == 1
+    assert raw.llen(qk("plain2", "wait")) == 2
+
+
+async def test_a_fresh_client_publishes_into_the_partitions(omniq, raw, omniq_redis_url):
+    await omniq.partition_queue("fresh", N)
+    async with AsyncOmniq(url=omniq_redis_url) as other:
+        jid = await other.publish("fresh", {"a": 1}, gid="g")
+    async with AsyncOmniq(url=omniq_redis_url) as other:
+        ids = await other.publish_many("fresh", [{"b": i} for i in range(3)])
+    assert raw.exists(jk(f"fresh#{part_of('g')}", jid))
+    assert sum(raw.llen(qk(f"fresh#{i}", "wait")) for i in range(N)) == 3
+    assert len(ids) == 3
+    assert not [k for k in raw.scan_iter("{fresh}:*") if k != "{fresh}:partitions"]
