@@ -14,6 +14,7 @@ from omniq.errors import (
     LaneMismatch,
     LeaseLost,
     OmniqError,
+    PartitionError,
     PermissionDenied,
     ScriptError,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "LeaseLost",
     "OmniqClient",
     "OmniqError",
+    "PartitionError",
     "PermissionDenied",
     "QueueStats",
     "ReserveResult",

@@ -7,6 +7,7 @@ queue lives in one slot. Scripts receive the anchor ``{name}:meta`` as their onl
 from __future__ import annotations
 
 import re
+import zlib
 
 from omniq.errors import InvalidArgument
 
@@ -15,8 +16,16 @@ __all__ = [
     "MAX_BATCH",
     "MAX_ID_LENGTH",
     "MAX_NAME_LENGTH",
+    "MAX_PARTITIONS",
+    "PARTITION_SEP",
     "QueueKeys",
+    "logical_queue",
+    "partition_index",
+    "partition_name",
+    "split_partition",
+    "validate_physical_name",
     "child_anchor",
+    "layout_key",
     "queue_anchor",
     "queue_base",
     "validate_child_key",
@@ -30,7 +39,12 @@ MAX_ID_LENGTH = 256
 MAX_BATCH = 100
 LANES = frozenset({"wait", "delayed", "failed", "completed", "gwait"})
 
+MAX_PARTITIONS = 1024
+PARTITION_SEP = "#"
+
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+# partition i of a logical queue: "name#i", i a decimal without leading zeros
+_PHYSICAL_RE = re.compile(r"([A-Za-z0-9._-]+)#(0|[1-9][0-9]{0,3})")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -49,14 +63,65 @@ def validate_queue_name(name: object) -> str:
     return name
 
 
+def split_partition(name: str) -> tuple[str, int | None]:
+    """``"orders#3"`` -> ``("orders", 3)``; a plain name -> ``(name, None)``."""
+    if PARTITION_SEP not in name:
+        return name, None
+    m = _PHYSICAL_RE.fullmatch(name)
+    if m is None:
+        raise InvalidArgument(f"invalid partition name {name!r}: use '<queue>#<index>'")
+    index = int(m.group(2))
+    if index >= MAX_PARTITIONS:
+        raise InvalidArgument(f"partition index of {name!r} must be below {MAX_PARTITIONS}")
+    return m.group(1), index
+
+
+def validate_physical_name(name: object) -> str:
+    """Return ``name`` if it is a queue name or a partition name ``<queue>#<index>``.
+
+    Partition names are accepted where a physical queue is meant (leases, reads,
+    maintenance); publishing, pausing and partitioning take logical names only.
+    """
+    if isinstance(name, str) and PARTITION_SEP in name:
+        base, _ = split_partition(name)
+        validate_queue_name(base)
+        return name
+    return validate_queue_name(name)
+
+
+def partition_name(queue: str, index: int) -> str:
+    """``orders``, 3 -> ``orders#3``: the physical queue of one partition."""
+    return queue + PARTITION_SEP + str(index)
+
+
+def logical_queue(name: str) -> str:
+    """The logical queue of a physical name: ``orders#3`` -> ``orders``; others unchanged."""
+    return split_partition(name)[0]
+
+
+def partition_index(key: str, partitions: int) -> int:
+    """The partition of a gid (or explicit job id): CRC-32 of its UTF-8 bytes mod N.
+
+    Every client must compute the same value: this is ``zlib.crc32`` (IEEE 802.3, the
+    checksum of gzip and PNG), unsigned, modulo the partition count.
+    """
+    return zlib.crc32(key.encode("utf-8")) % partitions
+
+
 def queue_base(name: str) -> str:
     """``{name}``: the hash-tagged prefix of every key of the queue."""
     return "{" + validate_queue_name(name) + "}"
 
 
 def queue_anchor(name: str) -> str:
-    """``{name}:meta``: the single key every queue script is called with."""
-    return queue_base(name) + ":meta"
+    """``{name}:meta``: the single key every queue script is called with (``name`` may be
+    a partition name ``<queue>#<index>``)."""
+    return "{" + validate_physical_name(name) + "}:meta"
+
+
+def layout_key(name: str) -> str:
+    """``{name}:partitions``: the partition count of a logical queue (absent: unpartitioned)."""
+    return "{" + validate_queue_name(name) + "}:partitions"
 
 
 def _validate_identifier(value: object, what: str) -> str:
@@ -131,7 +196,7 @@ class QueueKeys:
     )
 
     def __init__(self, name: str) -> None:
-        self.name = validate_queue_name(name)
+        self.name = validate_physical_name(name)
         b = "{" + name + "}"
         self.base = b
         self.anchor = b + ":meta"

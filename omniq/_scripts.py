@@ -30,6 +30,7 @@ _QUEUE_SCRIPTS = (
     "retry_failed_batch",
     "remove_job",
     "remove_jobs_batch",
+    "partition",
 )
 _STANDALONE_SCRIPTS = ("childs_init", "child_ack")
 

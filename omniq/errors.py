@@ -11,7 +11,8 @@ Every exception of ours derives from :class:`OmniqError`; bad arguments also der
     │   ├── JobNotFound                   NO_JOB
     │   ├── DuplicateJobError             the job id already exists (publish never overwrites)
     │   ├── LaneMismatch                  LANE_MISMATCH / NOT_IN_LANE / NOT_FAILED / ACTIVE
-    │   └── CounterError                  parent/child counter errors (NO_COUNTER, ALREADY_INIT ...)
+    │   ├── CounterError                  parent/child counter errors (NO_COUNTER, ALREADY_INIT ...)
+    │   └── PartitionError                partition layout refused (PARTITION_CONFLICT ...)
     ├── ConnectionFailed (ConnectionError) the server could not be reached or the link broke
     ├── PermissionDenied                  the server refused the credentials or an ACL denied it
     ├── ServerNotFound                    no server binary for the embedded server
@@ -33,6 +34,7 @@ __all__ = [
     "LaneMismatch",
     "LeaseLost",
     "OmniqError",
+    "PartitionError",
     "PermissionDenied",
     "ScriptError",
     "ServerNotFound",
@@ -89,6 +91,12 @@ class CounterError(ScriptError):
     """A parent/child completion counter operation was refused."""
 
 
+class PartitionError(ScriptError):
+    """A partition layout was refused: ``PARTITION_CONFLICT`` (the queue already has another
+    partition count; ``detail`` is the stored one), ``QUEUE_NOT_EMPTY`` (the unpartitioned
+    queue holds jobs) or ``PARTITIONED`` (a plain publish reached a partitioned queue)."""
+
+
 class ConnectionFailed(OmniqError, ConnectionError):
     """The Redis server could not be reached, or the connection broke mid-command.
 
@@ -127,6 +135,9 @@ _CODE_CLASSES: dict[str, type[ScriptError]] = {
     "BAD_EXPECTED": CounterError,
     "NO_EXPECTED": CounterError,
     "CHILD_REQUIRED": CounterError,
+    "PARTITION_CONFLICT": PartitionError,
+    "QUEUE_NOT_EMPTY": PartitionError,
+    "PARTITIONED": PartitionError,
 }
 
 

@@ -10,18 +10,21 @@ from typing import TYPE_CHECKING, Any, Self
 
 from omniq import _protocol as p
 from omniq._keys import (
+    PARTITION_SEP,
     QueueKeys,
     child_anchor,
     queue_anchor,
+    split_partition,
     validate_job_id,
     validate_queue_name,
 )
 from omniq._scripts import SCRIPTS
 from omniq.aio._connect import AnyRedis, connect
+from omniq.aio._partitioned import PartitionedOps
 from omniq.aio._transport import Call, ScriptRunner, map_errors
 from omniq.codec import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload, encode_result, to_json_value
 from omniq.codec import truncate_error as _truncate_error
-from omniq.errors import DuplicateJobError, InvalidArgument, ScriptError
+from omniq.errors import DuplicateJobError, InvalidArgument, PartitionError, ScriptError
 from omniq.types import (
     Ack,
     BatchResult,
@@ -54,7 +57,7 @@ _ACK_FAIL = _S["ack_fail"]
 _ACK_RESERVE = _S["ack_reserve"]
 
 
-class AsyncOmniq:
+class AsyncOmniq(PartitionedOps):
     """Asyncio OmniQ client, wire-compatible with the official OmniQ v1 clients.
 
     Use it as ``async with AsyncOmniq(url="redis://localhost:6379/0") as omniq:`` or call
@@ -80,6 +83,10 @@ class AsyncOmniq:
     (a black hole) fails the command instead of waiting until TCP gives up. TLS: a
     ``rediss://`` URL or ``ssl=True``, with ``ssl_ca_certs`` (and ``ssl_certfile`` /
     ``ssl_keyfile`` for client certificates).
+
+    Partitioned queues (:meth:`partition_queue`): every method takes the logical name
+    and acts on all its partitions, except the lease operations (``heartbeat*``,
+    ``ack_*``), which take the partition name that ``ReservedJob.queue`` carries.
     """
 
     def __init__(
@@ -133,6 +140,7 @@ class AsyncOmniq:
         self.child_ttl_ms = p.check_non_negative(child_ttl_ms, "child_ttl_ms")
         self._runner = ScriptRunner(self.redis)
         self._anchors: dict[str, str] = {}
+        self._init_partitions()
         self._pid = os.getpid()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -197,7 +205,9 @@ class AsyncOmniq:
         :raises InvalidArgument: bad options or payload (nothing is written).
         :raises DuplicateJobError: ``job_id`` already exists (it is left untouched).
         """
-        anchor = self._anchor(queue)
+        n = self._layouts.get(queue)
+        if n is None:  # not seen yet: publish as unpartitioned, the script refuses otherwise
+            validate_queue_name(queue)
         opts = p.JobOptions(
             max_attempts=max_attempts, timeout_ms=timeout_ms, backoff_ms=backoff_ms,
             due_ms=due_ms, delay_ms=delay_ms, gid=gid, group_limit=group_limit,
@@ -205,7 +215,20 @@ class AsyncOmniq:
         jid = p.new_job_id() if job_id is None else validate_job_id(job_id)
         data = encode_payload(payload, self.max_payload_bytes)
         args = [p.check_now(now_ms), 1, *p.enqueue_fields(jid, data, opts)]
-        p.parse_ok("enqueue", await self._runner.call(_ENQUEUE, anchor, args), jid)
+        if n:
+            await self._publish_to(queue, n, jid, job_id is not None, args, opts.gid)
+            return jid
+        try:
+            p.parse_ok("enqueue", await self._runner.call(_ENQUEUE, self._anchor(queue), args),
+                       jid)
+        except PartitionError as exc:  # a partitioned queue (nothing was written)
+            if exc.code != "PARTITIONED":
+                raise
+            n = await self._read_layout(queue)
+            await self._publish_to(queue, n, jid, job_id is not None, args, opts.gid)
+        else:
+            if n is None:
+                self._known_unpartitioned(queue)
         return jid
 
     async def publish_json(self, queue: str, payload: Any, **options: Any) -> str:
@@ -236,9 +259,14 @@ class AsyncOmniq:
         Each item is a payload (dict or list) or a :class:`JobSpec` for per-job options.
         Everything is validated before anything is sent. Jobs are written by chunks of
         1,000, each chunk all-or-nothing; a duplicate id raises
-        :class:`DuplicateJobError` and no job of its chunk is written.
+        :class:`DuplicateJobError` and no job of its chunk is written. On a partitioned
+        queue each partition gets its own calls (in the same round trip); partitions
+        cannot be written atomically together, so when one refuses, the others' jobs
+        may be written: the exception's ``published_ids`` lists them.
         """
-        anchor = self._anchor(queue)
+        n = self._layouts.get(queue)
+        if n is None:  # not seen yet: publish as unpartitioned, the script refuses otherwise
+            validate_queue_name(queue)
         now = p.check_now(now_ms)
         defaults: dict[str, Any] = {
             "max_attempts": max_attempts, "timeout_ms": timeout_ms, "backoff_ms": backoff_ms,
@@ -248,9 +276,12 @@ class AsyncOmniq:
         ids: list[str] = []
         fields: list[Any] = []
         seen: set[str] = set()
+        routes: list[tuple[str, bool]] = []
         limit = self.max_payload_bytes
         for job in jobs:
+            explicit = False
             if isinstance(job, JobSpec):
+                explicit = job.job_id is not None
                 jid = p.new_job_id() if job.job_id is None else validate_job_id(job.job_id)
                 given = {
                     k: getattr(job, k)
@@ -268,16 +299,30 @@ class AsyncOmniq:
                 raise DuplicateJobError("publish_many", "DUPLICATE", "repeated in batch", jid)
             seen.add(jid)
             ids.append(jid)
+            routes.append((opts.gid, explicit))
             fields.extend(p.enqueue_fields(jid, encode_payload(payload, limit), opts))
         if not ids:
             return ids
+        if n:
+            await self._publish_many_to(queue, n, now, ids, fields, routes, PUBLISH_CHUNK)
+            return ids
+        anchor = self._anchor(queue)
         step = PUBLISH_CHUNK * p.ENQUEUE_FIELDS
         calls: list[Call] = []
         for start in range(0, len(fields), step):
             chunk = fields[start : start + step]
             calls.append((_ENQUEUE, anchor, [now, len(chunk) // p.ENQUEUE_FIELDS, *chunk]))
-        for reply in await self._call_all(calls):
-            p.parse_ok("publish_many", reply)
+        try:
+            for reply in await self._call_all(calls):
+                p.parse_ok("publish_many", reply)
+        except PartitionError as exc:  # a partitioned queue: every chunk was refused
+            if exc.code != "PARTITIONED":
+                raise
+            n = await self._read_layout(queue)
+            await self._publish_many_to(queue, n, now, ids, fields, routes, PUBLISH_CHUNK)
+        else:
+            if n is None:
+                self._known_unpartitioned(queue)
         return ids
 
     # -- consuming ---------------------------------------------------------------------
@@ -321,11 +366,19 @@ class AsyncOmniq:
         """Lease up to ``count`` (1-1000) jobs in one round trip.
 
         Groups are served round-robin, FIFO within a group, alternating with ungrouped jobs.
+        On a partitioned queue the batch is filled from several partitions, starting at a
+        partition that rotates on every call; each job's ``queue`` is its partition.
         """
-        anchor = self._anchor(queue)
+        n = await self._layout(queue)
         count = p.check_positive(count, "count")
         if count > 1000:
             raise InvalidArgument("count must be at most 1000")
+        if n:
+            _, res = await self._reserve_across(
+                queue, self._parts(queue, n), count, {}, p.check_now(now_ms))
+            assert res is not None
+            return res
+        anchor = self._anchor(queue)
         reply = await self._runner.call(_RESERVE, anchor, (p.check_now(now_ms), count))
         return p.parse_reserve(queue, reply)
 
@@ -336,6 +389,7 @@ class AsyncOmniq:
 
         :raises LeaseLost: the lease is no longer held by this token.
         """
+        self._lease_queue(queue)
         anchor = self._anchor(queue)
         _lease_id(job_id)
         reply = await self._runner.call(
@@ -357,6 +411,8 @@ class AsyncOmniq:
         by_queue: dict[str, list[int]] = {}
         for i, (queue, _job_id, _token) in enumerate(leases):
             by_queue.setdefault(queue, []).append(i)
+        for queue in by_queue:
+            self._lease_queue(queue)
         calls: list[Call] = []
         for queue, idx in by_queue.items():
             args: list[Any] = [now, len(idx)]
@@ -394,6 +450,7 @@ class AsyncOmniq:
 
         :raises LeaseLost: the lease was lost (the job will run again elsewhere).
         """
+        self._lease_queue(queue)
         anchor = self._anchor(queue)
         _lease_id(job_id)
         data = b"" if result is None else encode_result(result, self.max_payload_bytes)
@@ -420,6 +477,7 @@ class AsyncOmniq:
         ``error`` is stored as ``last_error`` (cut to 4096 bytes on a character boundary).
         :raises LeaseLost: the lease was lost.
         """
+        self._lease_queue(queue)
         anchor = self._anchor(queue)
         _lease_id(job_id)
         text = "" if error is None else _truncate_error(str(error))
@@ -444,8 +502,9 @@ class AsyncOmniq:
         Each :class:`Ack` is a success (``text`` = encoded result) or a failure (``text`` =
         error; ``final`` = no retry). Returns per ack None (completed), a FailOutcome or
         the error, and the reservation (None when ``reserve_count`` is 0). This is the
-        worker's hot path.
+        worker's hot path. On a partitioned queue, ``queue`` is one partition.
         """
+        self._lease_queue(queue)
         anchor = self._anchor(queue)
         args: list[Any] = [p.check_now(now_ms), self.keep_completed, len(acks)]
         for ack in acks:
@@ -460,33 +519,58 @@ class AsyncOmniq:
     async def promote_delayed(
         self, queue: str, *, max_promote: int = 1000, now_ms: int = 0
     ) -> int:
-        """Move delayed jobs that are due to their lane; returns how many moved."""
-        anchor = self._anchor(queue)
+        """Move delayed jobs that are due to their lane; returns how many moved
+        (on a partitioned queue: at most ``max_promote`` per partition, summed)."""
+        n = await self._layout(queue)
         args = (p.check_now(now_ms), p.check_positive(max_promote, "max_promote"))
+        if n:
+            replies = await self._fan_out(self._parts(queue, n), "promote_delayed", args)
+            return sum(p.parse_count("promote_delayed", r) for r in replies)
+        anchor = self._anchor(queue)
         return p.parse_count("promote_delayed", await self._runner.call(
             _S["promote_delayed"], anchor, args))
 
     async def reap_expired(self, queue: str, *, max_reap: int = 1000, now_ms: int = 0) -> int:
-        """Retry or fail jobs whose lease expired; returns how many were reaped."""
-        anchor = self._anchor(queue)
+        """Retry or fail jobs whose lease expired; returns how many were reaped
+        (on a partitioned queue: at most ``max_reap`` per partition, summed)."""
+        n = await self._layout(queue)
         args = (p.check_now(now_ms), p.check_positive(max_reap, "max_reap"),
                 self._keep_failed_arg)
+        if n:
+            replies = await self._fan_out(self._parts(queue, n), "reap_expired", args)
+            return sum(p.parse_count("reap_expired", r) for r in replies)
+        anchor = self._anchor(queue)
         return p.parse_count("reap_expired", await self._runner.call(
             _S["reap_expired"], anchor, args))
 
     # -- pause -------------------------------------------------------------------------
 
     async def pause(self, queue: str) -> None:
-        """Stop new reservations on the queue (running and delayed jobs are untouched)."""
+        """Stop new reservations on the queue (running and delayed jobs are untouched).
+
+        A partitioned queue is paused partition by partition (one round trip)."""
+        n = await self._logical_layout(queue)
+        if n:
+            for r in await self._fan_out(self._parts(queue, n), "pause", ()):
+                p.parse_ok("pause", r)
+            return
         p.parse_ok("pause", await self._runner.call(_S["pause"], self._anchor(queue), ()))
 
     async def resume(self, queue: str) -> bool:
-        """Allow reservations again; returns whether the queue was paused."""
+        """Allow reservations again; returns whether the queue (any partition) was paused."""
+        n = await self._logical_layout(queue)
+        if n:
+            replies = await self._fan_out(self._parts(queue, n), "resume", ())
+            return any([p.parse_ok("resume", r)[1] == "1" for r in replies])
         r = p.parse_ok("resume", await self._runner.call(_S["resume"], self._anchor(queue), ()))
         return r[1] == "1"
 
     async def is_paused(self, queue: str) -> bool:
-        """Whether the queue is paused."""
+        """Whether the queue (on a partitioned queue: any partition) is paused."""
+        n = await self._layout(queue)
+        if n:
+            flags = await self._pipe_each(self._parts(queue, n), _exists_paused)
+            return any(flags)
         key = QueueKeys(queue).paused
         with map_errors():
             return bool(await self.redis.exists(key))
@@ -498,19 +582,29 @@ class AsyncOmniq:
 
         :raises JobNotFound: no such job. :raises LaneMismatch: it is not failed.
         """
-        anchor = self._anchor(queue)
+        n = await self._layout(queue)
         validate_job_id(job_id)
+        if n:
+            queue = await self._job_partition(self._parts(queue, n), job_id, "failed")
+        anchor = self._anchor(queue)
         reply = await self._runner.call(_S["retry_failed"], anchor, (job_id, p.check_now(now_ms)))
         p.parse_ok("retry_failed", reply, job_id)
 
     async def retry_failed_batch(
         self, queue: str, job_ids: Sequence[str], *, now_ms: int = 0
     ) -> list[BatchResult]:
-        """retry_failed for up to 100 jobs atomically; one ``(job_id, status, reason)`` each."""
-        anchor = self._anchor(queue)
+        """retry_failed for up to 100 jobs atomically (on a partitioned queue: atomically per
+        partition); one ``(job_id, status, reason)`` each."""
+        n = await self._layout(queue)
         ids = p.check_batch(job_ids)
         if not ids:
             return []
+        now = p.check_now(now_ms)
+        if n:
+            return await self._batch_across(
+                self._parts(queue, n), "retry_failed_batch", ids, "failed",
+                lambda sel: (now, len(sel), *sel))
+        anchor = self._anchor(queue)
         reply = await self._runner.call(
             _S["retry_failed_batch"], anchor, (p.check_now(now_ms), len(ids), *ids)
         )
@@ -522,8 +616,13 @@ class AsyncOmniq:
         Active jobs are never removed. A refusal changes nothing.
         :raises JobNotFound: no such job. :raises LaneMismatch: not in that lane, or active.
         """
-        anchor = self._anchor(queue)
+        n = await self._layout(queue)
         validate_job_id(job_id)
+        p.check_lane(lane)
+        if n:
+            queue = await self._job_partition(
+                self._parts(queue, n), job_id, self._lane_state(lane))
+        anchor = self._anchor(queue)
         reply = await self._runner.call(
             _S["remove_job"], anchor, (job_id, p.check_lane(lane), p.check_now(now_ms))
         )
@@ -533,11 +632,17 @@ class AsyncOmniq:
         self, queue: str, lane: str, job_ids: Sequence[str], *, now_ms: int = 0
     ) -> list[BatchResult]:
         """remove_job for up to 100 jobs of one lane; one ``(job_id, status, reason)`` each."""
-        anchor = self._anchor(queue)
+        n = await self._layout(queue)
         lane = p.check_lane(lane)
         ids = p.check_batch(job_ids)
         if not ids:
             return []
+        now = p.check_now(now_ms)
+        if n:
+            return await self._batch_across(
+                self._parts(queue, n), "remove_jobs_batch", ids, self._lane_state(lane),
+                lambda sel: (lane, len(sel), *sel, now))
+        anchor = self._anchor(queue)
         reply = await self._runner.call(
             _S["remove_jobs_batch"], anchor, (lane, len(ids), *ids, p.check_now(now_ms))
         )
@@ -572,7 +677,13 @@ class AsyncOmniq:
     # -- inspection --------------------------------------------------------------------
 
     async def get_job(self, queue: str, job_id: str) -> JobInfo | None:
-        """The full stored record of a job, or None when it does not exist."""
+        """The full stored record of a job, or None when it does not exist.
+
+        On a partitioned queue every partition is looked at (one round trip) and
+        ``JobInfo.queue`` is the partition that holds the job."""
+        n = await self._layout(queue)
+        if n:
+            return await self._get_job_across(self._parts(queue, n), job_id)
         key = QueueKeys(queue).job(validate_job_id(job_id))
         with map_errors():
             raw = await self.redis.hgetall(key)
@@ -586,34 +697,24 @@ class AsyncOmniq:
         return None if info is None else info.result
 
     async def stats(self, queue: str) -> QueueStats:
-        """Exact counts of every lane, read from the real containers in one round trip."""
+        """Exact counts of every lane, read from the real containers in one round trip.
+
+        A partitioned queue sums its partitions (``last_*`` times: the latest; ``paused``:
+        any partition); a partition name ``queue#i`` gives that partition alone."""
+        n = await self._layout(queue)
+        if n:
+            return await self._stats_across(queue, self._parts(queue, n))
         k = QueueKeys(queue)
         with map_errors():
             pipe = self.redis.pipeline(transaction=False)
-            pipe.exists(k.paused)
-            pipe.llen(k.wait)
-            pipe.zcard(k.idx_wait)
-            pipe.zcard(k.active)
-            pipe.zcard(k.delayed)
-            pipe.llen(k.failed)
-            pipe.llen(k.completed)
-            pipe.zcard(k.groups_ready)
-            pipe.hmget(k.stats, "last_activity_ms", "last_enqueue_ms", "last_reserve_ms",
-                       "last_finish_ms")
-            paused, wait, idx_wait, active, delayed, failed, completed, ready, times = (
-                await pipe.execute()
-            )
-        total = max(int(idx_wait), int(wait))
-        t = [_opt_int(v) for v in times]
-        return QueueStats(
-            queue=queue, paused=bool(paused), waiting=int(wait), group_waiting=total - int(wait),
-            waiting_total=total, active=int(active), delayed=int(delayed), failed=int(failed),
-            completed_kept=int(completed), groups_ready=int(ready), last_activity_ms=t[0],
-            last_enqueue_ms=t[1], last_reserve_ms=t[2], last_finish_ms=t[3],
-        )
+            stats_commands(pipe, k)
+            results = await pipe.execute()
+        return queue_stats_from(queue, results)
 
     async def queues(self) -> list[str]:
-        """Names of the queues on the server (found by their ``{name}:stats`` hashes)."""
+        """Names of the queues on the server (found by their ``{name}:stats`` hashes).
+
+        A partitioned queue is listed once, by its logical name."""
         names: set[str] = set()
         with map_errors():
             async for key in self.redis.scan_iter(match="*:stats", count=1000, _type="hash"):
@@ -622,8 +723,44 @@ class AsyncOmniq:
                 if name.startswith("{") and name.endswith("}"):
                     name = name[1:-1]
                 with contextlib.suppress(InvalidArgument):
+                    if PARTITION_SEP in name:
+                        name = split_partition(name)[0]
                     names.add(validate_queue_name(name))
         return sorted(names)
+
+
+STATS_READS = 9
+
+
+def stats_commands(pipe: Any, k: QueueKeys) -> None:
+    """Queue the reads of :meth:`AsyncOmniq.stats` (``STATS_READS`` commands) on a pipeline."""
+    pipe.exists(k.paused)
+    pipe.llen(k.wait)
+    pipe.zcard(k.idx_wait)
+    pipe.zcard(k.active)
+    pipe.zcard(k.delayed)
+    pipe.llen(k.failed)
+    pipe.llen(k.completed)
+    pipe.zcard(k.groups_ready)
+    pipe.hmget(k.stats, "last_activity_ms", "last_enqueue_ms", "last_reserve_ms",
+               "last_finish_ms")
+
+
+def queue_stats_from(queue: str, results: Sequence[Any]) -> QueueStats:
+    """Build :class:`QueueStats` from the replies of :func:`stats_commands`."""
+    paused, wait, idx_wait, active, delayed, failed, completed, ready, times = results
+    total = max(int(idx_wait), int(wait))
+    t = [_opt_int(v) for v in times]
+    return QueueStats(
+        queue=queue, paused=bool(paused), waiting=int(wait), group_waiting=total - int(wait),
+        waiting_total=total, active=int(active), delayed=int(delayed), failed=int(failed),
+        completed_kept=int(completed), groups_ready=int(ready), last_activity_ms=t[0],
+        last_enqueue_ms=t[1], last_reserve_ms=t[2], last_finish_ms=t[3],
+    )
+
+
+def _exists_paused(pipe: Any, k: QueueKeys) -> None:
+    pipe.exists(k.paused)
 
 
 def check_limit(value: int) -> int:

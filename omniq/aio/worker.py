@@ -4,7 +4,10 @@ Design (one event loop, a fixed number of tasks whatever the number of jobs):
 
 * **dispatcher** -- fills free slots. Acks of finished jobs are sent *fused* with the next
   reservation (``ack_reserve.lua``): one round trip settles every finished job of a queue
-  and leases the next ones. Queues are tried in priority order. When nothing is ready it
+  and leases the next ones. Queues are tried in priority order; the partitions of a
+  partitioned queue share its priority and are served in turn (one pipelined round trip
+  of one ``ack_reserve`` call per partition, the first partition rotating every time).
+  When nothing is ready it
   waits for the wake-up signal that the scripts publish on ``{queue}:wake`` (or a bounded
   backoff, for publishers that do not signal, such as the official clients).
 * **heartbeat** -- one pipelined ``heartbeat_many`` round trip per tick for all leases that
@@ -46,7 +49,7 @@ import msgspec
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub
 
-from omniq._keys import QueueKeys, validate_queue_name
+from omniq._keys import QueueKeys, logical_queue, validate_queue_name
 from omniq.aio._connect import open_pubsub
 from omniq.aio.context import CheckCompletion, Exec, JobContext, SyncCheckCompletion, SyncExec
 from omniq.codec import encode_result, truncate_error
@@ -154,6 +157,11 @@ class Worker:
                 raise InvalidArgument("processes= needs a plain (def) handler, not async def")
         self.processes = processes
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        # physical queues per priority level: [q] or the partitions [q#0, ..., q#N-1];
+        # None until read from Redis (at the first reservation)
+        self._levels: list[list[str]] | None = None
+        self._levels_ready = asyncio.Event()
+        self._wake_task: asyncio.Task[None] | None = None
         self._running: dict[str, _Running] = {}
         self._pending: dict[str, list[Ack]] = {}
         self._signal = asyncio.Event()
@@ -220,10 +228,10 @@ class Worker:
     async def run(self) -> None:
         """Run until stopped (or drained, with ``drain=True``)."""
         self._loop = asyncio.get_running_loop()
+        self._wake_task = asyncio.create_task(self._wake_loop(), name="omniq-wake")
         helpers = [
             asyncio.create_task(self._heartbeat_loop(), name="omniq-heartbeat"),
             asyncio.create_task(self._maintenance_loop(), name="omniq-maintenance"),
-            asyncio.create_task(self._wake_loop(), name="omniq-wake"),
         ]
         remove_signals = self._install_signals()
         remove_console = self._verbose_console()
@@ -240,6 +248,8 @@ class Worker:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
+            if self._wake_task is not None:
+                helpers.append(self._wake_task)
             for t in helpers:
                 t.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -341,12 +351,28 @@ class Worker:
     def _pending_count(self) -> int:
         return sum(len(v) for v in self._pending.values())
 
+    async def _resolve_levels(self) -> list[list[str]]:
+        levels = [await self.client.queue_partitions(q) for q in self.queues]
+        self._levels = levels
+        self._levels_ready.set()
+        return levels
+
     async def _fill(self, free: int) -> tuple[int, bool]:
         """Send pending acks and reserve up to ``free`` jobs, queues in priority order."""
+        levels = self._levels
+        if levels is None:
+            levels = await self._resolve_levels()
         got = 0
         paused = False
         want = 0 if self._stopping else free
-        for queue in self.queues:
+        for name, level in zip(self.queues, levels, strict=True):
+            if level != [name]:  # a partitioned queue
+                n, level_paused = await self._fill_partitions(level, max(want, 0))
+                got += n
+                want -= n
+                paused = paused or level_paused
+                continue
+            queue = level[0]
             acks = self._pending.pop(queue, None) or []
             if not acks and want <= 0:
                 continue
@@ -368,6 +394,27 @@ class Worker:
             elif res.status == "PAUSED":
                 paused = True
         return got, paused
+
+    async def _fill_partitions(self, parts: list[str], want: int) -> tuple[int, bool]:
+        """The partitions of one logical queue: acks and reservations in one round trip."""
+        acks = {part: self._pending.pop(part) for part in parts if part in self._pending}
+        if not acks and want <= 0:
+            return 0, False
+        try:
+            outcomes, res = await self.client._reserve_across(
+                logical_queue(parts[0]), parts, want, acks, 0)
+        except ConnectionFailed:
+            for part, a in acks.items():
+                self._pending.setdefault(part, [])[:0] = a
+            raise
+        for part, a in acks.items():
+            for ack, outcome in zip(a, outcomes.get(part, ()), strict=True):
+                self._log_ack(part, ack, outcome)
+        if res is None:
+            return 0, False
+        for job in res.jobs:
+            self._launch(job)
+        return len(res.jobs), res.status == "PAUSED"
 
     def _log_ack(self, queue: str, ack: Ack, outcome: Any) -> None:
         if isinstance(outcome, OmniqError):
@@ -557,8 +604,26 @@ class Worker:
             await asyncio.sleep(self.maintenance_interval_s * random.uniform(0.8, 1.2))
             try:
                 await self._maintenance_once()
+                await self._check_layouts()
             except OmniqError as exc:
                 logger.warning("omniq: maintenance failed (%s)", exc)
+
+    async def _check_layouts(self) -> None:
+        """Pick up a queue partitioned after this worker started (layouts never change
+        once set, so only unpartitioned queues are read again)."""
+        levels = self._levels
+        if levels is None:
+            return
+        changed = False
+        for i, q in enumerate(self.queues):
+            if levels[i] == [q] and await self.client._read_layout(q):
+                changed = True
+        if changed:
+            await self._resolve_levels()
+            if self._wake_task is not None:  # subscribe to the partitions' channels
+                self._wake_task.cancel()
+                self._wake_task = asyncio.create_task(self._wake_loop(), name="omniq-wake")
+            self._signal.set()
 
     async def _maintenance_once(self) -> None:
         for queue in self.queues:
@@ -568,7 +633,9 @@ class Worker:
     # -- wake-up -----------------------------------------------------------------------
 
     async def _wake_loop(self) -> None:
-        channels = [QueueKeys(q).wake for q in self.queues]
+        await self._levels_ready.wait()
+        assert self._levels is not None
+        channels = [QueueKeys(q).wake for level in self._levels for q in level]
         backoff = 0.1
         while True:
             pubsub: PubSub | ClusterPubSub | None = None

@@ -277,6 +277,17 @@ class OmniqClient:
             now_ms=now_ms,
         ))
 
+    # -- partitions --------------------------------------------------------------------
+
+    def partition_queue(self, queue: str, partitions: int) -> bool:
+        """Spread ``queue`` over ``partitions`` physical queues (stored in Redis, permanent);
+        returns True when stored now, False when already so. :raises PartitionError:"""
+        return self._run(lambda c: c.partition_queue(queue, partitions))
+
+    def queue_partitions(self, queue: str) -> list[str]:
+        """The physical queues of ``queue`` (``[queue]`` when it is not partitioned)."""
+        return self._run(lambda c: c.queue_partitions(queue))
+
     # -- consuming ---------------------------------------------------------------------
 
     def consume(

@@ -436,9 +436,12 @@ class QueueMachine(RuleBasedStateMachine):
 
     # -- the whole keyspace after every step ---------------------------------------------
 
+    def real_keyspace(self) -> dict[str, Any]:
+        return dump_keyspace(self.r)
+
     @invariant()
     def keyspace_matches_model(self) -> None:
-        real = dump_keyspace(self.r)
+        real = self.real_keyspace()
         want = self.model.keyspace()
         problems = [f"missing {k} = {want[k][:2]}" for k in sorted(set(want) - set(real))]
         problems += [f"unexpected {k} = {real[k][:2]}" for k in sorted(set(real) - set(want))]
