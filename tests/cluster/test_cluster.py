@@ -219,3 +219,40 @@ async def test_a_queue_whose_slot_moved_follows_the_redirect(omniq, nodes):
     assert sorted(done) == sorted(ids[1:])
     s = await omniq.stats("q5")
     assert (s.waiting_total, s.active, s.completed_kept) == (0, 0, 50)
+
+
+async def test_a_partitioned_queue_spreads_over_the_masters(omniq, nodes):
+    assert await omniq.partition_queue("orders", 8) is True
+    parts = await omniq.queue_partitions("orders")
+    assert parts == [f"orders#{i}" for i in range(8)]
+    assert len({owner(nodes, p) for p in parts}) == 3  # eight hash tags, three masters
+    ids = await omniq.publish_many("orders", [{"i": i} for i in range(400)])
+    for g in range(8):
+        for k in range(10):
+            await omniq.publish("orders", {"g": g, "k": k}, gid=f"cust-{g}", group_limit=1)
+    per_node = collections.Counter()
+    for p in parts:
+        per_node[owner(nodes, p)] += (await omniq.stats(p)).waiting_total
+    assert sum(per_node.values()) == 480
+    assert min(per_node.values()) > 0  # every master holds part of the one queue
+    order: dict[int, list[int]] = collections.defaultdict(list)
+    running: collections.Counter[int] = collections.Counter()
+    seen: list[str] = []
+
+    async def handler(ctx):
+        seen.append(ctx.job_id)
+        assert ctx.logical_queue == "orders"
+        if "g" in ctx.payload:
+            g = ctx.payload["g"]
+            running[g] += 1
+            assert running[g] == 1  # group_limit=1 holds across the cluster
+            order[g].append(ctx.payload["k"])
+            await asyncio.sleep(0.001)
+            running[g] -= 1
+
+    await omniq.consume("orders", handler, concurrency=16, drain=True)
+    assert len(seen) == len(set(seen)) == 480
+    assert set(ids) <= set(seen)
+    assert all(order[g] == list(range(10)) for g in range(8))  # FIFO per group
+    s = await omniq.stats("orders")
+    assert (s.waiting_total, s.active, s.completed_kept) == (0, 0, 8 * 60)

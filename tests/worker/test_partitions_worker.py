@@ -10,7 +10,7 @@ import random
 import zlib
 from typing import Any
 
-from worker_util import poll_until, qk, within
+from worker_util import numsub, poll_until, qk, within
 
 from omniq import AsyncOmniq, JobSpec
 from omniq.aio.context import JobContext
@@ -149,7 +149,7 @@ async def test_idle_worker_wakes_on_a_publish_to_any_partition(omniq):
         channels = [qk(f"wake#{p}", "wake") for p in range(N)]
 
         async def subscribed() -> bool:
-            counts = dict(await omniq.redis.pubsub_numsub(*channels))
+            counts = await numsub(omniq.redis, *channels)
             return all(counts.get(c, 0) == 1 for c in channels)
 
         await poll_until(subscribed, 10, "the subscription to every partition's channel")

@@ -10,8 +10,7 @@ import threading
 import time
 
 import pytest
-from redis.asyncio.cluster import RedisCluster
-from worker_util import AckLog, Spy, jk, qk, within
+from worker_util import AckLog, Spy, jk, numsub, qk, within
 
 from omniq import OmniqError
 from omniq.aio.context import JobContext
@@ -20,15 +19,7 @@ from omniq.aio.worker import Worker
 
 async def wake_subscribers(omniq, queue: str) -> int:
     channel = qk(queue, "wake")
-    if isinstance(omniq.redis, RedisCluster):  # each node counts its own subscribers
-        total = 0
-        for node in omniq.redis.get_primaries():
-            reply = await omniq.redis.execute_command("PUBSUB", "NUMSUB", channel,
-                                                      target_nodes=node)
-            pairs = dict(zip(reply[::2], reply[1::2], strict=True))  # [channel, n, ...]
-            total += int(pairs.get(channel, 0))
-        return total
-    return int(dict(await omniq.redis.pubsub_numsub(channel)).get(channel, 0))
+    return (await numsub(omniq.redis, channel))[channel]
 
 
 async def begin_stop(worker: Worker, grace_period_s: float) -> asyncio.Task[None]:

@@ -158,3 +158,19 @@ class Proc:
             self.popen.kill()
         self.popen.wait(10)
         self._log.close()
+
+
+async def numsub(redis: Any, *channels: str) -> dict[str, int]:
+    """Subscribers per channel (``PUBSUB NUMSUB``), summed over the masters of a cluster:
+    each cluster node counts only its own clients' subscriptions."""
+    from redis.asyncio.cluster import RedisCluster
+
+    if not isinstance(redis, RedisCluster):
+        return {str(c): int(n) for c, n in await redis.pubsub_numsub(*channels)}
+    await redis.initialize()
+    total = dict.fromkeys(channels, 0)
+    for node in redis.get_primaries():
+        reply = await redis.execute_command("PUBSUB", "NUMSUB", *channels, target_nodes=node)
+        for c, n in zip(reply[::2], reply[1::2], strict=True):
+            total[c if isinstance(c, str) else c.decode()] += int(n)
+    return total
