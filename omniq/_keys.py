@@ -19,11 +19,9 @@ __all__ = [
     "MAX_PARTITIONS",
     "PARTITION_SEP",
     "QueueKeys",
-    "logical_queue",
     "partition_index",
     "partition_name",
     "split_partition",
-    "validate_physical_name",
     "child_anchor",
     "layout_key",
     "queue_anchor",
@@ -40,11 +38,13 @@ MAX_BATCH = 100
 LANES = frozenset({"wait", "delayed", "failed", "completed", "gwait"})
 
 MAX_PARTITIONS = 1024
-PARTITION_SEP = "#"
+PARTITION_SEP = ".p"
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
-# partition i of a logical queue: "name#i", i a decimal without leading zeros
-_PHYSICAL_RE = re.compile(r"([A-Za-z0-9._-]+)#(0|[1-9][0-9]{0,3})")
+# partition i of a logical queue: "name.pI", I a decimal without leading zeros. The name is
+# an ordinary queue name (the official clients accept only [A-Za-z0-9._-]), so whether a
+# name is a partition is known only from its logical queue's layout, never from the text.
+_PHYSICAL_RE = re.compile(r"([A-Za-z0-9._-]+)\.p(0|[1-9][0-9]{0,3})")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -64,39 +64,23 @@ def validate_queue_name(name: object) -> str:
 
 
 def split_partition(name: str) -> tuple[str, int | None]:
-    """``"orders#3"`` -> ``("orders", 3)``; a plain name -> ``(name, None)``."""
-    if PARTITION_SEP not in name:
-        return name, None
+    """``"orders.p3"`` -> ``("orders", 3)`` when the name has the form of a partition name,
+    else ``(name, None)``. Only the logical queue's layout says whether it is one."""
     m = _PHYSICAL_RE.fullmatch(name)
-    if m is None:
-        raise InvalidArgument(f"invalid partition name {name!r}: use '<queue>#<index>'")
-    index = int(m.group(2))
-    if index >= MAX_PARTITIONS:
-        raise InvalidArgument(f"partition index of {name!r} must be below {MAX_PARTITIONS}")
-    return m.group(1), index
-
-
-def validate_physical_name(name: object) -> str:
-    """Return ``name`` if it is a queue name or a partition name ``<queue>#<index>``.
-
-    Partition names are accepted where a physical queue is meant (leases, reads,
-    maintenance); publishing, pausing and partitioning take logical names only.
-    """
-    if isinstance(name, str) and PARTITION_SEP in name:
-        base, _ = split_partition(name)
-        validate_queue_name(base)
-        return name
-    return validate_queue_name(name)
+    if m is None or len(m.group(2)) > 4 or int(m.group(2)) >= MAX_PARTITIONS:
+        return name, None
+    return m.group(1), int(m.group(2))
 
 
 def partition_name(queue: str, index: int) -> str:
-    """``orders``, 3 -> ``orders#3``: the physical queue of one partition."""
-    return queue + PARTITION_SEP + str(index)
-
-
-def logical_queue(name: str) -> str:
-    """The logical queue of a physical name: ``orders#3`` -> ``orders``; others unchanged."""
-    return split_partition(name)[0]
+    """``orders``, 3 -> ``orders.p3``: the physical queue of one partition."""
+    name = queue + PARTITION_SEP + str(index)
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidArgument(
+            f"queue name {queue!r} is too long to be partitioned: its partition names "
+            f"would exceed {MAX_NAME_LENGTH} characters"
+        )
+    return name
 
 
 def partition_index(key: str, partitions: int) -> int:
@@ -114,9 +98,8 @@ def queue_base(name: str) -> str:
 
 
 def queue_anchor(name: str) -> str:
-    """``{name}:meta``: the single key every queue script is called with (``name`` may be
-    a partition name ``<queue>#<index>``)."""
-    return "{" + validate_physical_name(name) + "}:meta"
+    """``{name}:meta``: the single key every queue script is called with."""
+    return "{" + validate_queue_name(name) + "}:meta"
 
 
 def layout_key(name: str) -> str:
@@ -196,7 +179,7 @@ class QueueKeys:
     )
 
     def __init__(self, name: str) -> None:
-        self.name = validate_physical_name(name)
+        self.name = validate_queue_name(name)
         b = "{" + name + "}"
         self.base = b
         self.anchor = b + ":meta"

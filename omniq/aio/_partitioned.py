@@ -1,6 +1,8 @@
-"""Partitioned queues: one logical queue spread over N physical queues ``name#0..name#N-1``.
+"""Partitioned queues: one logical queue spread over N physical queues ``name.p0`` ...
+``name.p<N-1>``.
 
-Each partition is a plain OmniQ v1 queue with its own hash tag ``{name#i}``, so a logical
+Each partition is a plain OmniQ v1 queue with its own hash tag ``{name.pI}`` (a name the
+official clients accept), so a logical
 queue can use several cluster shards. Nothing here sends keys of two partitions in one
 script call: every operation is one script call (or plain single-key reads) per
 partition, pipelined. See ``docs/protocol.md`` (section "Partitioned queues").
@@ -15,18 +17,16 @@ from typing import TYPE_CHECKING, Any
 from omniq import _protocol as p
 from omniq._keys import (
     MAX_PARTITIONS,
-    PARTITION_SEP,
     QueueKeys,
     layout_key,
     partition_index,
     partition_name,
     validate_job_id,
-    validate_physical_name,
     validate_queue_name,
 )
 from omniq._scripts import SCRIPTS
 from omniq.aio._transport import Call, map_errors
-from omniq.errors import InvalidArgument, JobNotFound, OmniqError, ScriptError
+from omniq.errors import InvalidArgument, JobNotFound, OmniqError, PartitionError, ScriptError
 from omniq.types import (
     Ack,
     BatchResult,
@@ -91,26 +91,37 @@ class PartitionedOps:
     # -- layout ------------------------------------------------------------------------
 
     async def partition_queue(self, queue: str, partitions: int) -> bool:
-        """Spread ``queue`` over ``partitions`` (1-1024) physical queues ``queue#0`` ...
+        """Spread ``queue`` over ``partitions`` (1-1024) physical queues ``queue.p0`` ...
 
         The layout is stored in Redis (``{queue}:partitions``) so every client sees it.
         Declaring the same count again is a no-op (returns False; True when stored now).
         A layout is permanent: re-partitioning would break FIFO per group for jobs in
         flight, so a different count raises :class:`~omniq.errors.PartitionError`
         (``PARTITION_CONFLICT``), and so does a queue that already holds jobs in its
-        unpartitioned form (``QUEUE_NOT_EMPTY``): declare the layout before first use.
+        unpartitioned form, or a plain queue already named like one of its partitions
+        (``QUEUE_NOT_EMPTY``): declare the layout before first use.
         """
         anchor = "{" + validate_queue_name(queue) + "}:meta"
         n = p.check_positive(partitions, "partitions")
         if n > MAX_PARTITIONS:
             raise InvalidArgument(f"partitions must be at most {MAX_PARTITIONS}, got {n}")
+        parts = self._parts(queue, n)  # validates the length of the partition names
+        if await self._read_layout(queue) == 0:
+            # Partition names are ordinary queue names: refuse to adopt queues that already
+            # hold jobs (checked before the layout is stored; not atomic with it).
+            s = await self._stats_pipelined(parts)
+            held = sum(x.waiting_total + x.active + x.delayed + x.failed + x.completed_kept
+                       for x in s)
+            if held:
+                raise PartitionError("partition", "QUEUE_NOT_EMPTY",
+                                     f"{held} jobs in queues named like its partitions")
         r = p.parse_ok("partition", await self._runner.call(SCRIPTS["partition"], anchor, (n,)))
         self._layouts[queue] = n
         return r[2] == "1"
 
     async def queue_partitions(self, queue: str) -> list[str]:
         """The physical queues of ``queue``: ``[queue]`` when it is not partitioned, else
-        ``[queue#0, ..., queue#N-1]`` (the layout is read once and cached)."""
+        ``[queue.p0, ..., queue.p<N-1>]`` (the layout is read once and cached)."""
         n = await self._layout(queue)
         return [queue] if n == 0 else [partition_name(queue, i) for i in range(n)]
 
@@ -119,9 +130,6 @@ class PartitionedOps:
         n = self._layouts.get(queue)
         if n is not None:
             return n
-        if not isinstance(queue, str) or PARTITION_SEP in queue:
-            validate_physical_name(queue)  # raises for a non-str
-            return 0
         return await self._read_layout(queue)
 
     async def _logical_layout(self, queue: str) -> int:
@@ -148,7 +156,7 @@ class PartitionedOps:
         if self._layouts.get(queue):
             raise InvalidArgument(
                 f"queue {queue!r} is partitioned: settle a lease on its partition "
-                f"(ReservedJob.queue / ctx.queue, such as {queue}#0)"
+                f"(ReservedJob.queue / ctx.queue, such as {partition_name(queue, 0)})"
             )
 
     def _next_rr(self, key: str) -> int:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Self
 
 from omniq import _protocol as p
 from omniq._keys import (
-    PARTITION_SEP,
     QueueKeys,
     child_anchor,
     queue_anchor,
@@ -700,7 +699,7 @@ class AsyncOmniq(PartitionedOps):
         """Exact counts of every lane, read from the real containers in one round trip.
 
         A partitioned queue sums its partitions (``last_*`` times: the latest; ``paused``:
-        any partition); a partition name ``queue#i`` gives that partition alone."""
+        any partition); a partition name ``queue.pI`` gives that partition alone."""
         n = await self._layout(queue)
         if n:
             return await self._stats_across(queue, self._parts(queue, n))
@@ -714,19 +713,25 @@ class AsyncOmniq(PartitionedOps):
     async def queues(self) -> list[str]:
         """Names of the queues on the server (found by their ``{name}:stats`` hashes).
 
-        A partitioned queue is listed once, by its logical name."""
+        A partitioned queue is listed once, by its logical name (found by its
+        ``{name}:partitions`` layout key)."""
         names: set[str] = set()
+        layouts: dict[str, int] = {}
         with map_errors():
             async for key in self.redis.scan_iter(match="*:stats", count=1000, _type="hash"):
-                k = key.decode() if isinstance(key, bytes) else key
-                name = k[: -len(":stats")]
-                if name.startswith("{") and name.endswith("}"):
-                    name = name[1:-1]
                 with contextlib.suppress(InvalidArgument):
-                    if PARTITION_SEP in name:
-                        name = split_partition(name)[0]
-                    names.add(validate_queue_name(name))
-        return sorted(names)
+                    names.add(validate_queue_name(_base_name(key, ":stats")))
+            async for key in self.redis.scan_iter(match="*:partitions", count=1000,
+                                                  _type="string"):
+                with contextlib.suppress(InvalidArgument):
+                    name = validate_queue_name(_base_name(key, ":partitions"))
+                    layouts[name] = await self._layout(name)
+        out: set[str] = set(layouts)
+        for name in names:
+            base, index = split_partition(name)
+            if index is None or index >= layouts.get(base, 0):
+                out.add(name)
+        return sorted(out)
 
 
 STATS_READS = 9
@@ -761,6 +766,15 @@ def queue_stats_from(queue: str, results: Sequence[Any]) -> QueueStats:
 
 def _exists_paused(pipe: Any, k: QueueKeys) -> None:
     pipe.exists(k.paused)
+
+
+def _base_name(key: str | bytes, suffix: str) -> str:
+    """``{name}<suffix>`` -> ``name``."""
+    k = key.decode() if isinstance(key, bytes) else key
+    name = k[: -len(suffix)]
+    if name.startswith("{") and name.endswith("}"):
+        name = name[1:-1]
+    return name
 
 
 def check_limit(value: int) -> int:

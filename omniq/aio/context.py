@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.from_thread
 
-from omniq._keys import logical_queue
 from omniq.codec import decode_payload
 from omniq.errors import CounterError, LeaseLost
 from omniq.types import BatchResult, JobInfo, QueueStats, ReservedJob
@@ -31,8 +30,8 @@ class JobContext:
     ``payload`` is the decoded JSON (the raw text if it is not JSON), ``attempt`` is
     1-based, ``lock_until_ms`` is kept current by the worker's heartbeats and
     ``lease_lost`` turns True when the lease is lost (stop work: it will not be acked).
-    ``queue`` is the physical queue (``orders#3`` for partition 3 of ``orders``);
-    ``logical_queue`` the name the job was published to.
+    ``queue`` is the physical queue (``orders.p3`` for partition 3 of ``orders``);
+    ``logical_queue`` the name the job was published to (``queue`` when not partitioned).
     """
 
     __slots__ = (
@@ -45,14 +44,16 @@ class JobContext:
         "lease_lost",
         "lease_token",
         "lock_until_ms",
+        "logical_queue",
         "max_attempts",
         "payload_raw",
         "queue",
         "timeout_ms",
     )
 
-    def __init__(self, job: ReservedJob) -> None:
+    def __init__(self, job: ReservedJob, logical_queue: str | None = None) -> None:
         self.queue = job.queue
+        self.logical_queue = job.queue if logical_queue is None else logical_queue
         self.job_id = job.job_id
         self.payload_raw = job.payload_raw
         self.attempt = job.attempt
@@ -72,12 +73,6 @@ class JobContext:
         if self._payload is _UNSET:
             self._payload = decode_payload(self.payload_raw)
         return self._payload
-
-    @property
-    def logical_queue(self) -> str:
-        """The queue as published to: ``queue`` without its partition suffix (``orders#3``
-        -> ``orders``); ``queue`` itself is the physical queue that holds the lease."""
-        return logical_queue(self.queue)
 
     @property
     def is_last_attempt(self) -> bool:

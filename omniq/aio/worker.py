@@ -49,7 +49,7 @@ import msgspec
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub
 
-from omniq._keys import QueueKeys, logical_queue, validate_queue_name
+from omniq._keys import QueueKeys, validate_queue_name
 from omniq.aio._connect import open_pubsub
 from omniq.aio.context import CheckCompletion, Exec, JobContext, SyncCheckCompletion, SyncExec
 from omniq.codec import encode_result, truncate_error
@@ -160,6 +160,7 @@ class Worker:
         # physical queues per priority level: [q] or the partitions [q#0, ..., q#N-1];
         # None until read from Redis (at the first reservation)
         self._levels: list[list[str]] | None = None
+        self._logical: dict[str, str] = {}  # physical queue -> the queue it was listed as
         self._levels_ready = asyncio.Event()
         self._wake_task: asyncio.Task[None] | None = None
         self._running: dict[str, _Running] = {}
@@ -353,6 +354,8 @@ class Worker:
 
     async def _resolve_levels(self) -> list[list[str]]:
         levels = [await self.client.queue_partitions(q) for q in self.queues]
+        self._logical = {part: q for q, level in zip(self.queues, levels, strict=True)
+                         for part in level}
         self._levels = levels
         self._levels_ready.set()
         return levels
@@ -402,7 +405,7 @@ class Worker:
             return 0, False
         try:
             outcomes, res = await self.client._reserve_across(
-                logical_queue(parts[0]), parts, want, acks, 0)
+                self._logical[parts[0]], parts, want, acks, 0)
         except ConnectionFailed:
             for part, a in acks.items():
                 self._pending.setdefault(part, [])[:0] = a
@@ -434,7 +437,7 @@ class Worker:
                 logger.info("omniq: %s/%s failed for good", queue, ack.job_id)
 
     def _launch(self, job: ReservedJob) -> None:
-        ctx = JobContext(job)
+        ctx = JobContext(job, self._logical.get(job.queue))
         run = _Running(job, ctx)
         aexec = Exec(self.client, ctx, on_lost=lambda: self._lose(run, cancel=False))
         if self._is_async:
@@ -473,7 +476,7 @@ class Worker:
             elif self._pool is not None:
                 # CPU-bound handler in a process: it gets a copy of ctx without exec;
                 # a lost lease is only flagged here (the process cannot be interrupted)
-                remote = JobContext(run.job)
+                remote = JobContext(run.job, ctx.logical_queue)
                 remote._payload = ctx.payload
                 value = await asyncio.get_running_loop().run_in_executor(
                     self._pool, _call, self.handler, (remote, *args[1:])

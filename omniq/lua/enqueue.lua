@@ -9,7 +9,7 @@ if now == nil then return err('BAD_ARGS', 'now_ms') end
 local n = int(ARGV[2])
 if n == nil or n < 1 then return err('BAD_ARGS', 'count') end
 if #ARGV ~= 2 + n * FIELDS then return err('BAD_ARGS', 'argument count') end
--- a logical queue that was partitioned takes jobs only in its partitions "{name#i}"
+-- a logical queue that was partitioned takes jobs only in its partitions "{name.pI}"
 -- (a client with a stale layout cache re-reads it on this refusal)
 if redis.call('EXISTS', B .. ':partitions') == 1 then return err('PARTITIONED') end
 

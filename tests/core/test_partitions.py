@@ -1,11 +1,12 @@
 """Partitioned queues: layout, routing, reservation and the logical-queue operations.
 
-A logical queue ``orders`` with N partitions is the N plain OmniQ v1 queues ``orders#i``
-(keys ``{orders#i}:...``); its layout lives in ``{orders}:partitions``.
+A logical queue ``orders`` with N partitions is the N plain OmniQ v1 queues ``orders.pi``
+(keys ``{orders.pi}:...``); its layout lives in ``{orders}:partitions``.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections import Counter
 
@@ -22,7 +23,7 @@ from omniq import (
     LaneMismatch,
     PartitionError,
 )
-from omniq._keys import logical_queue, partition_index, split_partition
+from omniq._keys import partition_index, partition_name, split_partition
 
 N = 4
 
@@ -54,7 +55,7 @@ async def test_layout_is_stored_and_shared(omniq, raw, omniq_redis_url):
     assert raw.get("{orders}:partitions") == str(N)
     assert raw.type("{orders}:partitions") == "string"
     async with AsyncOmniq(url=omniq_redis_url) as other:
-        assert await other.queue_partitions("orders") == [f"orders#{i}" for i in range(N)]
+        assert await other.queue_partitions("orders") == [f"orders.p{i}" for i in range(N)]
         assert await other.partition_queue("orders", N) is False  # same count: a no-op
         with pytest.raises(PartitionError) as err:
             await other.partition_queue("orders", N + 1)
@@ -87,8 +88,8 @@ async def test_partition_count_is_validated(omniq, raw, bad):
     assert raw.dbsize() == 0
 
 
-@pytest.mark.parametrize("name", ["q#1", "q#", "#1", "q{x}", "", None])
-async def test_partition_queue_takes_logical_names_only(omniq, raw, name):
+@pytest.mark.parametrize("name", ["q#1", "q#", "#1", "q{x}", "", None, "x" * 126])
+async def test_partition_queue_rejects_bad_names(omniq, raw, name):
     with pytest.raises(InvalidArgument):
         await omniq.partition_queue(name, 2)
     assert raw.dbsize() == 0
@@ -105,12 +106,17 @@ def test_partition_script_validates_its_arguments(raw):
 
 
 def test_partition_names():
-    assert split_partition("orders#3") == ("orders", 3)
+    assert partition_name("orders", 3) == "orders.p3"
+    assert split_partition("orders.p3") == ("orders", 3)
+    assert split_partition("orders.p1023") == ("orders", 1023)
     assert split_partition("orders") == ("orders", None)
-    assert logical_queue("orders#1023") == "orders"
-    for bad in ("orders#03", "orders#-1", "orders#1024", "orders#x", "orders#1#2", "#1"):
-        with pytest.raises(InvalidArgument):
-            split_partition(bad)
+    # names that cannot be partition names are plain names
+    for plain in ("orders.p03", "orders.p-1", "orders.p1024", "orders.px", "orders.p", ".p1x"):
+        assert split_partition(plain) == (plain, None)
+    # every partition name is a valid OmniQ v1 queue name (^[A-Za-z0-9._-]+$, <= 128)
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", partition_name("a-b_c.d", 1023))
+    with pytest.raises(InvalidArgument, match="too long"):
+        partition_name("x" * 126, 0)
     # the rule every client must share (pinned values, so a change of hash fails here)
     assert zlib.crc32(b"tenant-1") == 4226746879
     assert [partition_index(g, 8) for g in ("tenant-1", "a", "b", "é")] == [7, 3, 1, 6]
@@ -126,12 +132,12 @@ async def test_keys_land_in_partition_tags(omniq, raw):
         await omniq.publish("orders", {"i": i})
     await omniq.publish_many("orders", [{"m": i} for i in range(20)], delay_ms=60_000)
     seen = tags(raw)
-    assert set(seen) <= {"orders"} | {f"orders#{i}" for i in range(N)}
+    assert set(seen) <= {"orders"} | {f"orders.p{i}" for i in range(N)}
     assert seen["orders"] == 1  # only the layout key
-    assert all(seen[f"orders#{i}"] > 0 for i in range(N))
+    assert all(seen[f"orders.p{i}"] > 0 for i in range(N))
     # every partition is a consistent plain queue
     for i in range(N):
-        q = f"orders#{i}"
+        q = f"orders.p{i}"
         assert stored_stats(raw, q) == real_stats(raw, q)
 
 
@@ -144,10 +150,10 @@ async def test_gid_always_maps_to_the_same_partition(omniq, raw):
         await omniq.publish_many("orders", [JobSpec(payload={"m": 1}, gid=gid), {"m": 2}],
                                  gid=gid)
     for gid in gids:
-        want = f"orders#{part_of(gid.strip())}"
+        want = f"orders.p{part_of(gid.strip())}"
         for i in range(N):
-            n = raw.llen(f"{{orders#{i}}}:g:{gid.strip()}:wait")
-            assert n == (5 if f"orders#{i}" == want else 0), (gid, i)
+            n = raw.llen(f"{{orders.p{i}}}:g:{gid.strip()}:wait")
+            assert n == (5 if f"orders.p{i}" == want else 0), (gid, i)
 
 
 async def test_ungrouped_jobs_spread_evenly(omniq, raw):
@@ -155,7 +161,7 @@ async def test_ungrouped_jobs_spread_evenly(omniq, raw):
     for i in range(40):
         await omniq.publish("even", {"i": i})
     await omniq.publish_many("even", [{"i": i} for i in range(400)])
-    sizes = [raw.llen(qk(f"even#{i}", "wait")) for i in range(N)]
+    sizes = [raw.llen(qk(f"even.p{i}", "wait")) for i in range(N)]
     assert sum(sizes) == 440
     assert max(sizes) - min(sizes) <= 2, sizes
 
@@ -167,7 +173,7 @@ async def test_explicit_ids_route_by_id_so_duplicates_are_refused(omniq, raw):
         await omniq.publish("ids", {"a": 2}, job_id="job-1")
     with pytest.raises(DuplicateJobError):
         await omniq.publish_many("ids", [JobSpec(payload={"a": 3}, job_id="job-1")])
-    holder = f"ids#{part_of('job-1')}"
+    holder = f"ids.p{part_of('job-1')}"
     assert raw.hget(jk(holder, "job-1"), "payload") == '{"a":1}'
     assert (await omniq.get_job("ids", "job-1")).queue == holder
 
@@ -187,7 +193,7 @@ async def test_publish_many_reports_what_other_partitions_wrote(omniq, raw):
     expect = [s.job_id for s in specs[1:] if part_of(s.job_id) != dup_part]
     assert sorted(written) == sorted(expect)
     for s in specs[1:]:
-        exists = raw.exists(jk(f"pm#{part_of(s.job_id)}", s.job_id))
+        exists = raw.exists(jk(f"pm.p{part_of(s.job_id)}", s.job_id))
         assert bool(exists) == (s.job_id in written), s.job_id
 
 
@@ -202,15 +208,31 @@ async def test_publish_many_validates_everything_before_writing(omniq, raw):
     assert raw.dbsize() == before
 
 
-async def test_publishing_to_a_partition_name_is_refused(omniq, raw):
+async def test_a_partition_is_a_plain_queue_of_its_own(omniq, raw):
+    """A partition name is an ordinary queue name: publishing into one partition directly
+    is allowed (it is how an official client would publish) and the logical queue's
+    consumers take the job."""
     await omniq.partition_queue("orders", N)
-    with pytest.raises(InvalidArgument):
-        await omniq.publish("orders#1", {"a": 1})
-    with pytest.raises(InvalidArgument):
-        await omniq.publish_many("orders#1", [{"a": 1}])
-    with pytest.raises(InvalidArgument):
-        await omniq.pause("orders#1")
-    assert raw.dbsize() == 1
+    jid = await omniq.publish("orders.p1", {"a": 1})
+    assert raw.llen("{orders.p1}:wait") == 1
+    assert (await omniq.stats("orders")).waiting == 1
+    assert (await omniq.stats("orders.p1")).waiting == 1
+    job = await omniq.reserve("orders")
+    assert job is not None
+    assert (job.job_id, job.queue) == (jid, "orders.p1")
+    await omniq.pause("orders.p1")  # that partition alone
+    assert await omniq.is_paused("orders.p1")
+    assert not await omniq.is_paused("orders.p2")
+
+
+async def test_partitioning_refuses_to_adopt_queues_named_like_its_partitions(omniq, raw):
+    await omniq.publish("inv.p2", {"mine": True})  # somebody's plain queue
+    with pytest.raises(PartitionError) as e:
+        await omniq.partition_queue("inv", N)
+    assert e.value.code == "QUEUE_NOT_EMPTY"
+    assert raw.exists("{inv}:partitions") == 0
+    assert await omniq.partition_queue("inv", 2) is True  # inv.p0, inv.p1 are free
+    assert await omniq.queues() == ["inv", "inv.p2"]
 
 
 async def test_stale_layout_cache_reroutes_publish(omniq, raw, omniq_redis_url):
@@ -220,10 +242,10 @@ async def test_stale_layout_cache_reroutes_publish(omniq, raw, omniq_redis_url):
         await admin.partition_queue("late", N)
     jid = await omniq.publish("late", {"a": 1})
     ids = await omniq.publish_many("late", [{"b": i} for i in range(8)])
-    assert await omniq.queue_partitions("late") == [f"late#{i}" for i in range(N)]
+    assert await omniq.queue_partitions("late") == [f"late.p{i}" for i in range(N)]
     assert not [k for k in raw.scan_iter("{late}:*") if k != "{late}:partitions"]
     for i in [jid, *ids]:
-        assert (await omniq.get_job("late", i)).queue.startswith("late#")
+        assert (await omniq.get_job("late", i)).queue.startswith("late.p")
     # the enqueue script itself refuses the logical anchor of a partitioned queue
     r = run_script(raw, "enqueue", "{late}:meta", T0, 1, "x", "{}", 1, 1, 0, 0, 0, "", 0)
     assert r == ["ERR", "PARTITIONED"]
@@ -238,7 +260,7 @@ async def test_reserve_many_fills_the_batch_from_every_partition(omniq):
     res = await omniq.reserve_many("r", 4 * N)
     assert res.status == "JOB"
     assert len(res.jobs) == 4 * N
-    assert Counter(j.queue for j in res.jobs) == {f"r#{i}": 4 for i in range(N)}
+    assert Counter(j.queue for j in res.jobs) == {f"r.p{i}": 4 for i in range(N)}
     assert (await omniq.reserve_many("r", 5)).status == "EMPTY"
 
 
@@ -249,7 +271,7 @@ async def test_reserve_finds_the_only_partition_with_work(omniq):
     for _ in range(8):  # whatever partition the rotation starts at
         job = await omniq.reserve("sparse")
         assert job is not None
-        assert job.queue == "sparse#5"
+        assert job.queue == "sparse.p5"
         await omniq.ack_success(job.queue, job.job_id, job.lease_token)
         await omniq.publish("sparse", {"again": 1}, gid=gid)
     res = await omniq.reserve_many("sparse", 10)
@@ -263,13 +285,13 @@ async def test_reserve_rotates_fairly_over_partitions(omniq):
     for _ in range(5 * N):
         job = await omniq.reserve("fair")
         seen[job.queue] += 1
-    assert seen == {f"fair#{i}": 5 for i in range(N)}
+    assert seen == {f"fair.p{i}": 5 for i in range(N)}
     # batches smaller than the partition count rotate too
     seen.clear()
     for _ in range(N):
         res = await omniq.reserve_many("fair", 2)
         seen.update(j.queue for j in res.jobs)
-    assert seen == {f"fair#{i}": 2 for i in range(N)}
+    assert seen == {f"fair.p{i}": 2 for i in range(N)}
 
 
 async def test_leases_are_settled_on_the_partition(omniq, raw):
@@ -293,7 +315,7 @@ async def test_pause_resume_act_on_every_partition(omniq, raw):
     await omniq.partition_queue("pz", N)
     await omniq.publish_many("pz", [{"i": i} for i in range(2 * N)])
     await omniq.pause("pz")
-    assert all(raw.get(qk(f"pz#{i}", "paused")) == "1" for i in range(N))
+    assert all(raw.get(qk(f"pz.p{i}", "paused")) == "1" for i in range(N))
     assert await omniq.is_paused("pz")
     assert await omniq.reserve("pz") is None
     assert (await omniq.reserve_many("pz", 3)).status == "PAUSED"
@@ -303,10 +325,10 @@ async def test_pause_resume_act_on_every_partition(omniq, raw):
     assert await omniq.resume("pz") is False
     assert len((await omniq.reserve_many("pz", 2 * N)).jobs) == 2 * N
     # one partition paused by hand: the logical queue reports it
-    raw.set(qk("pz#2", "paused"), "1")
+    raw.set(qk("pz.p2", "paused"), "1")
     assert await omniq.is_paused("pz")
-    assert await omniq.is_paused("pz#2")
-    assert not await omniq.is_paused("pz#1")
+    assert await omniq.is_paused("pz.p2")
+    assert not await omniq.is_paused("pz.p1")
 
 
 # -- inspection and admin ----------------------------------------------------------------
@@ -319,7 +341,7 @@ async def test_stats_sum_the_partitions(omniq, raw):
     await omniq.publish("st", {"later": 1}, delay_ms=60_000)
     res = await omniq.reserve_many("st", 3)
     await omniq.ack_success(res.jobs[0].queue, res.jobs[0].job_id, res.jobs[0].lease_token)
-    parts = [await omniq.stats(f"st#{i}") for i in range(N)]
+    parts = [await omniq.stats(f"st.p{i}") for i in range(N)]
     total = await omniq.stats("st")
     assert total.queue == "st"
     for field in ("waiting", "group_waiting", "waiting_total", "active", "delayed", "failed",
@@ -331,7 +353,7 @@ async def test_stats_sum_the_partitions(omniq, raw):
     assert total.delayed == 1
     assert total.last_enqueue_ms == max(s.last_enqueue_ms or 0 for s in parts)
     for i in range(N):  # each partition is a normal queue, its stats hash exact
-        assert stored_stats(raw, f"st#{i}") == real_stats(raw, f"st#{i}")
+        assert stored_stats(raw, f"st.p{i}") == real_stats(raw, f"st.p{i}")
 
 
 async def test_queues_lists_a_partitioned_queue_once(omniq):
@@ -345,7 +367,7 @@ async def test_get_job_finds_the_partition(omniq):
     await omniq.partition_queue("gj", N)
     ids = await omniq.publish_many("gj", [{"i": i} for i in range(N)])
     holders = {(await omniq.get_job("gj", jid)).queue for jid in ids}
-    assert holders == {f"gj#{i}" for i in range(N)}
+    assert holders == {f"gj.p{i}" for i in range(N)}
     assert await omniq.get_job("gj", "missing") is None
     assert await omniq.result("gj", "missing") is None
 
@@ -403,15 +425,15 @@ async def test_admin_ops_find_the_job_partition(omniq, raw):
     stats = await omniq.stats("adm")
     assert (stats.failed, stats.waiting_total) == (0, 0)
     for i in range(N):
-        assert stored_stats(raw, f"adm#{i}") == real_stats(raw, f"adm#{i}")
+        assert stored_stats(raw, f"adm.p{i}") == real_stats(raw, f"adm.p{i}")
 
 
 def test_sync_facade(omniq_sync, raw):
     assert omniq_sync.partition_queue("sq", 3) is True
-    assert omniq_sync.queue_partitions("sq") == ["sq#0", "sq#1", "sq#2"]
+    assert omniq_sync.queue_partitions("sq") == ["sq.p0", "sq.p1", "sq.p2"]
     omniq_sync.publish("sq", {"a": 1}, gid="x")
     job = omniq_sync.reserve("sq")
-    assert job.queue == f"sq#{part_of('x', 3)}"
+    assert job.queue == f"sq.p{part_of('x', 3)}"
     omniq_sync.ack_success(job.queue, job.job_id, job.lease_token)
     assert omniq_sync.stats("sq").completed_kept == 1
     with pytest.raises(PartitionError):
@@ -425,7 +447,7 @@ async def test_reserve_many_fills_whatever_partition_the_rotation_starts_at(omni
         for gid in gids:
             await omniq.publish("rot", {"g": gid}, gid=gid)
         res = await omniq.reserve_many("rot", 3)
-        assert sorted(j.queue for j in res.jobs) == ["rot#0", "rot#1", "rot#2"]
+        assert sorted(j.queue for j in res.jobs) == ["rot.p0", "rot.p1", "rot.p2"]
         for j in res.jobs:
             await omniq.ack_success(j.queue, j.job_id, j.lease_token)
 
@@ -447,7 +469,7 @@ async def test_a_fresh_client_publishes_into_the_partitions(omniq, raw, omniq_re
         jid = await other.publish("fresh", {"a": 1}, gid="g")
     async with AsyncOmniq(url=omniq_redis_url) as other:
         ids = await other.publish_many("fresh", [{"b": i} for i in range(3)])
-    assert raw.exists(jk(f"fresh#{part_of('g')}", jid))
-    assert sum(raw.llen(qk(f"fresh#{i}", "wait")) for i in range(N)) == 3
+    assert raw.exists(jk(f"fresh.p{part_of('g')}", jid))
+    assert sum(raw.llen(qk(f"fresh.p{i}", "wait")) for i in range(N)) == 3
     assert len(ids) == 3
     assert not [k for k in raw.scan_iter("{fresh}:*") if k != "{fresh}:partitions"]

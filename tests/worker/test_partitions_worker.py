@@ -60,7 +60,7 @@ async def test_fifo_per_group_and_group_limit_hold_across_partitions(omniq, raw)
     for g, lim in limits.items():
         assert starts[g] == order[g], g  # FIFO per group
         assert peak[g] <= lim, (g, peak[g], lim)
-        assert queues[g] == {f"po#{part_of(g)}"}
+        assert queues[g] == {f"po.p{part_of(g)}"}
     assert max(peak[g] for g, lim in limits.items() if lim == 3) > 1  # limits were reached
     assert (await omniq.stats("po")).waiting_total == 0
 
@@ -79,7 +79,7 @@ async def test_partitions_are_served_in_turn(omniq):
     async with Worker(omniq, "fair", handler, concurrency=1):
         await within(done.wait(), 30, "the first jobs")
     counts = collections.Counter(served[: 5 * N])
-    assert counts == {f"fair#{i}": 5 for i in range(N)}, counts
+    assert counts == {f"fair.p{i}": 5 for i in range(N)}, counts
 
 
 async def test_partitioned_queue_keeps_its_priority_level(omniq):
@@ -95,8 +95,8 @@ async def test_partitioned_queue_keeps_its_priority_level(omniq):
 
     worker = Worker(omniq, ["hi", "lo"], handler, concurrency=1, drain=True)
     await within(worker.run(), 30, "the worker to drain both queues")
-    assert [q.split("#")[0] for q in seen] == ["hi"] * 20 + ["lo"] * 10
-    assert set(seen[:N]) == {f"hi#{i}" for i in range(N)}
+    assert [q.split(".p")[0] for q in seen] == ["hi"] * 20 + ["lo"] * 10
+    assert set(seen[:N]) == {f"hi.p{i}" for i in range(N)}
 
 
 async def test_every_job_runs_exactly_once_with_several_workers(omniq, omniq_redis_url):
@@ -146,7 +146,7 @@ async def test_idle_worker_wakes_on_a_publish_to_any_partition(omniq):
     # polling is slowed to a minute: only the wake-up signal can bring the jobs quickly
     async with Worker(omniq, "wake", handler, poll_max_s=60.0, maintenance_interval_s=60.0):
         await within(reserved_once.wait(), 10, "the worker's first (empty) reservation")
-        channels = [qk(f"wake#{p}", "wake") for p in range(N)]
+        channels = [qk(f"wake.p{p}", "wake") for p in range(N)]
 
         async def subscribed() -> bool:
             counts = await numsub(omniq.redis, *channels)
@@ -156,7 +156,7 @@ async def test_idle_worker_wakes_on_a_publish_to_any_partition(omniq):
         for p in range(N):
             gid = next(f"w{i}" for i in range(1000) if part_of(f"w{i}") == p)
             await omniq.publish("wake", {"p": p}, gid=gid)
-            assert await within(got.get(), 5, f"the job of partition {p}") == f"wake#{p}"
+            assert await within(got.get(), 5, f"the job of partition {p}") == f"wake.p{p}"
 
 
 async def test_worker_picks_up_a_layout_declared_after_it_started(omniq, raw, omniq_redis_url):
@@ -181,7 +181,7 @@ async def test_worker_picks_up_a_layout_declared_after_it_started(omniq, raw, om
             await admin.publish_many("late", [{"i": i} for i in range(N)])
         seen = {await within(got.get(), 10, "a job of the partitioned queue")
                 for _ in range(N)}
-    assert seen == {(f"late#{i}", "late") for i in range(N)}
+    assert seen == {(f"late.p{i}", "late") for i in range(N)}
     assert not raw.exists(qk("late", "wait"))
 
 
@@ -202,5 +202,5 @@ async def test_handler_exec_works_on_its_partition(omniq, raw):
     assert worker.stats.completed == 2
     assert results[1] == 1
     assert results[0] > 0
-    jobs = raw.lrange(qk(f"ex#{part_of('x')}", "completed"), 0, -1)
+    jobs = raw.lrange(qk(f"ex.p{part_of('x')}", "completed"), 0, -1)
     assert len(jobs) == 2

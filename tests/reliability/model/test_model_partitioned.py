@@ -1,6 +1,6 @@
 """Model-based test of a partitioned queue: the logical queue ``q1`` with two partitions.
 
-The machine of ``test_model.py`` runs with the two partitions ``q1#0`` and ``q1#1`` as its
+The machine of ``test_model.py`` runs with the two partitions ``q1.p0`` and ``q1.p1`` as its
 queues, each checked against its own :class:`QueueModel`. Publishing and pausing go
 through the logical name: the test routes every job itself with the documented rule
 (CRC-32 of the gid, or of the explicit job id for an ungrouped job, modulo 2), so a
@@ -22,7 +22,7 @@ from omniq import JobSpec
 
 LOGICAL = "q1"
 PARTS = 2
-PHYSICAL = tuple(f"{LOGICAL}#{i}" for i in range(PARTS))
+PHYSICAL = tuple(f"{LOGICAL}.p{i}" for i in range(PARTS))
 LAYOUT_KEY = "{" + LOGICAL + "}:partitions"
 
 
@@ -129,7 +129,7 @@ class PartitionedMachine(QueueMachine):
     def real_keyspace(self) -> dict[str, Any]:
         real = super().real_keyspace()
         assert real.pop(LAYOUT_KEY)[:2] == ("string", str(PARTS))
-        outside = [k for k in real if not k.startswith(("{q1#0}:", "{q1#1}:", "{cc:"))]
+        outside = [k for k in real if not k.startswith(("{q1.p0}:", "{q1.p1}:", "{cc:"))]
         assert not outside, outside
         return real
 
