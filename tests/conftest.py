@@ -11,7 +11,12 @@ from omniq.aio._connect import is_cluster_url, plain_url
 
 # The cluster kind of --omniq-server runs these suites; the others (interop with the
 # official client, fault injection on single servers, ...) run on single servers only.
-CLUSTER_SUITES = ("tests/core/", "tests/worker/", "tests/cluster/")
+CLUSTER_SUITES = (
+    "tests/core/",
+    "tests/worker/",
+    "tests/cluster/",
+    "tests/reliability/model/test_model_partitioned.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -43,7 +43,12 @@ def dump_keyspace(r: redis.Redis) -> Dump:
     """key -> (type, value, pttl). Values: str, list, dict (hash; zset member -> score),
     sorted list (set). pttl is -1 for no expiry."""
     out: Dump = {}
-    for k, t, pttl, v in r.eval(_DUMP, 0):
+    if isinstance(r, redis.RedisCluster):  # every master holds a part of the keyspace
+        rows = [row for node in r.get_primaries()
+                for row in r.execute_command("EVAL", _DUMP, 0, target_nodes=node)]
+    else:
+        rows = r.eval(_DUMP, 0)
+    for k, t, pttl, v in rows:
         key, kind = _text(k), _text(t)
         value: Any
         if kind == "string":

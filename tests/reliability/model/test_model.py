@@ -32,6 +32,7 @@ from keydump import dump_keyspace
 from model import Model, QueueModel, cut_utf8
 
 from omniq import AsyncOmniq, JobSpec, Lease, ScriptError
+from omniq.aio._connect import is_cluster_url, plain_url
 from omniq.types import Ack, ReserveResult
 
 T0 = 1_000_000
@@ -95,8 +96,12 @@ class QueueMachine(RuleBasedStateMachine):
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
-        self.r = redis.Redis.from_url(url, decode_responses=True)
-        self.r.flushdb()
+        if is_cluster_url(url):
+            self.r = redis.RedisCluster.from_url(plain_url(url), decode_responses=True)
+            self.r.flushdb(target_nodes=redis.RedisCluster.PRIMARIES)
+        else:
+            self.r = redis.Redis.from_url(url, decode_responses=True)
+            self.r.flushdb()
         self.loop = asyncio.new_event_loop()
         self.client: AsyncOmniq | None = None
         self.model = Model()
