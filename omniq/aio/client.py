@@ -21,6 +21,7 @@ from omniq._keys import (
     validate_queue_name,
 )
 from omniq._scripts import SCRIPTS
+from omniq.aio._resp import RespClient
 from omniq.aio._transport import Call, ScriptRunner, map_errors
 from omniq.codec import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload, encode_result, to_json_value
 from omniq.codec import truncate_error as _truncate_error
@@ -77,6 +78,12 @@ class AsyncOmniq:
     (a black hole) fails the command instead of waiting until TCP gives up. TLS: a
     ``rediss://`` URL or ``ssl=True``, with ``ssl_ca_certs`` (and ``ssl_certfile`` /
     ``ssl_keyfile`` for client certificates).
+
+    Script calls (every queue operation) go over one multiplexed connection of omniq's own
+    (:mod:`omniq.aio._resp`, lower overhead per call than redis-py) when the client builds
+    its connections from ``url`` or ``host``/``port``; other commands (pub/sub, reads,
+    stats) use redis-py. ``lean_transport=False`` sends everything through redis-py, as
+    does a client built around ``redis=``.
     """
 
     def __init__(
@@ -100,6 +107,7 @@ class AsyncOmniq:
         ssl_ca_certs: str | None = None,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        lean_transport: bool = True,
     ) -> None:
         if redis is not None:
             self.redis = redis
@@ -139,7 +147,10 @@ class AsyncOmniq:
         )
         self._keep_failed_arg = "" if keep_failed is None else str(self.keep_failed)
         self.child_ttl_ms = p.check_non_negative(child_ttl_ms, "child_ttl_ms")
-        self._runner = ScriptRunner(self.redis)
+        # scripts over the lean connection (None: redis-py) when we own the connections
+        self._lean = RespClient.from_redis(self.redis) if (
+            self._owns_redis and lean_transport) else None
+        self._runner = ScriptRunner(self.redis, self._lean)
         self._anchors: dict[str, str] = {}
         self._pid = os.getpid()
 
@@ -157,7 +168,9 @@ class AsyncOmniq:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool (unless the Redis client was passed in)."""
+        """Close the connections (not a Redis client that was passed in)."""
+        if self._lean is not None:
+            await self._lean.aclose()
         if self._owns_redis:
             await self.redis.aclose()
 
