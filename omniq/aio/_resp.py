@@ -45,6 +45,7 @@ from omniq.errors import ConnectionFailed
 __all__ = ["RespClient"]
 
 _pack = hiredis.pack_command
+_running_loop = asyncio.get_running_loop
 _CLOSE_TIMEOUT_S = 5.0
 
 
@@ -259,9 +260,9 @@ class RespClient:
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply (an error reply is raised)."""
         conn = self._conn
-        if conn is None or conn.error is not None:
+        loop = _running_loop()
+        if conn is None or conn.error is not None or conn.loop is not loop:
             conn = await self._connect()
-        loop = conn.loop
         fut: asyncio.Future[Any] = loop.create_future()
         conn.send(_pack(args), fut)
         if conn.paused:
@@ -285,9 +286,9 @@ class RespClient:
         if not commands:
             return []
         conn = self._conn
-        if conn is None or conn.error is not None:
+        loop = _running_loop()
+        if conn is None or conn.error is not None or conn.loop is not loop:
             conn = await self._connect()
-        loop = conn.loop
         batch = _Batch(loop.create_future(), len(commands))
         conn.send_many(b"".join([_pack(tuple(c)) for c in commands]), batch)
         if conn.paused:
@@ -318,7 +319,9 @@ class RespClient:
             if conn is not None and conn.error is None:
                 if conn.loop is loop:
                     return conn
-                _orphans.append(conn)  # made on another event loop: not usable here
+                # made on another event loop: not usable here, and not ours to close from
+                # this one; it is left to that loop (the client is meant for one loop)
+                _orphans.append(conn)
             conn = _Connection(loop, f"{self.host}:{self.port}")
             try:
                 async with asyncio.timeout(self.socket_connect_timeout):

@@ -15,6 +15,7 @@ import pytest
 import redis
 import redis.asyncio as aredis
 from redis import exceptions as rexc
+from redis.asyncio.cluster import RedisCluster
 
 from omniq import AsyncOmniq
 from omniq.aio._resp import RespClient
@@ -292,6 +293,11 @@ async def test_which_clients_use_the_lean_connection(omniq_redis_url, tmp_path):
         await shared.aclose()
     async with AsyncOmniq(url=f"unix://{tmp_path}/no.sock") as c:
         assert c._runner.lean is None  # other connection kinds keep redis-py
+    cluster = RedisCluster(host="127.0.0.1", port=1)  # not connected until first used
+    try:
+        assert RespClient.from_redis(cluster) is None  # a cluster client keeps redis-py
+    finally:
+        await cluster.aclose()
 
 
 async def test_script_errors_map_as_on_the_redis_py_path(omniq_redis_url, raw):
