@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import ssl
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import hiredis
@@ -211,7 +212,9 @@ class RespClient:
         socket_timeout: float | None = None,
         socket_connect_timeout: float | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        ssl_context_factory: Any = None,
+        ssl_context_factory: Callable[[], ssl.SSLContext] | None = None,
+        socket_keepalive: bool = False,
+        socket_keepalive_options: Mapping[int, int] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -223,6 +226,8 @@ class RespClient:
         self.socket_connect_timeout = socket_connect_timeout or socket_timeout or None
         self._ssl_context = ssl_context
         self._ssl_factory = ssl_context_factory  # a callable building the context, lazily
+        self.socket_keepalive = socket_keepalive
+        self.socket_keepalive_options = dict(socket_keepalive_options or {})
         self._conn: _Connection | None = None
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
@@ -253,6 +258,8 @@ class RespClient:
             socket_timeout=conn.socket_timeout,
             socket_connect_timeout=conn.socket_connect_timeout,
             ssl_context_factory=ssl_factory,
+            socket_keepalive=bool(conn.socket_keepalive),
+            socket_keepalive_options=conn.socket_keepalive_options,
         )
 
     # -- commands ----------------------------------------------------------------------
@@ -345,10 +352,17 @@ class RespClient:
         ctx = self._ssl_context
         if ctx is None and self._ssl_factory is not None:
             ctx = self._ssl_context = self._ssl_factory()
-        await loop.create_connection(
+        transport, _ = await loop.create_connection(
             lambda: conn, self.host, self.port, ssl=ctx,
             server_hostname=self.host if ctx is not None else None,
         )
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # as redis-py sets its sockets up
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.socket_keepalive:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                for option, value in self.socket_keepalive_options.items():
+                    sock.setsockopt(socket.SOL_TCP, option, value)
         setup: list[tuple[Any, ...]] = []
         if self.username or self.password:  # as redis-py: AUTH [username] password
             if self.username:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import threading
 import time
 import warnings
@@ -278,6 +279,14 @@ async def test_which_clients_use_the_lean_connection(omniq_redis_url, tmp_path):
         assert c._runner.lean is not None
         await c.publish("q", {"x": 1})
         assert c._runner.lean.connected
+        # the socket is set up as redis-py's are (keepalive, no Nagle)
+        pooled = c.redis.connection_pool.make_connection()
+        assert c._runner.lean.socket_keepalive == bool(pooled.socket_keepalive)
+        assert c._runner.lean.socket_keepalive_options == pooled.socket_keepalive_options
+        sock = c._runner.lean._conn.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == int(
+            bool(pooled.socket_keepalive))
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     host, port = omniq_redis_url.split("//")[1].split("/")[0].split(":")
     async with AsyncOmniq(host=host, port=int(port)) as c:
         assert c._runner.lean is not None
