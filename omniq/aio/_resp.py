@@ -180,7 +180,7 @@ class _Connection(asyncio.Protocol):
 
 
 _clients: weakref.WeakSet[RespClient] = weakref.WeakSet()
-_orphans: list[_Connection] = []  # inherited through fork(): kept, never touched
+_orphans: list[_Connection] = []  # inherited through fork() or of another loop: never touched
 
 
 def _after_fork_in_child() -> None:
