@@ -307,6 +307,10 @@ class Worker:
             if got:
                 idle_wait = 0.0
                 drained_check = False
+                # let the handlers just launched take their first step: those that finish
+                # in it (quick async handlers) are acked by the next round trip at once,
+                # without a wake-up of this loop (one event loop iteration per job less)
+                await asyncio.sleep(0)
                 continue
             if free > 0 and not self._running and not self._pending_count():
                 if self.drain:
