@@ -6,10 +6,10 @@ The async client is ``args = build_*(...)``, ``reply = await run(script, key, ar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
-
-import ulid
 
 from omniq._keys import LANES, MAX_BATCH, validate_gid, validate_job_id
 from omniq.errors import InvalidArgument, OmniqError, ScriptError, error_for_code
@@ -39,9 +39,30 @@ ENQUEUE_FIELDS = 9
 RESERVE_FIELDS = 8
 
 
-def new_job_id() -> str:
-    """A new ULID: 26 characters of uppercase Crockford base32, sortable by time."""
-    return str(ulid.new())
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [_CROCKFORD[i >> 5] + _CROCKFORD[i & 31] for i in range(1024)]  # 10 bits -> 2 chars
+
+
+def new_job_id(
+    _ns: Callable[[], int] = time.time_ns,
+    _rand: Callable[[int], bytes] = os.urandom,
+    _p: list[str] = _PAIRS,
+) -> str:
+    """A new ULID: 26 characters of uppercase Crockford base32, sortable by time.
+
+    48 bits of Unix time in milliseconds and 80 random bits from ``os.urandom``, encoded
+    as the ULID spec (and ulid-py's ``str(ulid.new())``) does: the 128-bit value in
+    big-endian 5-bit groups, the first character carrying the top 3 bits. Not monotonic
+    within a millisecond (neither is ``ulid.new()``). About 1 us, against 3-5 us for
+    ulid-py, on the path of every publish.
+    """
+    v = (_ns() // 1_000_000) << 80 | int.from_bytes(_rand(10), "big")
+    return (
+        _p[v >> 120] + _p[v >> 110 & 1023] + _p[v >> 100 & 1023] + _p[v >> 90 & 1023]
+        + _p[v >> 80 & 1023] + _p[v >> 70 & 1023] + _p[v >> 60 & 1023] + _p[v >> 50 & 1023]
+        + _p[v >> 40 & 1023] + _p[v >> 30 & 1023] + _p[v >> 20 & 1023] + _p[v >> 10 & 1023]
+        + _p[v & 1023]
+    )
 
 
 MAX_INT = 2**53 - 1  # the scripts' largest exact integer (a Lua number, like JavaScript)

@@ -1,7 +1,8 @@
 """Running scripts: EVALSHA with transparent NOSCRIPT recovery, alone or pipelined.
 
-Only this module talks to redis-py for scripts, and it maps transport failures to
-:class:`~omniq.errors.ConnectionFailed`, so only omniq exceptions escape the client.
+Only this module runs scripts, over the lean connection of :mod:`omniq.aio._resp` when the
+client has one (it built its own connections) or else over redis-py; it maps errors the
+same way on both paths (:func:`map_error`), so only omniq exceptions escape the client.
 """
 
 from __future__ import annotations
@@ -14,47 +15,79 @@ from redis import exceptions as rexc
 
 from omniq._scripts import Script
 from omniq.aio._connect import AnyRedis
+from omniq.aio._resp import RespClient
 from omniq.errors import ConnectionFailed, OmniqError, PermissionDenied
 
-__all__ = ["Call", "ScriptRunner", "map_errors"]
+__all__ = ["Call", "ScriptRunner", "map_error", "map_errors"]
 
 Call = tuple[Script, str, Sequence[Any]]
 
 
-@contextlib.contextmanager
-def map_errors() -> Iterator[None]:
-    """Turn redis-py errors into omniq errors: a refusal of credentials or of an ACL
+def map_error(exc: BaseException) -> BaseException:
+    """The omniq exception for a redis-py error: a refusal of credentials or of an ACL
     (NOPERM, WRONGPASS, NOAUTH) is :class:`PermissionDenied`, a transport failure or an
     unavailable cluster slot (CLUSTERDOWN, TRYAGAIN) :class:`ConnectionFailed`, any other
-    server error :class:`OmniqError`."""
+    server error :class:`OmniqError`. Anything else
+    (omniq's own exceptions included) is returned unchanged."""
+    if isinstance(exc, OmniqError):
+        return exc
+    if isinstance(exc, rexc.NoPermissionError):  # redis-py strips the NOPERM code
+        return PermissionDenied(f"Redis refused the command (NOPERM): {exc}")
+    if isinstance(exc, rexc.AuthenticationError):  # WRONGPASS / NOAUTH, a ConnectionError
+        return PermissionDenied(f"Redis refused the credentials: {exc}")
+    if isinstance(exc, rexc.ClusterDownError | rexc.TryAgainError | rexc.SlotNotCoveredError):
+        # A cluster node is down or a slot is moving: the command did not run; retry later.
+        return ConnectionFailed(f"Redis Cluster unavailable: {exc}")
+    if isinstance(exc, rexc.ResponseError):
+        if str(exc).startswith(("NOPERM", "WRONGPASS", "NOAUTH")):
+            return PermissionDenied(f"Redis refused: {exc}")
+        return OmniqError(f"Redis error: {exc}")
+    if isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | OSError):
+        return ConnectionFailed(f"Redis connection failed: {exc}")
+    return exc
+
+
+@contextlib.contextmanager
+def map_errors() -> Iterator[None]:
+    """Raise redis-py errors as omniq errors (see :func:`map_error`)."""
     try:
         yield
-    except rexc.NoPermissionError as exc:  # redis-py strips the NOPERM code
-        raise PermissionDenied(f"Redis refused the command (NOPERM): {exc}") from exc
-    except rexc.AuthenticationError as exc:  # WRONGPASS / NOAUTH, a ConnectionError
-        raise PermissionDenied(f"Redis refused the credentials: {exc}") from exc
-    except (rexc.ClusterDownError, rexc.TryAgainError, rexc.SlotNotCoveredError) as exc:
-        # A cluster node is down or a slot is moving: the command did not run; retry later.
-        raise ConnectionFailed(f"Redis Cluster unavailable: {exc}") from exc
-    except rexc.ResponseError as exc:
-        if str(exc).startswith(("NOPERM", "WRONGPASS", "NOAUTH")):
-            raise PermissionDenied(f"Redis refused: {exc}") from exc
-        raise OmniqError(f"Redis error: {exc}") from exc
-    except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
-        raise ConnectionFailed(f"Redis connection failed: {exc}") from exc
+    except (rexc.RedisError, rexc.RedisClusterException, OSError) as exc:
+        mapped = map_error(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
 
 
 class ScriptRunner:
-    """Calls scripts by SHA on one redis-py client and reloads them after NOSCRIPT."""
+    """Calls scripts by SHA and reloads them after NOSCRIPT: over ``lean`` (a
+    :class:`~omniq.aio._resp.RespClient`) when given, else over the redis-py client."""
 
-    __slots__ = ("_execute", "redis")
+    __slots__ = ("_execute", "lean", "redis")
 
-    def __init__(self, redis: AnyRedis) -> None:
+    def __init__(self, redis: AnyRedis, lean: RespClient | None = None) -> None:
         self.redis = redis
-        self._execute: Callable[..., Awaitable[Any]] = redis.execute_command
+        self.lean = lean
+        self._execute: Callable[..., Awaitable[Any]] = (
+            redis.execute_command if lean is None else lean.execute
+        )
 
     async def call(self, script: Script, key: str, args: Sequence[Any]) -> Any:
         """EVALSHA ``script`` with ``key`` as KEYS[1]; on NOSCRIPT, load it and retry once."""
+        if self.lean is not None:
+            # the hot path: no context manager, errors mapped only when they happen
+            execute = self._execute
+            try:
+                return await execute("EVALSHA", script.sha, 1, key, *args)
+            except rexc.NoScriptError:
+                pass
+            except rexc.RedisError as exc:
+                raise map_error(exc) from exc
+            try:
+                await execute("SCRIPT", "LOAD", script.source)
+                return await execute("EVALSHA", script.sha, 1, key, *args)
+            except rexc.RedisError as exc:
+                raise map_error(exc) from exc
         with map_errors():
             try:
                 return await self._execute("EVALSHA", script.sha, 1, key, *args)
@@ -82,6 +115,10 @@ class ScriptRunner:
             return results
 
     async def _pipeline(self, calls: Sequence[Call]) -> list[Any]:
+        if self.lean is not None:
+            return await self.lean.execute_many(
+                [("EVALSHA", script.sha, 1, key, *args) for script, key, args in calls]
+            )
         pipe = self.redis.pipeline(transaction=False)
         for script, key, args in calls:
             pipe.execute_command("EVALSHA", script.sha, 1, key, *args)

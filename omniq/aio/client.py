@@ -20,6 +20,7 @@ from omniq._keys import (
 from omniq._scripts import SCRIPTS
 from omniq.aio._connect import AnyRedis, connect
 from omniq.aio._partitioned import PartitionedOps
+from omniq.aio._resp import RespClient
 from omniq.aio._transport import Call, ScriptRunner, map_errors
 from omniq.codec import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload, encode_result, to_json_value
 from omniq.codec import truncate_error as _truncate_error
@@ -86,6 +87,12 @@ class AsyncOmniq(PartitionedOps):
     Partitioned queues (:meth:`partition_queue`): every method takes the logical name
     and acts on all its partitions, except the lease operations (``heartbeat*``,
     ``ack_*``), which take the partition name that ``ReservedJob.queue`` carries.
+
+    Script calls (every queue operation) go over one multiplexed connection of omniq's own
+    (:mod:`omniq.aio._resp`, lower overhead per call than redis-py) when the client builds
+    its connections from ``url`` or ``host``/``port``; other commands (pub/sub, reads,
+    stats) use redis-py. ``lean_transport=False`` sends everything through redis-py, as
+    does a client built around ``redis=``.
     """
 
     def __init__(
@@ -110,6 +117,7 @@ class AsyncOmniq(PartitionedOps):
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
         cluster: bool = False,
+        lean_transport: bool = True,
     ) -> None:
         if redis is not None:
             self.redis: AnyRedis = redis
@@ -137,7 +145,10 @@ class AsyncOmniq(PartitionedOps):
         )
         self._keep_failed_arg = "" if keep_failed is None else str(self.keep_failed)
         self.child_ttl_ms = p.check_non_negative(child_ttl_ms, "child_ttl_ms")
-        self._runner = ScriptRunner(self.redis)
+        # scripts over the lean connection (None: redis-py) when we own the connections
+        self._lean = RespClient.from_redis(self.redis) if (
+            self._owns_redis and lean_transport) else None
+        self._runner = ScriptRunner(self.redis, self._lean)
         self._anchors: dict[str, str] = {}
         self._init_partitions()
         self._pid = os.getpid()
@@ -156,7 +167,9 @@ class AsyncOmniq(PartitionedOps):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool (unless the Redis client was passed in)."""
+        """Close the connections (not a Redis client that was passed in)."""
+        if self._lean is not None:
+            await self._lean.aclose()
         if self._owns_redis:
             await self.redis.aclose()
 

@@ -168,6 +168,7 @@ class Worker:
         self._signal = asyncio.Event()
         self._hb_signal = asyncio.Event()
         self._hb_wake_at = float("inf")  # when the heartbeat loop wakes up next
+        self._hb_timer: asyncio.TimerHandle | None = None
         self._stopping = False
         self._hard_stop = False
         self._stopped = asyncio.Event()
@@ -320,6 +321,10 @@ class Worker:
             if got:
                 idle_wait = 0.0
                 drained_check = False
+                # let the handlers just launched take their first step: those that finish
+                # in it (quick async handlers) are acked by the next round trip at once,
+                # without a wake-up of this loop (one event loop iteration per job less)
+                await asyncio.sleep(0)
                 continue
             if free > 0 and not self._running and not self._pending_count():
                 if self.drain:
@@ -457,7 +462,7 @@ class Worker:
                         job.attempt, job.max_attempts)
         run.task = asyncio.get_running_loop().create_task(self._execute(run))
         if run.hb_due < self._hb_wake_at:  # only when it must wake earlier than planned
-            self._hb_signal.set()
+            self._wake_heartbeats_at(run.hb_due)
 
     async def _execute(self, run: _Running) -> None:
         ctx = run.ctx
@@ -559,7 +564,24 @@ class Worker:
 
     # -- heartbeats --------------------------------------------------------------------
 
+    def _wake_heartbeats_at(self, due: float) -> None:
+        """Wake the heartbeat loop at ``due`` (monotonic) by a timer, not at once: jobs that
+        finish before their first heartbeat (most) then never wake it."""
+        self._hb_wake_at = due
+        if self._hb_timer is not None:
+            self._hb_timer.cancel()
+        self._hb_timer = asyncio.get_running_loop().call_later(
+            max(due - time.monotonic(), 0.0), self._hb_signal.set
+        )
+
     async def _heartbeat_loop(self) -> None:
+        try:
+            await self._heartbeats()
+        finally:
+            if self._hb_timer is not None:
+                self._hb_timer.cancel()
+
+    async def _heartbeats(self) -> None:
         while True:
             # a lost lease is not heartbeated any more (its handler may still be running)
             live = [r for r in self._running.values() if not r.ctx.lease_lost]
@@ -572,9 +594,8 @@ class Worker:
             next_due = min(r.hb_due for r in live)
             if next_due > now:
                 self._hb_signal.clear()
-                self._hb_wake_at = next_due
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._hb_signal.wait(), next_due - now)
+                self._wake_heartbeats_at(next_due)
+                await self._hb_signal.wait()
                 continue
             self._hb_wake_at = now
             # send every lease due within half of the shortest interval: fewer ticks

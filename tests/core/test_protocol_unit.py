@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
 import pytest
 
@@ -317,3 +318,27 @@ def test_scripts_are_complete_lua_chunks():
         for helper in ("int(", "fmt("):
             if helper in src.replace("local function " + helper, ""):
                 assert "local function " + helper in src, (name, helper)
+
+
+def test_new_job_id_is_the_ulid_that_ulid_py_would_make():
+    ulid = pytest.importorskip("ulid")  # ulid-py: a dev dependency, the reference here
+    for ms, rand in [
+        (0, bytes(10)),
+        (1_700_000_000_123, bytes(range(10))),
+        (2**48 - 1, b"\xff" * 10),
+        (1_234_567_890_123, bytes([0x80, 1, 2, 3, 4, 5, 6, 7, 8, 0x7F])),
+    ]:
+        ours = p.new_job_id(lambda ms=ms: ms * 1_000_000 + 999_999, lambda n, r=rand: r[:n])
+        ref = ulid.from_bytes(ms.to_bytes(6, "big") + rand)
+        assert ours == str(ref)
+        assert ulid.from_str(ours).timestamp().int == ms
+    before = int(time.time() * 1000)
+    ids = [p.new_job_id() for _ in range(2000)]
+    after = int(time.time() * 1000)
+    assert len(set(ids)) == len(ids)
+    for jid in ids:
+        assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", jid)
+        parsed = ulid.from_str(jid)
+        assert str(parsed) == jid
+        assert before <= parsed.timestamp().int <= after
+    assert len({jid[10:] for jid in ids}) == len(ids)  # 80 random bits each

@@ -1,0 +1,417 @@
+"""A lean RESP2 client on one multiplexed connection, for the script hot path.
+
+redis-py spends most of a sequential EVALSHA round trip in its own layers (pool checkout
+and release, command encoding, response parsing); this client is an ``asyncio.Protocol``
+with a ``hiredis.Reader`` and nothing else:
+
+* every request is written at once, in order, with ``hiredis.pack_command``; each waiting
+  caller holds a future in a FIFO that the replies resolve, so any number of concurrent
+  callers share the one connection (pipelining for free) and :meth:`RespClient.execute_many`
+  writes N commands in one ``transport.write`` and gets N replies;
+* replies are decoded as redis-py does with ``decode_responses=True,
+  encoding_errors="replace"`` (str, int, list, None), and error replies become the same
+  redis-py exception objects (the reader uses redis-py's ``parse_error``), so callers map
+  them exactly as they map redis-py's;
+* a command whose connection breaks is never re-sent (scripts are not idempotent): every
+  waiter of that connection gets :class:`~omniq.errors.ConnectionFailed` (outcome unknown)
+  and the next call connects again;
+* ``socket_timeout``: a command without a reply in time fails with ConnectionFailed and the
+  connection is dropped (a later reply would be given to the wrong caller);
+* a waiting caller that is cancelled leaves its future in the FIFO: its reply is still
+  read, and dropped, so the stream stays in step;
+* after ``os.fork()`` the child never touches the parent's connection: it is parked, and
+  the child connects on its first call.
+
+Connection set-up (AUTH, SELECT, CLIENT SETNAME, TLS) takes its settings from the redis-py
+client that :class:`~omniq.aio.client.AsyncOmniq` builds from the same options, so a URL
+or option means the same thing on both connections (see :meth:`RespClient.from_redis`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import hiredis
+from redis._parsers.base import BaseParser
+
+from omniq.errors import ConnectionFailed
+
+__all__ = ["RespClient"]
+
+_pack = hiredis.pack_command
+_running_loop = asyncio.get_running_loop
+_CLOSE_TIMEOUT_S = 5.0
+
+
+class _Batch:
+    """The waiter of a pipeline: N replies, then one future resolved with their list."""
+
+    __slots__ = ("fut", "n", "replies")
+
+    def __init__(self, fut: asyncio.Future[list[Any]], n: int) -> None:
+        self.fut = fut
+        self.n = n
+        self.replies: list[Any] = []
+
+
+class _Connection(asyncio.Protocol):
+    """One connection: writes requests, resolves the FIFO of waiters with the replies."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, where: str) -> None:
+        self.loop = loop
+        self.where = where
+        self.transport: asyncio.Transport | None = None
+        self.reader = hiredis.Reader(
+            encoding="utf-8", errors="replace", replyError=BaseParser.parse_error
+        )
+        self.waiters: deque[asyncio.Future[Any] | _Batch] = deque()
+        self.error: str | None = None  # set once the connection is unusable
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.paused = False
+        self._drain: list[asyncio.Future[None]] = []
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        reader.feed(data)
+        waiters = self.waiters
+        try:
+            reply = reader.gets()
+            while reply is not False:
+                w = waiters.popleft()
+                if w.__class__ is _Batch:
+                    assert isinstance(w, _Batch)
+                    w.replies.append(reply)
+                    if len(w.replies) == w.n and not w.fut.done():
+                        w.fut.set_result(w.replies)
+                elif not w.done():  # type: ignore[union-attr]
+                    w.set_result(reply)  # type: ignore[union-attr]
+                reply = reader.gets()
+        except hiredis.ProtocolError as exc:
+            self.fail(f"protocol error: {exc}")
+        except IndexError:
+            self.fail("a reply arrived that no command was waiting for")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.error is None:
+            self.error = str(exc) if exc is not None else "connection closed by the server"
+        self.transport = None
+        self._fail_waiters()
+        self._wake_drain()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._wake_drain()
+
+    # -- use ---------------------------------------------------------------------------
+
+    def send(self, data: bytes, waiter: asyncio.Future[Any]) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+        self.waiters.append(waiter)
+
+    def send_many(self, data: bytes, batch: _Batch) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+        self.waiters.extend([batch] * batch.n)
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is over its high-water mark."""
+        if self.paused and self.error is None:
+            fut = self.loop.create_future()
+            self._drain.append(fut)
+            await fut
+
+    def fail(self, reason: str) -> None:
+        """Make the connection unusable: fail every waiter and drop it (its stream can no
+        longer be trusted)."""
+        if self.error is None:
+            self.error = reason
+        self._fail_waiters()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def abandon(self, reason: str) -> None:
+        """Drop a connection whose waiters are gone (a set-up that failed or was
+        cancelled): their futures are cancelled, not failed, as nobody awaits them."""
+        if self.error is None:
+            self.error = reason
+        while self.waiters:
+            w = self.waiters.popleft()
+            (w.fut if isinstance(w, _Batch) else w).cancel()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def timed_out(self, fut: asyncio.Future[Any], timeout: float) -> None:
+        if not fut.done():
+            self.fail(f"Timeout reading from {self.where} (no reply within "
+                      f"socket_timeout={timeout}s; the connection is dropped)")
+
+    def _fail_waiters(self) -> None:
+        waiters = self.waiters
+        while waiters:
+            w = waiters.popleft()
+            fut = w.fut if isinstance(w, _Batch) else w
+            if not fut.done():
+                fut.set_exception(ConnectionFailed(f"Redis connection failed: {self.error}"))
+
+    def _wake_drain(self) -> None:
+        drain, self._drain = self._drain, []
+        for fut in drain:
+            if not fut.done():
+                fut.set_result(None)
+
+
+_clients: weakref.WeakSet[RespClient] = weakref.WeakSet()
+_orphans: list[_Connection] = []  # inherited through fork() or of another loop: never touched
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_clients):
+        client._forget()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class RespClient:
+    """A lazily connected, single-connection RESP2 client (see the module docstring).
+
+    Commands are sequences of str, bytes, int or float. :meth:`execute` raises an error
+    reply as the redis-py exception (``redis.exceptions.ResponseError`` and subclasses);
+    :meth:`execute_many` returns them in place. Transport failures raise
+    :class:`~omniq.errors.ConnectionFailed`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 6379,
+        *,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        client_name: str | None = None,
+        socket_timeout: float | None = None,
+        socket_connect_timeout: float | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        ssl_context_factory: Callable[[], ssl.SSLContext] | None = None,
+        socket_keepalive: bool = False,
+        socket_keepalive_options: Mapping[int, int] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.db = db
+        self.username = username
+        self.password = password
+        self.client_name = client_name
+        self.socket_timeout = socket_timeout or None
+        self.socket_connect_timeout = socket_connect_timeout or socket_timeout or None
+        self._ssl_context = ssl_context
+        self._ssl_factory = ssl_context_factory  # a callable building the context, lazily
+        self.socket_keepalive = socket_keepalive
+        self.socket_keepalive_options = dict(socket_keepalive_options or {})
+        self._conn: _Connection | None = None
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        _clients.add(self)
+
+    @classmethod
+    def from_redis(cls, redis: Any) -> RespClient | None:
+        """A client with the connection settings of a ``redis.asyncio.Redis`` (TCP or TLS),
+        or None when its connections are of another kind (Unix socket, cluster, a
+        credential provider ...): those keep the redis-py path."""
+        from redis.asyncio.connection import Connection, SSLConnection
+
+        pool = getattr(redis, "connection_pool", None)
+        if pool is None:
+            return None
+        klass = getattr(pool, "connection_class", None)
+        if klass not in (Connection, SSLConnection):
+            return None
+        conn = klass(**pool.connection_kwargs)  # not connected: only its settings are read
+        if getattr(conn, "credential_provider", None) is not None:
+            return None
+        username = conn.username
+        password = conn.password
+        ssl_factory = conn.ssl_context.get if isinstance(conn, SSLConnection) else None
+        return cls(
+            conn.host, int(conn.port), db=int(conn.db or 0), username=username,
+            password=password, client_name=conn.client_name,
+            socket_timeout=conn.socket_timeout,
+            socket_connect_timeout=conn.socket_connect_timeout,
+            ssl_context_factory=ssl_factory,
+            socket_keepalive=bool(conn.socket_keepalive),
+            socket_keepalive_options=conn.socket_keepalive_options,
+        )
+
+    # -- commands ----------------------------------------------------------------------
+
+    async def execute(self, *args: Any) -> Any:
+        """Send one command and return its reply (an error reply is raised)."""
+        conn = self._conn
+        loop = _running_loop()
+        if conn is None or conn.error is not None or conn.loop is not loop:
+            conn = await self._connect()
+        fut: asyncio.Future[Any] = loop.create_future()
+        conn.send(_pack(args), fut)
+        if conn.paused:
+            await _drain(conn, fut)
+        timeout = self.socket_timeout
+        if timeout is None:
+            reply = await fut
+        else:
+            handle = loop.call_later(timeout, conn.timed_out, fut, timeout)
+            try:
+                reply = await fut
+            finally:
+                handle.cancel()
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send the commands in one write; return their replies in order, error replies
+        in place as exception objects."""
+        if not commands:
+            return []
+        conn = self._conn
+        loop = _running_loop()
+        if conn is None or conn.error is not None or conn.loop is not loop:
+            conn = await self._connect()
+        batch = _Batch(loop.create_future(), len(commands))
+        conn.send_many(b"".join([_pack(tuple(c)) for c in commands]), batch)
+        if conn.paused:
+            await _drain(conn, batch.fut)
+        timeout = self.socket_timeout
+        if timeout is None:
+            return await batch.fut
+        handle = loop.call_later(timeout, conn.timed_out, batch.fut, timeout)
+        try:
+            return await batch.fut
+        finally:
+            handle.cancel()
+
+    # -- connection --------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        conn = self._conn
+        return conn is not None and conn.error is None
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock = asyncio.Lock()
+            self._lock_loop = loop
+        async with self._lock:
+            conn = self._conn
+            if conn is not None and conn.error is None:
+                if conn.loop is loop:
+                    return conn
+                # made on another event loop: not usable here, and not ours to close from
+                # this one; it is left to that loop (the client is meant for one loop)
+                _orphans.append(conn)
+            conn = _Connection(loop, f"{self.host}:{self.port}")
+            try:
+                async with asyncio.timeout(self.socket_connect_timeout):
+                    await self._open(loop, conn)
+            except BaseException as exc:
+                conn.abandon("connection set-up failed")
+                if isinstance(exc, ConnectionFailed):
+                    raise
+                if isinstance(exc, TimeoutError):
+                    raise ConnectionFailed(
+                        f"Redis connection failed: timed out connecting to "
+                        f"{self.host}:{self.port}"
+                    ) from exc
+                if isinstance(exc, OSError):
+                    raise ConnectionFailed(f"Redis connection failed: {exc}") from exc
+                raise
+            self._conn = conn
+            return conn
+
+    async def _open(self, loop: asyncio.AbstractEventLoop, conn: _Connection) -> None:
+        ctx = self._ssl_context
+        if ctx is None and self._ssl_factory is not None:
+            ctx = self._ssl_context = self._ssl_factory()
+        transport, _ = await loop.create_connection(
+            lambda: conn, self.host, self.port, ssl=ctx,
+            server_hostname=self.host if ctx is not None else None,
+        )
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # as redis-py sets its sockets up
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.socket_keepalive:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                for option, value in self.socket_keepalive_options.items():
+                    sock.setsockopt(socket.SOL_TCP, option, value)
+        setup: list[tuple[Any, ...]] = []
+        if self.username or self.password:  # as redis-py: AUTH [username] password
+            if self.username:
+                setup.append(("AUTH", self.username, self.password or ""))
+            else:
+                setup.append(("AUTH", self.password))
+        if self.db:
+            setup.append(("SELECT", self.db))
+        if self.client_name:
+            setup.append(("CLIENT", "SETNAME", self.client_name))
+        if not setup:
+            return
+        batch = _Batch(loop.create_future(), len(setup))
+        conn.send_many(b"".join([_pack(c) for c in setup]), batch)
+        for reply in await batch.fut:
+            if isinstance(reply, Exception):
+                raise reply
+
+    async def aclose(self) -> None:
+        """Close the connection (waiting callers get ConnectionFailed)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if conn.error is None:
+            conn.error = "the client was closed"
+        if conn.transport is not None:
+            conn.transport.close()
+        if conn.loop is not asyncio.get_running_loop():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(conn.closed), _CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            if conn.transport is not None:
+                conn.transport.abort()
+                await asyncio.shield(conn.closed)
+
+    def _forget(self) -> None:
+        """In a forked child: park the parent's connection for good, never touching it."""
+        if self._conn is not None:
+            _orphans.append(self._conn)
+        self._conn = None
+        self._lock = None
+        self._lock_loop = None
+
+
+async def _drain(conn: _Connection, fut: asyncio.Future[Any]) -> None:
+    """Wait for the write buffer to drain; a caller cancelled meanwhile drops its reply."""
+    try:
+        await conn.drain()
+    except BaseException:
+        fut.cancel()
+        raise
