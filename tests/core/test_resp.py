@@ -22,6 +22,9 @@ from omniq import AsyncOmniq
 from omniq.aio._resp import RespClient
 from omniq.errors import ConnectionFailed, OmniqError, PermissionDenied
 
+# The lean connection is the single-node transport (a cluster keeps redis-py).
+pytestmark = pytest.mark.single_node
+
 
 def _client(url: str, **options: object) -> RespClient:
     lean = RespClient.from_redis(aredis.Redis.from_url(url, **options))  # type: ignore[arg-type]
