@@ -14,8 +14,10 @@ the median jobs/s per cell and the cluster / single ratio. Results go to
 ``benchmarks/CLUSTER.md`` and ``benchmarks/cluster.json`` (``--out DIR`` to change).
 
 On a machine with few cores the client processes, not the servers, are the bottleneck, and
-three server processes compete with them for the same cores: the ratio then says how much
-the cluster costs, not how far it scales. The report records the core count beside it.
+three server processes compete with them for the same cores: the throughput ratio then says
+how much the cluster costs, not how far it scales. So the report also gives each server
+process's CPU per job (``INFO cpu``): the busiest master's share of a single node's work is
+the scale-out of a server-bound load.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import redis
 
 from omniq import AsyncOmniq
 from omniq.aio.worker import Worker
@@ -118,13 +122,24 @@ def _run_children(role: str, url: str, layout: str, jobs: int, procs: int) -> fl
 
 
 @contextlib.contextmanager
-def topology(kind: str) -> Iterator[str]:
+def topology(kind: str) -> Iterator[tuple[str, list[int]]]:
+    """(client URL, ports of the server processes)."""
     if kind == "single":
         with EmbeddedServer(kind="redis") as server:
-            yield server.url
+            yield server.url, [server.port]
     else:
         with EmbeddedCluster(masters=3, kind="redis") as cluster:
-            yield cluster.url
+            yield cluster.url, [n.port for n in cluster.nodes]
+
+
+def server_cpu(ports: list[int]) -> list[float]:
+    """CPU seconds (user + system) each server process has used so far."""
+    out = []
+    for port in ports:
+        with redis.Redis(host="127.0.0.1", port=port) as r:
+            info = r.info("cpu")
+        out.append(float(info["used_cpu_user"]) + float(info["used_cpu_sys"]))
+    return out
 
 
 async def _prepare(url: str, layout: str) -> None:
@@ -145,18 +160,28 @@ async def _count(url: str, layout: str) -> tuple[int, int]:
 
 
 def measure(kind: str, layout: str, jobs: int, procs: int) -> dict[str, Any]:
-    with topology(kind) as url:
+    with topology(kind) as (url, ports):
         asyncio.run(_prepare(url, layout))
+        cpu0 = server_cpu(ports)
         t_pub = _run_children("publish", url, layout, jobs, procs)
+        cpu1 = server_cpu(ports)
         waiting, _ = asyncio.run(_count(url, layout))
         if waiting != jobs:
             raise RuntimeError(f"{kind}/{layout}: {waiting} jobs waiting after publishing {jobs}")
+        cpu2 = server_cpu(ports)
         t_proc = _run_children("process", url, layout, jobs, procs)
+        cpu3 = server_cpu(ports)
         waiting, active = asyncio.run(_count(url, layout))
         if waiting or active:
             raise RuntimeError(f"{kind}/{layout}: {waiting} waiting, {active} active after drain")
+    # the busiest server process bounds a server-bound run: its CPU per job
+    pub_cpu = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
+    proc_cpu = [b - a for a, b in zip(cpu2, cpu3, strict=True)]
     return {"topology": kind, "layout": layout, "jobs": jobs, "procs": procs,
-            "publish_per_s": jobs / t_pub, "process_per_s": jobs / t_proc}
+            "publish_per_s": jobs / t_pub, "process_per_s": jobs / t_proc,
+            "publish_busiest_cpu_us": 1e6 * max(pub_cpu) / jobs,
+            "process_busiest_cpu_us": 1e6 * max(proc_cpu) / jobs,
+            "publish_cpu_split": pub_cpu, "process_cpu_split": proc_cpu}
 
 
 # --------------------------------------------------------------------------- report
@@ -171,7 +196,8 @@ def summarize(raw: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]
             if rows:
                 out[layout][kind] = {
                     m: statistics.median(r[m] for r in rows)
-                    for m in ("publish_per_s", "process_per_s")
+                    for m in ("publish_per_s", "process_per_s", "publish_busiest_cpu_us",
+                              "process_busiest_cpu_us")
                 }
     return out
 
@@ -195,6 +221,26 @@ def render(doc: dict[str, Any]) -> str:
             ratio = f"{cluster / single:.2f}x" if single and cluster else "n/a"
             lines.append(
                 f"| {layout} | {label} | {single or 0:,.0f} | {cluster or 0:,.0f} | {ratio} |"
+            )
+    lines += [
+        "",
+        "**Server capacity** (what bounds a run once the clients are not the bottleneck): "
+        "server CPU per job of the busiest server process, one node vs the busiest master, "
+        "and their ratio, the throughput a server-bound load could reach on the cluster "
+        "relative to one node.",
+        "",
+        "| layout | phase | one node (CPU us/job) | busiest master (CPU us/job) "
+        "| capacity ratio |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for layout, cells in doc["summary"].items():
+        for metric, label in (("publish_busiest_cpu_us", "publish"),
+                              ("process_busiest_cpu_us", "process")):
+            single = cells.get("single", {}).get(metric)
+            cluster = cells.get("cluster", {}).get(metric)
+            ratio = f"{single / cluster:.2f}x" if single and cluster else "n/a"
+            lines.append(
+                f"| {layout} | {label} | {single or 0:.1f} | {cluster or 0:.1f} | {ratio} |"
             )
     lines += ["", doc["note"], ""]
     return "\n".join(lines)
@@ -231,9 +277,13 @@ def main(argv: list[str] | None = None) -> int:
             "processes (concurrency 50, every worker consuming every queue of the layout), "
             "on a fresh server or cluster. With "
             f"{cores} cores for the {args.procs} client processes and the server processes, "
-            "the ratio shows the cost or gain of spreading the queues over three masters on "
-            "this machine; on machines with a core per node and more client processes the "
-            "cluster's share of the work grows with the masters."
+            "the throughput ratio shows the cost or gain of spreading the queues over three "
+            "masters on this machine, where clients and servers share the cores; the capacity "
+            "ratio shows how the server work itself is split (the busiest master does that "
+            "share of a single node's work per job), the scale-out a load bounded by the "
+            "servers gets on machines with a core per node. Eight hash tags over three masters "
+            "split unevenly (the busiest master holds three or four of them), so the capacity "
+            "ratio stays below 3x."
         ),
     }
     out = Path(args.out)
