@@ -15,6 +15,7 @@ if redis.call('EXISTS', B .. ':partitions') == 1 then return err('PARTITIONED') 
 
 -- validate everything before the first write
 local seen = {}
+local parsed = {}  -- per job: max_attempts, timeout_ms, backoff_ms (as stored), due, group_limit
 for i = 0, n - 1 do
   local o = 2 + i * FIELDS
   local id = ARGV[o + 1]
@@ -35,32 +36,41 @@ for i = 0, n - 1 do
   local gid = ARGV[o + 8]
   if gid ~= '' and not valid_id(gid) then return err('BAD_GID', id) end
   if redis.call('EXISTS', job_key(id)) == 1 then return err('DUPLICATE', id) end
+  if delay > 0 then due = now + delay end
+  parsed[i] = {canon(ARGV[o + 3], ma), canon(ARGV[o + 4], tm), canon(ARGV[o + 5], bo), due, gl}
 end
 
 local ready, delayed = 0, 0
+local grouped = false
+local sn = fmt(now)
 for i = 0, n - 1 do
   local o = 2 + i * FIELDS
   local id, gid = ARGV[o + 1], ARGV[o + 8]
-  local due = tonumber(ARGV[o + 6])
-  local delay = tonumber(ARGV[o + 7])
-  if delay > 0 then due = now + delay end
+  local job = parsed[i]
+  local due, gl = job[4], job[5]
   local jk = job_key(id)
-  local sn = fmt(now)
-  redis.call('HSET', jk, 'id', id, 'payload', ARGV[o + 2], 'state', 'wait', 'attempt', '0',
-    'max_attempts', fmt(tonumber(ARGV[o + 3])), 'timeout_ms', fmt(tonumber(ARGV[o + 4])),
-    'backoff_ms', fmt(tonumber(ARGV[o + 5])),
+  local fields = {jk, 'id', id, 'payload', ARGV[o + 2], 'state', 'wait', 'attempt', '0',
+    'max_attempts', job[1], 'timeout_ms', job[2], 'backoff_ms', job[3],
     'created_ms', sn, 'updated_ms', sn, 'queued_ms', sn, 'first_started_ms', '',
-    'last_started_ms', '', 'completed_ms', '', 'failed_ms', '')
-  local gl = tonumber(ARGV[o + 9])
+    'last_started_ms', '', 'completed_ms', '', 'failed_ms', ''}
   if gid ~= '' then
-    redis.call('HSET', jk, 'gid', gid)
-    redis.call('SET', K_HAS_GROUPS, '1')
+    fields[#fields + 1] = 'gid'
+    fields[#fields + 1] = gid
     -- the job keeps its group_limit: the group's limit key lives only while the group has
     -- work, and is set again from here when the job enters the wait list (D5)
-    if gl > 0 then redis.call('HSET', jk, 'group_limit', fmt(gl)) end
+    if gl > 0 then
+      fields[#fields + 1] = 'group_limit'
+      fields[#fields + 1] = fmt(gl)
+    end
+    grouped = true
   end
   if due > now then
-    redis.call('HSET', jk, 'state', 'delayed', 'due_ms', fmt(due))
+    fields[7] = 'delayed'
+    fields[#fields + 1] = 'due_ms'
+    fields[#fields + 1] = fmt(due)
+  end
+  redis.call('HSET', unpack(fields))
+  if due > now then
     redis.call('ZADD', K_DELAYED, due, id)
     redis.call('ZADD', K_IDX_DELAYED, now, id)
     delayed = delayed + 1
@@ -69,6 +79,7 @@ for i = 0, n - 1 do
     ready = ready + 1
   end
 end
+if grouped then redis.call('SET', K_HAS_GROUPS, '1') end
 stamps[#stamps + 1] = 'last_enqueue_ms'
 finish(now)
 return {'OK', fmt(n)}

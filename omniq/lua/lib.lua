@@ -70,6 +70,14 @@ end
 
 local function fmt(n) return string.format('%d', n) end
 
+-- The stored text of a validated non-negative integer argument: the argument itself when
+-- it is already canonical (no sign, no leading zero), else its canonical form.
+local function canon(v, n)
+  local b = string.byte(v, 1)
+  if (b ~= 48 and b ~= 45) or v == '0' then return v end  -- '0' or '-' first: rewrite
+  return fmt(n)
+end
+
 -- "now": an explicit positive integer, else the server clock.
 local function clock(v)
   if v == nil or v == '' or v == '0' then

@@ -336,3 +336,28 @@ async def test_d13_expiry_is_inclusive(omniq):
     job = await _leased(omniq, timeout_ms=100)
     assert await omniq.reap_expired("q", now_ms=job.lock_until_ms - 1) == 0
     assert await omniq.reap_expired("q", now_ms=job.lock_until_ms) == 1
+
+
+def test_enqueue_stores_integer_options_in_canonical_form(raw):
+    """Whatever decimal spelling a caller sends, the job hash holds the canonical integer
+    (the form the official clients write and parse)."""
+    args = _enqueue_args(job_id="c1", max_attempts="007", timeout_ms="01000", backoff_ms="-0")
+    assert run_script(raw, "enqueue", qk("q", "meta"), *args) == ["OK", "1"]
+    assert raw.hmget(jk("q", "c1"), "max_attempts", "timeout_ms", "backoff_ms") == [
+        "7", "1000", "0"]
+    args = _enqueue_args(job_id="c2", max_attempts="12", timeout_ms="0", backoff_ms="5")
+    assert run_script(raw, "enqueue", qk("q", "meta"), *args) == [
+        "ERR", "BAD_ARGS", "timeout_ms"]
+
+
+async def test_enqueue_of_grouped_and_delayed_jobs_writes_every_field(omniq, raw):
+    await omniq.publish("q", {}, job_id="g1", gid="g", group_limit=2, delay_ms=5_000,
+                        now_ms=T0)
+    await omniq.publish("q", {}, job_id="g2", gid="g", now_ms=T0)
+    h1, h2 = raw.hgetall(jk("q", "g1")), raw.hgetall(jk("q", "g2"))
+    assert (h1["state"], h1["gid"], h1["group_limit"], h1["due_ms"]) == (
+        "delayed", "g", "2", str(T0 + 5_000))
+    assert (h2["state"], h2["gid"]) == ("wait", "g")
+    assert "group_limit" not in h2
+    assert "due_ms" not in h2
+    assert raw.get(qk("q", "has_groups")) == "1"
