@@ -280,7 +280,41 @@ atexit.register(_stop_all)
 # --------------------------------------------------------------------------- server
 
 
-class EmbeddedServer:
+class _StartStop:
+    """``with`` / ``async with`` support for a class with blocking ``start`` and ``stop``."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        await anyio.to_thread.run_sync(self.start)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await anyio.to_thread.run_sync(self.stop)
+
+
+class EmbeddedServer(_StartStop):
     """A redis-server / valkey-server child process on 127.0.0.1 and a free (or given) port.
 
     ``binary``/``kind`` choose the server (default: :func:`find_server_binary`). ``data_dir``
@@ -464,32 +498,6 @@ class EmbeddedServer:
             time.sleep(delay)  # readiness poll, bounded by the deadline
             delay = min(delay * 2, 0.05)
 
-    # -- context managers ------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        await anyio.to_thread.run_sync(self.start)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await anyio.to_thread.run_sync(self.stop)
-
     # -- internals -------------------------------------------------------------------
 
     def _dir(self) -> str:
@@ -623,7 +631,7 @@ class EmbeddedServer:
 _SLOTS = 16384
 
 
-class EmbeddedCluster:
+class EmbeddedCluster(_StartStop):
     """A local Redis Cluster: ``masters`` embedded servers (no replicas) on loopback.
 
     Slots are split evenly between the masters; :meth:`start` returns once every node
@@ -761,30 +769,6 @@ class EmbeddedCluster:
         """Stop every node and remove their private directories."""
         for node in self.nodes:
             node.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        await anyio.to_thread.run_sync(self.start)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await anyio.to_thread.run_sync(self.stop)
 
 
 def _cluster_cmd(client: object, *args: object) -> object:

@@ -62,21 +62,16 @@ def connect(
             raise InvalidArgument("Redis Cluster has only database 0")
         if common.get("max_connections") is None:
             common.pop("max_connections", None)  # RedisCluster wants an int or nothing
-        if url:
-            if username is not None:
-                common["username"] = username
-            if password is not None:
-                common["password"] = password
-            return RedisCluster.from_url(url, **common)
-        return RedisCluster(
-            host=host, port=port, username=username, password=password, ssl=ssl, **common
-        )
-    if url:
+    if url:  # explicit credentials override the URL's
         if username is not None:
             common["username"] = username
         if password is not None:
             common["password"] = password
-        return Redis.from_url(url, **common)
+        return (RedisCluster if cluster else Redis).from_url(url, **common)
+    if cluster:
+        return RedisCluster(
+            host=host, port=port, username=username, password=password, ssl=ssl, **common
+        )
     return Redis(
         host=host, port=port, db=db, username=username, password=password, ssl=ssl, **common
     )

@@ -11,6 +11,7 @@ import redis
 
 from omniq import AsyncOmniq, ConnectionFailed, InvalidArgument, OmniqClient
 from omniq.aio.worker import Worker
+from omniq.embedded import EmbeddedCluster
 from omniq.types import Lease
 
 QUEUES = [f"q{i}" for i in range(12)]
@@ -256,3 +257,19 @@ async def test_a_partitioned_queue_spreads_over_the_masters(omniq, nodes):
     assert all(order[g] == list(range(10)) for g in range(8))  # FIFO per group
     s = await omniq.stats("orders")
     assert (s.waiting_total, s.active, s.completed_kept) == (0, 0, 8 * 60)
+
+
+def test_embedded_cluster_is_a_full_cluster(cluster, nodes):
+    assert cluster.url == f"redis+cluster://127.0.0.1:{cluster.nodes[0].port}"
+    assert cluster.node_urls == [n.url for n in cluster.nodes]
+    assert cluster.running
+    for node in nodes:
+        info = node.execute_command("CLUSTER", "INFO")
+        text = info if isinstance(info, str) else str(info)
+        assert "cluster_state:ok" in text
+        assert "cluster_slots_assigned:16384" in text
+        assert "cluster_known_nodes:3" in text
+    with pytest.raises(ValueError, match="masters"):
+        EmbeddedCluster(masters=0)
+    with pytest.raises(TypeError):
+        EmbeddedCluster(extra_args="--foo")
