@@ -252,16 +252,20 @@ class QueueMachine(RuleBasedStateMachine):
     def publish_many(self, data: st.DataObject, specs: list[dict[str, Any]]) -> None:
         self._publish_many(self.q(data)[0], specs)
 
-    def _publish_many(self, queue: str, specs: list[dict[str, Any]]) -> None:
-        qm = self.model.queue(queue)
-        models = [self._model_job(s) for s in specs]
-        jobs = [
+    @staticmethod
+    def _job_specs(specs: list[dict[str, Any]], models: list[dict[str, Any]]) -> list[JobSpec]:
+        return [
             JobSpec(payload=s["payload"], job_id=s["id"], gid=s["gid"],
                     group_limit=s["group_limit"], max_attempts=s["max_attempts"],
                     timeout_ms=s["timeout_ms"], backoff_ms=s["backoff_ms"],
                     due_ms=m["due_ms"], delay_ms=m["delay_ms"])
             for s, m in zip(specs, models, strict=True)
         ]
+
+    def _publish_many(self, queue: str, specs: list[dict[str, Any]]) -> None:
+        qm = self.model.queue(queue)
+        models = [self._model_job(s) for s in specs]
+        jobs = self._job_specs(specs, models)
         got, code = self.attempt(self.c.publish_many(queue, jobs, now_ms=self.now))
         want = qm.enqueue(self.now, models)
         assert (("OK", len(specs)) if code is None else ("ERR", code)) == want[:2], want

@@ -18,8 +18,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule, run_state_machine_as_test
 from test_model import SETTINGS, WEEK_MS, QueueMachine, job_specs
 
-from omniq import JobSpec
-
 LOGICAL = "q1"
 PARTS = 2
 PHYSICAL = tuple(f"{LOGICAL}.p{i}" for i in range(PARTS))
@@ -68,13 +66,7 @@ class PartitionedMachine(QueueMachine):
 
     def _publish_many(self, queue: str, specs: list[dict[str, Any]]) -> None:
         models = [self._model_job(s) for s in specs]
-        jobs = [
-            JobSpec(payload=s["payload"], job_id=s["id"], gid=s["gid"],
-                    group_limit=s["group_limit"], max_attempts=s["max_attempts"],
-                    timeout_ms=s["timeout_ms"], backoff_ms=s["backoff_ms"],
-                    due_ms=m["due_ms"], delay_ms=m["delay_ms"])
-            for s, m in zip(specs, models, strict=True)
-        ]
+        jobs = self._job_specs(specs, models)
         got, code = self.attempt(self.c.publish_many(LOGICAL, jobs, now_ms=self.now))
         ids = [s["id"] for s in specs]
         if len(set(ids)) < len(ids):  # refused by the client before anything is sent
