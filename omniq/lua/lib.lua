@@ -208,9 +208,15 @@ local function lease(id, gid, now)
   local lock = now + timeout
   local seq = redis.call('INCR', K_SEQ)
   local token = redis.sha1hex(id .. ':' .. fmt(now) .. ':' .. fmt(seq))
-  if not h[6] or h[6] == '' then redis.call('HSET', jk, 'first_started_ms', fmt(now)) end
-  redis.call('HSET', jk, 'state', 'active', 'attempt', fmt(attempt), 'lock_until_ms', fmt(lock),
-    'lease_token', token, 'updated_ms', fmt(now), 'last_started_ms', fmt(now))
+  local sn = fmt(now)
+  if not h[6] or h[6] == '' then
+    redis.call('HSET', jk, 'state', 'active', 'attempt', fmt(attempt), 'lock_until_ms',
+      fmt(lock), 'lease_token', token, 'updated_ms', sn, 'last_started_ms', sn,
+      'first_started_ms', sn)
+  else
+    redis.call('HSET', jk, 'state', 'active', 'attempt', fmt(attempt), 'lock_until_ms',
+      fmt(lock), 'lease_token', token, 'updated_ms', sn, 'last_started_ms', sn)
+  end
   redis.call('ZADD', K_ACTIVE, lock, id)
   redis.call('ZREM', K_IDX_WAIT, id)
   redis.call('ZADD', K_IDX_ACTIVE, now, id)
@@ -335,9 +341,12 @@ local function take_lease(id, token)
 end
 
 -- End a lease whose job hash exists (an ack): forget the lease map entry, free the slot.
+-- Only grouped leases are in the map (see lease()).
 local function end_acked_lease(id, gid, now)
-  redis.call('HDEL', K_LEASES, id)
-  if gid ~= '' then release_group(gid, now) end
+  if gid ~= '' then
+    redis.call('HDEL', K_LEASES, id)
+    release_group(gid, now)
+  end
 end
 
 -- Release the group slot of a lease that is ending. gid comes from the hash, else, only
