@@ -19,13 +19,13 @@ __all__ = [
     "MAX_PARTITIONS",
     "PARTITION_SEP",
     "QueueKeys",
-    "partition_index",
-    "partition_name",
-    "split_partition",
     "child_anchor",
     "layout_key",
+    "partition_index",
+    "partition_name",
     "queue_anchor",
     "queue_base",
+    "split_partition",
     "validate_child_key",
     "validate_gid",
     "validate_job_id",
@@ -67,7 +67,7 @@ def split_partition(name: str) -> tuple[str, int | None]:
     """``"orders.p3"`` -> ``("orders", 3)`` when the name has the form of a partition name,
     else ``(name, None)``. Only the logical queue's layout says whether it is one."""
     m = _PHYSICAL_RE.fullmatch(name)
-    if m is None or len(m.group(2)) > 4 or int(m.group(2)) >= MAX_PARTITIONS:
+    if m is None or int(m.group(2)) >= MAX_PARTITIONS:
         return name, None
     return m.group(1), int(m.group(2))
 
@@ -99,12 +99,12 @@ def queue_base(name: str) -> str:
 
 def queue_anchor(name: str) -> str:
     """``{name}:meta``: the single key every queue script is called with."""
-    return "{" + validate_queue_name(name) + "}:meta"
+    return queue_base(name) + ":meta"
 
 
 def layout_key(name: str) -> str:
     """``{name}:partitions``: the partition count of a logical queue (absent: unpartitioned)."""
-    return "{" + validate_queue_name(name) + "}:partitions"
+    return queue_base(name) + ":partitions"
 
 
 def _validate_identifier(value: object, what: str) -> str:

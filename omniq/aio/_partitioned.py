@@ -60,6 +60,12 @@ def _parse_layout(queue: str, value: Any) -> int:
     return int(text)
 
 
+def _probe_commands(pipe: Any, k: QueueKeys) -> None:
+    pipe.exists(k.paused)
+    pipe.llen(k.wait)
+    pipe.zcard(k.groups_ready)
+
+
 def _split(count: int, order: Sequence[str]) -> dict[str, int]:
     """Share ``count`` over ``order`` as evenly as possible, the first ones first."""
     k = len(order)
@@ -131,11 +137,6 @@ class PartitionedOps:
         if n is not None:
             return n
         return await self._read_layout(queue)
-
-    async def _logical_layout(self, queue: str) -> int:
-        """Like :meth:`_layout` for operations that take logical names only."""
-        n = self._layouts.get(queue)
-        return await self._read_layout(queue) if n is None else n
 
     async def _read_layout(self, queue: str) -> int:
         key = layout_key(queue)  # validates the logical name
@@ -329,14 +330,7 @@ class PartitionedOps:
         """Per partition: None if paused, else whether it has reservable-looking work."""
         if not parts:
             return {}
-        with map_errors():
-            pipe = self.redis.pipeline(transaction=False)
-            for part in parts:
-                k = QueueKeys(part)
-                pipe.exists(k.paused)
-                pipe.llen(k.wait)
-                pipe.zcard(k.groups_ready)
-            r = await pipe.execute()
+        r = await self._pipe_each(parts, _probe_commands)
         out: dict[str, bool | None] = {}
         for i, part in enumerate(parts):
             paused, wait, ready = r[3 * i : 3 * i + 3]
@@ -449,11 +443,7 @@ class PartitionedOps:
         from omniq.aio.client import job_info
 
         jid = validate_job_id(job_id)
-        with map_errors():
-            pipe = self.redis.pipeline(transaction=False)
-            for part in parts:
-                pipe.hgetall(QueueKeys(part).job(jid))
-            rows = await pipe.execute()
+        rows = await self._pipe_each(parts, lambda pipe, k: pipe.hgetall(k.job(jid)))
         for part, raw in zip(parts, rows, strict=True):
             if raw:
                 return job_info(part, job_id, raw)

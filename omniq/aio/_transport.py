@@ -47,12 +47,16 @@ def map_error(exc: BaseException) -> BaseException:
     return exc
 
 
+# what redis-py and the lean connection raise (ConnectionFailed is an OSError too)
+_ERRORS = (rexc.RedisError, rexc.RedisClusterException, OSError)
+
+
 @contextlib.contextmanager
 def map_errors() -> Iterator[None]:
     """Raise redis-py errors as omniq errors (see :func:`map_error`)."""
     try:
         yield
-    except (rexc.RedisError, rexc.RedisClusterException, OSError) as exc:
+    except _ERRORS as exc:
         mapped = map_error(exc)
         if mapped is exc:
             raise
@@ -74,26 +78,19 @@ class ScriptRunner:
 
     async def call(self, script: Script, key: str, args: Sequence[Any]) -> Any:
         """EVALSHA ``script`` with ``key`` as KEYS[1]; on NOSCRIPT, load it and retry once."""
-        if self.lean is not None:
-            # the hot path: no context manager, errors mapped only when they happen
-            execute = self._execute
+        # the hot path: no context manager, errors mapped only when they happen
+        execute = self._execute
+        try:
             try:
                 return await execute("EVALSHA", script.sha, 1, key, *args)
-            except rexc.NoScriptError:
-                pass
-            except rexc.RedisError as exc:
-                raise map_error(exc) from exc
-            try:
-                await execute("SCRIPT", "LOAD", script.source)
-                return await execute("EVALSHA", script.sha, 1, key, *args)
-            except rexc.RedisError as exc:
-                raise map_error(exc) from exc
-        with map_errors():
-            try:
-                return await self._execute("EVALSHA", script.sha, 1, key, *args)
             except rexc.NoScriptError:
                 await self.redis.script_load(script.source)  # every node of a cluster
-                return await self._execute("EVALSHA", script.sha, 1, key, *args)
+                return await execute("EVALSHA", script.sha, 1, key, *args)
+        except _ERRORS as exc:
+            mapped = map_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
 
     async def call_many(self, calls: Sequence[Call]) -> list[Any]:
         """Run several script calls in one pipelined round trip (no MULTI).

@@ -561,7 +561,7 @@ class AsyncOmniq(PartitionedOps):
         """Stop new reservations on the queue (running and delayed jobs are untouched).
 
         A partitioned queue is paused partition by partition (one round trip)."""
-        n = await self._logical_layout(queue)
+        n = await self._layout(queue)
         if n:
             for r in await self._fan_out(self._parts(queue, n), "pause", ()):
                 p.parse_ok("pause", r)
@@ -570,7 +570,7 @@ class AsyncOmniq(PartitionedOps):
 
     async def resume(self, queue: str) -> bool:
         """Allow reservations again; returns whether the queue (any partition) was paused."""
-        n = await self._logical_layout(queue)
+        n = await self._layout(queue)
         if n:
             replies = await self._fan_out(self._parts(queue, n), "resume", ())
             return any([p.parse_ok("resume", r)[1] == "1" for r in replies])
@@ -617,9 +617,7 @@ class AsyncOmniq(PartitionedOps):
                 self._parts(queue, n), "retry_failed_batch", ids, "failed",
                 lambda sel: (now, len(sel), *sel))
         anchor = self._anchor(queue)
-        reply = await self._runner.call(
-            _S["retry_failed_batch"], anchor, (p.check_now(now_ms), len(ids), *ids)
-        )
+        reply = await self._runner.call(_S["retry_failed_batch"], anchor, (now, len(ids), *ids))
         return p.parse_batch("retry_failed_batch", reply)
 
     async def remove_job(self, queue: str, job_id: str, lane: str, *, now_ms: int = 0) -> None:
@@ -630,13 +628,13 @@ class AsyncOmniq(PartitionedOps):
         """
         n = await self._layout(queue)
         validate_job_id(job_id)
-        p.check_lane(lane)
+        lane = p.check_lane(lane)
         if n:
             queue = await self._job_partition(
                 self._parts(queue, n), job_id, self._lane_state(lane))
         anchor = self._anchor(queue)
         reply = await self._runner.call(
-            _S["remove_job"], anchor, (job_id, p.check_lane(lane), p.check_now(now_ms))
+            _S["remove_job"], anchor, (job_id, lane, p.check_now(now_ms))
         )
         p.parse_ok("remove_job", reply, job_id)
 
@@ -656,7 +654,7 @@ class AsyncOmniq(PartitionedOps):
                 lambda sel: (lane, len(sel), *sel, now))
         anchor = self._anchor(queue)
         reply = await self._runner.call(
-            _S["remove_jobs_batch"], anchor, (lane, len(ids), *ids, p.check_now(now_ms))
+            _S["remove_jobs_batch"], anchor, (lane, len(ids), *ids, now)
         )
         return p.parse_batch("remove_jobs_batch", reply)
 

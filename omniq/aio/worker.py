@@ -157,7 +157,7 @@ class Worker:
                 raise InvalidArgument("processes= needs a plain (def) handler, not async def")
         self.processes = processes
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        # physical queues per priority level: [q] or the partitions [q#0, ..., q#N-1];
+        # physical queues per priority level: [q] or the partitions [q.p0, ..., q.pN-1];
         # None until read from Redis (at the first reservation)
         self._levels: list[list[str]] | None = None
         self._logical: dict[str, str] = {}  # physical queue -> the queue it was listed as
