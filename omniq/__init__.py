@@ -1,9 +1,12 @@
 """omniq: asyncio-native client and worker for OmniQ, the Redis + Lua job queue.
 
-``AsyncOmniq`` is the asyncio client; ``OmniqClient`` the blocking facade over it.
+``AsyncOmniq`` is the asyncio client and ``Worker`` runs handlers; ``OmniqClient`` is the
+blocking facade over the same core.
 """
 
 from omniq.aio.client import AsyncOmniq
+from omniq.aio.context import JobContext
+from omniq.aio.worker import Fail, Worker, WorkerStats
 from omniq.errors import (
     ConnectionFailed,
     CounterError,
@@ -14,9 +17,13 @@ from omniq.errors import (
     LaneMismatch,
     LeaseLost,
     OmniqError,
+    PartialPublishError,
     PartitionError,
     PermissionDenied,
+    ProtocolError,
     ScriptError,
+    ServerError,
+    SyncClientError,
 )
 from omniq.sync.client import OmniqClient
 from omniq.types import (
@@ -40,9 +47,11 @@ __all__ = [
     "ConnectionFailed",
     "CounterError",
     "DuplicateJobError",
+    "Fail",
     "FailOutcome",
     "InvalidArgument",
     "InvalidPayload",
+    "JobContext",
     "JobInfo",
     "JobNotFound",
     "JobSpec",
@@ -51,11 +60,17 @@ __all__ = [
     "LeaseLost",
     "OmniqClient",
     "OmniqError",
+    "PartialPublishError",
     "PartitionError",
     "PermissionDenied",
+    "ProtocolError",
     "QueueStats",
     "ReserveResult",
     "ReservedJob",
     "ScriptError",
+    "ServerError",
+    "SyncClientError",
+    "Worker",
+    "WorkerStats",
     "__version__",
 ]

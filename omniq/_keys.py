@@ -9,14 +9,11 @@ from __future__ import annotations
 import re
 import zlib
 
+from omniq._limits import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_PARTITIONS
 from omniq.errors import InvalidArgument
 
 __all__ = [
     "LANES",
-    "MAX_BATCH",
-    "MAX_ID_LENGTH",
-    "MAX_NAME_LENGTH",
-    "MAX_PARTITIONS",
     "PARTITION_SEP",
     "QueueKeys",
     "child_anchor",
@@ -32,12 +29,7 @@ __all__ = [
     "validate_queue_name",
 ]
 
-MAX_NAME_LENGTH = 128
-MAX_ID_LENGTH = 256
-MAX_BATCH = 100
 LANES = frozenset({"wait", "delayed", "failed", "completed", "gwait"})
-
-MAX_PARTITIONS = 1024
 PARTITION_SEP = ".p"
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -179,8 +171,8 @@ class QueueKeys:
     )
 
     def __init__(self, name: str) -> None:
-        self.name = validate_queue_name(name)
-        b = "{" + name + "}"
+        self.name = name
+        b = queue_base(name)
         self.base = b
         self.anchor = b + ":meta"
         self.wait = b + ":wait"

@@ -1,10 +1,10 @@
 """The Lua scripts, read once from package data with their SHA1 computed locally.
 
 Each queue script is ``lib.lua`` followed by the operation file; the parent/child scripts
-get only lib's helper functions, not its queue key set-up. Only the library functions an
-operation uses (directly or through other library functions) are included: Redis runs the
-whole chunk on every call, and each ``local function`` costs a closure per call. The
-source is sent with SCRIPT LOAD only after a NOSCRIPT reply.
+get only lib's numeric constants and helper functions, not its queue key set-up. Only the
+library functions an operation uses (directly or through other library functions) are
+included: Redis runs the whole chunk on every call, and each ``local function`` costs a
+closure per call. The source is sent with SCRIPT LOAD only after a NOSCRIPT reply.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def _read(name: str) -> str:
 
 
 _FUNCTION_START = re.compile(r"^local function (\w+)\(")
+_CONSTANT = re.compile(r"^local [A-Z][A-Z0-9_]* = -?\d+$")  # the shared limits
 _WORD = re.compile(r"[A-Za-z_]\w*")
 _COMMENT = re.compile(r"--[^\n]*|'[^'\n]*'|\"[^\"\n]*\"")  # comments and strings
 
@@ -86,11 +87,11 @@ def link(lib: str, body: str, *, queue: bool = True) -> str:
     """The library lines an operation needs, in library order, followed by the body.
 
     ``queue=False`` (the parent/child scripts) leaves out the queue key set-up and links
-    only the helper functions the body uses.
+    only the numeric constants and the helper functions the body uses.
     """
     other, functions = split_library(lib)
     if not queue:
-        other = []
+        other = [line for line in other if _CONSTANT.match(line)]
     needed: set[str] = set()
     todo = [body, *other]
     while todo:

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from omniq._limits import DEFAULT_MAX_PAYLOAD_BYTES, MAX_DEPTH, MAX_ERROR_BYTES
 from omniq.errors import InvalidPayload
 
 __all__ = [
@@ -25,10 +26,6 @@ __all__ = [
     "to_json_value",
     "truncate_error",
 ]
-
-DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
-MAX_DEPTH = 64
-MAX_ERROR_BYTES = 4096
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()

@@ -13,8 +13,12 @@ Every exception of ours derives from :class:`OmniqError`; bad arguments also der
     │   ├── LaneMismatch                  LANE_MISMATCH / NOT_IN_LANE / NOT_FAILED / ACTIVE
     │   ├── CounterError                  parent/child counter errors (NO_COUNTER, ALREADY_INIT ...)
     │   └── PartitionError                partition layout refused (PARTITION_CONFLICT ...)
+    ├── PartialPublishError               publish_many over partitions: some written, some refused
     ├── ConnectionFailed (ConnectionError) the server could not be reached or the link broke
     ├── PermissionDenied                  the server refused the credentials or an ACL denied it
+    ├── ServerError                       any other error reply of the server (OOM, BUSY, ...)
+    ├── ProtocolError                     a reply of a shape the client does not understand
+    ├── SyncClientError (RuntimeError)    the blocking client used where it cannot work
     ├── ServerNotFound                    no server binary for the embedded server
     └── ServerStartError                  the embedded server did not start
 
@@ -34,11 +38,15 @@ __all__ = [
     "LaneMismatch",
     "LeaseLost",
     "OmniqError",
+    "PartialPublishError",
     "PartitionError",
     "PermissionDenied",
+    "ProtocolError",
     "ScriptError",
+    "ServerError",
     "ServerNotFound",
     "ServerStartError",
+    "SyncClientError",
     "error_for_code",
 ]
 
@@ -97,6 +105,24 @@ class PartitionError(ScriptError):
     queue holds jobs) or ``PARTITIONED`` (a plain publish reached a partitioned queue)."""
 
 
+class PartialPublishError(OmniqError):
+    """``publish_many`` on a partitioned queue: some partitions refused their jobs while
+    others wrote theirs (partitions cannot be written atomically together).
+
+    ``published_ids`` lists the ids that were written, ``errors`` the refusals (the first
+    one is also the ``__cause__``). When no partition wrote anything, ``publish_many``
+    raises the first refusal itself instead.
+    """
+
+    def __init__(self, published_ids: list[str], errors: list[OmniqError]) -> None:
+        self.published_ids = published_ids
+        self.errors = errors
+        super().__init__(
+            f"publish_many wrote {len(published_ids)} jobs, then {len(errors)} partition "
+            f"call(s) failed; first: {errors[0]}"
+        )
+
+
 class ConnectionFailed(OmniqError, ConnectionError):
     """The Redis server could not be reached, or the connection broke mid-command.
 
@@ -110,6 +136,23 @@ class PermissionDenied(OmniqError):
 
     Nothing ran; retrying with the same user does not help.
     """
+
+
+class ServerError(OmniqError):
+    """The server answered with an error of its own (not a queue script refusal): out of
+    memory, a busy script, a read-only replica, an unknown command... The server's message
+    is kept in the text."""
+
+
+class ProtocolError(OmniqError):
+    """A reply had a shape the client does not understand (a script of another version on
+    the server, or a corrupt value such as a partition layout)."""
+
+
+class SyncClientError(OmniqError, RuntimeError):
+    """The blocking client was used where it cannot work: inside a running event loop,
+    after :meth:`~omniq.sync.client.OmniqClient.close`, or in a forked child when it
+    wraps a caller's ``AsyncOmniq``."""
 
 
 class ServerNotFound(OmniqError):

@@ -16,7 +16,7 @@ from redis import exceptions as rexc
 from omniq._scripts import Script
 from omniq.aio._connect import AnyRedis
 from omniq.aio._resp import RespClient
-from omniq.errors import ConnectionFailed, OmniqError, PermissionDenied
+from omniq.errors import ConnectionFailed, OmniqError, PermissionDenied, ServerError
 
 __all__ = ["Call", "ScriptRunner", "map_error", "map_errors"]
 
@@ -27,7 +27,7 @@ def map_error(exc: BaseException) -> BaseException:
     """The omniq exception for a redis-py error: a refusal of credentials or of an ACL
     (NOPERM, WRONGPASS, NOAUTH) is :class:`PermissionDenied`, a transport failure or an
     unavailable cluster slot (CLUSTERDOWN, TRYAGAIN) :class:`ConnectionFailed`, any other
-    server error :class:`OmniqError`. Anything else
+    server error :class:`ServerError`. Anything else
     (omniq's own exceptions included) is returned unchanged."""
     if isinstance(exc, OmniqError):
         return exc
@@ -41,7 +41,7 @@ def map_error(exc: BaseException) -> BaseException:
     if isinstance(exc, rexc.ResponseError):
         if str(exc).startswith(("NOPERM", "WRONGPASS", "NOAUTH")):
             return PermissionDenied(f"Redis refused: {exc}")
-        return OmniqError(f"Redis error: {exc}")
+        return ServerError(f"Redis error: {exc}")
     if isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | OSError):
         return ConnectionFailed(f"Redis connection failed: {exc}")
     return exc

@@ -1,30 +1,52 @@
-"""The asyncio client: every queue operation as one script call (or one pipelined batch)."""
+"""The asyncio client: every queue operation as one script call (or one pipelined batch).
+
+Each method is "targets -> script calls -> combine": :mod:`omniq.aio._routing` gives the
+physical queues of a name (one for a plain queue, N for a partitioned one) and sends the
+calls; :mod:`omniq._protocol` builds their arguments and parses their replies.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from omniq import _protocol as p
-from omniq._keys import (
-    QueueKeys,
-    child_anchor,
-    queue_anchor,
-    split_partition,
-    validate_job_id,
-    validate_queue_name,
+from omniq._keys import child_anchor, queue_base, split_partition, validate_job_id
+from omniq._limits import (
+    DEFAULT_BACKOFF_MS,
+    DEFAULT_CHILD_TTL_MS,
+    DEFAULT_KEEP_COMPLETED,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_TIMEOUT_MS,
+    ENQUEUE_FIELDS,
+    PUBLISH_CHUNK,
 )
-from omniq._scripts import SCRIPTS
+from omniq._protocol import admin, children, enqueue, reads
+from omniq._protocol import leases as leasing
+from omniq._protocol.common import (
+    check_batch,
+    check_lane,
+    check_non_negative,
+    check_now,
+    check_positive,
+    lease_id,
+    new_job_id,
+)
 from omniq.aio._connect import AnyRedis, connect
-from omniq.aio._partitioned import PartitionedOps
 from omniq.aio._resp import RespClient
-from omniq.aio._transport import Call, ScriptRunner, map_errors
-from omniq.codec import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload, encode_result, to_json_value
-from omniq.codec import truncate_error as _truncate_error
-from omniq.errors import DuplicateJobError, InvalidArgument, PartitionError, ScriptError
+from omniq.aio._routing import QueueCall, Retention, Routing, Targets
+from omniq.aio._transport import ScriptRunner, map_errors
+from omniq.codec import encode_payload, encode_result, to_json_value, truncate_error
+from omniq.errors import (
+    DuplicateJobError,
+    InvalidArgument,
+    OmniqError,
+    PartialPublishError,
+    PartitionError,
+    ScriptError,
+)
 from omniq.types import (
     Ack,
     BatchResult,
@@ -42,22 +64,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_BACKOFF_MS", "DEFAULT_MAX_ATTEMPTS", "DEFAULT_TIMEOUT_MS", "AsyncOmniq"]
 
-DEFAULT_MAX_ATTEMPTS = 3
-DEFAULT_TIMEOUT_MS = 30_000
-DEFAULT_BACKOFF_MS = 5_000
-PUBLISH_CHUNK = 1000
-DEFAULT_CHILD_TTL_MS = 7 * 24 * 3600 * 1000
-
-_S = SCRIPTS
-_ENQUEUE = _S["enqueue"]
-_RESERVE = _S["reserve"]
-_HEARTBEAT = _S["heartbeat"]
-_ACK_SUCCESS = _S["ack_success"]
-_ACK_FAIL = _S["ack_fail"]
-_ACK_RESERVE = _S["ack_reserve"]
+_SPEC_OPTIONS = ("max_attempts", "timeout_ms", "backoff_ms", "gid", "group_limit", "delay_ms",
+                 "due_ms")
 
 
-class AsyncOmniq(PartitionedOps):
+class AsyncOmniq:
     """Asyncio OmniQ client, wire-compatible with the official OmniQ v1 clients.
 
     Use it as ``async with AsyncOmniq(url="redis://localhost:6379/0") as omniq:`` or call
@@ -108,7 +119,7 @@ class AsyncOmniq(PartitionedOps):
         ssl: bool = False,
         client_name: str | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-        keep_completed: int = 100,
+        keep_completed: int = DEFAULT_KEEP_COMPLETED,
         keep_failed: int | None = None,
         child_ttl_ms: int = DEFAULT_CHILD_TTL_MS,
         socket_timeout: float | None = None,
@@ -138,20 +149,18 @@ class AsyncOmniq(PartitionedOps):
                 ssl=ssl, cluster=cluster, options=common,
             )
             self._owns_redis = True
-        self.max_payload_bytes = check_limit(max_payload_bytes)
-        self.keep_completed = p.check_non_negative(keep_completed, "keep_completed")
-        self.keep_failed = (
-            None if keep_failed is None else p.check_non_negative(keep_failed, "keep_failed")
+        self.max_payload_bytes = check_positive(max_payload_bytes, "max_payload_bytes")
+        self.retention = Retention(
+            check_non_negative(keep_completed, "keep_completed"),
+            None if keep_failed is None else check_non_negative(keep_failed, "keep_failed"),
         )
-        self._keep_failed_arg = "" if keep_failed is None else str(self.keep_failed)
-        self.child_ttl_ms = p.check_non_negative(child_ttl_ms, "child_ttl_ms")
+        self.child_ttl_ms = check_non_negative(child_ttl_ms, "child_ttl_ms")
         # scripts over the lean connection (None: redis-py) when we own the connections
         self._lean = RespClient.from_redis(self.redis) if (
             self._owns_redis and lean_transport) else None
         self._runner = ScriptRunner(self.redis, self._lean)
-        self._anchors: dict[str, str] = {}
-        self._init_partitions()
-        self._pid = os.getpid()
+        self.routing = Routing(self.redis, self._runner, self.retention)
+
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -178,18 +187,20 @@ class AsyncOmniq(PartitionedOps):
         with map_errors():
             return bool(await self.redis.ping())
 
-    def _anchor(self, queue: str) -> str:
-        a = self._anchors.get(queue)
-        if a is None:
-            a = queue_anchor(queue)
-            if len(self._anchors) < 10_000:
-                self._anchors[queue] = a
-        return a
+    @property
+    def keep_completed(self) -> int:
+        """Completed jobs kept per queue."""
+        return self.retention.keep_completed
+
+    @property
+    def keep_failed(self) -> int | None:
+        """Failed jobs kept per queue (None: all)."""
+        return self.retention.keep_failed
 
     @staticmethod
     def queue_base(queue: str) -> str:
         """``{queue}``: the hash-tagged key prefix of a queue."""
-        return "{" + validate_queue_name(queue) + "}"
+        return queue_base(queue)
 
     # -- publishing --------------------------------------------------------------------
 
@@ -211,36 +222,33 @@ class AsyncOmniq(PartitionedOps):
         """Enqueue one job and return its id (a new ULID unless ``job_id`` is given).
 
         ``payload`` must be a JSON object or array (dict or list). ``due_ms`` is an absolute
-        epoch time, ``delay_ms`` a delay from now. Jobs with the same ``gid`` run FIFO with
-        at most ``group_limit`` (first writer wins; default 1) at a time.
+        epoch time, ``delay_ms`` a delay from now. Jobs with the same ``gid`` run FIFO, at
+        most ``group_limit`` at a time: the first job of a burst that gives a limit sets it
+        (0, the default, keeps the group's current limit, or 1 when it has none).
 
         :raises InvalidArgument: bad options or payload (nothing is written).
         :raises DuplicateJobError: ``job_id`` already exists (it is left untouched).
         """
-        n = self._layouts.get(queue)
-        if n is None:  # not seen yet: publish as unpartitioned, the script refuses otherwise
-            validate_queue_name(queue)
-        opts = p.JobOptions(
+        routing = self.routing
+        opts = enqueue.JobOptions(
             max_attempts=max_attempts, timeout_ms=timeout_ms, backoff_ms=backoff_ms,
             due_ms=due_ms, delay_ms=delay_ms, gid=gid, group_limit=group_limit,
         )
-        jid = p.new_job_id() if job_id is None else validate_job_id(job_id)
+        jid = new_job_id() if job_id is None else validate_job_id(job_id)
         data = encode_payload(payload, self.max_payload_bytes)
-        args = [p.check_now(now_ms), 1, *p.enqueue_fields(jid, data, opts)]
-        if n:
-            await self._publish_to(queue, n, jid, job_id is not None, args, opts.gid)
-            return jid
+        args = enqueue.args(check_now(now_ms), enqueue.job_fields(jid, data, opts))
+        target = routing.publish_target(queue, opts.gid, job_id)
         try:
-            p.parse_ok("enqueue", await self._runner.call(_ENQUEUE, self._anchor(queue), args),
-                       jid)
+            enqueue.parse(await routing.call(enqueue.ENQUEUE, target, args), jid)
         except PartitionError as exc:  # a partitioned queue (nothing was written)
-            if exc.code != "PARTITIONED":
+            if exc.code != "PARTITIONED" or target != queue:
                 raise
-            n = await self._read_layout(queue)
-            await self._publish_to(queue, n, jid, job_id is not None, args, opts.gid)
+            await routing.read_layout(queue)
+            target = routing.publish_target(queue, opts.gid, job_id)
+            enqueue.parse(await routing.call(enqueue.ENQUEUE, target, args), jid)
         else:
-            if n is None:
-                self._known_unpartitioned(queue)
+            if target == queue:
+                routing.note_unpartitioned(queue)
         return jid
 
     async def publish_json(self, queue: str, payload: Any, **options: Any) -> str:
@@ -273,69 +281,88 @@ class AsyncOmniq(PartitionedOps):
         1,000, each chunk all-or-nothing; a duplicate id raises
         :class:`DuplicateJobError` and no job of its chunk is written. On a partitioned
         queue each partition gets its own calls (in the same round trip); partitions
-        cannot be written atomically together, so when one refuses, the others' jobs
-        may be written: the exception's ``published_ids`` lists them.
+        cannot be written atomically together, so when some are refused after others
+        were written, :class:`~omniq.errors.PartialPublishError` says which ids were.
         """
-        n = self._layouts.get(queue)
-        if n is None:  # not seen yet: publish as unpartitioned, the script refuses otherwise
-            validate_queue_name(queue)
-        now = p.check_now(now_ms)
+        routing = self.routing
+        now = check_now(now_ms)
         defaults: dict[str, Any] = {
             "max_attempts": max_attempts, "timeout_ms": timeout_ms, "backoff_ms": backoff_ms,
             "gid": gid, "group_limit": group_limit, "delay_ms": delay_ms,
         }
-        base_opts = p.JobOptions(**defaults)
+        base_opts = enqueue.JobOptions(**defaults)
         ids: list[str] = []
         fields: list[Any] = []
         seen: set[str] = set()
-        routes: list[tuple[str, bool]] = []
+        routes: list[tuple[str, str | None]] = []  # per job: gid, explicit id
         limit = self.max_payload_bytes
         for job in jobs:
-            explicit = False
+            explicit: str | None = None
             if isinstance(job, JobSpec):
-                explicit = job.job_id is not None
-                jid = p.new_job_id() if job.job_id is None else validate_job_id(job.job_id)
-                given = {
-                    k: getattr(job, k)
-                    for k in ("max_attempts", "timeout_ms", "backoff_ms", "gid", "group_limit",
-                              "delay_ms", "due_ms")
-                    if getattr(job, k) is not None
-                }
-                opts = p.JobOptions(**{**defaults, **given}) if given else base_opts
+                explicit = job.job_id
+                jid = new_job_id() if job.job_id is None else validate_job_id(job.job_id)
+                given = {k: getattr(job, k) for k in _SPEC_OPTIONS if getattr(job, k) is not None}
+                opts = enqueue.JobOptions(**{**defaults, **given}) if given else base_opts
                 payload = job.payload
                 if not isinstance(payload, dict | list):
                     payload = to_json_value(payload)
             else:
-                jid, opts, payload = p.new_job_id(), base_opts, job
+                jid, opts, payload = new_job_id(), base_opts, job
             if jid in seen:
                 raise DuplicateJobError("publish_many", "DUPLICATE", "repeated in batch", jid)
             seen.add(jid)
             ids.append(jid)
             routes.append((opts.gid, explicit))
-            fields.extend(p.enqueue_fields(jid, encode_payload(payload, limit), opts))
+            fields.extend(enqueue.job_fields(jid, encode_payload(payload, limit), opts))
         if not ids:
             return ids
-        if n:
-            await self._publish_many_to(queue, n, now, ids, fields, routes, PUBLISH_CHUNK)
-            return ids
-        anchor = self._anchor(queue)
-        step = PUBLISH_CHUNK * p.ENQUEUE_FIELDS
-        calls: list[Call] = []
-        for start in range(0, len(fields), step):
-            chunk = fields[start : start + step]
-            calls.append((_ENQUEUE, anchor, [now, len(chunk) // p.ENQUEUE_FIELDS, *chunk]))
         try:
-            for reply in await self._call_all(calls):
-                p.parse_ok("publish_many", reply)
+            await self._enqueue_routed(queue, now, ids, fields, routes)
         except PartitionError as exc:  # a partitioned queue: every chunk was refused
             if exc.code != "PARTITIONED":
                 raise
-            n = await self._read_layout(queue)
-            await self._publish_many_to(queue, n, now, ids, fields, routes, PUBLISH_CHUNK)
-        else:
-            if n is None:
-                self._known_unpartitioned(queue)
+            await routing.read_layout(queue)
+            await self._enqueue_routed(queue, now, ids, fields, routes)
         return ids
+
+    async def _enqueue_routed(
+        self, queue: str, now: int, ids: list[str], fields: list[Any],
+        routes: list[tuple[str, str | None]],
+    ) -> None:
+        """Send the jobs of ``publish_many`` to their physical queues, one round trip."""
+        routing = self.routing
+        by_target: dict[str, list[int]] = {}
+        for k, (gid, explicit) in enumerate(routes):
+            by_target.setdefault(routing.publish_target(queue, gid, explicit), []).append(k)
+        f = ENQUEUE_FIELDS
+        calls: list[QueueCall] = []
+        call_ids: list[list[str]] = []
+        for target, idx in by_target.items():
+            if len(by_target) == 1:
+                sel_fields = fields
+            else:
+                sel_fields = [x for k in idx for x in fields[k * f : (k + 1) * f]]
+            for start, args in zip(range(0, len(idx), PUBLISH_CHUNK),
+                                   enqueue.chunks(now, sel_fields), strict=True):
+                calls.append((enqueue.ENQUEUE, target, args))
+                call_ids.append([ids[k] for k in idx[start : start + PUBLISH_CHUNK]])
+        replies = await routing.call_all_results(calls)
+        errors: list[OmniqError] = []
+        written: list[str] = []
+        for reply, jids in zip(replies, call_ids, strict=True):
+            try:
+                if isinstance(reply, BaseException):
+                    raise reply
+                enqueue.parse(reply)
+                written += jids
+            except OmniqError as exc:
+                errors.append(exc)
+        if errors:
+            if written:  # partitions cannot be written atomically together
+                raise PartialPublishError(written, errors) from errors[0]
+            raise errors[0]
+        if list(by_target) == [queue]:
+            routing.note_unpartitioned(queue)
 
     # -- consuming ---------------------------------------------------------------------
 
@@ -381,18 +408,11 @@ class AsyncOmniq(PartitionedOps):
         On a partitioned queue the batch is filled from several partitions, starting at a
         partition that rotates on every call; each job's ``queue`` is its partition.
         """
-        n = await self._layout(queue)
-        count = p.check_positive(count, "count")
-        if count > 1000:
-            raise InvalidArgument("count must be at most 1000")
-        if n:
-            _, res = await self._reserve_across(
-                queue, self._parts(queue, n), count, {}, p.check_now(now_ms))
-            assert res is not None
-            return res
-        anchor = self._anchor(queue)
-        reply = await self._runner.call(_RESERVE, anchor, (p.check_now(now_ms), count))
-        return p.parse_reserve(queue, reply)
+        t = await self.routing.targets(queue)
+        _, res = await self.routing.reserve(
+            t, leasing.check_reserve_count(count), {}, check_now(now_ms))
+        assert res is not None  # a count >= 1 always gives a reservation
+        return res
 
     async def heartbeat(
         self, queue: str, job_id: str, lease_token: str, *, now_ms: int = 0
@@ -401,13 +421,11 @@ class AsyncOmniq(PartitionedOps):
 
         :raises LeaseLost: the lease is no longer held by this token.
         """
-        self._lease_queue(queue)
-        anchor = self._anchor(queue)
-        _lease_id(job_id)
-        reply = await self._runner.call(
-            _HEARTBEAT, anchor, (p.check_now(now_ms), 1, job_id, lease_token)
-        )
-        result = p.parse_heartbeats(reply, (job_id,))[0]
+        self.routing.check_lease_queue(queue)
+        lease_id(job_id)
+        args = leasing.heartbeat_args(check_now(now_ms), [(job_id, lease_token)])
+        reply = await self.routing.call(leasing.HEARTBEAT, queue, args)
+        result = leasing.parse_heartbeats(reply, (job_id,))[0]
         if isinstance(result, ScriptError):
             raise result
         return result
@@ -419,35 +437,22 @@ class AsyncOmniq(PartitionedOps):
 
         Returns, in order, the new ``lock_until_ms`` or the error (``LeaseLost``) of each.
         """
-        now = p.check_now(now_ms)
+        now = check_now(now_ms)
         by_queue: dict[str, list[int]] = {}
         for i, (queue, _job_id, _token) in enumerate(leases):
             by_queue.setdefault(queue, []).append(i)
-        for queue in by_queue:
-            self._lease_queue(queue)
-        calls: list[Call] = []
+        calls: list[QueueCall] = []
         for queue, idx in by_queue.items():
-            args: list[Any] = [now, len(idx)]
-            for i in idx:
-                args += (leases[i][1], leases[i][2])
-            calls.append((_HEARTBEAT, self._anchor(queue), args))
-        replies = await self._call_all(calls)
+            self.routing.check_lease_queue(queue)
+            pairs = [(leases[i][1], leases[i][2]) for i in idx]
+            calls.append((leasing.HEARTBEAT, queue, leasing.heartbeat_args(now, pairs)))
+        replies = await self.routing.call_all(calls) if calls else []
         out: list[int | ScriptError] = [0] * len(leases)
-        for (_queue, idx), reply in zip(by_queue.items(), replies, strict=True):
-            parsed = p.parse_heartbeats(reply, [leases[i][1] for i in idx])
+        for idx, reply in zip(by_queue.values(), replies, strict=True):
+            parsed = leasing.parse_heartbeats(reply, [leases[i][1] for i in idx])
             for i, r in zip(idx, parsed, strict=True):
                 out[i] = r
         return out
-
-    async def _call_all(self, calls: Sequence[Call]) -> list[Any]:
-        if len(calls) == 1:
-            return [await self._runner.call(*calls[0])]
-        replies = await self._runner.call_many(calls)
-        for r in replies:
-            if isinstance(r, Exception):
-                with map_errors():
-                    raise r
-        return replies
 
     async def ack_success(
         self,
@@ -462,16 +467,13 @@ class AsyncOmniq(PartitionedOps):
 
         :raises LeaseLost: the lease was lost (the job will run again elsewhere).
         """
-        self._lease_queue(queue)
-        anchor = self._anchor(queue)
-        _lease_id(job_id)
+        self.routing.check_lease_queue(queue)
+        lease_id(job_id)
         data = b"" if result is None else encode_result(result, self.max_payload_bytes)
-        reply = await self._runner.call(
-            _ACK_SUCCESS,
-            anchor,
-            (job_id, p.check_now(now_ms), lease_token, data, self.keep_completed),
-        )
-        p.parse_ok("ack_success", reply, job_id)
+        args = leasing.ack_success_args(job_id, check_now(now_ms), lease_token, data,
+                                       self.retention.keep_completed)
+        reply = await self.routing.call(leasing.ACK_SUCCESS, queue, args)
+        leasing.parse_ack_success(reply, job_id)
 
     async def ack_fail(
         self,
@@ -489,17 +491,12 @@ class AsyncOmniq(PartitionedOps):
         ``error`` is stored as ``last_error`` (cut to 4096 bytes on a character boundary).
         :raises LeaseLost: the lease was lost.
         """
-        self._lease_queue(queue)
-        anchor = self._anchor(queue)
-        _lease_id(job_id)
-        text = "" if error is None else _truncate_error(str(error))
-        reply = await self._runner.call(
-            _ACK_FAIL,
-            anchor,
-            (job_id, p.check_now(now_ms), lease_token, text, "1" if final else "0",
-             self._keep_failed_arg),
-        )
-        return p.parse_fail(reply, job_id)
+        self.routing.check_lease_queue(queue)
+        lease_id(job_id)
+        text = "" if error is None else truncate_error(str(error))
+        args = leasing.ack_fail_args(job_id, check_now(now_ms), lease_token, text, final,
+                                    self.retention.keep_failed_arg)
+        return leasing.parse_fail(await self.routing.call(leasing.ACK_FAIL, queue, args), job_id)
 
     async def ack_reserve(
         self,
@@ -516,15 +513,13 @@ class AsyncOmniq(PartitionedOps):
         the error, and the reservation (None when ``reserve_count`` is 0). This is the
         worker's hot path. On a partitioned queue, ``queue`` is one partition.
         """
-        self._lease_queue(queue)
-        anchor = self._anchor(queue)
-        args: list[Any] = [p.check_now(now_ms), self.keep_completed, len(acks)]
-        for ack in acks:
-            kind = "S" if ack.ok else ("X" if ack.final else "F")
-            args += (ack.job_id, ack.lease_token, kind, ack.text)
-        args += (p.check_non_negative(reserve_count, "reserve_count"), self._keep_failed_arg)
-        reply = await self._runner.call(_ACK_RESERVE, anchor, args)
-        return p.parse_ack_reserve(queue, reply, [a.job_id for a in acks])
+        self.routing.check_lease_queue(queue)
+        count = check_non_negative(reserve_count, "reserve_count")
+        if count:
+            leasing.check_reserve_count(count)
+        outcomes, res = await self.routing.reserve(
+            Targets(queue, [queue]), count, {queue: acks} if acks else {}, check_now(now_ms))
+        return outcomes.get(queue, []), res
 
     # -- maintenance -------------------------------------------------------------------
 
@@ -533,27 +528,18 @@ class AsyncOmniq(PartitionedOps):
     ) -> int:
         """Move delayed jobs that are due to their lane; returns how many moved
         (on a partitioned queue: at most ``max_promote`` per partition, summed)."""
-        n = await self._layout(queue)
-        args = (p.check_now(now_ms), p.check_positive(max_promote, "max_promote"))
-        if n:
-            replies = await self._fan_out(self._parts(queue, n), "promote_delayed", args)
-            return sum(p.parse_count("promote_delayed", r) for r in replies)
-        anchor = self._anchor(queue)
-        return p.parse_count("promote_delayed", await self._runner.call(
-            _S["promote_delayed"], anchor, args))
+        t = await self.routing.targets(queue)
+        args = admin.promote_args(check_now(now_ms), max_promote)
+        replies = await self.routing.call_each(t, admin.PROMOTE_DELAYED, args)
+        return sum(admin.parse_count("promote_delayed", r) for r in replies)
 
     async def reap_expired(self, queue: str, *, max_reap: int = 1000, now_ms: int = 0) -> int:
         """Retry or fail jobs whose lease expired; returns how many were reaped
         (on a partitioned queue: at most ``max_reap`` per partition, summed)."""
-        n = await self._layout(queue)
-        args = (p.check_now(now_ms), p.check_positive(max_reap, "max_reap"),
-                self._keep_failed_arg)
-        if n:
-            replies = await self._fan_out(self._parts(queue, n), "reap_expired", args)
-            return sum(p.parse_count("reap_expired", r) for r in replies)
-        anchor = self._anchor(queue)
-        return p.parse_count("reap_expired", await self._runner.call(
-            _S["reap_expired"], anchor, args))
+        t = await self.routing.targets(queue)
+        args = admin.reap_args(check_now(now_ms), max_reap, self.retention.keep_failed_arg)
+        replies = await self.routing.call_each(t, admin.REAP_EXPIRED, args)
+        return sum(admin.parse_count("reap_expired", r) for r in replies)
 
     # -- pause -------------------------------------------------------------------------
 
@@ -561,31 +547,21 @@ class AsyncOmniq(PartitionedOps):
         """Stop new reservations on the queue (running and delayed jobs are untouched).
 
         A partitioned queue is paused partition by partition (one round trip)."""
-        n = await self._layout(queue)
-        if n:
-            for r in await self._fan_out(self._parts(queue, n), "pause", ()):
-                p.parse_ok("pause", r)
-            return
-        p.parse_ok("pause", await self._runner.call(_S["pause"], self._anchor(queue), ()))
+        t = await self.routing.targets(queue)
+        for r in await self.routing.call_each(t, admin.PAUSE, ()):
+            admin.parse_pause(r)
 
     async def resume(self, queue: str) -> bool:
         """Allow reservations again; returns whether the queue (any partition) was paused."""
-        n = await self._layout(queue)
-        if n:
-            replies = await self._fan_out(self._parts(queue, n), "resume", ())
-            return any([p.parse_ok("resume", r)[1] == "1" for r in replies])
-        r = p.parse_ok("resume", await self._runner.call(_S["resume"], self._anchor(queue), ()))
-        return r[1] == "1"
+        t = await self.routing.targets(queue)
+        replies = await self.routing.call_each(t, admin.RESUME, ())
+        return any([admin.parse_resume(r) for r in replies])
 
     async def is_paused(self, queue: str) -> bool:
         """Whether the queue (on a partitioned queue: any partition) is paused."""
-        n = await self._layout(queue)
-        if n:
-            flags = await self._pipe_each(self._parts(queue, n), _exists_paused)
-            return any(flags)
-        key = QueueKeys(queue).paused
-        with map_errors():
-            return bool(await self.redis.exists(key))
+        t = await self.routing.targets(queue)
+        rows = await self.routing.read_each(t.parts, lambda k: [("EXISTS", k.paused)])
+        return any(bool(row[0]) for row in rows)
 
     # -- admin -------------------------------------------------------------------------
 
@@ -594,31 +570,24 @@ class AsyncOmniq(PartitionedOps):
 
         :raises JobNotFound: no such job. :raises LaneMismatch: it is not failed.
         """
-        n = await self._layout(queue)
+        t = await self.routing.targets(queue)
         validate_job_id(job_id)
-        if n:
-            queue = await self._job_partition(self._parts(queue, n), job_id, "failed")
-        anchor = self._anchor(queue)
-        reply = await self._runner.call(_S["retry_failed"], anchor, (job_id, p.check_now(now_ms)))
-        p.parse_ok("retry_failed", reply, job_id)
+        now = check_now(now_ms)
+        part = await self.routing.job_partition(t, job_id, "failed")
+        reply = await self.routing.call(admin.RETRY_FAILED, part,
+                                        admin.retry_failed_args(job_id, now))
+        admin.parse_retry_failed(reply, job_id)
 
     async def retry_failed_batch(
         self, queue: str, job_ids: Sequence[str], *, now_ms: int = 0
     ) -> list[BatchResult]:
         """retry_failed for up to 100 jobs atomically (on a partitioned queue: atomically per
         partition); one ``(job_id, status, reason)`` each."""
-        n = await self._layout(queue)
-        ids = p.check_batch(job_ids)
-        if not ids:
-            return []
-        now = p.check_now(now_ms)
-        if n:
-            return await self._batch_across(
-                self._parts(queue, n), "retry_failed_batch", ids, "failed",
-                lambda sel: (now, len(sel), *sel))
-        anchor = self._anchor(queue)
-        reply = await self._runner.call(_S["retry_failed_batch"], anchor, (now, len(ids), *ids))
-        return p.parse_batch("retry_failed_batch", reply)
+        t = await self.routing.targets(queue)
+        ids = check_batch(job_ids)
+        now = check_now(now_ms)
+        return await self._batch(t, admin.RETRY_FAILED_BATCH, ids, "failed",
+                                 lambda sel: admin.retry_batch_args(now, sel))
 
     async def remove_job(self, queue: str, job_id: str, lane: str, *, now_ms: int = 0) -> None:
         """Delete a job that is in ``lane`` (wait, delayed, failed, completed or gwait).
@@ -626,37 +595,44 @@ class AsyncOmniq(PartitionedOps):
         Active jobs are never removed. A refusal changes nothing.
         :raises JobNotFound: no such job. :raises LaneMismatch: not in that lane, or active.
         """
-        n = await self._layout(queue)
+        t = await self.routing.targets(queue)
         validate_job_id(job_id)
-        lane = p.check_lane(lane)
-        if n:
-            queue = await self._job_partition(
-                self._parts(queue, n), job_id, self._lane_state(lane))
-        anchor = self._anchor(queue)
-        reply = await self._runner.call(
-            _S["remove_job"], anchor, (job_id, lane, p.check_now(now_ms))
-        )
-        p.parse_ok("remove_job", reply, job_id)
+        lane = check_lane(lane)
+        now = check_now(now_ms)
+        part = await self.routing.job_partition(t, job_id, admin.lane_state(lane))
+        reply = await self.routing.call(admin.REMOVE_JOB, part,
+                                        admin.remove_job_args(job_id, lane, now))
+        admin.parse_remove_job(reply, job_id)
 
     async def remove_jobs_batch(
         self, queue: str, lane: str, job_ids: Sequence[str], *, now_ms: int = 0
     ) -> list[BatchResult]:
         """remove_job for up to 100 jobs of one lane; one ``(job_id, status, reason)`` each."""
-        n = await self._layout(queue)
-        lane = p.check_lane(lane)
-        ids = p.check_batch(job_ids)
+        t = await self.routing.targets(queue)
+        lane = check_lane(lane)
+        ids = check_batch(job_ids)
+        now = check_now(now_ms)
+        return await self._batch(t, admin.REMOVE_JOBS_BATCH, ids, admin.lane_state(lane),
+                                 lambda sel: admin.remove_batch_args(lane, sel, now))
+
+    async def _batch(
+        self, t: Targets, script: Any, ids: list[str], want_state: str,
+        build: Callable[[list[str]], Sequence[Any]],
+    ) -> list[BatchResult]:
+        """A batch admin script, each id sent to the physical queue holding it."""
         if not ids:
             return []
-        now = p.check_now(now_ms)
-        if n:
-            return await self._batch_across(
-                self._parts(queue, n), "remove_jobs_batch", ids, self._lane_state(lane),
-                lambda sel: (lane, len(sel), *sel, now))
-        anchor = self._anchor(queue)
-        reply = await self._runner.call(
-            _S["remove_jobs_batch"], anchor, (lane, len(ids), *ids, now)
-        )
-        return p.parse_batch("remove_jobs_batch", reply)
+        by_part, missing = await self.routing.locate(t, ids, want_state)
+        out: list[BatchResult | None] = [None] * len(ids)
+        for i in missing:
+            out[i] = BatchResult(ids[i], "ERR", "NO_JOB")
+        calls: list[QueueCall] = [(script, part, build([ids[i] for i in idx]))
+                                  for part, idx in by_part.items()]
+        replies = await self.routing.call_all(calls) if calls else []
+        for idx, reply in zip(by_part.values(), replies, strict=True):
+            for i, r in zip(idx, admin.parse_batch(script.name, reply), strict=True):
+                out[i] = r
+        return [r for r in out if r is not None]
 
     # -- parent / child ----------------------------------------------------------------
 
@@ -669,20 +645,20 @@ class AsyncOmniq(PartitionedOps):
         :raises CounterError: ALREADY_INIT.
         """
         anchor = child_anchor(key)
-        ttl = p.check_non_negative(ttl_ms, "ttl_ms") or self.child_ttl_ms
-        args = (p.check_positive(expected, "expected"), ttl)
-        p.parse_ok("childs_init", await self._runner.call(_S["childs_init"], anchor, args))
+        ttl = check_non_negative(ttl_ms, "ttl_ms") or self.child_ttl_ms
+        args = children.childs_init_args(expected, ttl)
+        children.parse_childs_init(await self._runner.call(children.CHILDS_INIT, anchor, args))
 
     async def child_ack(self, key: str, child_id: str) -> int:
         """Count ``child_id`` as done (idempotent); returns how many children remain.
 
-        0 means every child is done, also for a late repeat after completion.
-        :raises CounterError: NO_COUNTER when the counter was never initialised.
+        0 means every child is done, also for a late repeat after completion; -1 means the
+        counter does not exist (never initialised, or expired), as in OmniQ v1.
         """
         anchor = child_anchor(key)
-        _lease_id(child_id)
-        r = p.parse_ok("child_ack", await self._runner.call(_S["child_ack"], anchor, (child_id,)))
-        return int(r[1])
+        lease_id(child_id)
+        return children.parse_child_ack(
+            await self._runner.call(children.CHILD_ACK, anchor, (child_id,)))
 
     # -- inspection --------------------------------------------------------------------
 
@@ -691,15 +667,13 @@ class AsyncOmniq(PartitionedOps):
 
         On a partitioned queue every partition is looked at (one round trip) and
         ``JobInfo.queue`` is the partition that holds the job."""
-        n = await self._layout(queue)
-        if n:
-            return await self._get_job_across(self._parts(queue, n), job_id)
-        key = QueueKeys(queue).job(validate_job_id(job_id))
-        with map_errors():
-            raw = await self.redis.hgetall(key)
-        if not raw:
-            return None
-        return job_info(queue, job_id, raw)
+        t = await self.routing.targets(queue)
+        jid = validate_job_id(job_id)
+        rows = await self.routing.read_each(t.parts, lambda k: [("HGETALL", k.job(jid))])
+        for part, row in zip(t.parts, rows, strict=True):
+            if row[0]:
+                return reads.job_info(part, job_id, row[0])
+        return None
 
     async def result(self, queue: str, job_id: str) -> Any:
         """The decoded result a handler returned for a completed job, or None."""
@@ -711,15 +685,8 @@ class AsyncOmniq(PartitionedOps):
 
         A partitioned queue sums its partitions (``last_*`` times: the latest; ``paused``:
         any partition); a partition name ``queue.pI`` gives that partition alone."""
-        n = await self._layout(queue)
-        if n:
-            return await self._stats_across(queue, self._parts(queue, n))
-        k = QueueKeys(queue)
-        with map_errors():
-            pipe = self.redis.pipeline(transaction=False)
-            stats_commands(pipe, k)
-            results = await pipe.execute()
-        return queue_stats_from(queue, results)
+        t = await self.routing.targets(queue)
+        return reads.combine_stats(queue, await self.routing.stats_each(t.parts))
 
     async def queues(self) -> list[str]:
         """Names of the queues on the server (found by their ``{name}:stats`` hashes).
@@ -731,12 +698,12 @@ class AsyncOmniq(PartitionedOps):
         with map_errors():
             async for key in self.redis.scan_iter(match="*:stats", count=1000, _type="hash"):
                 with contextlib.suppress(InvalidArgument):
-                    names.add(validate_queue_name(_base_name(key, ":stats")))
+                    names.add(_base_name(key, ":stats"))
             async for key in self.redis.scan_iter(match="*:partitions", count=1000,
                                                   _type="string"):
                 with contextlib.suppress(InvalidArgument):
-                    name = validate_queue_name(_base_name(key, ":partitions"))
-                    layouts[name] = await self._layout(name)
+                    name = _base_name(key, ":partitions")
+                    layouts[name] = len((await self.routing.targets(name)).parts)
         out: set[str] = set(layouts)
         for name in names:
             base, index = split_partition(name)
@@ -744,107 +711,33 @@ class AsyncOmniq(PartitionedOps):
                 out.add(name)
         return sorted(out)
 
+    # -- partitions --------------------------------------------------------------------
 
-STATS_READS = 9
+    async def partition_queue(self, queue: str, partitions: int) -> bool:
+        """Spread ``queue`` over ``partitions`` (1-1024) physical queues ``queue.p0`` ...
 
+        The layout is stored in Redis (``{queue}:partitions``) so every client sees it.
+        Declaring the same count again is a no-op (returns False; True when stored now).
+        A layout is permanent: re-partitioning would break FIFO per group for jobs in
+        flight, so a different count raises :class:`~omniq.errors.PartitionError`
+        (``PARTITION_CONFLICT``), and so does a queue that already holds jobs in its
+        unpartitioned form, or a plain queue already named like one of its partitions
+        (``QUEUE_NOT_EMPTY``): declare the layout before first use.
+        """
+        queue_base(queue)  # validates the name
+        return await self.routing.declare(queue, admin.check_partitions(partitions))
 
-def stats_commands(pipe: Any, k: QueueKeys) -> None:
-    """Queue the reads of :meth:`AsyncOmniq.stats` (``STATS_READS`` commands) on a pipeline."""
-    pipe.exists(k.paused)
-    pipe.llen(k.wait)
-    pipe.zcard(k.idx_wait)
-    pipe.zcard(k.active)
-    pipe.zcard(k.delayed)
-    pipe.llen(k.failed)
-    pipe.llen(k.completed)
-    pipe.zcard(k.groups_ready)
-    pipe.hmget(k.stats, "last_activity_ms", "last_enqueue_ms", "last_reserve_ms",
-               "last_finish_ms")
-
-
-def queue_stats_from(queue: str, results: Sequence[Any]) -> QueueStats:
-    """Build :class:`QueueStats` from the replies of :func:`stats_commands`."""
-    paused, wait, idx_wait, active, delayed, failed, completed, ready, times = results
-    total = max(int(idx_wait), int(wait))
-    t = [_opt_int(v) for v in times]
-    return QueueStats(
-        queue=queue, paused=bool(paused), waiting=int(wait), group_waiting=total - int(wait),
-        waiting_total=total, active=int(active), delayed=int(delayed), failed=int(failed),
-        completed_kept=int(completed), groups_ready=int(ready), last_activity_ms=t[0],
-        last_enqueue_ms=t[1], last_reserve_ms=t[2], last_finish_ms=t[3],
-    )
-
-
-def _exists_paused(pipe: Any, k: QueueKeys) -> None:
-    pipe.exists(k.paused)
+    async def queue_partitions(self, queue: str) -> list[str]:
+        """The physical queues of ``queue``: ``[queue]`` when it is not partitioned, else
+        ``[queue.p0, ..., queue.p<N-1>]`` (the layout is read once and cached)."""
+        return list((await self.routing.targets(queue)).parts)
 
 
 def _base_name(key: str | bytes, suffix: str) -> str:
-    """``{name}<suffix>`` -> ``name``."""
+    """``{name}<suffix>`` -> ``name`` (a valid queue name, else InvalidArgument)."""
     k = key.decode() if isinstance(key, bytes) else key
     name = k[: -len(suffix)]
     if name.startswith("{") and name.endswith("}"):
         name = name[1:-1]
+    queue_base(name)  # validates
     return name
-
-
-def check_limit(value: int) -> int:
-    """Validate a byte limit."""
-    return p.check_positive(value, "max_payload_bytes")
-
-
-def _lease_id(job_id: object) -> str:
-    """A job id as ``reserve`` returned it: any non-empty str. Other clients (the official
-    ones) create ids without our publish rules, and their jobs must still heartbeat and ack."""
-    if not isinstance(job_id, str) or not job_id:
-        raise InvalidArgument("job id must be a non-empty str")
-    return job_id
-
-
-def _opt_int(v: Any) -> int | None:
-    if v is None or v == "" or v == b"":
-        return None
-    try:
-        return int(v)
-    except ValueError:
-        return None
-
-
-def _opt_str(v: str | None) -> str | None:
-    return v if v else None
-
-
-def job_info(queue: str, job_id: str, raw: Mapping[Any, Any]) -> JobInfo:
-    """Build a :class:`JobInfo` from an HGETALL reply."""
-    f = {
-        (k.decode() if isinstance(k, bytes) else k): (
-            v.decode("utf-8", "replace") if isinstance(v, bytes) else v
-        )
-        for k, v in raw.items()
-    }
-    return JobInfo(
-        queue=queue,
-        job_id=f.get("id") or job_id,
-        state=f.get("state", ""),
-        payload_raw=f.get("payload", ""),
-        gid=_opt_str(f.get("gid")),
-        attempt=_opt_int(f.get("attempt")) or 0,
-        max_attempts=_opt_int(f.get("max_attempts")) or 0,
-        timeout_ms=_opt_int(f.get("timeout_ms")) or 0,
-        backoff_ms=_opt_int(f.get("backoff_ms")) or 0,
-        created_ms=_opt_int(f.get("created_ms")),
-        updated_ms=_opt_int(f.get("updated_ms")),
-        queued_ms=_opt_int(f.get("queued_ms")),
-        first_started_ms=_opt_int(f.get("first_started_ms")),
-        last_started_ms=_opt_int(f.get("last_started_ms")),
-        completed_ms=_opt_int(f.get("completed_ms")),
-        failed_ms=_opt_int(f.get("failed_ms")),
-        due_ms=_opt_int(f.get("due_ms")),
-        lock_until_ms=_opt_int(f.get("lock_until_ms")),
-        lease_token=_opt_str(f.get("lease_token")),
-        last_error=_opt_str(f.get("last_error")),
-        last_error_ms=_opt_int(f.get("last_error_ms")),
-        result_raw=_opt_str(f.get("result")),
-        fields=f,
-    )
-

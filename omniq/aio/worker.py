@@ -51,6 +51,7 @@ from redis.asyncio.cluster import ClusterPubSub
 
 from omniq._keys import QueueKeys, validate_queue_name
 from omniq.aio._connect import open_pubsub
+from omniq.aio._routing import Targets
 from omniq.aio.context import CheckCompletion, Exec, JobContext, SyncCheckCompletion, SyncExec
 from omniq.codec import encode_result, truncate_error
 from omniq.errors import ConnectionFailed, InvalidArgument, LeaseLost, OmniqError
@@ -159,7 +160,7 @@ class Worker:
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         # physical queues per priority level: [q] or the partitions [q.p0, ..., q.pN-1];
         # None until read from Redis (at the first reservation)
-        self._levels: list[list[str]] | None = None
+        self._levels: list[Targets] | None = None
         self._logical: dict[str, str] = {}  # physical queue -> the queue it was listed as
         self._levels_ready = asyncio.Event()
         self._wake_task: asyncio.Task[None] | None = None
@@ -357,41 +358,39 @@ class Worker:
     def _pending_count(self) -> int:
         return sum(len(v) for v in self._pending.values())
 
-    async def _resolve_levels(self) -> list[list[str]]:
-        levels = [await self.client.queue_partitions(q) for q in self.queues]
-        self._logical = {part: q for q, level in zip(self.queues, levels, strict=True)
-                         for part in level}
+    async def _resolve_levels(self) -> list[Targets]:
+        levels = [await self.client.routing.targets(q) for q in self.queues]
+        self._logical = {part: t.queue for t in levels for part in t.parts}
         self._levels = levels
         self._levels_ready.set()
         return levels
 
     async def _fill(self, free: int) -> tuple[int, bool]:
-        """Send pending acks and reserve up to ``free`` jobs, queues in priority order."""
+        """Send pending acks and reserve up to ``free`` jobs, queues in priority order.
+
+        Per queue: one ``ack_reserve`` call (a partitioned queue: one per partition with
+        acks or a share, in one round trip)."""
         levels = self._levels
         if levels is None:
             levels = await self._resolve_levels()
+        routing = self.client.routing
+        pending = self._pending
         got = 0
         paused = False
         want = 0 if self._stopping else free
-        for name, level in zip(self.queues, levels, strict=True):
-            if level != [name]:  # a partitioned queue
-                n, level_paused = await self._fill_partitions(level, max(want, 0))
-                got += n
-                want -= n
-                paused = paused or level_paused
-                continue
-            queue = level[0]
-            acks = self._pending.pop(queue, None) or []
+        for t in levels:
+            acks = {part: pending.pop(part) for part in t.parts if part in pending}
             if not acks and want <= 0:
                 continue
             try:
-                outcomes, res = await self.client.ack_reserve(queue, acks, max(want, 0))
+                outcomes, res = await routing.reserve(t, max(want, 0), acks, 0)
             except ConnectionFailed:
-                if acks:
-                    self._pending.setdefault(queue, [])[:0] = acks
+                for part, a in acks.items():  # not sent: they go with the next call
+                    pending.setdefault(part, [])[:0] = a
                 raise
-            for ack, outcome in zip(acks, outcomes, strict=True):
-                self._log_ack(queue, ack, outcome)
+            for part, a in acks.items():
+                for ack, outcome in zip(a, outcomes.get(part, ()), strict=True):
+                    self._log_ack(part, ack, outcome)
             if res is None:
                 continue
             if res.status == "JOB":
@@ -402,27 +401,6 @@ class Worker:
             elif res.status == "PAUSED":
                 paused = True
         return got, paused
-
-    async def _fill_partitions(self, parts: list[str], want: int) -> tuple[int, bool]:
-        """The partitions of one logical queue: acks and reservations in one round trip."""
-        acks = {part: self._pending.pop(part) for part in parts if part in self._pending}
-        if not acks and want <= 0:
-            return 0, False
-        try:
-            outcomes, res = await self.client._reserve_across(
-                self._logical[parts[0]], parts, want, acks, 0)
-        except ConnectionFailed:
-            for part, a in acks.items():
-                self._pending.setdefault(part, [])[:0] = a
-            raise
-        for part, a in acks.items():
-            for ack, outcome in zip(a, outcomes.get(part, ()), strict=True):
-                self._log_ack(part, ack, outcome)
-        if res is None:
-            return 0, False
-        for job in res.jobs:
-            self._launch(job)
-        return len(res.jobs), res.status == "PAUSED"
 
     def _log_ack(self, queue: str, ack: Ack, outcome: Any) -> None:
         if isinstance(outcome, OmniqError):
@@ -639,8 +617,8 @@ class Worker:
         if levels is None:
             return
         changed = False
-        for i, q in enumerate(self.queues):
-            if levels[i] == [q] and await self.client._read_layout(q):
+        for t in levels:
+            if not t.partitioned and await self.client.routing.read_layout(t.queue):
                 changed = True
         if changed:
             await self._resolve_levels()
@@ -659,7 +637,7 @@ class Worker:
     async def _wake_loop(self) -> None:
         await self._levels_ready.wait()
         assert self._levels is not None
-        channels = [QueueKeys(q).wake for level in self._levels for q in level]
+        channels = [QueueKeys(q).wake for t in self._levels for q in t.parts]
         backoff = 0.1
         while True:
             pubsub: PubSub | ClusterPubSub | None = None

@@ -11,10 +11,10 @@ if now == nil then return err('BAD_ARGS', 'now_ms') end
 local keep = int(ARGV[2])
 if keep == nil or keep < 0 then return err('BAD_ARGS', 'keep_completed') end
 local n = int(ARGV[3])
-if n == nil or n < 0 or n > 10000 then return err('BAD_ARGS', 'count') end
+if n == nil or n < 0 or n > MAX_ACKS then return err('BAD_ARGS', 'count') end
 if #ARGV ~= 4 + 4 * n and #ARGV ~= 5 + 4 * n then return err('BAD_ARGS', 'argument count') end
 local count = int(ARGV[4 + 4 * n])
-if count == nil or count < 0 or count > 1000 then return err('BAD_ARGS', 'reserve_count') end
+if count == nil or count < 0 or count > MAX_RESERVE then return err('BAD_ARGS', 'reserve_count') end
 local keep_failed = keep_failed_arg(ARGV[5 + 4 * n])
 if keep_failed == nil then return err('BAD_ARGS', 'keep_failed') end
 for i = 0, n - 1 do

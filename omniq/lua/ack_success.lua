@@ -4,7 +4,7 @@
 local now = clock(ARGV[2])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
 if not lease_id(ARGV[1]) then return err('BAD_JOB_ID') end
-local keep = int(ARGV[5] or '100')
+local keep = int(ARGV[5] or fmt(DEFAULT_KEEP_COMPLETED))
 if keep == nil or keep < 0 then return err('BAD_ARGS', 'keep_completed') end
 local code = ack_success_one(ARGV[1], ARGV[3], now, ARGV[4], keep)
 if code then return err(code) end

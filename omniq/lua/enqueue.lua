@@ -1,14 +1,13 @@
 -- enqueue: publish one or more jobs into one queue, all or nothing.
--- ARGV: now_ms, count, then per job 8 fields:
+-- ARGV: now_ms, count, then per job ENQUEUE_FIELDS (9) fields:
 --   job_id, payload, max_attempts, timeout_ms, backoff_ms, due_ms, delay_ms, gid, group_limit
--- (9 fields; due_ms is absolute, delay_ms relative to now; at most one is non-zero)
+-- (due_ms is absolute, delay_ms relative to now; at most one is non-zero)
 -- Reply: {'OK', n} | {'ERR', code, detail}
-local FIELDS = 9
 local now = clock(ARGV[1])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
 local n = int(ARGV[2])
 if n == nil or n < 1 then return err('BAD_ARGS', 'count') end
-if #ARGV ~= 2 + n * FIELDS then return err('BAD_ARGS', 'argument count') end
+if #ARGV ~= 2 + n * ENQUEUE_FIELDS then return err('BAD_ARGS', 'argument count') end
 -- a logical queue that was partitioned takes jobs only in its partitions "{name.pI}"
 -- (a client with a stale layout cache re-reads it on this refusal)
 if redis.call('EXISTS', B .. ':partitions') == 1 then return err('PARTITIONED') end
@@ -17,7 +16,7 @@ if redis.call('EXISTS', B .. ':partitions') == 1 then return err('PARTITIONED') 
 local seen = {}
 local parsed = {}  -- per job: max_attempts, timeout_ms, backoff_ms (as stored), due, group_limit
 for i = 0, n - 1 do
-  local o = 2 + i * FIELDS
+  local o = 2 + i * ENQUEUE_FIELDS
   local id = ARGV[o + 1]
   if not valid_id(id) then return err('BAD_JOB_ID', tostring(i)) end
   if seen[id] then return err('DUPLICATE', id) end
@@ -44,7 +43,7 @@ local ready, delayed = 0, 0
 local grouped = false
 local sn = fmt(now)
 for i = 0, n - 1 do
-  local o = 2 + i * FIELDS
+  local o = 2 + i * ENQUEUE_FIELDS
   local id, gid = ARGV[o + 1], ARGV[o + 8]
   local job = parsed[i]
   local due, gl = job[4], job[5]

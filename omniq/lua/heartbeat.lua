@@ -4,7 +4,7 @@
 local now = clock(ARGV[1])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
 local n = int(ARGV[2])
-if n == nil or n < 1 or n > 10000 then return err('BAD_ARGS', 'count') end
+if n == nil or n < 1 or n > MAX_LEASES then return err('BAD_ARGS', 'count') end
 if #ARGV ~= 2 + 2 * n then return err('BAD_ARGS', 'argument count') end
 local out = {'OK', fmt(n)}
 for i = 0, n - 1 do

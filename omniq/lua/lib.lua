@@ -5,6 +5,28 @@
 -- "{name}" so the whole queue lives in one cluster slot.
 -- All time arguments are integer milliseconds. A now_ms of "0" or "" means "server clock".
 
+-- Limits shared with omniq/_limits.py (one owner each: tests/core/test_limits.py checks
+-- that both sides agree). Numeric constants are linked into every script, the standalone
+-- parent/child scripts included.
+local MAX_INT = 9007199254740991
+local MAX_ID_LENGTH = 256
+local MAX_BATCH = 100
+local MAX_ERROR_BYTES = 4096
+local MAX_RESERVE = 1000
+local MAX_LEASES = 10000
+local MAX_ACKS = 10000
+local MAX_PARTITIONS = 1024
+-- Most failed jobs one call trims (keep_failed): a large backlog shrinks over several
+-- calls instead of blocking the server in one.
+local MAX_FAILED_TRIM = 1000
+-- Lease length for a job whose stored timeout_ms is missing or <= 0 (the v1 rule).
+local FALLBACK_LEASE_MS = 60000
+local DEFAULT_KEEP_COMPLETED = 100
+local ENQUEUE_FIELDS = 9
+-- Lua side only: bounds on the work of one reservation.
+local MAX_GROUP_POPS = 10
+local MAX_ORPHAN_SKIPS = 100
+
 local ANCHOR = KEYS[1]
 local B = ANCHOR
 if string.sub(B, -5) == ':meta' then B = string.sub(B, 1, -6) end
@@ -30,14 +52,6 @@ local K_IDX_FAILED = B .. ':idx:failed'
 local K_LEASES = B .. ':leases'
 local WAKE_CHANNEL = B .. ':wake'
 
-local DEFAULT_TIMEOUT_MS = 60000
-local MAX_GROUP_POPS = 10
-local MAX_ORPHAN_SKIPS = 100
-local MAX_ERR_BYTES = 4096
-local MAX_BATCH = 100
--- Most failed jobs one call trims (keep_failed): a large backlog shrinks over several
--- calls instead of blocking the server in one.
-local MAX_FAILED_TRIM = 1000
 
 local wake_needed = false
 -- last_*_ms stats fields to set with the stats write at the end of the script
@@ -64,7 +78,7 @@ end
 local function int(v)
   if type(v) ~= 'string' or not string.find(v, '^%-?%d+$') then return nil end
   local n = tonumber(v)
-  if n == nil or n > 9007199254740991 or n < -9007199254740991 then return nil end
+  if n == nil or n > MAX_INT or n < -MAX_INT then return nil end
   return n
 end
 
@@ -94,7 +108,7 @@ local function clock(v)
 end
 
 local function valid_id(id)
-  return id ~= nil and id ~= '' and #id <= 256 and not string.find(id, '%c')
+  return id ~= nil and id ~= '' and #id <= MAX_ID_LENGTH and not string.find(id, '%c')
 end
 
 -- An id that reserve handed out: any non-empty string. Other clients (the official ones)
@@ -203,7 +217,7 @@ local function lease(id, gid, now)
   end
   if h[1] ~= 'wait' then return nil end
   local timeout = tonumber(h[5]) or 0
-  if timeout <= 0 then timeout = DEFAULT_TIMEOUT_MS end
+  if timeout <= 0 then timeout = FALLBACK_LEASE_MS end
   local attempt = (tonumber(h[3]) or 0) + 1
   local lock = now + timeout
   local seq = redis.call('INCR', K_SEQ)
@@ -221,6 +235,7 @@ local function lease(id, gid, now)
   redis.call('ZREM', K_IDX_WAIT, id)
   redis.call('ZADD', K_IDX_ACTIVE, now, id)
   if gid ~= '' then redis.call('HSET', K_LEASES, id, gid) end
+  -- the RESERVE_FIELDS (8) values of one job in a reservation reply
   return {id, h[2] or '', fmt(lock), fmt(attempt), h[4] or '', gid, token, fmt(timeout)}
 end
 
@@ -361,10 +376,10 @@ local function end_lease(id, gid, now)
   if gid and gid ~= '' then release_group(gid, now) end
 end
 
--- Cut text to at most MAX_ERR_BYTES without splitting a UTF-8 character (fixes D8).
+-- Cut text to at most MAX_ERROR_BYTES without splitting a UTF-8 character (fixes D8).
 local function cut_utf8(s)
-  if #s <= MAX_ERR_BYTES then return s end
-  local i = MAX_ERR_BYTES
+  if #s <= MAX_ERROR_BYTES then return s end
+  local i = MAX_ERROR_BYTES
   local b = string.byte(s, i + 1)
   while i > 0 and b ~= nil and b >= 128 and b < 192 do
     b = string.byte(s, i)

@@ -5,7 +5,7 @@
 --        | {'ERR', 'QUEUE_NOT_EMPTY', jobs} | {'ERR', 'BAD_ARGS', detail}
 if #ARGV ~= 1 then return err('BAD_ARGS', 'argument count') end
 local n = int(ARGV[1])
-if n == nil or n < 1 or n > 1024 then return err('BAD_ARGS', 'partitions') end
+if n == nil or n < 1 or n > MAX_PARTITIONS then return err('BAD_ARGS', 'partitions') end
 local K_LAYOUT = B .. ':partitions'
 local stored = redis.call('GET', K_LAYOUT)
 if stored then

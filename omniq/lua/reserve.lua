@@ -5,7 +5,7 @@
 local now = clock(ARGV[1])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
 local count = int(ARGV[2] or '1')
-if count == nil or count < 1 or count > 1000 then return err('BAD_ARGS', 'count') end
+if count == nil or count < 1 or count > MAX_RESERVE then return err('BAD_ARGS', 'count') end
 local out = {}
 if reserve_into(out, count, now) > 0 then finish(now) end
 return out

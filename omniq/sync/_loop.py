@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from omniq.errors import OmniqError
+from omniq.errors import SyncClientError
 
 if TYPE_CHECKING:
     from omniq.aio.client import AsyncOmniq
@@ -37,12 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["LoopThread", "SyncClientError", "abandon"]
 
 T = TypeVar("T")
-
-
-class SyncClientError(OmniqError, RuntimeError):
-    """The blocking client was used where it cannot work: inside a running event loop,
-    after :meth:`~omniq.sync.client.OmniqClient.close`, or in a forked child when it
-    wraps a caller's ``AsyncOmniq``."""
 
 
 _ORPHANS: list[LoopThread] = []  # inherited through fork(): kept alive, never touched

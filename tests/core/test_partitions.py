@@ -21,6 +21,7 @@ from omniq import (
     JobNotFound,
     JobSpec,
     LaneMismatch,
+    PartialPublishError,
     PartitionError,
 )
 from omniq._keys import partition_index, partition_name, split_partition
@@ -187,8 +188,10 @@ async def test_publish_many_reports_what_other_partitions_wrote(omniq, raw):
     for p in range(N):
         jid = next(f"id{i}" for i in range(1000) if part_of(f"id{i}") == p)
         specs.append(JobSpec(payload={"p": p}, job_id=jid))
-    with pytest.raises(DuplicateJobError) as err:
+    with pytest.raises(PartialPublishError) as err:
         await omniq.publish_many("pm", specs)
+    assert isinstance(err.value.__cause__, DuplicateJobError)
+    assert [type(e) for e in err.value.errors] == [DuplicateJobError]
     written = err.value.published_ids
     expect = [s.job_id for s in specs[1:] if part_of(s.job_id) != dup_part]
     assert sorted(written) == sorted(expect)

@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from omniq import _protocol as p
 from omniq._keys import (
     QueueKeys,
     child_anchor,
@@ -19,9 +18,10 @@ from omniq._keys import (
     validate_job_id,
     validate_queue_name,
 )
+from omniq._limits import ENQUEUE_FIELDS, MAX_DEPTH
+from omniq._protocol import admin, common, enqueue, leases
 from omniq._scripts import SCRIPTS
 from omniq.codec import (
-    MAX_DEPTH,
     decode_payload,
     encode_payload,
     encode_result,
@@ -36,6 +36,7 @@ from omniq.errors import (
     LaneMismatch,
     LeaseLost,
     OmniqError,
+    ProtocolError,
     ScriptError,
 )
 from omniq.types import BatchResult, FailOutcome
@@ -97,10 +98,10 @@ def test_identifiers():
 
 
 def test_job_options_and_fields():
-    o = p.JobOptions(max_attempts=3, timeout_ms=100, backoff_ms=0, delay_ms=5, gid=" g ",
+    o = enqueue.JobOptions(max_attempts=3, timeout_ms=100, backoff_ms=0, delay_ms=5, gid=" g ",
                      group_limit=2)
-    assert p.enqueue_fields("id", b"{}", o) == ["id", b"{}", 3, 100, 0, 0, 5, "g", 2]
-    assert len(p.enqueue_fields("id", b"{}", o)) == p.ENQUEUE_FIELDS
+    assert enqueue.job_fields("id", b"{}", o) == ["id", b"{}", 3, 100, 0, 0, 5, "g", 2]
+    assert len(enqueue.job_fields("id", b"{}", o)) == ENQUEUE_FIELDS
     for bad in (
         {"max_attempts": 0},
         {"timeout_ms": 0},
@@ -112,29 +113,29 @@ def test_job_options_and_fields():
     ):
         kw = {"max_attempts": 1, "timeout_ms": 1, "backoff_ms": 0, **bad}
         with pytest.raises(InvalidArgument):
-            p.JobOptions(**kw)
+            enqueue.JobOptions(**kw)
 
 
 def test_checks():
-    assert p.check_now(0) == 0
+    assert common.check_now(0) == 0
     with pytest.raises(InvalidArgument):
-        p.check_now(-1)
-    assert p.check_lane("gwait") == "gwait"
+        common.check_now(-1)
+    assert common.check_lane("gwait") == "gwait"
     with pytest.raises(InvalidArgument):
-        p.check_lane("active")
-    assert p.check_batch(("a", "b")) == ["a", "b"]
-    assert p.check_batch([]) == []
-    assert len(p.check_batch(["x"] * 100)) == 100
+        common.check_lane("active")
+    assert common.check_batch(("a", "b")) == ["a", "b"]
+    assert common.check_batch([]) == []
+    assert len(common.check_batch(["x"] * 100)) == 100
     with pytest.raises(InvalidArgument):
-        p.check_batch(["x"] * 101)
+        common.check_batch(["x"] * 101)
     with pytest.raises(InvalidArgument):
-        p.check_batch("ab")
+        common.check_batch("ab")
     with pytest.raises(InvalidArgument):
-        p.check_batch(["ok", " bad"])
+        common.check_batch(["ok", " bad"])
 
 
 def test_new_job_id():
-    ids = {p.new_job_id() for _ in range(100)}
+    ids = {common.new_job_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", i) for i in ids)
 
@@ -143,16 +144,18 @@ def test_new_job_id():
 
 
 def test_texts():
-    assert p.texts([b"OK", "x", 3, b"\xff"]) == ["OK", "x", "3", "\ufffd"]
+    assert common.texts([b"OK", "x", 3, b"\xff"]) == ["OK", "x", "3", "\ufffd"]
     with pytest.raises(OmniqError):
-        p.texts(b"OK")
+        common.texts(b"OK")
 
 
 def test_parse_ok_and_errors():
-    assert p.parse_ok("op", [b"OK", b"1"]) == ["OK", "1"]
-    assert p.parse_count("op", ["OK", "7"]) == 7
-    with pytest.raises(OmniqError):
-        p.parse_ok("op", ["WEIRD"])
+    assert common.parse_ok("op", [b"OK", b"1"]) == ["OK", "1"]
+    assert common.parse_count("op", ["OK", "7"]) == 7
+    with pytest.raises(ProtocolError):
+        common.parse_ok("op", ["WEIRD"])
+    with pytest.raises(ProtocolError):
+        common.texts("not a list")
     cases = {
         "TOKEN_MISMATCH": LeaseLost,
         "NOT_ACTIVE": LeaseLost,
@@ -169,14 +172,14 @@ def test_parse_ok_and_errors():
     }
     for code, cls in cases.items():
         with pytest.raises(cls) as ei:
-            p.parse_ok("op", ["ERR", code], "jid")
+            common.parse_ok("op", ["ERR", code], "jid")
         assert type(ei.value) is cls
         assert ei.value.code == code
         assert ei.value.job_id == "jid"
         assert code in str(ei.value)
     for code in ("BAD_ARGS", "BAD_JOB_ID", "BAD_LANE", "BATCH_TOO_LARGE"):
         with pytest.raises(InvalidArgument):
-            p.parse_ok("op", ["ERR", code, "detail"])
+            common.parse_ok("op", ["ERR", code, "detail"])
 
 
 def _job_fields(i: int, gid: str = "") -> list[str]:
@@ -184,11 +187,11 @@ def _job_fields(i: int, gid: str = "") -> list[str]:
 
 
 def test_parse_reserve():
-    assert p.parse_reserve("q", ["EMPTY"]).status == "EMPTY"
-    paused = p.parse_reserve("q", ["PAUSED"])
+    assert leases.parse_reserve("q", ["EMPTY"]).status == "EMPTY"
+    paused = leases.parse_reserve("q", ["PAUSED"])
     assert paused.status == "PAUSED"
     assert paused.jobs == []
-    res = p.parse_reserve("q", ["JOB", "2", *_job_fields(0), *_job_fields(1, "g")])
+    res = leases.parse_reserve("q", ["JOB", "2", *_job_fields(0), *_job_fields(1, "g")])
     assert res.status == "JOB"
     a, b = res.jobs
     assert (a.queue, a.job_id, a.payload, a.lock_until_ms, a.attempt, a.max_attempts) == (
@@ -197,22 +200,22 @@ def test_parse_reserve():
     assert (a.gid, b.gid, b.lease_token, b.timeout_ms) == ("", "g", "t" * 40, 1000)
     fields = _job_fields(0)
     fields[4] = ""  # a hash without max_attempts
-    assert p.parse_reserve("q", ["JOB", "1", *fields]).jobs[0].max_attempts == 0
+    assert leases.parse_reserve("q", ["JOB", "1", *fields]).jobs[0].max_attempts == 0
     with pytest.raises(InvalidArgument):
-        p.parse_reserve("q", ["ERR", "BAD_ARGS", "count"])
+        leases.parse_reserve("q", ["ERR", "BAD_ARGS", "count"])
     with pytest.raises(OmniqError):
-        p.parse_reserve("q", ["NOPE"])
+        leases.parse_reserve("q", ["NOPE"])
 
 
 def test_parse_fail():
-    assert p.parse_fail(["RETRY", "123"], "j") == FailOutcome("RETRY", 123)
-    assert p.parse_fail(["FAILED"], "j") == FailOutcome("FAILED", None)
+    assert leases.parse_fail(["RETRY", "123"], "j") == FailOutcome("RETRY", 123)
+    assert leases.parse_fail(["FAILED"], "j") == FailOutcome("FAILED", None)
     with pytest.raises(LeaseLost):
-        p.parse_fail(["ERR", "TOKEN_MISMATCH"], "j")
+        leases.parse_fail(["ERR", "TOKEN_MISMATCH"], "j")
 
 
 def test_parse_heartbeats():
-    out = p.parse_heartbeats(["OK", "3", "OK", "10", "ERR", "TOKEN_MISMATCH", "OK", "30"],
+    out = leases.parse_heartbeats(["OK", "3", "OK", "10", "ERR", "TOKEN_MISMATCH", "OK", "30"],
                              ["a", "b", "c"])
     assert out[0] == 10
     assert out[2] == 30
@@ -222,30 +225,30 @@ def test_parse_heartbeats():
 
 def test_parse_ack_reserve():
     reply = ["3", "OK", "", "RETRY", "99", "ERR", "NOT_ACTIVE", "JOB", "1", *_job_fields(5)]
-    outcomes, res = p.parse_ack_reserve("q", reply, ["a", "b", "c"])
+    outcomes, res = leases.parse_ack_reserve("q", reply, ["a", "b", "c"])
     assert outcomes[0] is None
     assert outcomes[1] == FailOutcome("RETRY", 99)
     assert isinstance(outcomes[2], LeaseLost)
     assert outcomes[2].job_id == "c"
     assert res is not None
     assert res.jobs[0].job_id == "id5"
-    outcomes, res = p.parse_ack_reserve("q", ["1", "FAILED", ""], ["a"])
+    outcomes, res = leases.parse_ack_reserve("q", ["1", "FAILED", ""], ["a"])
     assert outcomes == [FailOutcome("FAILED", None)]
     assert res is None
-    _, res = p.parse_ack_reserve("q", ["0", "PAUSED"], [])
+    _, res = leases.parse_ack_reserve("q", ["0", "PAUSED"], [])
     assert res is not None
     assert res.status == "PAUSED"
 
 
 def test_parse_batch_with_err_named_job():
     reply = ["OK", "3", "ERR", "OK", "", "x", "ERR", "NO_JOB", "OK", "ERR", "NOT_FAILED"]
-    assert p.parse_batch("b", reply) == [
+    assert admin.parse_batch("b", reply) == [
         BatchResult("ERR", "OK", None),
         BatchResult("x", "ERR", "NO_JOB"),
         BatchResult("OK", "ERR", "NOT_FAILED"),
     ]
     with pytest.raises(InvalidArgument):
-        p.parse_batch("b", ["ERR", "BATCH_TOO_LARGE", "100"])
+        admin.parse_batch("b", ["ERR", "BATCH_TOO_LARGE", "100"])
 
 
 # -- codec ---------------------------------------------------------------------------------
@@ -328,12 +331,12 @@ def test_new_job_id_is_the_ulid_that_ulid_py_would_make():
         (2**48 - 1, b"\xff" * 10),
         (1_234_567_890_123, bytes([0x80, 1, 2, 3, 4, 5, 6, 7, 8, 0x7F])),
     ]:
-        ours = p.new_job_id(lambda ms=ms: ms * 1_000_000 + 999_999, lambda n, r=rand: r[:n])
+        ours = common.new_job_id(lambda ms=ms: ms * 1_000_000 + 999_999, lambda n, r=rand: r[:n])
         ref = ulid.from_bytes(ms.to_bytes(6, "big") + rand)
         assert ours == str(ref)
         assert ulid.from_str(ours).timestamp().int == ms
     before = int(time.time() * 1000)
-    ids = [p.new_job_id() for _ in range(2000)]
+    ids = [common.new_job_id() for _ in range(2000)]
     after = int(time.time() * 1000)
     assert len(set(ids)) == len(ids)
     for jid in ids:

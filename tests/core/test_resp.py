@@ -20,7 +20,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from omniq import AsyncOmniq
 from omniq.aio._resp import RespClient
-from omniq.errors import ConnectionFailed, OmniqError, PermissionDenied
+from omniq.errors import ConnectionFailed, OmniqError, PermissionDenied, ServerError
 
 # The lean connection is the single-node transport (a cluster keeps redis-py).
 pytestmark = pytest.mark.single_node
@@ -318,4 +318,4 @@ async def test_script_errors_map_as_on_the_redis_py_path(omniq_redis_url, raw):
         async with AsyncOmniq(url=omniq_redis_url, lean_transport=lean_transport) as c:
             with pytest.raises(OmniqError, match=r"Redis error: .*WRONGTYPE") as err:
                 await c.publish("q", {"x": 1})
-            assert type(err.value) is OmniqError
+            assert type(err.value) is ServerError

@@ -131,14 +131,14 @@ async def test_idle_worker_wakes_on_a_publish_to_any_partition(omniq):
     await omniq.partition_queue("wake", N)
     got: asyncio.Queue[str] = asyncio.Queue()
     reserved_once = asyncio.Event()
-    real = omniq._reserve_across
+    real = omniq.routing.reserve
 
     async def spy(*args: Any, **kwargs: Any) -> Any:
         result = await real(*args, **kwargs)
         reserved_once.set()
         return result
 
-    omniq._reserve_across = spy  # type: ignore[method-assign]
+    omniq.routing.reserve = spy  # type: ignore[method-assign]
 
     async def handler(ctx: JobContext) -> None:
         got.put_nowait(ctx.queue)
@@ -162,14 +162,14 @@ async def test_idle_worker_wakes_on_a_publish_to_any_partition(omniq):
 async def test_worker_picks_up_a_layout_declared_after_it_started(omniq, raw, omniq_redis_url):
     got: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
     first = asyncio.Event()
-    real = omniq.queue_partitions
+    real = omniq.routing.targets
 
-    async def spy(queue: str) -> list[str]:
+    async def spy(queue: str) -> Any:
         result = await real(queue)
         first.set()
         return result
 
-    omniq.queue_partitions = spy  # type: ignore[method-assign]
+    omniq.routing.targets = spy  # type: ignore[method-assign]
 
     async def handler(ctx: JobContext) -> None:
         got.put_nowait((ctx.queue, ctx.logical_queue))

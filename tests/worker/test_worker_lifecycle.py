@@ -225,7 +225,7 @@ async def test_idle_worker_wakes_up_on_publish(omniq, raw):
         picked[ctx.job_id] = time.monotonic()
         done.set()
 
-    reserves = Spy(omniq, "ack_reserve")
+    reserves = Spy(omniq.routing, "reserve")  # the worker's reservations
 
     def longest_gap() -> float:
         times = [c[0] for c in reserves.calls]

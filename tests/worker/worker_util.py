@@ -100,17 +100,19 @@ class Spy:
 
 
 class AckLog(Spy):
-    """Spy on ``ack_reserve``: every ack the worker sent, per job id."""
+    """Spy on the worker's reservations (``client.routing.reserve``, which carries the acks
+    of finished jobs): every ack the worker sent, per job id."""
 
     def __init__(self, client: Any) -> None:
-        super().__init__(client, "ack_reserve")
+        super().__init__(client.routing, "reserve")
 
     def sent(self) -> list[tuple[str, str, str, bool, bool]]:
         """``(queue, job_id, lease_token, ok, final)`` of every ack sent, in order."""
         out = []
         for _t, args, _kw, _res in self.calls:
-            queue, acks = args[0], args[1]
-            out += [(queue, a.job_id, a.lease_token, a.ok, a.final) for a in acks]
+            acks_by_queue = args[2]
+            for queue, acks in acks_by_queue.items():
+                out += [(queue, a.job_id, a.lease_token, a.ok, a.final) for a in acks]
         return out
 
     def ids(self) -> list[str]:

@@ -1,0 +1,97 @@
+"""Limits and defaults, one owner each (I/O-free, imports nothing of omniq).
+
+The constants marked *shared* are also written in the constants block at the top of
+``omniq/lua/lib.lua``; ``tests/core/test_limits.py`` checks that both sides agree.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_BACKOFF_MS",
+    "DEFAULT_CHILD_TTL_MS",
+    "DEFAULT_KEEP_COMPLETED",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "DEFAULT_TIMEOUT_MS",
+    "ENQUEUE_FIELDS",
+    "FALLBACK_LEASE_MS",
+    "LUA_SHARED",
+    "MAX_ACKS",
+    "MAX_BATCH",
+    "MAX_DEPTH",
+    "MAX_ERROR_BYTES",
+    "MAX_FAILED_TRIM",
+    "MAX_ID_LENGTH",
+    "MAX_INT",
+    "MAX_LEASES",
+    "MAX_NAME_LENGTH",
+    "MAX_PARTITIONS",
+    "MAX_RESERVE",
+    "PUBLISH_CHUNK",
+    "RESERVE_FIELDS",
+]
+
+# -- shared with lib.lua ---------------------------------------------------------------
+
+MAX_INT = 2**53 - 1
+"""Largest integer argument: a Lua number (like a JavaScript one) holds it exactly."""
+MAX_ID_LENGTH = 256
+"""Longest job id or gid, in bytes (UTF-8) on the Lua side, in characters here."""
+MAX_BATCH = 100
+"""Most job ids in one admin batch (``retry_failed_batch``, ``remove_jobs_batch``)."""
+MAX_ERROR_BYTES = 4096
+"""Longest stored error text; both sides cut on a UTF-8 character boundary (D8)."""
+MAX_RESERVE = 1000
+"""Most jobs one reserve call leases."""
+MAX_LEASES = 10_000
+"""Most leases one heartbeat call extends."""
+MAX_ACKS = 10_000
+"""Most acks one ack_reserve call settles."""
+MAX_PARTITIONS = 1024
+"""Most partitions of a logical queue."""
+MAX_FAILED_TRIM = 1000
+"""Most failed jobs one call trims (``keep_failed``): a backlog shrinks over several calls."""
+FALLBACK_LEASE_MS = 60_000
+"""Lease length for a job whose stored ``timeout_ms`` is missing or <= 0 (OmniQ v1 rule,
+for jobs written by other clients). Not the publish default (:data:`DEFAULT_TIMEOUT_MS`)."""
+DEFAULT_KEEP_COMPLETED = 100
+"""Completed jobs kept per queue (v1's fixed value; ``ack_success``'s default argument)."""
+ENQUEUE_FIELDS = 9
+"""ARGV fields per job of enqueue.lua."""
+RESERVE_FIELDS = 8
+"""Reply fields per job of a reservation (the shape of ``lease()`` in lib.lua)."""
+
+LUA_SHARED = {
+    "MAX_INT": MAX_INT,
+    "MAX_ID_LENGTH": MAX_ID_LENGTH,
+    "MAX_BATCH": MAX_BATCH,
+    "MAX_ERROR_BYTES": MAX_ERROR_BYTES,
+    "MAX_RESERVE": MAX_RESERVE,
+    "MAX_LEASES": MAX_LEASES,
+    "MAX_ACKS": MAX_ACKS,
+    "MAX_PARTITIONS": MAX_PARTITIONS,
+    "MAX_FAILED_TRIM": MAX_FAILED_TRIM,
+    "FALLBACK_LEASE_MS": FALLBACK_LEASE_MS,
+    "DEFAULT_KEEP_COMPLETED": DEFAULT_KEEP_COMPLETED,
+    "ENQUEUE_FIELDS": ENQUEUE_FIELDS,
+}
+"""Every shared constant by its Lua name (the test compares lib.lua against this)."""
+
+# -- client side only ------------------------------------------------------------------
+
+MAX_NAME_LENGTH = 128
+"""Longest queue name or completion key (the official clients' rule)."""
+DEFAULT_MAX_ATTEMPTS = 3
+"""``publish`` default, as the official clients."""
+DEFAULT_TIMEOUT_MS = 30_000
+"""``publish`` default lease length, as the official clients."""
+DEFAULT_BACKOFF_MS = 5_000
+"""``publish`` default delay before a retry, as the official clients."""
+DEFAULT_CHILD_TTL_MS = 7 * 24 * 3600 * 1000
+"""Expiry of a parent/child counter started without ``ttl_ms`` (7 days)."""
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+"""Largest encoded payload or result accepted by default."""
+MAX_DEPTH = 64
+"""Deepest nesting of a payload."""
+PUBLISH_CHUNK = 1000
+"""Jobs per enqueue call of ``publish_many`` (each chunk is all-or-nothing)."""

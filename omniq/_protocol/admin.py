@@ -1,0 +1,151 @@
+"""Maintenance and admin scripts: ``promote_delayed``, ``reap_expired``, ``pause``,
+``resume``, ``retry_failed``, ``retry_failed_batch``, ``remove_job``, ``remove_jobs_batch``
+and ``partition`` (the layout of a partitioned queue).
+
+Each ``*_args`` builds the ARGV of one physical queue's call; the parsers read its reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from omniq._limits import MAX_PARTITIONS
+from omniq._protocol.common import check_positive, parse_count, parse_ok
+from omniq._scripts import SCRIPTS
+from omniq.errors import InvalidArgument
+from omniq.types import BatchResult
+
+__all__ = [
+    "PARTITION",
+    "PAUSE",
+    "PROMOTE_DELAYED",
+    "REAP_EXPIRED",
+    "REMOVE_JOB",
+    "REMOVE_JOBS_BATCH",
+    "RESUME",
+    "RETRY_FAILED",
+    "RETRY_FAILED_BATCH",
+    "check_partitions",
+    "lane_state",
+    "parse_batch",
+    "parse_count",
+    "parse_partition",
+    "parse_pause",
+    "parse_remove_job",
+    "parse_resume",
+    "parse_retry_failed",
+    "partition_args",
+    "promote_args",
+    "reap_args",
+    "remove_batch_args",
+    "remove_job_args",
+    "retry_batch_args",
+    "retry_failed_args",
+]
+
+PROMOTE_DELAYED = SCRIPTS["promote_delayed"]
+REAP_EXPIRED = SCRIPTS["reap_expired"]
+PAUSE = SCRIPTS["pause"]
+RESUME = SCRIPTS["resume"]
+RETRY_FAILED = SCRIPTS["retry_failed"]
+RETRY_FAILED_BATCH = SCRIPTS["retry_failed_batch"]
+REMOVE_JOB = SCRIPTS["remove_job"]
+REMOVE_JOBS_BATCH = SCRIPTS["remove_jobs_batch"]
+PARTITION = SCRIPTS["partition"]
+
+
+# -- maintenance: reply {'OK', count} --------------------------------------------------
+
+
+def promote_args(now: int, max_promote: int) -> tuple[int, int]:
+    """ARGV of promote_delayed.lua."""
+    return (now, check_positive(max_promote, "max_promote"))
+
+
+def reap_args(now: int, max_reap: int, keep_failed: str) -> tuple[Any, ...]:
+    """ARGV of reap_expired.lua (``keep_failed``: ``""`` keeps every failed job)."""
+    return (now, check_positive(max_reap, "max_reap"), keep_failed)
+
+
+# -- pause / resume --------------------------------------------------------------------
+
+
+def parse_pause(reply: Any) -> None:
+    """pause.lua replies ``{'OK'}``."""
+    parse_ok("pause", reply)
+
+
+def parse_resume(reply: Any) -> bool:
+    """resume.lua replies ``{'OK', '1' if it was paused else '0'}``."""
+    return parse_ok("resume", reply)[1] == "1"
+
+
+# -- retry and removal -----------------------------------------------------------------
+
+
+def lane_state(lane: str) -> str:
+    """The job state a lane holds (``gwait`` holds waiting grouped jobs)."""
+    return "wait" if lane == "gwait" else lane
+
+
+def retry_failed_args(job_id: str, now: int) -> tuple[Any, ...]:
+    """ARGV of retry_failed.lua."""
+    return (job_id, now)
+
+
+def parse_retry_failed(reply: Any, job_id: str) -> None:
+    """``{'OK'}``; raises JobNotFound / LaneMismatch."""
+    parse_ok("retry_failed", reply, job_id)
+
+
+def retry_batch_args(now: int, job_ids: Sequence[str]) -> tuple[Any, ...]:
+    """ARGV of retry_failed_batch.lua."""
+    return (now, len(job_ids), *job_ids)
+
+
+def remove_job_args(job_id: str, lane: str, now: int) -> tuple[Any, ...]:
+    """ARGV of remove_job.lua."""
+    return (job_id, lane, now)
+
+
+def parse_remove_job(reply: Any, job_id: str) -> None:
+    """``{'OK'}``; raises JobNotFound / LaneMismatch."""
+    parse_ok("remove_job", reply, job_id)
+
+
+def remove_batch_args(lane: str, job_ids: Sequence[str], now: int) -> tuple[Any, ...]:
+    """ARGV of remove_jobs_batch.lua."""
+    return (lane, len(job_ids), *job_ids, now)
+
+
+def parse_batch(op: str, reply: Any) -> list[BatchResult]:
+    """Parse a batch admin reply into ``(job_id, status, reason)`` tuples."""
+    r = parse_ok(op, reply)
+    n = int(r[1])
+    out = []
+    for k in range(n):
+        job_id, status, reason = r[2 + 3 * k], r[3 + 3 * k], r[4 + 3 * k]
+        out.append(BatchResult(job_id, status, reason or None))
+    return out
+
+
+# -- partition layout ------------------------------------------------------------------
+
+
+def check_partitions(partitions: object) -> int:
+    """A partition count: 1 to ``MAX_PARTITIONS``."""
+    n = check_positive(partitions, "partitions")
+    if n > MAX_PARTITIONS:
+        raise InvalidArgument(f"partitions must be at most {MAX_PARTITIONS}, got {n}")
+    return n
+
+
+def partition_args(partitions: int) -> tuple[int]:
+    """ARGV of partition.lua (called on the logical queue's anchor)."""
+    return (partitions,)
+
+
+def parse_partition(reply: Any) -> bool:
+    """partition.lua: True when the layout was stored now, False when it already was."""
+    return parse_ok("partition", reply)[2] == "1"
