@@ -10,6 +10,7 @@ __all__ = [
     "DEFAULT_BACKOFF_MS",
     "DEFAULT_CHILD_TTL_MS",
     "DEFAULT_KEEP_COMPLETED",
+    "DEFAULT_MAINTENANCE_BATCH",
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "DEFAULT_TIMEOUT_MS",
@@ -54,6 +55,8 @@ MAX_FAILED_TRIM = 1000
 FALLBACK_LEASE_MS = 60_000
 """Lease length for a job whose stored ``timeout_ms`` is missing or <= 0 (OmniQ v1 rule,
 for jobs written by other clients). Not the publish default (:data:`DEFAULT_TIMEOUT_MS`)."""
+DEFAULT_MAINTENANCE_BATCH = 1000
+"""Most jobs one ``promote_delayed`` or ``reap_expired`` call moves, by default."""
 DEFAULT_KEEP_COMPLETED = 100
 """Completed jobs kept per queue (v1's fixed value; ``ack_success``'s default argument)."""
 ENQUEUE_FIELDS = 9
@@ -72,6 +75,7 @@ LUA_SHARED = {
     "MAX_PARTITIONS": MAX_PARTITIONS,
     "MAX_FAILED_TRIM": MAX_FAILED_TRIM,
     "FALLBACK_LEASE_MS": FALLBACK_LEASE_MS,
+    "DEFAULT_MAINTENANCE_BATCH": DEFAULT_MAINTENANCE_BATCH,
     "DEFAULT_KEEP_COMPLETED": DEFAULT_KEEP_COMPLETED,
     "ENQUEUE_FIELDS": ENQUEUE_FIELDS,
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypedDict
 
 import msgspec
 
@@ -15,6 +15,7 @@ __all__ = [
     "JobInfo",
     "JobSpec",
     "Lease",
+    "PublishOptions",
     "QueueStats",
     "ReserveResult",
     "ReservedJob",
@@ -82,6 +83,21 @@ class Ack(NamedTuple):
     ok: bool
     text: str | bytes = ""
     final: bool = False
+
+
+class PublishOptions(TypedDict, total=False):
+    """The keyword options of ``publish`` (for ``**options`` of its wrappers, such as
+    ``ctx.exec.publish``); see :meth:`omniq.AsyncOmniq.publish` for their meaning."""
+
+    job_id: str | None
+    max_attempts: int
+    timeout_ms: int
+    backoff_ms: int
+    due_ms: int
+    delay_ms: int
+    gid: str | None
+    group_limit: int
+    now_ms: int
 
 
 class JobSpec(msgspec.Struct, kw_only=True):

@@ -17,6 +17,7 @@ from omniq._limits import (
     DEFAULT_BACKOFF_MS,
     DEFAULT_CHILD_TTL_MS,
     DEFAULT_KEEP_COMPLETED,
+    DEFAULT_MAINTENANCE_BATCH,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_TIMEOUT_MS,
@@ -524,7 +525,7 @@ class AsyncOmniq:
     # -- maintenance -------------------------------------------------------------------
 
     async def promote_delayed(
-        self, queue: str, *, max_promote: int = 1000, now_ms: int = 0
+        self, queue: str, *, max_promote: int = DEFAULT_MAINTENANCE_BATCH, now_ms: int = 0
     ) -> int:
         """Move delayed jobs that are due to their lane; returns how many moved
         (on a partitioned queue: at most ``max_promote`` per partition, summed)."""
@@ -533,7 +534,9 @@ class AsyncOmniq:
         replies = await self.routing.call_each(t, admin.PROMOTE_DELAYED, args)
         return sum(admin.parse_count("promote_delayed", r) for r in replies)
 
-    async def reap_expired(self, queue: str, *, max_reap: int = 1000, now_ms: int = 0) -> int:
+    async def reap_expired(
+        self, queue: str, *, max_reap: int = DEFAULT_MAINTENANCE_BATCH, now_ms: int = 0
+    ) -> int:
         """Retry or fail jobs whose lease expired; returns how many were reaped
         (on a partitioned queue: at most ``max_reap`` per partition, summed)."""
         t = await self.routing.targets(queue)

@@ -8,13 +8,13 @@ one hops to the event loop (``anyio.from_thread``), so no queue logic is written
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 import anyio.from_thread
 
 from omniq.codec import decode_payload
-from omniq.errors import CounterError, LeaseLost
-from omniq.types import BatchResult, JobInfo, QueueStats, ReservedJob
+from omniq.errors import LeaseLost
+from omniq.types import BatchResult, JobInfo, PublishOptions, QueueStats, ReservedJob
 
 if TYPE_CHECKING:
     from omniq.aio.client import AsyncOmniq
@@ -90,7 +90,13 @@ _UNSET: Any = object()
 
 
 class Exec:
-    """Queue operations for an async handler, bound to the current job."""
+    """Queue operations for an async handler, bound to the current job.
+
+    Each method is the :class:`~omniq.AsyncOmniq` method of the same name (same
+    parameters, same results), except :meth:`heartbeat` (the current lease) and
+    :meth:`child_ack` (the child id defaults to the current job id).
+    ``tests/worker/test_context_parity.py`` keeps them in step.
+    """
 
     __slots__ = ("_client", "_ctx", "_on_lost")
 
@@ -106,11 +112,13 @@ class Exec:
         """The underlying client, for anything not covered here."""
         return self._client
 
-    async def publish(self, queue: str, payload: Any, **options: Any) -> str:
+    async def publish(self, queue: str, payload: Any, **options: Unpack[PublishOptions]) -> str:
         """Publish a job (options as :meth:`AsyncOmniq.publish`); returns its id."""
         return await self._client.publish(queue, payload, **options)
 
-    async def publish_json(self, queue: str, payload: Any, **options: Any) -> str:
+    async def publish_json(
+        self, queue: str, payload: Any, **options: Unpack[PublishOptions]
+    ) -> str:
         """Publish a struct, dataclass or pydantic model (see :meth:`AsyncOmniq.publish_json`)."""
         return await self._client.publish_json(queue, payload, **options)
 
@@ -134,12 +142,9 @@ class Exec:
         """Count this job (or ``child_id``) as a finished child; returns how many remain.
 
         The child id defaults to the current job id, so retries of a child count once.
-        Returns -1 when the counter does not exist (the official clients' convention).
+        Returns -1 when the counter does not exist (the OmniQ v1 convention).
         """
-        try:
-            return await self._client.child_ack(key, child_id or self._ctx.job_id)
-        except CounterError:
-            return -1
+        return await self._client.child_ack(key, child_id or self._ctx.job_id)
 
     async def heartbeat(self) -> int:
         """Extend the current lease now; returns the new ``lock_until_ms``.
@@ -158,29 +163,29 @@ class Exec:
         return lock
 
     async def retry_failed(self, queue: str, job_id: str) -> None:
-        """See :meth:`AsyncOmniq.retry_failed`."""
+        """Move a failed job back to its lane (see :meth:`AsyncOmniq.retry_failed`)."""
         await self._client.retry_failed(queue, job_id)
 
     async def retry_failed_batch(self, queue: str, job_ids: Sequence[str]) -> list[BatchResult]:
-        """See :meth:`AsyncOmniq.retry_failed_batch`."""
+        """Retry up to 100 failed jobs (see :meth:`AsyncOmniq.retry_failed_batch`)."""
         return await self._client.retry_failed_batch(queue, job_ids)
 
     async def remove_job(self, queue: str, job_id: str, lane: str) -> None:
-        """See :meth:`AsyncOmniq.remove_job`."""
+        """Remove a job from a lane (see :meth:`AsyncOmniq.remove_job`)."""
         await self._client.remove_job(queue, job_id, lane)
 
     async def remove_jobs_batch(
         self, queue: str, lane: str, job_ids: Sequence[str]
     ) -> list[BatchResult]:
-        """See :meth:`AsyncOmniq.remove_jobs_batch`."""
+        """Remove up to 100 jobs of a lane (see :meth:`AsyncOmniq.remove_jobs_batch`)."""
         return await self._client.remove_jobs_batch(queue, lane, job_ids)
 
     async def get_job(self, queue: str, job_id: str) -> JobInfo | None:
-        """See :meth:`AsyncOmniq.get_job`."""
+        """A job's stored record (see :meth:`AsyncOmniq.get_job`)."""
         return await self._client.get_job(queue, job_id)
 
     async def stats(self, queue: str) -> QueueStats:
-        """See :meth:`AsyncOmniq.stats`."""
+        """A queue's counts (see :meth:`AsyncOmniq.stats`)."""
         return await self._client.stats(queue)
 
 
@@ -216,11 +221,11 @@ class SyncExec:
     def __init__(self, async_exec: Exec) -> None:
         self._async = async_exec
 
-    def publish(self, queue: str, payload: Any, **options: Any) -> str:
+    def publish(self, queue: str, payload: Any, **options: Unpack[PublishOptions]) -> str:
         """Publish a job; returns its id."""
         return _blocking(self._async.publish, queue, payload, **options)
 
-    def publish_json(self, queue: str, payload: Any, **options: Any) -> str:
+    def publish_json(self, queue: str, payload: Any, **options: Unpack[PublishOptions]) -> str:
         """Publish a struct, dataclass or pydantic model; returns its id."""
         return _blocking(self._async.publish_json, queue, payload, **options)
 

@@ -21,6 +21,7 @@ local MAX_PARTITIONS = 1024
 local MAX_FAILED_TRIM = 1000
 -- Lease length for a job whose stored timeout_ms is missing or <= 0 (the v1 rule).
 local FALLBACK_LEASE_MS = 60000
+local DEFAULT_MAINTENANCE_BATCH = 1000
 local DEFAULT_KEEP_COMPLETED = 100
 local ENQUEUE_FIELDS = 9
 -- Lua side only: bounds on the work of one reservation.

@@ -3,7 +3,7 @@
 -- Reply: {'OK', count}
 local now = clock(ARGV[1])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
-local max = int(ARGV[2] or '1000')
+local max = int(ARGV[2] or fmt(DEFAULT_MAINTENANCE_BATCH))
 if max == nil or max < 1 then return err('BAD_ARGS', 'max_reap') end
 local keep_failed = keep_failed_arg(ARGV[3])
 if keep_failed == nil then return err('BAD_ARGS', 'keep_failed') end

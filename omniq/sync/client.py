@@ -27,12 +27,13 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from types import FrameType, TracebackType
 from typing import Any, Self, TypeVar
 
-from omniq.aio.client import (
+from omniq._limits import (
     DEFAULT_BACKOFF_MS,
+    DEFAULT_MAINTENANCE_BATCH,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_MS,
-    AsyncOmniq,
 )
+from omniq.aio.client import AsyncOmniq
 from omniq.aio.worker import Worker
 from omniq.errors import ScriptError
 from omniq.sync._loop import LoopThread, SyncClientError, abandon
@@ -415,13 +416,17 @@ class OmniqClient:
 
     # -- maintenance -------------------------------------------------------------------
 
-    def promote_delayed(self, queue: str, *, max_promote: int = 1000, now_ms: int = 0) -> int:
+    def promote_delayed(
+        self, queue: str, *, max_promote: int = DEFAULT_MAINTENANCE_BATCH, now_ms: int = 0
+    ) -> int:
         """Move due delayed jobs to their lane; returns how many moved."""
         return self._run(lambda c: c.promote_delayed(
             queue, max_promote=max_promote, now_ms=now_ms
         ))
 
-    def reap_expired(self, queue: str, *, max_reap: int = 1000, now_ms: int = 0) -> int:
+    def reap_expired(
+        self, queue: str, *, max_reap: int = DEFAULT_MAINTENANCE_BATCH, now_ms: int = 0
+    ) -> int:
         """Retry or fail jobs whose lease expired; returns how many were reaped."""
         return self._run(lambda c: c.reap_expired(queue, max_reap=max_reap, now_ms=now_ms))
 
