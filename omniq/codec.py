@@ -8,7 +8,9 @@ configured limit raises :class:`~omniq.errors.InvalidPayload` before anything is
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
+import traceback
 from typing import Any
 
 import msgspec
@@ -23,6 +25,8 @@ __all__ = [
     "decode_payload",
     "encode_payload",
     "encode_result",
+    "failure_text",
+    "format_due",
     "to_json_value",
     "truncate_error",
 ]
@@ -126,3 +130,46 @@ def truncate_error(text: str, max_bytes: int = MAX_ERROR_BYTES) -> str:
     """Cut text to at most ``max_bytes`` UTF-8 bytes without splitting a character (D8)."""
     data = text.encode("utf-8", "replace")  # lone surrogates become "?"
     return data[:max_bytes].decode("utf-8", "ignore")
+
+
+def failure_text(exc: BaseException, max_bytes: int = MAX_ERROR_BYTES) -> str:
+    """The ``last_error`` stored for a failed attempt: ``"Type: message"`` on the first line,
+    then the traceback, all within ``max_bytes`` UTF-8 bytes.
+
+    When the traceback does not fit, its innermost frames (the end, where the error was
+    raised) are kept and the lines cut from the outer frames are counted in their place.
+    """
+    head = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    head = truncate_error(head, max_bytes)
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip("\n")
+    room = max_bytes - len(head.encode("utf-8", "replace")) - 1
+    if room <= 0 or exc.__traceback__ is None:
+        return head
+    lines = tb.split("\n")
+    text = "\n".join(lines)
+    if len(text.encode("utf-8", "replace")) <= room:
+        return head + "\n" + text
+    # keep the first line ("Traceback ...") and as many of the last lines as fit
+    first, rest = lines[0], lines[1:]
+    kept: list[str] = []
+    size = len(first.encode("utf-8", "replace")) + 40  # the marker line
+    for line in reversed(rest):
+        n = len(line.encode("utf-8", "replace")) + 1
+        if size + n > room:
+            break
+        kept.append(line)
+        size += n
+    kept.reverse()
+    marker = f"  [... {len(rest) - len(kept)} lines cut ...]"
+    return truncate_error("\n".join([head, first, marker, *kept]), max_bytes)
+
+
+def format_due(due_ms: int, now_ms: int | None = None) -> str:
+    """A due time for people: ``"in 5.0 s (2026-12-02T01:23:08.123Z)"``."""
+    if now_ms is None:
+        now_ms = int(datetime.datetime.now(datetime.UTC).timestamp() * 1000)
+    delta = (due_ms - now_ms) / 1000
+    when = datetime.datetime.fromtimestamp(due_ms / 1000, datetime.UTC)
+    iso = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    rel = f"in {delta:.1f} s" if delta >= 0 else f"{-delta:.1f} s ago"
+    return f"{rel} ({iso})"

@@ -147,6 +147,12 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
         return decode_payload(self.payload_raw)
 
     @property
+    def last_error_line(self) -> str | None:
+        """The first line of ``last_error`` (``"Type: message"``); the rest, when there is
+        any, is the traceback of the failed attempt."""
+        return None if self.last_error is None else self.last_error.split("\n", 1)[0]
+
+    @property
     def result(self) -> Any:
         """The decoded handler result, or None."""
         return None if self.result_raw is None else decode_payload(self.result_raw)

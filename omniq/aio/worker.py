@@ -53,7 +53,7 @@ from omniq._keys import QueueKeys, validate_queue_name
 from omniq.aio._connect import open_pubsub
 from omniq.aio._routing import Targets
 from omniq.aio.context import CheckCompletion, Exec, JobContext, SyncCheckCompletion, SyncExec
-from omniq.codec import encode_result, truncate_error
+from omniq.codec import encode_result, failure_text, format_due, truncate_error
 from omniq.errors import ConnectionFailed, InvalidArgument, LeaseLost, OmniqError
 from omniq.types import Ack, Lease, ReservedJob
 
@@ -87,6 +87,17 @@ class WorkerStats(msgspec.Struct):
     retried: int = 0
     failed: int = 0
     lost: int = 0
+
+
+class _Failure:
+    """A failed attempt waiting for its ack's outcome (retry or failed for good)."""
+
+    __slots__ = ("attempt", "exc", "max_attempts")
+
+    def __init__(self, exc: BaseException, attempt: int, max_attempts: int) -> None:
+        self.exc = exc
+        self.attempt = attempt
+        self.max_attempts = max_attempts
 
 
 class _Running:
@@ -166,6 +177,8 @@ class Worker:
         self._wake_task: asyncio.Task[None] | None = None
         self._running: dict[str, _Running] = {}
         self._pending: dict[str, list[Ack]] = {}
+        # failed attempts whose ack is not settled yet: logged with the outcome
+        self._failures: dict[tuple[str, str], _Failure] = {}
         self._signal = asyncio.Event()
         self._hb_signal = asyncio.Event()
         self._hb_wake_at = float("inf")  # when the heartbeat loop wakes up next
@@ -403,21 +416,31 @@ class Worker:
         return got, paused
 
     def _log_ack(self, queue: str, ack: Ack, outcome: Any) -> None:
+        """Count and log one settled ack. Failures are logged whatever ``verbose`` says:
+        a retry at WARNING, a failure for good at ERROR, with the traceback."""
+        failure = None if ack.ok else self._failures.pop((ack.job_id, ack.lease_token), None)
+        exc_info = failure.exc if failure is not None else None
         if isinstance(outcome, OmniqError):
             self.stats.lost += 1
-            logger.warning("omniq: ack of %s/%s refused: %s", queue, ack.job_id, outcome)
-        elif outcome is None:
+            logger.warning("omniq: ack of %s/%s refused: %s", queue, ack.job_id, outcome,
+                           exc_info=exc_info)
+            return
+        if outcome is None:
             self.stats.completed += 1
             if self.verbose:
                 logger.info("omniq: completed %s/%s", queue, ack.job_id)
-        elif outcome.status == "RETRY":
+            return
+        error = str(ack.text).split("\n", 1)[0]
+        attempt = "" if failure is None else f" (attempt {failure.attempt}/{failure.max_attempts})"
+        if outcome.status == "RETRY":
             self.stats.retried += 1
-            if self.verbose:
-                logger.info("omniq: %s/%s will retry at %s", queue, ack.job_id, outcome.due_ms)
+            due = "later" if outcome.due_ms is None else format_due(outcome.due_ms)
+            logger.warning("omniq: %s/%s failed%s, will retry %s: %s", queue, ack.job_id,
+                           attempt, due, error, exc_info=exc_info)
         else:
             self.stats.failed += 1
-            if self.verbose:
-                logger.info("omniq: %s/%s failed for good", queue, ack.job_id)
+            logger.error("omniq: %s/%s failed for good%s: %s", queue, ack.job_id, attempt,
+                         error, exc_info=exc_info)
 
     def _launch(self, job: ReservedJob) -> None:
         ctx = JobContext(job, self._logical.get(job.queue))
@@ -471,14 +494,12 @@ class Worker:
             ack = self._success(run, value)
         except asyncio.CancelledError:
             ack = None  # lease lost or hard stop: leave the lease to expire
-        except _Rejected as exc:
-            ack = Ack(ctx.job_id, ctx.lease_token, False, truncate_error(str(exc)), final=True)
+        except _Rejected as exc:  # the text is the whole story: no traceback
+            ack = self._failed(ctx, exc, truncate_error(str(exc)), final=True)
         except Fail as exc:
-            ack = Ack(ctx.job_id, ctx.lease_token, False, _error_text(exc), final=True)
+            ack = self._failed(ctx, exc, failure_text(exc), final=True)
         except Exception as exc:
-            ack = Ack(ctx.job_id, ctx.lease_token, False, _error_text(exc))
-            if self.verbose:
-                logger.info("omniq: %s/%s raised %s", ctx.queue, ctx.job_id, _error_text(exc))
+            ack = self._failed(ctx, exc, failure_text(exc), final=False)
         finally:
             if self._running.get(ctx.job_id) is run:  # not a newer lease of the same job
                 del self._running[ctx.job_id]
@@ -489,6 +510,17 @@ class Worker:
             self._pending.setdefault(ctx.queue, []).append(ack)
         self._signal.set()
 
+    def _failed(self, ctx: JobContext, exc: BaseException, text: str, *, final: bool) -> Ack:
+        """The ack of a failed attempt; the exception is kept to be logged with the
+        outcome (the stored ``last_error`` has its first line and traceback)."""
+        if not ctx.lease_lost:
+            self._failures[(ctx.job_id, ctx.lease_token)] = _Failure(
+                exc, ctx.attempt, ctx.max_attempts)
+        else:
+            logger.warning("omniq: %s/%s raised after its lease was lost (not acked): %s",
+                           ctx.queue, ctx.job_id, text.split("\n", 1)[0], exc_info=exc)
+        return Ack(ctx.job_id, ctx.lease_token, False, text, final=final)
+
     def _success(self, run: _Running, value: Any) -> Ack:
         ctx = run.ctx
         if value is None:
@@ -497,7 +529,7 @@ class Worker:
             data = encode_result(value, self.client.max_payload_bytes)
         except OmniqError as exc:
             # the work is done but its result cannot be stored: fail visibly, no retry
-            return Ack(ctx.job_id, ctx.lease_token, False, _error_text(exc), final=True)
+            return self._failed(ctx, exc, _error_text(exc), final=True)
         return Ack(ctx.job_id, ctx.lease_token, True, data)
 
     def _lose(self, run: _Running, *, cancel: bool = True) -> None:

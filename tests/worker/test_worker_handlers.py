@@ -172,7 +172,7 @@ async def test_fail_exception_fails_for_good(omniq, raw):
     assert calls == [1]
     assert h["state"] == "failed"
     assert h["attempt"] == "1"
-    assert h["last_error"] == "Fail: x"
+    assert h["last_error"].split("\n")[0] == "Fail: x"
     assert raw.lrange("{q}:failed", 0, -1) == [jid]
     assert (worker.stats.failed, worker.stats.retried) == (1, 0)
 
@@ -199,7 +199,10 @@ async def test_exception_retries_then_fails(omniq, raw, sync):
     assert calls == [1, 2, 3]
     assert h["state"] == "failed"
     assert h["attempt"] == "3"
-    assert h["last_error"] == "ValueError: boom"
+    first, _, tb = h["last_error"].partition("\n")
+    assert first == "ValueError: boom"
+    assert tb.startswith("Traceback (most recent call last):")
+    assert 'raise ValueError("boom")' in tb  # the handler's own frame
     assert h["due_ms"] != ""
     if not sync:
         assert len(due_seen) == 2

@@ -32,7 +32,8 @@ async def test_process_handler_failure_is_retried_like_any_other(omniq):
     info = await omniq.get_job("cpu", job_id)
     assert info.state == "failed"
     assert info.attempt == 2
-    assert info.last_error == "ValueError: bad input 7"
+    assert info.last_error_line == "ValueError: bad input 7"
+    assert "Traceback" in info.last_error  # the process's traceback travels with the error
     assert worker.stats.retried == 1
 
 
