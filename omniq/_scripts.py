@@ -13,7 +13,7 @@ import hashlib
 import re
 from importlib import resources
 
-__all__ = ["SCRIPTS", "Script"]
+__all__ = ["SCRIPTS", "Script", "scripts"]
 
 _QUEUE_SCRIPTS = (
     "enqueue",
@@ -114,3 +114,8 @@ def _load_all() -> dict[str, Script]:
 
 
 SCRIPTS: dict[str, Script] = _load_all()
+
+
+def scripts(*names: str) -> tuple[Script, ...]:
+    """The scripts of these names, for the protocol modules that own their contracts."""
+    return tuple(SCRIPTS[name] for name in names)

@@ -12,7 +12,7 @@ from typing import Any
 
 from omniq._limits import MAX_PARTITIONS
 from omniq._protocol.common import check_positive, parse_count, parse_ok
-from omniq._scripts import SCRIPTS
+from omniq._scripts import scripts
 from omniq.errors import InvalidArgument
 from omniq.types import BatchResult
 
@@ -44,15 +44,10 @@ __all__ = [
     "retry_failed_args",
 ]
 
-PROMOTE_DELAYED = SCRIPTS["promote_delayed"]
-REAP_EXPIRED = SCRIPTS["reap_expired"]
-PAUSE = SCRIPTS["pause"]
-RESUME = SCRIPTS["resume"]
-RETRY_FAILED = SCRIPTS["retry_failed"]
-RETRY_FAILED_BATCH = SCRIPTS["retry_failed_batch"]
-REMOVE_JOB = SCRIPTS["remove_job"]
-REMOVE_JOBS_BATCH = SCRIPTS["remove_jobs_batch"]
-PARTITION = SCRIPTS["partition"]
+(PROMOTE_DELAYED, REAP_EXPIRED, PAUSE, RESUME, RETRY_FAILED, RETRY_FAILED_BATCH, REMOVE_JOB,
+ REMOVE_JOBS_BATCH, PARTITION) = scripts(
+    "promote_delayed", "reap_expired", "pause", "resume", "retry_failed", "retry_failed_batch",
+    "remove_job", "remove_jobs_batch", "partition")
 
 
 # -- maintenance: reply {'OK', count} --------------------------------------------------

@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from omniq._protocol.common import check_non_negative, check_positive, parse_ok, texts
-from omniq._scripts import SCRIPTS
+from omniq._scripts import scripts
 
 __all__ = ["CHILDS_INIT", "CHILD_ACK", "NO_COUNTER", "childs_init_args", "parse_child_ack",
            "parse_childs_init"]
 
-CHILDS_INIT = SCRIPTS["childs_init"]
-CHILD_ACK = SCRIPTS["child_ack"]
+CHILDS_INIT, CHILD_ACK = scripts("childs_init", "child_ack")
 
 NO_COUNTER = -1
 """What ``child_ack`` returns when the counter does not exist (the OmniQ v1 convention)."""

@@ -12,12 +12,12 @@ from typing import Any
 from omniq._keys import validate_gid
 from omniq._limits import ENQUEUE_FIELDS, PUBLISH_CHUNK
 from omniq._protocol.common import check_non_negative, check_positive, parse_ok
-from omniq._scripts import SCRIPTS
+from omniq._scripts import scripts
 from omniq.errors import InvalidArgument
 
 __all__ = ["ENQUEUE", "JobOptions", "args", "chunks", "job_fields", "parse"]
 
-ENQUEUE = SCRIPTS["enqueue"]
+(ENQUEUE,) = scripts("enqueue")
 
 
 class JobOptions:

@@ -17,7 +17,7 @@ from omniq._protocol.common import (
     raise_if_error,
     texts,
 )
-from omniq._scripts import SCRIPTS
+from omniq._scripts import scripts
 from omniq.errors import InvalidArgument, ProtocolError, ScriptError, error_for_code
 from omniq.types import Ack, FailOutcome, ReservedJob, ReserveResult
 
@@ -41,11 +41,8 @@ __all__ = [
     "reserve_args",
 ]
 
-RESERVE = SCRIPTS["reserve"]
-ACK_RESERVE = SCRIPTS["ack_reserve"]
-HEARTBEAT = SCRIPTS["heartbeat"]
-ACK_SUCCESS = SCRIPTS["ack_success"]
-ACK_FAIL = SCRIPTS["ack_fail"]
+RESERVE, ACK_RESERVE, HEARTBEAT, ACK_SUCCESS, ACK_FAIL = scripts(
+    "reserve", "ack_reserve", "heartbeat", "ack_success", "ack_fail")
 
 AckOutcome = FailOutcome | ScriptError | None
 """Per ack of ``ack_reserve``: None (completed), a FailOutcome, or the refusal."""

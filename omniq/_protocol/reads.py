@@ -121,40 +121,29 @@ def opt_int(v: Any) -> int | None:
         return None
 
 
-def _opt_str(v: str | None) -> str | None:
-    return v if v else None
+_COUNTS = ("attempt", "max_attempts", "timeout_ms", "backoff_ms")  # int, 0 when unset
+_TIMES = ("created_ms", "updated_ms", "queued_ms", "first_started_ms", "last_started_ms",
+          "completed_ms", "failed_ms", "due_ms", "lock_until_ms", "last_error_ms")
+_TEXTS = ("gid", "lease_token", "last_error")  # str, None when unset
 
 
 def job_info(queue: str, job_id: str, raw: Mapping[Any, Any]) -> JobInfo:
-    """Build a :class:`JobInfo` from an HGETALL reply."""
+    """Build a :class:`JobInfo` from an HGETALL reply (str or bytes, any field missing)."""
     f = {
         (k.decode() if isinstance(k, bytes) else k): (
             v.decode("utf-8", "replace") if isinstance(v, bytes) else v
         )
         for k, v in raw.items()
     }
+    values: dict[str, Any] = {name: opt_int(f.get(name)) or 0 for name in _COUNTS}
+    values.update((name, opt_int(f.get(name))) for name in _TIMES)
+    values.update((name, f.get(name) or None) for name in _TEXTS)
     return JobInfo(
         queue=queue,
         job_id=f.get("id") or job_id,
         state=f.get("state", ""),
         payload_raw=f.get("payload", ""),
-        gid=_opt_str(f.get("gid")),
-        attempt=opt_int(f.get("attempt")) or 0,
-        max_attempts=opt_int(f.get("max_attempts")) or 0,
-        timeout_ms=opt_int(f.get("timeout_ms")) or 0,
-        backoff_ms=opt_int(f.get("backoff_ms")) or 0,
-        created_ms=opt_int(f.get("created_ms")),
-        updated_ms=opt_int(f.get("updated_ms")),
-        queued_ms=opt_int(f.get("queued_ms")),
-        first_started_ms=opt_int(f.get("first_started_ms")),
-        last_started_ms=opt_int(f.get("last_started_ms")),
-        completed_ms=opt_int(f.get("completed_ms")),
-        failed_ms=opt_int(f.get("failed_ms")),
-        due_ms=opt_int(f.get("due_ms")),
-        lock_until_ms=opt_int(f.get("lock_until_ms")),
-        lease_token=_opt_str(f.get("lease_token")),
-        last_error=_opt_str(f.get("last_error")),
-        last_error_ms=opt_int(f.get("last_error_ms")),
-        result_raw=_opt_str(f.get("result")),
+        result_raw=f.get("result") or None,
         fields=f,
+        **values,
     )

@@ -80,6 +80,14 @@ def _split(count: int, order: Sequence[str]) -> dict[str, int]:
             if base or i < extra}
 
 
+def _collect(part: str, res: ReserveResult, jobs: list[ReservedJob], paused: set[str]) -> int:
+    """Add one partition's reservation to ``jobs`` (and to ``paused``); returns its size."""
+    if res.status == "PAUSED":
+        paused.add(part)
+    jobs += res.jobs
+    return len(res.jobs)
+
+
 class Routing:
     """Layouts, targets and calls of one client (see the module docstring)."""
 
@@ -338,10 +346,7 @@ class Routing:
                 res = leases.parse_reserve(part, reply)
             if res is None or c == 0:
                 continue
-            if res.status == "PAUSED":
-                paused.add(part)
-            jobs += res.jobs
-            remaining -= len(res.jobs)
+            remaining -= _collect(part, res, jobs, paused)
             if len(res.jobs) == c:
                 full.append(part)
         try:
@@ -397,10 +402,7 @@ class Routing:
             replies = await self.call_all(calls)
             candidates = [part for part in candidates if part not in round_shares]
             for (part, c), reply in zip(round_shares.items(), replies, strict=True):
-                res = leases.parse_reserve(part, reply)
-                if res.status == "PAUSED":
-                    paused.add(part)
-                jobs += res.jobs
-                remaining -= len(res.jobs)
-                if len(res.jobs) == c:
+                got = _collect(part, leases.parse_reserve(part, reply), jobs, paused)
+                remaining -= got
+                if got == c:
                     candidates.append(part)

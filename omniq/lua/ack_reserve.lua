@@ -29,15 +29,7 @@ for i = 0, n - 1 do
   local o = 3 + 4 * i
   local id, token, kind, text = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
   if kind == 'S' then
-    local code = ack_success_one(id, token, now, text, keep)
-    if code then
-      out[#out + 1] = 'ERR'
-      out[#out + 1] = code
-    else
-      out[#out + 1] = 'OK'
-      out[#out + 1] = ''
-      wrote = true
-    end
+    if push_status(out, ack_success_one(id, token, now, text, keep)) then wrote = true end
   else
     local status, value = ack_fail_one(id, token, now, text, kind == 'X', keep_failed)
     out[#out + 1] = status

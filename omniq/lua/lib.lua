@@ -85,6 +85,18 @@ end
 
 local function fmt(n) return string.format('%d', n) end
 
+-- Append one per-item status to a reply: 'OK', '' or 'ERR', code. True when OK.
+local function push_status(out, code)
+  if code then
+    out[#out + 1] = 'ERR'
+    out[#out + 1] = code
+    return false
+  end
+  out[#out + 1] = 'OK'
+  out[#out + 1] = ''
+  return true
+end
+
 -- The stored text of a validated non-negative integer argument: the argument itself when
 -- it is already canonical (no sign, no leading zero), else its canonical form.
 local function canon(v, n)
@@ -389,6 +401,19 @@ local function cut_utf8(s)
   return string.sub(s, 1, i)
 end
 
+-- Keep only the newest `keep` of the n ids of a finished list (completed or failed), at
+-- most `budget` trimmed: the oldest leave the list and its index, and their hashes are
+-- deleted only if still in `state` (never the hash of a reused id alive again, D9).
+local function trim_finished(list_key, idx_key, state, n, keep, budget)
+  while n > keep and budget > 0 do
+    local old = redis.call('RPOP', list_key)
+    n = n - 1
+    budget = budget - 1
+    redis.call('ZREM', idx_key, old)
+    if redis.call('HGET', job_key(old), 'state') == state then redis.call('DEL', job_key(old)) end
+  end
+end
+
 local function ack_success_one(id, token, now, result, keep)
   local code, gid = take_lease(id, token)
   if code then return code end
@@ -400,15 +425,7 @@ local function ack_success_one(id, token, now, result, keep)
   redis.call('ZADD', K_IDX_COMPLETED, now, id)
   end_acked_lease(id, gid, now)
   local n = redis.call('LPUSH', K_COMPLETED, id)
-  while n > keep do
-    local old = redis.call('RPOP', K_COMPLETED)
-    n = n - 1
-    redis.call('ZREM', K_IDX_COMPLETED, old)
-    -- never delete the hash of a reused id that is alive again (D9)
-    if redis.call('HGET', job_key(old), 'state') == 'completed' then
-      redis.call('DEL', job_key(old))
-    end
-  end
+  if n > keep then trim_finished(K_COMPLETED, K_IDX_COMPLETED, 'completed', n, keep, n) end
   return nil
 end
 
@@ -421,20 +438,10 @@ local function keep_failed_arg(v)
   return n
 end
 
--- Keep only the newest `keep` failed jobs: the oldest leave the failed list and index, and
--- their hashes are deleted (only if still failed: a reused id may be alive again).
+-- Keep only the newest `keep` failed jobs (at most MAX_FAILED_TRIM trimmed per call).
 local function trim_failed(keep)
-  local n = redis.call('LLEN', K_FAILED)
-  local budget = MAX_FAILED_TRIM
-  while n > keep and budget > 0 do
-    local old = redis.call('RPOP', K_FAILED)
-    n = n - 1
-    budget = budget - 1
-    redis.call('ZREM', K_IDX_FAILED, old)
-    if redis.call('HGET', job_key(old), 'state') == 'failed' then
-      redis.call('DEL', job_key(old))
-    end
-  end
+  trim_finished(K_FAILED, K_IDX_FAILED, 'failed', redis.call('LLEN', K_FAILED), keep,
+    MAX_FAILED_TRIM)
 end
 
 -- Shared by ack_fail and reap: retry with backoff or fail for good (final = no retry).

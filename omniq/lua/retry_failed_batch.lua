@@ -11,16 +11,8 @@ local out = {'OK', fmt(n)}
 local ok = 0
 for i = 1, n do
   local id = ARGV[2 + i]
-  local code = retry_failed_one(id, now)
   out[#out + 1] = id
-  if code then
-    out[#out + 1] = 'ERR'
-    out[#out + 1] = code
-  else
-    out[#out + 1] = 'OK'
-    out[#out + 1] = ''
-    ok = ok + 1
-  end
+  if push_status(out, retry_failed_one(id, now)) then ok = ok + 1 end
 end
 if ok > 0 then finish(now) end
 return out
