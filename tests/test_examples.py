@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -113,6 +114,16 @@ CHECKS: dict[str, Callable[[list[str]], None]] = {
 
 def test_every_example_is_checked() -> None:
     assert sorted(p.stem for p in EXAMPLES.glob("*.py")) == sorted(CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_example_docstring_says_how_to_run_it(name: str) -> None:
+    """A user reading the example finds the install line and how it picks its server."""
+    doc = ast.get_docstring(ast.parse((EXAMPLES / f"{name}.py").read_text())) or ""
+    assert f"python examples/{name}.py" in doc
+    assert "pip install" in doc
+    assert "OMNIQ_REDIS_URL" in doc
+    assert "When it is unset" in doc
 
 
 @pytest.mark.parametrize("name", sorted(CHECKS))
