@@ -25,7 +25,10 @@ def run_example(name: str, url: str | None) -> list[str]:
         capture_output=True, text=True, timeout=60, env=env, check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
+    # -X dev logs every event-loop step slower than 0.1 s; on a busy machine (the suite on
+    # two cores) any step can be: that line is load, not a fault of the example
+    stderr = re.sub(r"(?m)^Executing <.*> took \d+\.\d+ seconds\n", "", proc.stderr)
+    assert stderr == ""
     return proc.stdout.splitlines()
 
 
