@@ -1,6 +1,12 @@
 """aiohttp: handlers ``await`` the async client; on_startup/on_cleanup own a Worker.
 
+    pip install -e '.[examples]'            # from a clone: aiohttp and an embedded server
     python examples/aiohttp_app.py          # demo: serves on a free port, calls it, exits
+
+Server: set ``OMNIQ_REDIS_URL`` (for example ``redis://localhost:6379/0``) to use your own
+Redis or Valkey. When it is unset, the script starts a private embedded server and stops it
+at exit (``redis-server`` or ``valkey-server`` from PATH, else the Valkey of the ``embedded``
+extra).
 """
 
 import asyncio

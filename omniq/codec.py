@@ -36,6 +36,11 @@ _decoder = msgspec.json.Decoder()
 _SCALARS = (str, int, bool, type(None))
 
 
+def _with_article(noun: str) -> str:
+    """``"a dict"``, ``"an object"``: the indefinite article by the noun's first letter."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def _check_tree(value: Any) -> None:
     """Reject NaN/Infinity, non-str keys and excessive nesting (iteratively)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -66,7 +71,7 @@ def _check_tree(value: Any) -> None:
                 raise InvalidPayload("payload contains NaN or Infinity, which JSON cannot carry")
         else:
             raise InvalidPayload(
-                f"payload contains a {t.__name__}, which is not JSON; "
+                f"payload contains {_with_article(t.__name__)}, which is not JSON; "
                 "use publish_json for structs and dataclasses"
             )
 

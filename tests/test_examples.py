@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -24,7 +25,10 @@ def run_example(name: str, url: str | None) -> list[str]:
         capture_output=True, text=True, timeout=60, env=env, check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
+    # -X dev logs every event-loop step slower than 0.1 s; on a busy machine (the suite on
+    # two cores) any step can be: that line is load, not a fault of the example
+    stderr = re.sub(r"(?m)^Executing <.*> took \d+\.\d+ seconds\n", "", proc.stderr)
+    assert stderr == ""
     return proc.stdout.splitlines()
 
 
@@ -113,6 +117,16 @@ CHECKS: dict[str, Callable[[list[str]], None]] = {
 
 def test_every_example_is_checked() -> None:
     assert sorted(p.stem for p in EXAMPLES.glob("*.py")) == sorted(CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_example_docstring_says_how_to_run_it(name: str) -> None:
+    """A user reading the example finds the install line and how it picks its server."""
+    doc = ast.get_docstring(ast.parse((EXAMPLES / f"{name}.py").read_text())) or ""
+    assert f"python examples/{name}.py" in doc
+    assert "pip install" in doc
+    assert "OMNIQ_REDIS_URL" in doc
+    assert "When it is unset" in doc
 
 
 @pytest.mark.parametrize("name", sorted(CHECKS))
