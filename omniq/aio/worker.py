@@ -93,7 +93,7 @@ class _Failure:
 
     __slots__ = ("attempt", "exc", "max_attempts")
 
-    def __init__(self, exc: BaseException, attempt: int, max_attempts: int) -> None:
+    def __init__(self, exc: BaseException | None, attempt: int, max_attempts: int) -> None:
         self.exc = exc
         self.attempt = attempt
         self.max_attempts = max_attempts
@@ -489,7 +489,7 @@ class Worker:
         except asyncio.CancelledError:
             ack = None  # lease lost or hard stop: leave the lease to expire
         except _Rejected as exc:  # the text is the whole story: no traceback
-            ack = self._failed(ctx, exc, truncate_error(str(exc)), final=True)
+            ack = self._failed(ctx, None, truncate_error(str(exc)), final=True)
         except Fail as exc:
             ack = self._failed(ctx, exc, failure_text(exc), final=True)
         except Exception as exc:
@@ -504,7 +504,9 @@ class Worker:
             self._pending.setdefault(ctx.queue, []).append(ack)
         self._signal.set()
 
-    def _failed(self, ctx: JobContext, exc: BaseException, text: str, *, final: bool) -> Ack:
+    def _failed(
+        self, ctx: JobContext, exc: BaseException | None, text: str, *, final: bool
+    ) -> Ack:
         """The ack of a failed attempt; the exception is kept to be logged with the
         outcome (the stored ``last_error`` has its first line and traceback)."""
         if not ctx.lease_lost:
