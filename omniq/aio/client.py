@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from omniq._keys import child_anchor, queue_base, split_partition, validate_job_id
 from omniq._limits import (
@@ -54,6 +54,7 @@ from omniq.types import (
     JobInfo,
     JobSpec,
     Lease,
+    PublishOptions,
     QueueStats,
     ReservedJob,
     ReserveResult,
@@ -161,7 +162,6 @@ class AsyncOmniq:
         self._runner = ScriptRunner(self.redis, self._lean)
         self.routing = Routing(self.redis, self._runner, self.retention)
 
-
     # -- lifecycle ---------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
@@ -229,10 +229,10 @@ class AsyncOmniq:
             max_attempts=max_attempts, timeout_ms=timeout_ms, backoff_ms=backoff_ms,
             due_ms=due_ms, delay_ms=delay_ms, gid=gid, group_limit=group_limit,
         )
+        target = routing.publish_target(queue, opts.gid, job_id)  # validates the name
         jid = new_job_id() if job_id is None else validate_job_id(job_id)
         data = encode_payload(payload, self.max_payload_bytes)
         args = enqueue.args(check_now(now_ms), enqueue.job_fields(jid, data, opts))
-        target = routing.publish_target(queue, opts.gid, job_id)
         try:
             enqueue.parse(await routing.call(enqueue.ENQUEUE, target, args), jid)
         except PartitionError as exc:  # a partitioned queue (nothing was written)
@@ -246,7 +246,9 @@ class AsyncOmniq:
                 routing.note_unpartitioned(queue)
         return jid
 
-    async def publish_json(self, queue: str, payload: Any, **options: Any) -> str:
+    async def publish_json(
+        self, queue: str, payload: Any, **options: Unpack[PublishOptions]
+    ) -> str:
         """Publish a msgspec Struct, dataclass, pydantic model or plain JSON value.
 
         The value is converted to JSON builtins first and must become an object or array.

@@ -25,7 +25,7 @@ import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from types import FrameType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 
 from omniq._limits import (
     DEFAULT_BACKOFF_MS,
@@ -44,6 +44,7 @@ from omniq.types import (
     JobInfo,
     JobSpec,
     Lease,
+    PublishOptions,
     QueueStats,
     ReservedJob,
     ReserveResult,
@@ -249,7 +250,7 @@ class OmniqClient:
             group_limit=group_limit, now_ms=now_ms,
         ))
 
-    def publish_json(self, queue: str, payload: Any, **options: Any) -> str:
+    def publish_json(self, queue: str, payload: Any, **options: Unpack[PublishOptions]) -> str:
         """Publish a msgspec Struct, dataclass, pydantic model or JSON value; returns its id."""
         return self._run(lambda c: c.publish_json(queue, payload, **options))
 
