@@ -18,9 +18,8 @@ from omniq._keys import (
     validate_queue_name,
 )
 from omniq._scripts import SCRIPTS
-from omniq.aio._connect import AnyRedis, connect
+from omniq.aio._connect import AnyRedis, ConnectionSettings
 from omniq.aio._partitioned import PartitionedOps
-from omniq.aio._resp import RespClient
 from omniq.aio._transport import Call, ScriptRunner, map_errors
 from omniq.codec import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload, encode_result, to_json_value
 from omniq.codec import truncate_error as _truncate_error
@@ -119,24 +118,18 @@ class AsyncOmniq(PartitionedOps):
         cluster: bool = False,
         lean_transport: bool = True,
     ) -> None:
+        settings: ConnectionSettings | None = None
         if redis is not None:
             self.redis: AnyRedis = redis
             self._owns_redis = False
         else:
-            common: dict[str, Any] = {
-                "decode_responses": True,
-                "encoding_errors": "replace",
-                "client_name": client_name,
-                "socket_timeout": socket_timeout,
-                "max_connections": max_connections,
-            }
-            tls = {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile,
-                   "ssl_keyfile": ssl_keyfile}
-            common.update((k, v) for k, v in tls.items() if v is not None)
-            self.redis = connect(
+            settings = ConnectionSettings.from_options(
                 url=url, host=host, port=port, db=db, username=username, password=password,
-                ssl=ssl, cluster=cluster, options=common,
+                ssl=ssl, client_name=client_name, socket_timeout=socket_timeout,
+                max_connections=max_connections, ssl_ca_certs=ssl_ca_certs,
+                ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, cluster=cluster,
             )
+            self.redis = settings.redis()
             self._owns_redis = True
         self.max_payload_bytes = check_limit(max_payload_bytes)
         self.keep_completed = p.check_non_negative(keep_completed, "keep_completed")
@@ -146,8 +139,7 @@ class AsyncOmniq(PartitionedOps):
         self._keep_failed_arg = "" if keep_failed is None else str(self.keep_failed)
         self.child_ttl_ms = p.check_non_negative(child_ttl_ms, "child_ttl_ms")
         # scripts over the lean connection (None: redis-py) when we own the connections
-        self._lean = RespClient.from_redis(self.redis) if (
-            self._owns_redis and lean_transport) else None
+        self._lean = settings.lean() if settings is not None and lean_transport else None
         self._runner = ScriptRunner(self.redis, self._lean)
         self._anchors: dict[str, str] = {}
         self._init_partitions()

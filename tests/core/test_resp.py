@@ -16,9 +16,9 @@ import pytest
 import redis
 import redis.asyncio as aredis
 from redis import exceptions as rexc
-from redis.asyncio.cluster import RedisCluster
 
 from omniq import AsyncOmniq
+from omniq.aio._connect import ConnectionSettings
 from omniq.aio._resp import RespClient
 from omniq.errors import ConnectionFailed, OmniqError, PermissionDenied
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.single_node
 
 
 def _client(url: str, **options: object) -> RespClient:
-    lean = RespClient.from_redis(aredis.Redis.from_url(url, **options))  # type: ignore[arg-type]
+    lean = ConnectionSettings.from_options(url=url, **options).lean()  # type: ignore[arg-type]
     assert lean is not None
     return lean
 
@@ -305,11 +305,9 @@ async def test_which_clients_use_the_lean_connection(omniq_redis_url, tmp_path):
         await shared.aclose()
     async with AsyncOmniq(url=f"unix://{tmp_path}/no.sock") as c:
         assert c._runner.lean is None  # other connection kinds keep redis-py
-    cluster = RedisCluster(host="127.0.0.1", port=1)  # not connected until first used
-    try:
-        assert RespClient.from_redis(cluster) is None  # a cluster client keeps redis-py
-    finally:
-        await cluster.aclose()
+    # a cluster keeps redis-py
+    assert ConnectionSettings.from_options(url="redis+cluster://127.0.0.1:1").lean() is None
+    assert ConnectionSettings.from_options(port=1, cluster=True).lean() is None
 
 
 async def test_script_errors_map_as_on_the_redis_py_path(omniq_redis_url, raw):
