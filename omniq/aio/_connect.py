@@ -179,9 +179,7 @@ class ConnectionSettings:
                 raise InvalidArgument("Redis Cluster has only database 0")
             if fields["unix_path"] is not None:
                 raise InvalidArgument("Redis Cluster is reached over TCP, not a unix socket")
-        fields["socket_keepalive_options"] = (
-            default_keepalive_options() if fields["socket_keepalive"] else {}
-        )
+        fields["socket_keepalive_options"] = default_keepalive_options()  # used if keepalive
         return cls(**fields)
 
     # -- the clients -------------------------------------------------------------------

@@ -112,11 +112,10 @@ def error_reply(message: str) -> Exception:
     else:
         return rexc.ResponseError(message)
     try:
-        return cls(rest, status_code=code)  # type: ignore[call-arg]  # redis-py >= 6
-    except TypeError:
-        pass
-    try:
-        return cls(rest)
+        try:
+            return cls(rest, status_code=code)  # type: ignore[call-arg]  # redis-py >= 6
+        except TypeError:  # an older redis-py: no status_code
+            return cls(rest)
     except Exception:  # a malformed MOVED/ASK: keep the reply rather than break the stream
         return rexc.ResponseError(message)
 
