@@ -1,8 +1,14 @@
-"""Shared test helpers. The server and client fixtures come from omniq.pytest_plugin."""
+"""Shared test helpers. The server and client fixtures come from omniq.pytest_plugin.
+
+``--omniq-loop=uvloop`` runs the async tests on uvloop's event loop (pytest-asyncio's
+``pytest_asyncio_loop_factories`` hook); the default ``asyncio`` leaves pytest-asyncio's
+loop alone. The sync facade keeps its own asyncio loop either way.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 import redis
@@ -17,6 +23,52 @@ CLUSTER_SUITES = (
     "tests/cluster/",
     "tests/reliability/model/test_model_partitioned.py",
 )
+
+
+_LOOPS = ("asyncio", "uvloop")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("omniq").addoption(
+        "--omniq-loop",
+        default="asyncio",
+        choices=_LOOPS,
+        help="event loop of the async tests: asyncio (default) or uvloop",
+    )
+
+
+class _UvloopFactories:
+    """Registered only with --omniq-loop=uvloop: every async test gets a uvloop loop."""
+
+    def pytest_asyncio_loop_factories(
+        self, config: pytest.Config, item: pytest.Item
+    ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--omniq-loop") != "uvloop":
+        return
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        raise pytest.UsageError("--omniq-loop=uvloop needs uvloop (pip install uvloop)") from None
+    import pytest_asyncio.plugin
+
+    if not hasattr(pytest_asyncio.plugin, "PytestAsyncioSpecs"):
+        raise pytest.UsageError(
+            "--omniq-loop=uvloop needs a pytest-asyncio with the "
+            "pytest_asyncio_loop_factories hook"
+        )
+    config.pluginmanager.register(_UvloopFactories(), "omniq-uvloop")
+
+
+@pytest.fixture
+def loop_kind(request: pytest.FixtureRequest) -> str:
+    """The --omniq-loop of this run."""
+    return str(request.config.getoption("--omniq-loop"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -10,8 +10,8 @@ with a ``hiredis.Reader`` and nothing else:
   writes N commands in one ``transport.write`` and gets N replies;
 * replies are decoded as redis-py does with ``decode_responses=True,
   encoding_errors="replace"`` (str, int, list, None), and error replies become the same
-  redis-py exception objects (the reader uses redis-py's ``parse_error``), so callers map
-  them exactly as they map redis-py's;
+  redis-py exception objects (:func:`error_reply` maps the error code as redis-py's parser
+  does; a test compares the two), so callers map them exactly as they map redis-py's;
 * a command whose connection breaks is never re-sent (scripts are not idempotent): every
   waiter of that connection gets :class:`~omniq.errors.ConnectionFailed` (outcome unknown)
   and the next call connects again;
@@ -19,35 +19,105 @@ with a ``hiredis.Reader`` and nothing else:
   connection is dropped (a later reply would be given to the wrong caller);
 * a waiting caller that is cancelled leaves its future in the FIFO: its reply is still
   read, and dropped, so the stream stays in step;
-* after ``os.fork()`` the child never touches the parent's connection: it is parked, and
-  the child connects on its first call.
+* after ``os.fork()`` the child never touches the parent's connection: it is parked
+  (:mod:`omniq._fork`), and the child connects on its first call;
+* any transport the loop gives (asyncio's, uvloop's) is used through the methods every
+  ``asyncio.Transport`` has, and no failure surfaces as anything but an exception of
+  omniq or redis-py.
 
-Connection set-up (AUTH, SELECT, CLIENT SETNAME, TLS) takes its settings from the redis-py
-client that :class:`~omniq.aio.client.AsyncOmniq` builds from the same options, so a URL
-or option means the same thing on both connections (see :meth:`RespClient.from_redis`).
+Connection set-up (AUTH, SELECT, CLIENT SETNAME, TLS) comes from the
+:class:`~omniq.aio._connect.ConnectionSettings` that also build the redis-py client, so a
+URL or option means the same thing on both connections.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import ssl
-import weakref
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import hiredis
-from redis._parsers.base import BaseParser
+from redis import exceptions as rexc
 
+from omniq import _fork
 from omniq.errors import ConnectionFailed
 
-__all__ = ["RespClient"]
+__all__ = ["RespClient", "error_reply"]
 
 _pack = hiredis.pack_command
 _running_loop = asyncio.get_running_loop
 _CLOSE_TIMEOUT_S = 5.0
+
+
+def _exception_classes(names: Mapping[str, str]) -> dict[str, type[Exception]]:
+    # a class this redis-py release lacks is left out (its replies stay ResponseError)
+    classes = {key: getattr(rexc, name, None) for key, name in names.items()}
+    return {key: cls for key, cls in classes.items() if cls is not None}
+
+
+# The exception class of an error reply by its code (the first word), as redis-py's parser
+# maps them; tests/core/test_resp.py checks this against the installed redis-py.
+_ERROR_CLASSES = _exception_classes({
+    "OOM": "OutOfMemoryError",
+    "WRONGPASS": "AuthenticationError",
+    "EXECABORT": "ExecAbortError",
+    "LOADING": "BusyLoadingError",
+    "NOSCRIPT": "NoScriptError",
+    "READONLY": "ReadOnlyError",
+    "NOAUTH": "AuthenticationError",
+    "NOPERM": "NoPermissionError",
+    "ASK": "AskError",
+    "TRYAGAIN": "TryAgainError",
+    "MOVED": "MovedError",
+    "CLUSTERDOWN": "ClusterDownError",
+    "CROSSSLOT": "ClusterCrossSlotError",
+    "MASTERDOWN": "MasterDownError",
+})
+# ERR replies: the class by the exact rest of the message (others are ResponseError)
+_ERR_CLASSES = _exception_classes({
+    "max number of clients reached": "ConnectionError",
+    "invalid password": "AuthenticationError",
+    "wrong number of arguments for 'auth' command": "AuthenticationWrongNumberOfArgsError",
+    "wrong number of arguments for 'AUTH' command": "AuthenticationWrongNumberOfArgsError",
+    "Error loading the extension. Please check the server logs.": "ModuleError",
+    "Error unloading module: the module exports one or more module-side data types, "
+    "can't unload": "ModuleError",
+    "Error unloading module: no such module with that name": "ModuleError",
+    "Error unloading module: operation not possible.": "ModuleError",
+    "AUTH <password> called without any password configured for the default user. Are you "
+    "sure your configuration is correct?": "AuthenticationError",
+    "Client sent AUTH, but no password is set": "AuthenticationError",
+    "problem with LDAP service": "ExternalAuthProviderError",
+    "no such fieldset": "NoSuchFieldsetError",
+})
+
+
+def error_reply(message: str) -> Exception:
+    """The redis-py exception for an error reply (hiredis' ``replyError`` callback).
+
+    As redis-py: a known code is stripped from the message (``NOSCRIPT No matching
+    script`` -> ``NoScriptError("No matching script")``); anything else is a
+    ``ResponseError`` with the whole message.
+    """
+    code = message.split(" ")[0]
+    if code == "ERR":
+        rest = message[4:]
+        cls = _ERR_CLASSES.get(rest, rexc.ResponseError)
+    elif code in _ERROR_CLASSES:
+        rest = message[len(code) + 1:]
+        cls = _ERROR_CLASSES[code]
+    else:
+        return rexc.ResponseError(message)
+    try:
+        try:
+            return cls(rest, status_code=code)  # type: ignore[call-arg]  # redis-py >= 6
+        except TypeError:  # an older redis-py: no status_code
+            return cls(rest)
+    except Exception:  # a malformed MOVED/ASK: keep the reply rather than break the stream
+        return rexc.ResponseError(message)
 
 
 class _Batch:
@@ -67,10 +137,9 @@ class _Connection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, where: str) -> None:
         self.loop = loop
         self.where = where
+        # asyncio.Transport or any transport with its methods (uvloop's is not a subclass)
         self.transport: asyncio.Transport | None = None
-        self.reader = hiredis.Reader(
-            encoding="utf-8", errors="replace", replyError=BaseParser.parse_error
-        )
+        self.reader = hiredis.Reader(encoding="utf-8", errors="replace", replyError=error_reply)
         self.waiters: deque[asyncio.Future[Any] | _Batch] = deque()
         self.error: str | None = None  # set once the connection is unusable
         self.closed: asyncio.Future[None] = loop.create_future()
@@ -80,8 +149,7 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # see __init__
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader
@@ -92,10 +160,10 @@ class _Connection(asyncio.Protocol):
             while reply is not False:
                 w = waiters.popleft()
                 if w.__class__ is _Batch:
-                    assert isinstance(w, _Batch)
-                    w.replies.append(reply)
-                    if len(w.replies) == w.n and not w.fut.done():
-                        w.fut.set_result(w.replies)
+                    replies = w.replies
+                    replies.append(reply)
+                    if len(replies) == w.n and not w.fut.done():
+                        w.fut.set_result(replies)
                 elif not w.done():  # type: ignore[union-attr]
                     w.set_result(reply)  # type: ignore[union-attr]
                 reply = reader.gets()
@@ -122,15 +190,16 @@ class _Connection(asyncio.Protocol):
 
     # -- use ---------------------------------------------------------------------------
 
-    def send(self, data: bytes, waiter: asyncio.Future[Any]) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
-        self.waiters.append(waiter)
-
-    def send_many(self, data: bytes, batch: _Batch) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
-        self.waiters.extend([batch] * batch.n)
+    def send(self, data: bytes, waiter: asyncio.Future[Any] | _Batch, n: int) -> None:
+        """Write ``n`` commands whose replies go to ``waiter`` (one future, or a batch)."""
+        transport = self.transport
+        if transport is None:  # not expected (a live connection has one): fail, not assert
+            raise ConnectionFailed(f"Redis connection failed: {self.error or 'not connected'}")
+        transport.write(data)
+        if n == 1:
+            self.waiters.append(waiter)
+        else:
+            self.waiters.extend([waiter] * n)
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is over its high-water mark."""
@@ -179,18 +248,6 @@ class _Connection(asyncio.Protocol):
                 fut.set_result(None)
 
 
-_clients: weakref.WeakSet[RespClient] = weakref.WeakSet()
-_orphans: list[_Connection] = []  # inherited through fork() or of another loop: never touched
-
-
-def _after_fork_in_child() -> None:
-    for client in list(_clients):
-        client._forget()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 class RespClient:
     """A lazily connected, single-connection RESP2 client (see the module docstring).
 
@@ -231,47 +288,36 @@ class RespClient:
         self._conn: _Connection | None = None
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
-        _clients.add(self)
-
-    @classmethod
-    def from_redis(cls, redis: Any) -> RespClient | None:
-        """A client with the connection settings of a ``redis.asyncio.Redis`` (TCP or TLS),
-        or None when its connections are of another kind (Unix socket, cluster, a
-        credential provider ...): those keep the redis-py path."""
-        from redis.asyncio.connection import Connection, SSLConnection
-
-        pool = getattr(redis, "connection_pool", None)
-        if pool is None:
-            return None
-        klass = getattr(pool, "connection_class", None)
-        if klass not in (Connection, SSLConnection):
-            return None
-        conn = klass(**pool.connection_kwargs)  # not connected: only its settings are read
-        if getattr(conn, "credential_provider", None) is not None:
-            return None
-        username = conn.username
-        password = conn.password
-        ssl_factory = conn.ssl_context.get if isinstance(conn, SSLConnection) else None
-        return cls(
-            conn.host, int(conn.port), db=int(conn.db or 0), username=username,
-            password=password, client_name=conn.client_name,
-            socket_timeout=conn.socket_timeout,
-            socket_connect_timeout=conn.socket_connect_timeout,
-            ssl_context_factory=ssl_factory,
-            socket_keepalive=bool(conn.socket_keepalive),
-            socket_keepalive_options=conn.socket_keepalive_options,
-        )
+        _fork.on_fork_in_child(self, RespClient._forget)
 
     # -- commands ----------------------------------------------------------------------
 
-    async def execute(self, *args: Any) -> Any:
-        """Send one command and return its reply (an error reply is raised)."""
+    # execute and execute_many are plain functions returning the coroutine of _round_trip:
+    # the hot path (one call per job) costs one coroutine, not two.
+
+    def execute(self, *args: Any) -> Coroutine[Any, Any, Any]:
+        """Send one command; the awaitable returns its reply (an error reply is raised)."""
+        return self._round_trip(_pack(args), 0)
+
+    def execute_many(self, commands: Sequence[Sequence[Any]]) -> Coroutine[Any, Any, list[Any]]:
+        """Send the commands in one write; the awaitable returns their replies in order,
+        error replies in place as exception objects."""
+        if not commands:
+            return _no_replies()
+        return self._round_trip(b"".join([_pack(tuple(c)) for c in commands]), len(commands))
+
+    async def _round_trip(self, data: bytes, n: int) -> Any:
+        """Write ``data`` and wait for its replies: ``n`` of them as a list, or with ``n=0``
+        the one reply of a single command (raised if it is an error)."""
         conn = self._conn
         loop = _running_loop()
         if conn is None or conn.error is not None or conn.loop is not loop:
             conn = await self._connect()
         fut: asyncio.Future[Any] = loop.create_future()
-        conn.send(_pack(args), fut)
+        if n:
+            conn.send(data, _Batch(fut, n), n)
+        else:
+            conn.send(data, fut, 1)
         if conn.paused:
             await _drain(conn, fut)
         timeout = self.socket_timeout
@@ -283,31 +329,9 @@ class RespClient:
                 reply = await fut
             finally:
                 handle.cancel()
-        if isinstance(reply, Exception):
+        if not n and isinstance(reply, Exception):
             raise reply
         return reply
-
-    async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Send the commands in one write; return their replies in order, error replies
-        in place as exception objects."""
-        if not commands:
-            return []
-        conn = self._conn
-        loop = _running_loop()
-        if conn is None or conn.error is not None or conn.loop is not loop:
-            conn = await self._connect()
-        batch = _Batch(loop.create_future(), len(commands))
-        conn.send_many(b"".join([_pack(tuple(c)) for c in commands]), batch)
-        if conn.paused:
-            await _drain(conn, batch.fut)
-        timeout = self.socket_timeout
-        if timeout is None:
-            return await batch.fut
-        handle = loop.call_later(timeout, conn.timed_out, batch.fut, timeout)
-        try:
-            return await batch.fut
-        finally:
-            handle.cancel()
 
     # -- connection --------------------------------------------------------------------
 
@@ -328,7 +352,7 @@ class RespClient:
                     return conn
                 # made on another event loop: not usable here, and not ours to close from
                 # this one; it is left to that loop (the client is meant for one loop)
-                _orphans.append(conn)
+                _fork.park(conn)
             conn = _Connection(loop, f"{self.host}:{self.port}")
             try:
                 async with asyncio.timeout(self.socket_connect_timeout):
@@ -376,7 +400,7 @@ class RespClient:
         if not setup:
             return
         batch = _Batch(loop.create_future(), len(setup))
-        conn.send_many(b"".join([_pack(c) for c in setup]), batch)
+        conn.send(b"".join([_pack(c) for c in setup]), batch, len(setup))
         for reply in await batch.fut:
             if isinstance(reply, Exception):
                 raise reply
@@ -402,7 +426,7 @@ class RespClient:
     def _forget(self) -> None:
         """In a forked child: park the parent's connection for good, never touching it."""
         if self._conn is not None:
-            _orphans.append(self._conn)
+            _fork.park(self._conn)
         self._conn = None
         self._lock = None
         self._lock_loop = None
@@ -415,3 +439,7 @@ async def _drain(conn: _Connection, fut: asyncio.Future[Any]) -> None:
     except BaseException:
         fut.cancel()
         raise
+
+
+async def _no_replies() -> list[Any]:
+    return []

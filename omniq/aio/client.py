@@ -34,8 +34,7 @@ from omniq._protocol.common import (
     lease_id,
     new_job_id,
 )
-from omniq.aio._connect import AnyRedis, connect
-from omniq.aio._resp import RespClient
+from omniq.aio._connect import AnyRedis, ConnectionSettings
 from omniq.aio._routing import QueueCall, Retention, Routing, Targets
 from omniq.aio._transport import ScriptRunner, map_errors
 from omniq.codec import encode_payload, encode_result, to_json_value, truncate_error
@@ -131,24 +130,18 @@ class AsyncOmniq:
         cluster: bool = False,
         lean_transport: bool = True,
     ) -> None:
+        settings: ConnectionSettings | None = None
         if redis is not None:
             self.redis: AnyRedis = redis
             self._owns_redis = False
         else:
-            common: dict[str, Any] = {
-                "decode_responses": True,
-                "encoding_errors": "replace",
-                "client_name": client_name,
-                "socket_timeout": socket_timeout,
-                "max_connections": max_connections,
-            }
-            tls = {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile,
-                   "ssl_keyfile": ssl_keyfile}
-            common.update((k, v) for k, v in tls.items() if v is not None)
-            self.redis = connect(
+            settings = ConnectionSettings.from_options(
                 url=url, host=host, port=port, db=db, username=username, password=password,
-                ssl=ssl, cluster=cluster, options=common,
+                ssl=ssl, client_name=client_name, socket_timeout=socket_timeout,
+                max_connections=max_connections, ssl_ca_certs=ssl_ca_certs,
+                ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, cluster=cluster,
             )
+            self.redis = settings.redis()
             self._owns_redis = True
         self.max_payload_bytes = check_positive(max_payload_bytes, "max_payload_bytes")
         self.retention = Retention(
@@ -157,8 +150,7 @@ class AsyncOmniq:
         )
         self.child_ttl_ms = check_non_negative(child_ttl_ms, "child_ttl_ms")
         # scripts over the lean connection (None: redis-py) when we own the connections
-        self._lean = RespClient.from_redis(self.redis) if (
-            self._owns_redis and lean_transport) else None
+        self._lean = settings.lean() if settings is not None and lean_transport else None
         self._runner = ScriptRunner(self.redis, self._lean)
         self.routing = Routing(self.redis, self._runner, self.retention)
 

@@ -2,16 +2,22 @@
 
 Async handlers get an :class:`Exec` whose methods are coroutines. Plain-function handlers
 run in a worker thread and get a :class:`SyncExec` with the same methods, blocking; each
-one hops to the event loop (``anyio.from_thread``), so no queue logic is written twice.
+one hops to the worker's event loop (:mod:`omniq._bridge`), so no queue logic is written
+twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
-import anyio.from_thread
+# Not used here any more, but kept: anyio loads these modules lazily, and without this
+# import the worker (which imports this module) would load them on its event loop when it
+# builds its CapacityLimiter (a callback of over 100 ms in asyncio's debug mode).
+import anyio.from_thread  # noqa: F401
 
+from omniq import _bridge
 from omniq.codec import decode_payload
 from omniq.errors import LeaseLost
 from omniq.types import BatchResult, JobInfo, PublishOptions, QueueStats, ReservedJob
@@ -206,76 +212,84 @@ class CheckCompletion:
         return await self._exec.child_ack(key, child_id)
 
 
-def _blocking(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+def _blocking(
+    loop: asyncio.AbstractEventLoop, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+) -> T:
+    """Run ``fn(*args, **kwargs)`` on ``loop`` from a handler thread and wait for it."""
+
     async def call() -> T:
         return await fn(*args, **kwargs)
 
-    return anyio.from_thread.run(call)
+    return _bridge.call(loop, call())
 
 
 class SyncExec:
-    """The blocking twin of :class:`Exec` for plain-function handlers (runs in a thread)."""
+    """The blocking twin of :class:`Exec` for plain-function handlers (runs in a thread).
 
-    __slots__ = ("_async",)
+    Build it on the worker's loop: it keeps that loop, where its calls run.
+    """
+
+    __slots__ = ("_async", "_loop")
 
     def __init__(self, async_exec: Exec) -> None:
         self._async = async_exec
+        self._loop = asyncio.get_running_loop()
 
     def publish(self, queue: str, payload: Any, **options: Unpack[PublishOptions]) -> str:
         """Publish a job; returns its id."""
-        return _blocking(self._async.publish, queue, payload, **options)
+        return _blocking(self._loop, self._async.publish, queue, payload, **options)
 
     def publish_json(self, queue: str, payload: Any, **options: Unpack[PublishOptions]) -> str:
         """Publish a struct, dataclass or pydantic model; returns its id."""
-        return _blocking(self._async.publish_json, queue, payload, **options)
+        return _blocking(self._loop, self._async.publish_json, queue, payload, **options)
 
     def pause(self, queue: str) -> None:
         """Pause a queue."""
-        _blocking(self._async.pause, queue)
+        _blocking(self._loop, self._async.pause, queue)
 
     def resume(self, queue: str) -> bool:
         """Resume a queue; returns whether it was paused."""
-        return _blocking(self._async.resume, queue)
+        return _blocking(self._loop, self._async.resume, queue)
 
     def is_paused(self, queue: str) -> bool:
         """Whether a queue is paused."""
-        return _blocking(self._async.is_paused, queue)
+        return _blocking(self._loop, self._async.is_paused, queue)
 
     def childs_init(self, key: str, expected: int, *, ttl_ms: int = 0) -> None:
         """Start a completion counter expecting ``expected`` children."""
-        _blocking(self._async.childs_init, key, expected, ttl_ms=ttl_ms)
+        _blocking(self._loop, self._async.childs_init, key, expected, ttl_ms=ttl_ms)
 
     def child_ack(self, key: str, child_id: str | None = None) -> int:
         """Count this job as a finished child; returns how many remain (-1: no counter)."""
-        return _blocking(self._async.child_ack, key, child_id)
+        return _blocking(self._loop, self._async.child_ack, key, child_id)
 
     def heartbeat(self) -> int:
         """Extend the current lease now. :raises LeaseLost: the lease is gone."""
-        return _blocking(self._async.heartbeat)
+        return _blocking(self._loop, self._async.heartbeat)
 
     def retry_failed(self, queue: str, job_id: str) -> None:
         """Retry a failed job."""
-        _blocking(self._async.retry_failed, queue, job_id)
+        _blocking(self._loop, self._async.retry_failed, queue, job_id)
 
     def retry_failed_batch(self, queue: str, job_ids: Sequence[str]) -> list[BatchResult]:
         """Retry up to 100 failed jobs."""
-        return _blocking(self._async.retry_failed_batch, queue, job_ids)
+        return _blocking(self._loop, self._async.retry_failed_batch, queue, job_ids)
 
     def remove_job(self, queue: str, job_id: str, lane: str) -> None:
         """Remove a job from a lane."""
-        _blocking(self._async.remove_job, queue, job_id, lane)
+        _blocking(self._loop, self._async.remove_job, queue, job_id, lane)
 
     def remove_jobs_batch(self, queue: str, lane: str, job_ids: Sequence[str]) -> list[BatchResult]:
         """Remove up to 100 jobs from a lane."""
-        return _blocking(self._async.remove_jobs_batch, queue, lane, job_ids)
+        return _blocking(self._loop, self._async.remove_jobs_batch, queue, lane, job_ids)
 
     def get_job(self, queue: str, job_id: str) -> JobInfo | None:
         """Read a job's record."""
-        return _blocking(self._async.get_job, queue, job_id)
+        return _blocking(self._loop, self._async.get_job, queue, job_id)
 
     def stats(self, queue: str) -> QueueStats:
         """Read a queue's counts."""
-        return _blocking(self._async.stats, queue)
+        return _blocking(self._loop, self._async.stats, queue)
 
 
 class SyncCheckCompletion:

@@ -3,7 +3,7 @@
 One :class:`LoopThread` is an ``asyncio.Runner`` on a daemon thread that owns one
 :class:`~omniq.aio.client.AsyncOmniq`, created *on that loop* (``redis.asyncio`` clients are
 bound to the loop they first run on). Other threads hand it coroutines with
-:meth:`LoopThread.submit` (``asyncio.run_coroutine_threadsafe``) and block on the returned
+:meth:`LoopThread.submit` (:func:`omniq._bridge.submit`) and block on the returned
 ``concurrent.futures.Future``.
 
 Closing is two-phase: running workers are asked to stop and awaited while the client still
@@ -12,8 +12,9 @@ awaited, the client is closed on its own loop and ``asyncio.Runner`` cancels lef
 down async generators and the default executor and closes the loop.
 
 After ``fork()`` the child has the loop object but not its thread: :func:`abandon` parks the
-inherited state for good (closing it would deregister the *parent's* sockets from the epoll
-instance both processes share) and the client builds a fresh one on first use.
+inherited state for good (:func:`omniq._fork.park`; closing it would deregister the
+*parent's* sockets from the epoll instance both processes share) and the client builds a
+fresh one on first use. Calls cross from threads to the loop through :mod:`omniq._bridge`.
 """
 
 from __future__ import annotations
@@ -28,18 +29,16 @@ import weakref
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from omniq import _bridge, _fork
 from omniq.errors import SyncClientError
 
 if TYPE_CHECKING:
     from omniq.aio.client import AsyncOmniq
     from omniq.aio.worker import Worker
 
-__all__ = ["LoopThread", "SyncClientError", "abandon"]
+__all__ = ["LoopThread", "abandon"]
 
 T = TypeVar("T")
-
-
-_ORPHANS: list[LoopThread] = []  # inherited through fork(): kept alive, never touched
 
 
 class LoopThread:
@@ -135,7 +134,7 @@ class LoopThread:
             if not self._accepting or self.loop is None:
                 coro.close()
                 raise SyncClientError("this OmniqClient is closed")
-            fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+            fut = _bridge.submit(self.loop, coro)
             self._pending.add(fut)
             if worker is not None:
                 self._consumes[fut] = worker
@@ -191,7 +190,7 @@ def abandon(state: LoopThread) -> None:
     finalized its deregistration fails harmlessly instead of editing the epoll instance
     the parent still uses.
     """
-    _ORPHANS.append(state)
+    _fork.park(state)
     selector = getattr(state.loop, "_selector", None)
     fileno = getattr(selector, "fileno", None)
     if fileno is None:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from types import FrameType
 from typing import Any, Self, TypeVar, Unpack
 
+from omniq import _bridge, _fork
 from omniq._limits import (
     DEFAULT_BACKOFF_MS,
     DEFAULT_MAINTENANCE_BATCH,
@@ -35,8 +36,8 @@ from omniq._limits import (
 )
 from omniq.aio.client import AsyncOmniq
 from omniq.aio.worker import Worker
-from omniq.errors import ScriptError
-from omniq.sync._loop import LoopThread, SyncClientError, abandon
+from omniq.errors import ScriptError, SyncClientError
+from omniq.sync._loop import LoopThread, abandon
 from omniq.types import (
     Ack,
     BatchResult,
@@ -61,7 +62,7 @@ _SIGNAL_POLL_S = 1.0
 class _Holder:
     """The mutable state of one client, kept apart so that finalizers never hold the client."""
 
-    __slots__ = ("closed", "lock", "make", "state", "wrapped")
+    __slots__ = ("__weakref__", "closed", "lock", "make", "state", "wrapped")
 
     def __init__(self, make: Callable[[], AsyncOmniq], wrapped: bool) -> None:
         self.make = make
@@ -102,17 +103,6 @@ class _Holder:
             self.closed = True
         if state is not None and state.pid == os.getpid():
             state.close(timeout)
-
-
-_instances: weakref.WeakSet[OmniqClient] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for client in list(_instances):
-        client._holder.after_fork_in_child()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _check_no_running_loop(holder: _Holder) -> None:
@@ -179,7 +169,7 @@ class OmniqClient:
             holder = _Holder(make, wrapped=False)
         self._holder = holder
         holder.state = LoopThread(holder.make)
-        _instances.add(self)
+        _fork.on_fork_in_child(holder, _Holder.after_fork_in_child)
         self._finalizer = weakref.finalize(self, holder.close, _EXIT_TIMEOUT_S)
 
     # -- plumbing ----------------------------------------------------------------------
@@ -188,12 +178,8 @@ class OmniqClient:
         _check_no_running_loop(self._holder)
         state = self._holder.get()
         assert state.client is not None
-        fut = state.submit(call(state.client))
-        try:
-            return fut.result()
-        except BaseException:
-            fut.cancel()  # KeyboardInterrupt in the caller: cancel the call on the loop
-            raise
+        # wait() cancels the call on the loop on a KeyboardInterrupt in the caller
+        return _bridge.wait(state.submit(call(state.client)))
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -16,9 +16,9 @@ import pytest
 import redis
 import redis.asyncio as aredis
 from redis import exceptions as rexc
-from redis.asyncio.cluster import RedisCluster
 
 from omniq import AsyncOmniq
+from omniq.aio._connect import ConnectionSettings
 from omniq.aio._resp import RespClient
 from omniq.errors import ConnectionFailed, OmniqError, PermissionDenied, ServerError
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.single_node
 
 
 def _client(url: str, **options: object) -> RespClient:
-    lean = RespClient.from_redis(aredis.Redis.from_url(url, **options))  # type: ignore[arg-type]
+    lean = ConnectionSettings.from_options(url=url, **options).lean()  # type: ignore[arg-type]
     assert lean is not None
     return lean
 
@@ -305,11 +305,9 @@ async def test_which_clients_use_the_lean_connection(omniq_redis_url, tmp_path):
         await shared.aclose()
     async with AsyncOmniq(url=f"unix://{tmp_path}/no.sock") as c:
         assert c._runner.lean is None  # other connection kinds keep redis-py
-    cluster = RedisCluster(host="127.0.0.1", port=1)  # not connected until first used
-    try:
-        assert RespClient.from_redis(cluster) is None  # a cluster client keeps redis-py
-    finally:
-        await cluster.aclose()
+    # a cluster keeps redis-py
+    assert ConnectionSettings.from_options(url="redis+cluster://127.0.0.1:1").lean() is None
+    assert ConnectionSettings.from_options(port=1, cluster=True).lean() is None
 
 
 async def test_script_errors_map_as_on_the_redis_py_path(omniq_redis_url, raw):
@@ -319,3 +317,65 @@ async def test_script_errors_map_as_on_the_redis_py_path(omniq_redis_url, raw):
             with pytest.raises(OmniqError, match=r"Redis error: .*WRONGTYPE") as err:
                 await c.publish("q", {"x": 1})
             assert type(err.value) is ServerError
+
+
+def _redis_py_error_replies() -> list[str]:
+    """One error reply per code (and per special ERR message) redis-py's parser knows."""
+    from redis._parsers.base import BaseParser  # private: only to compare with ours
+
+    replies = ["WHATEVER unknown code", "ERR plain error", "NOSCRIPT", "single"]
+    for code, classes in BaseParser.EXCEPTION_CLASSES.items():
+        if isinstance(classes, dict):
+            replies += [f"{code} {message}" for message in classes]
+            replies.append(f"{code} some other message")
+        elif code in ("MOVED", "ASK"):
+            replies.append(f"{code} 3999 127.0.0.1:6381")
+        else:
+            replies.append(f"{code} a message")
+    return replies
+
+
+@pytest.mark.parametrize("reply", _redis_py_error_replies())
+def test_error_replies_map_to_the_classes_redis_py_maps_them_to(reply):
+    from redis._parsers.base import BaseParser
+
+    from omniq.aio._resp import error_reply
+
+    ours = error_reply(reply)
+    theirs = BaseParser.parse_error(reply)
+    assert type(ours) is type(theirs)
+    assert ours.args == theirs.args
+    assert getattr(ours, "status_code", None) == getattr(theirs, "status_code", None)
+
+
+def test_a_malformed_redirection_reply_is_a_response_error():
+    from omniq.aio._resp import error_reply
+
+    err = error_reply("MOVED nonsense")
+    assert type(err) is rexc.ResponseError
+    assert str(err) == "MOVED nonsense"
+
+
+def test_the_lean_connection_works_on_uvloop(omniq_redis_url):
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> tuple[object, list[object]]:
+        async with AsyncOmniq(url=omniq_redis_url) as c:
+            assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+            job_id = await c.publish("uv", {"x": 1})
+            job = await c.reserve("uv")
+            assert job is not None
+            assert job.job_id == job_id
+            await c.ack_success("uv", job.job_id, job.lease_token)
+            lean = c._runner.lean
+            assert lean is not None
+            transport = lean._conn.transport
+            replies = await lean.execute_many([("PING",), ("EVALSHA", "0" * 40, 0)])
+            return transport, replies
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        transport, replies = runner.run(main())
+    # the case this covers: uvloop's transport is not an asyncio.Transport subclass
+    assert not isinstance(transport, asyncio.Transport)
+    assert replies[0] == "PONG"
+    assert isinstance(replies[1], rexc.NoScriptError)
