@@ -1,4 +1,4 @@
-"""Shared test helpers. The server and client fixtures come from omniq.pytest_plugin."""
+"""Shared test helpers. The server and client fixtures come from omniq.testing.pytest_plugin."""
 
 from __future__ import annotations
 

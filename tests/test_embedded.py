@@ -1,4 +1,5 @@
-"""Tests for omniq.embedded: real redis-server / valkey-server processes, real connections."""
+"""Tests for omniq.testing.embedded: real redis-server / valkey-server processes and
+connections."""
 
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ import pytest
 import redis
 import redis.asyncio
 
-import omniq.embedded as embedded
-from omniq.embedded import EmbeddedServer, ServerNotFound, ServerStartError, find_server_binary
+import omniq.testing.embedded as embedded
 from omniq.errors import OmniqError
+from omniq.testing.embedded import (
+    EmbeddedServer,
+    ServerNotFound,
+    ServerStartError,
+    find_server_binary,
+)
 
 
 def assert_gone(pid: int) -> None:
@@ -223,7 +229,7 @@ def _run_python(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_atexit_stops_forgotten_server() -> None:
     proc = _run_python(
-        "from omniq.embedded import EmbeddedServer\n"
+        "from omniq.testing.embedded import EmbeddedServer\n"
         "srv = EmbeddedServer(); srv.start()\n"
         "print(srv.pid, srv.data_dir, flush=True)\n"
     )
@@ -235,7 +241,7 @@ def test_atexit_stops_forgotten_server() -> None:
 
 def test_cli_runs_until_ctrl_c() -> None:
     cli = subprocess.Popen(
-        [sys.executable, "-m", "omniq.embedded"],
+        [sys.executable, "-m", "omniq.testing.embedded"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

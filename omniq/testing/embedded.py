@@ -2,7 +2,7 @@
 
 ::
 
-    from omniq.embedded import EmbeddedServer
+    from omniq.testing.embedded import EmbeddedServer
 
     with EmbeddedServer() as srv:          # or: async with EmbeddedServer() as srv:
         client = redis.Redis.from_url(srv.url)
@@ -19,7 +19,7 @@ interpreter exits are stopped by an ``atexit`` hook.
 :class:`EmbeddedCluster` starts several such servers with ``--cluster-enabled yes`` and joins
 them into one Redis Cluster (every slot assigned, no replicas), for cluster tests.
 
-``python -m omniq.embedded`` starts a server, prints its URL and runs until Ctrl-C.
+``python -m omniq.testing.embedded`` starts a server, prints its URL and runs until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -786,11 +786,11 @@ def _as_bytes(value: object) -> bytes:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m omniq.embedded``: start a server, print its URL, run until Ctrl-C."""
+    """``python -m omniq.testing.embedded``: start a server, print its URL, run until Ctrl-C."""
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m omniq.embedded",
+        prog="python -m omniq.testing.embedded",
         description="Run a private Redis-compatible server on 127.0.0.1 until Ctrl-C.",
     )
     parser.add_argument("--kind", choices=_KINDS, default=None, help="redis or valkey")

@@ -3,8 +3,8 @@
 Fixtures:
 
 ``omniq_server``
-    A session-wide embedded server (see :mod:`omniq.embedded`), an
-    :class:`~omniq.embedded.EmbeddedCluster` for the ``cluster`` kind, or None when
+    A session-wide embedded server (see :mod:`omniq.testing.embedded`), an
+    :class:`~omniq.testing.embedded.EmbeddedCluster` for the ``cluster`` kind, or None when
     ``OMNIQ_TEST_REDIS_URL`` points the fixtures at an external server.
 ``omniq_redis_url``
     URL of a database flushed before the test.
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from omniq.aio._connect import is_cluster_url, plain_url
-from omniq.embedded import EmbeddedCluster, EmbeddedServer
+from omniq.testing.embedded import EmbeddedCluster, EmbeddedServer
 
 if TYPE_CHECKING:
     from omniq.aio.client import AsyncOmniq
