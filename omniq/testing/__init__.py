@@ -6,6 +6,8 @@
 * :mod:`omniq.testing.pytest_plugin` -- the pytest fixtures (registered through the
   ``pytest11`` entry point).
 
+The old module paths ``omniq.embedded`` and ``omniq.pytest_plugin`` still import.
+
 Nothing is imported here: ``python -m omniq.testing.embedded`` must find the module not yet
 imported (runpy would otherwise run a second copy of it, with its own atexit registry).
 """

@@ -19,7 +19,8 @@ interpreter exits are stopped by an ``atexit`` hook.
 :class:`EmbeddedCluster` starts several such servers with ``--cluster-enabled yes`` and joins
 them into one Redis Cluster (every slot assigned, no replicas), for cluster tests.
 
-``python -m omniq.testing.embedded`` starts a server, prints its URL and runs until Ctrl-C.
+``python -m omniq.testing.embedded`` (or the older ``python -m omniq.embedded``) starts a
+server, prints its URL and runs until Ctrl-C. ``omniq.embedded`` re-exports the public names.
 """
 
 from __future__ import annotations
