@@ -25,6 +25,7 @@ server, prints its URL and runs until Ctrl-C. ``omniq.embedded`` re-exports the 
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import importlib.util
@@ -39,12 +40,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
-
-import anyio.to_thread
 
 from omniq.errors import ServerNotFound, ServerStartError
 
@@ -281,8 +280,28 @@ atexit.register(_stop_all)
 # --------------------------------------------------------------------------- server
 
 
+async def _in_thread(call: Callable[[], None]) -> None:
+    """Run a blocking ``call`` in the loop's default thread pool (``asyncio.to_thread``).
+
+    A cancellation waits for the call to finish before it propagates (as anyio's
+    ``to_thread.run_sync`` did): a start or stop never keeps running behind the caller's back.
+    """
+    task = asyncio.ensure_future(asyncio.to_thread(call))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({task})
+        raise
+
+
 class _StartStop:
-    """``with`` / ``async with`` support for a class with blocking ``start`` and ``stop``."""
+    """``with`` / ``async with`` support for a class with blocking ``start`` and ``stop``.
+
+    The async forms run ``start`` / ``stop`` in a worker thread (:func:`_in_thread`), so
+    starting a server (up to seconds) never blocks the loop.
+    """
 
     def start(self) -> None:
         raise NotImplementedError
@@ -303,7 +322,7 @@ class _StartStop:
         self.stop()
 
     async def __aenter__(self) -> Self:
-        await anyio.to_thread.run_sync(self.start)
+        await _in_thread(self.start)
         return self
 
     async def __aexit__(
@@ -312,7 +331,7 @@ class _StartStop:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await anyio.to_thread.run_sync(self.stop)
+        await _in_thread(self.stop)
 
 
 class EmbeddedServer(_StartStop):
