@@ -1,7 +1,7 @@
 """Scale-out: the same load on one Redis node and on a local 3-master Redis Cluster.
 
 ``python -m benchmarks.cluster`` measures, on each topology (a fresh embedded server or a
-fresh :class:`~omniq.embedded.EmbeddedCluster` per measurement):
+fresh :class:`~omniq.testing.embedded.EmbeddedCluster` per measurement):
 
 * **publish**: ``--procs`` processes publish ``--jobs`` jobs in total with ``publish_many``
   (batches of 1,000), spread over the layout's queues;
@@ -39,7 +39,7 @@ import redis
 
 from omniq import AsyncOmniq
 from omniq.aio.worker import Worker
-from omniq.embedded import EmbeddedCluster, EmbeddedServer
+from omniq.testing.embedded import EmbeddedCluster, EmbeddedServer
 
 HERE = Path(__file__).resolve().parent
 QUEUES8 = [f"c{i}" for i in range(8)]

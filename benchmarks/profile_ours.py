@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from benchmarks.peers import omniq_async, omniq_sync
-from omniq.embedded import EmbeddedServer
+from omniq.testing.embedded import EmbeddedServer
 
 
 def main(argv: list[str] | None = None) -> int:

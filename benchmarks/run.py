@@ -41,7 +41,7 @@ if __package__ in (None, ""):  # run as a script (python benchmarks/run.py)
 import redis
 
 from benchmarks import _envs
-from omniq.embedded import EmbeddedServer
+from omniq.testing.embedded import EmbeddedServer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

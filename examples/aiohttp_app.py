@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from omniq import AsyncOmniq
 from omniq.aio.worker import Worker
-from omniq.embedded import EmbeddedServer
+from omniq.testing.embedded import EmbeddedServer
 
 OMNIQ = web.AppKey("omniq", AsyncOmniq)
 WORKER = web.AppKey("worker", Worker)

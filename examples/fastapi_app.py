@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 
 from omniq import AsyncOmniq
 from omniq.aio.worker import Worker
-from omniq.embedded import EmbeddedServer
+from omniq.testing.embedded import EmbeddedServer
 
 
 async def make_thumbnail(ctx):

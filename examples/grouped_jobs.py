@@ -17,7 +17,7 @@ import threading
 import time
 
 from omniq.client import OmniqClient
-from omniq.embedded import EmbeddedServer
+from omniq.testing.embedded import EmbeddedServer
 
 lock = threading.Lock()
 running: dict[str, int] = {}

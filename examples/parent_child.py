@@ -16,7 +16,7 @@ import os
 import threading
 
 from omniq.client import OmniqClient
-from omniq.embedded import EmbeddedServer
+from omniq.testing.embedded import EmbeddedServer
 
 print_lock = threading.Lock()
 

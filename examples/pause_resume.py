@@ -17,7 +17,7 @@ import contextlib
 import os
 
 from omniq.client import OmniqClient
-from omniq.embedded import EmbeddedServer
+from omniq.testing.embedded import EmbeddedServer
 
 
 def send_email(ctx):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import msgspec
 
 from omniq.client import OmniqClient
-from omniq.embedded import EmbeddedServer
+from omniq.testing.embedded import EmbeddedServer
 
 
 @dataclass

@@ -17,7 +17,7 @@ import contextlib
 import os
 
 from omniq import AsyncOmniq
-from omniq.embedded import EmbeddedServer
+from omniq.testing.embedded import EmbeddedServer
 
 
 async def send_email(ctx):

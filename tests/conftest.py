@@ -1,4 +1,4 @@
-"""Shared test helpers. The server and client fixtures come from omniq.pytest_plugin.
+"""Shared test helpers. The server and client fixtures come from omniq.testing.pytest_plugin.
 
 ``--omniq-loop=uvloop`` runs the async tests on uvloop's event loop (pytest-asyncio's
 ``pytest_asyncio_loop_factories`` hook); the default ``asyncio`` leaves pytest-asyncio's

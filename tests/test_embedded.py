@@ -1,4 +1,5 @@
-"""Tests for omniq.embedded: real redis-server / valkey-server processes, real connections."""
+"""Tests for omniq.testing.embedded: real redis-server / valkey-server processes and
+connections."""
 
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ import pytest
 import redis
 import redis.asyncio
 
-import omniq.embedded as embedded
-from omniq.embedded import EmbeddedServer, ServerNotFound, ServerStartError, find_server_binary
+import omniq.testing.embedded as embedded
 from omniq.errors import OmniqError
+from omniq.testing.embedded import (
+    EmbeddedServer,
+    ServerNotFound,
+    ServerStartError,
+    find_server_binary,
+)
 
 
 def assert_gone(pid: int) -> None:
@@ -221,9 +227,21 @@ def _run_python(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_old_module_paths_reexport_the_testing_package() -> None:
+    import omniq.embedded
+    import omniq.pytest_plugin
+    import omniq.testing.pytest_plugin as plugin
+
+    for name in omniq.embedded.__all__:
+        assert getattr(omniq.embedded, name) is getattr(embedded, name)
+    for name in omniq.pytest_plugin.__all__:
+        assert getattr(omniq.pytest_plugin, name) is getattr(plugin, name)
+    assert set(plugin.__all__) < set(omniq.pytest_plugin.__all__)
+
+
 def test_atexit_stops_forgotten_server() -> None:
     proc = _run_python(
-        "from omniq.embedded import EmbeddedServer\n"
+        "from omniq.testing.embedded import EmbeddedServer\n"
         "srv = EmbeddedServer(); srv.start()\n"
         "print(srv.pid, srv.data_dir, flush=True)\n"
     )
@@ -233,9 +251,10 @@ def test_atexit_stops_forgotten_server() -> None:
     assert not os.path.exists(data_dir)
 
 
-def test_cli_runs_until_ctrl_c() -> None:
+@pytest.mark.parametrize("module", ["omniq.testing.embedded", "omniq.embedded"])
+def test_cli_runs_until_ctrl_c(module: str) -> None:
     cli = subprocess.Popen(
-        [sys.executable, "-m", "omniq.embedded"],
+        [sys.executable, "-m", module],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from omniq import AsyncOmniq
-from omniq.embedded import EmbeddedCluster
+from omniq.testing.embedded import EmbeddedCluster
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import redis
 
 from omniq import AsyncOmniq, ConnectionFailed, InvalidArgument, OmniqClient
 from omniq.aio.worker import Worker
-from omniq.embedded import EmbeddedCluster
+from omniq.testing.embedded import EmbeddedCluster
 from omniq.types import Lease
 
 QUEUES = [f"q{i}" for i in range(12)]

@@ -1,5 +1,5 @@
 """Fixtures of the core suite. ``omniq``, ``raw`` and ``omniq_redis_url`` come from
-omniq.pytest_plugin and tests/conftest.py; every test drives time through ``now_ms=``."""
+omniq.testing.pytest_plugin and tests/conftest.py; every test drives time through ``now_ms=``."""
 
 from __future__ import annotations
 

@@ -1,10 +1,30 @@
-"""Helpers shared by the core suite (imported by module name: tests/core is on sys.path)."""
+"""Helpers shared by the core suite (imported by module name: tests/core is on sys.path).
+
+The key helpers and :func:`real_stats` come from tests/shared_util.py.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import redis
+from shared_util import gk, jk, qk, real_stats
+
+from omniq.types import ReservedJob
+
+__all__ = [
+    "T0",
+    "Dump",
+    "dump_db",
+    "gk",
+    "jk",
+    "leased",
+    "qk",
+    "raw_field",
+    "real_stats",
+    "run_script",
+    "stored_stats",
+]
 
 T0 = 1_000_000  # a fixed "now" for tests, far from the real clock on purpose
 
@@ -33,35 +53,13 @@ def dump_db(r: redis.Redis) -> Dump:
     return out
 
 
-def jk(queue: str, job_id: str) -> str:
-    """Key of a job hash."""
-    return "{" + queue + "}:job:" + job_id
-
-
-def qk(queue: str, suffix: str) -> str:
-    """Key ``{queue}:suffix``."""
-    return "{" + queue + "}:" + suffix
-
-
-def gk(queue: str, gid: str, suffix: str) -> str:
-    """Key ``{queue}:g:<gid>:suffix``."""
-    return "{" + queue + "}:g:" + gid + ":" + suffix
-
-
-def real_stats(r: redis.Redis, queue: str) -> dict[str, int]:
-    """Counter values computed from the real containers (what B:stats must say)."""
-    w = r.llen(qk(queue, "wait"))
-    gw = sum(r.llen(k) for k in r.scan_iter(match=qk(queue, "g:*:wait")))
-    return {
-        "waiting": w,
-        "group_waiting": gw,
-        "waiting_total": w + gw,
-        "active": r.zcard(qk(queue, "active")),
-        "delayed": r.zcard(qk(queue, "delayed")),
-        "failed": r.llen(qk(queue, "failed")),
-        "completed_kept": r.llen(qk(queue, "completed")),
-        "groups_ready": r.zcard(qk(queue, "groups:ready")),
-    }
+async def leased(omniq: Any, queue: str = "q", **opts: Any) -> ReservedJob:
+    """Publish one job at ``T0`` (``opts`` are publish options) and lease it at ``T0 + 10``."""
+    jid = await omniq.publish(queue, {}, now_ms=T0, **opts)
+    job = await omniq.reserve(queue, now_ms=T0 + 10)
+    assert job is not None
+    assert job.job_id == jid
+    return job
 
 
 def stored_stats(r: redis.Redis, queue: str) -> dict[str, int]:

@@ -5,21 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from core_util import T0, gk, jk, qk, raw_field, run_script
+from core_util import T0, gk, jk, leased, qk, raw_field, run_script
 
 from omniq import Ack, AsyncOmniq, FailOutcome, LeaseLost
 
 
-async def _leased(omniq, queue="q", **opts):
-    jid = await omniq.publish(queue, {}, now_ms=T0, **opts)
-    job = await omniq.reserve(queue, now_ms=T0 + 10)
-    assert job is not None
-    assert job.job_id == jid
-    return job
-
-
 async def test_ack_success_stores_state_and_result(omniq, raw):
-    job = await _leased(omniq)
+    job = await leased(omniq)
     await omniq.ack_success("q", job.job_id, job.lease_token, result={"sum": 3}, now_ms=T0 + 20)
     h = raw.hgetall(jk("q", job.job_id))
     assert h["state"] == "completed"
@@ -39,20 +31,20 @@ async def test_ack_success_stores_state_and_result(omniq, raw):
 
 
 async def test_ack_success_without_result_has_no_field(omniq, raw):
-    job = await _leased(omniq)
+    job = await leased(omniq)
     await omniq.ack_success("q", job.job_id, job.lease_token, now_ms=T0 + 20)
     assert "result" not in raw.hgetall(jk("q", job.job_id))
     assert await omniq.result("q", job.job_id) is None
 
 
 async def test_ack_success_scalar_result(omniq):
-    job = await _leased(omniq)
+    job = await leased(omniq)
     await omniq.ack_success("q", job.job_id, job.lease_token, result="done", now_ms=T0 + 20)
     assert await omniq.result("q", job.job_id) == "done"
 
 
 async def test_ack_success_twice_is_lease_lost(omniq):
-    job = await _leased(omniq)
+    job = await leased(omniq)
     await omniq.ack_success("q", job.job_id, job.lease_token, now_ms=T0 + 20)
     with pytest.raises(LeaseLost) as ei:
         await omniq.ack_success("q", job.job_id, job.lease_token, now_ms=T0 + 21)
@@ -60,7 +52,7 @@ async def test_ack_success_twice_is_lease_lost(omniq):
 
 
 async def test_ack_success_token_required_and_not_active(omniq, raw):
-    job = await _leased(omniq)
+    job = await leased(omniq)
     with pytest.raises(LeaseLost) as ei:
         await omniq.ack_success("q", job.job_id, "", now_ms=T0 + 20)
     assert ei.value.code == "TOKEN_REQUIRED"
@@ -96,7 +88,7 @@ async def test_keep_completed_option(omniq_redis_url, raw):
 
 
 async def test_ack_fail_retry(omniq, raw):
-    job = await _leased(omniq, max_attempts=2, backoff_ms=700)
+    job = await leased(omniq, max_attempts=2, backoff_ms=700)
     out = await omniq.ack_fail("q", job.job_id, job.lease_token, "boom", now_ms=T0 + 20)
     assert out == FailOutcome("RETRY", T0 + 720)
     h = raw.hgetall(jk("q", job.job_id))
@@ -129,7 +121,7 @@ async def test_ack_fail_failed_when_out_of_attempts(omniq, raw):
 
 
 async def test_ack_fail_final(omniq, raw):
-    job = await _leased(omniq, max_attempts=5)
+    job = await leased(omniq, max_attempts=5)
     out = await omniq.ack_fail("q", job.job_id, job.lease_token, "fatal", final=True,
                                now_ms=T0 + 20)
     assert out.status == "FAILED"
@@ -137,20 +129,20 @@ async def test_ack_fail_final(omniq, raw):
 
 
 async def test_ack_fail_without_error_keeps_no_last_error(omniq, raw):
-    job = await _leased(omniq, max_attempts=3)
+    job = await leased(omniq, max_attempts=3)
     await omniq.ack_fail("q", job.job_id, job.lease_token, now_ms=T0 + 20)
     assert "last_error" not in raw.hgetall(jk("q", job.job_id))
 
 
 async def test_ack_fail_lease_lost(omniq):
-    job = await _leased(omniq)
+    job = await leased(omniq)
     with pytest.raises(LeaseLost) as ei:
         await omniq.ack_fail("q", job.job_id, "0" * 40, "x", now_ms=T0 + 20)
     assert ei.value.code == "TOKEN_MISMATCH"
 
 
 async def test_ack_fail_error_cut_on_utf8_boundary(omniq, raw):
-    job = await _leased(omniq, max_attempts=3)
+    job = await leased(omniq, max_attempts=3)
     await omniq.ack_fail("q", job.job_id, job.lease_token, "é" * 3000, now_ms=T0 + 20)
     stored = raw_field(raw, jk("q", job.job_id), "last_error")
     assert len(stored) <= 4096
@@ -159,7 +151,7 @@ async def test_ack_fail_error_cut_on_utf8_boundary(omniq, raw):
 
 async def test_ack_fail_error_cut_in_script(omniq, raw):
     # the script cuts too (D8), for callers that do not cut: 4095 ASCII bytes + "é"
-    job = await _leased(omniq, max_attempts=3)
+    job = await leased(omniq, max_attempts=3)
     text = "a" * 4095 + "é" + "b" * 10
     reply = run_script(raw, "ack_fail", qk("q", "meta"), job.job_id, T0 + 20, job.lease_token,
                        text)
@@ -208,7 +200,7 @@ async def test_ack_reserve_fused(omniq, raw):
 
 
 async def test_ack_reserve_final_and_no_reserve(omniq, raw):
-    job = await _leased(omniq, max_attempts=9)
+    job = await leased(omniq, max_attempts=9)
     outcomes, nxt = await omniq.ack_reserve(
         "q", [Ack(job.job_id, job.lease_token, False, "fatal", final=True)], 0, now_ms=T0 + 20
     )

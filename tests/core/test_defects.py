@@ -4,7 +4,7 @@ plus tests pinning the v1 behaviour we deliberately keep. See docs/protocol.md."
 from __future__ import annotations
 
 import pytest
-from core_util import T0, gk, jk, qk, raw_field, real_stats, run_script, stored_stats
+from core_util import T0, gk, jk, leased, qk, raw_field, real_stats, run_script, stored_stats
 
 from omniq import (
     AsyncOmniq,
@@ -17,14 +17,6 @@ from omniq import (
 )
 
 
-async def _leased(omniq, queue="q", **opts):
-    jid = await omniq.publish(queue, {}, now_ms=T0, **opts)
-    job = await omniq.reserve(queue, now_ms=T0 + 10)
-    assert job is not None
-    assert job.job_id == jid
-    return job
-
-
 def _enqueue_args(job_id="j", max_attempts="3", timeout_ms="1000", backoff_ms="0"):
     # ARGV of our enqueue.lua: now, count, then 9 fields per job
     return [str(T0), "1", job_id, "{}", max_attempts, timeout_ms, backoff_ms, "0", "0", "", "0"]
@@ -34,7 +26,7 @@ def _enqueue_args(job_id="j", max_attempts="3", timeout_ms="1000", backoff_ms="0
 
 
 async def test_d1_heartbeat_not_cumulative(omniq, raw):
-    job = await _leased(omniq, timeout_ms=30_000)
+    job = await leased(omniq, timeout_ms=30_000)
     assert job.lock_until_ms == T0 + 10 + 30_000
     t = T0 + 10
     for _ in range(6):
@@ -108,7 +100,7 @@ async def test_d7_stats_equal_real_containers(omniq, raw):
 
 
 async def test_d8_error_cut_on_character_boundary(omniq, raw):
-    job = await _leased(omniq, max_attempts=3)
+    job = await leased(omniq, max_attempts=3)
     await omniq.ack_fail("q", job.job_id, job.lease_token, "é" * 3000, now_ms=T0 + 20)
     stored = raw_field(raw, jk("q", job.job_id), "last_error")
     assert stored is not None
@@ -116,7 +108,7 @@ async def test_d8_error_cut_on_character_boundary(omniq, raw):
     assert stored.decode("utf-8") == "é" * 2048
     assert (await omniq.get_job("q", job.job_id)).last_error == "é" * 2048
     # the script cuts on a boundary as well when called with an uncut text
-    job2 = await _leased(omniq, max_attempts=3)
+    job2 = await leased(omniq, max_attempts=3)
     run_script(raw, "ack_fail", qk("q", "meta"), job2.job_id, T0 + 20, job2.lease_token,
                "x" + "€" * 2000)  # 1 + 6000 bytes; 4096 falls inside a 3-byte character
     stored = raw_field(raw, jk("q", job2.job_id), "last_error")
@@ -125,7 +117,7 @@ async def test_d8_error_cut_on_character_boundary(omniq, raw):
 
 
 async def test_d9_publish_never_merges_into_existing_job(omniq, raw, dump):
-    job = await _leased(omniq, job_id="same")
+    job = await leased(omniq, job_id="same")
     await omniq.ack_fail("q", "same", job.lease_token, "err", now_ms=T0 + 11)
     before = dump()
     with pytest.raises(DuplicateJobError):
@@ -297,7 +289,7 @@ async def test_d19_many_full_groups_do_not_hide_a_free_one(omniq, raw):
 
 
 async def test_d22_reap_records_reason(omniq, raw):
-    job = await _leased(omniq, timeout_ms=100, max_attempts=2)
+    job = await leased(omniq, timeout_ms=100, max_attempts=2)
     await omniq.reap_expired("q", now_ms=T0 + 500)
     h = raw.hgetall(jk("q", job.job_id))
     assert h["last_error"] == f"LeaseExpired: lease expired at {T0 + 110}"
@@ -319,7 +311,7 @@ async def test_d10_retry_goes_to_group_tail(omniq):
 
 
 async def test_d16_token_checked_before_active(omniq):
-    job = await _leased(omniq, timeout_ms=100)
+    job = await leased(omniq, timeout_ms=100)
     await omniq.reap_expired("q", now_ms=T0 + 1000)
     with pytest.raises(LeaseLost) as ei:
         await omniq.heartbeat("q", job.job_id, job.lease_token, now_ms=T0 + 1001)
@@ -333,7 +325,7 @@ async def test_d20_group_limit_first_writer_wins(omniq, raw):
 
 
 async def test_d13_expiry_is_inclusive(omniq):
-    job = await _leased(omniq, timeout_ms=100)
+    job = await leased(omniq, timeout_ms=100)
     assert await omniq.reap_expired("q", now_ms=job.lock_until_ms - 1) == 0
     assert await omniq.reap_expired("q", now_ms=job.lock_until_ms) == 1
 

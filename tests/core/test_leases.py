@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from core_util import T0, gk, jk, qk
+from core_util import T0, gk, jk, leased, qk
 
 from omniq import Lease, LeaseLost
 
 
-async def _leased(omniq, queue="q", **opts):
-    jid = await omniq.publish(queue, {}, now_ms=T0, **opts)
-    job = await omniq.reserve(queue, now_ms=T0 + 10)
-    assert job is not None
-    assert job.job_id == jid
-    return job
-
-
 async def test_heartbeat_extends_to_now_plus_timeout(omniq, raw):
-    job = await _leased(omniq, timeout_ms=1000)
+    job = await leased(omniq, timeout_ms=1000)
     assert job.lock_until_ms == T0 + 1010
     lock = await omniq.heartbeat("q", job.job_id, job.lease_token, now_ms=T0 + 500)
     assert lock == T0 + 1500
@@ -28,14 +20,14 @@ async def test_heartbeat_extends_to_now_plus_timeout(omniq, raw):
 
 
 async def test_heartbeat_token_required(omniq):
-    job = await _leased(omniq)
+    job = await leased(omniq)
     with pytest.raises(LeaseLost) as ei:
         await omniq.heartbeat("q", job.job_id, "", now_ms=T0 + 20)
     assert ei.value.code == "TOKEN_REQUIRED"
 
 
 async def test_heartbeat_token_mismatch(omniq, raw):
-    job = await _leased(omniq)
+    job = await leased(omniq)
     with pytest.raises(LeaseLost) as ei:
         await omniq.heartbeat("q", job.job_id, "f" * 40, now_ms=T0 + 20)
     assert ei.value.code == "TOKEN_MISMATCH"
@@ -50,7 +42,7 @@ async def test_heartbeat_unknown_job(omniq):
 
 
 async def test_heartbeat_not_active(omniq, raw):
-    job = await _leased(omniq)
+    job = await leased(omniq)
     raw.zrem(qk("q", "active"), job.job_id)  # token still matches, but not in active
     with pytest.raises(LeaseLost) as ei:
         await omniq.heartbeat("q", job.job_id, job.lease_token, now_ms=T0 + 20)
@@ -58,17 +50,17 @@ async def test_heartbeat_not_active(omniq, raw):
 
 
 async def test_heartbeat_after_ack_is_lost(omniq):
-    job = await _leased(omniq)
+    job = await leased(omniq)
     await omniq.ack_success("q", job.job_id, job.lease_token, now_ms=T0 + 20)
     with pytest.raises(LeaseLost):
         await omniq.heartbeat("q", job.job_id, job.lease_token, now_ms=T0 + 30)
 
 
 async def test_heartbeat_many_two_queues(omniq, raw):
-    a = await _leased(omniq, "qa", timeout_ms=100)
-    b = await _leased(omniq, "qb", timeout_ms=200)
-    a2 = await _leased(omniq, "qa", timeout_ms=300)
-    lost = await _leased(omniq, "qb", timeout_ms=400)
+    a = await leased(omniq, "qa", timeout_ms=100)
+    b = await leased(omniq, "qb", timeout_ms=200)
+    a2 = await leased(omniq, "qa", timeout_ms=300)
+    lost = await leased(omniq, "qb", timeout_ms=400)
     await omniq.ack_success("qb", lost.job_id, lost.lease_token, now_ms=T0 + 20)
     res = await omniq.heartbeat_many(
         [
@@ -93,7 +85,7 @@ async def test_heartbeat_many_empty(omniq):
 
 
 async def test_reap_expired_retries(omniq, raw):
-    job = await _leased(omniq, timeout_ms=1000, backoff_ms=300, max_attempts=2)
+    job = await leased(omniq, timeout_ms=1000, backoff_ms=300, max_attempts=2)
     assert await omniq.reap_expired("q", now_ms=T0 + 1009) == 0  # not yet expired
     assert await omniq.reap_expired("q", now_ms=T0 + 1010) == 1  # expiry is inclusive
     h = raw.hgetall(jk("q", job.job_id))
@@ -113,7 +105,7 @@ async def test_reap_expired_retries(omniq, raw):
 
 
 async def test_reap_expired_fails_on_last_attempt(omniq, raw):
-    job = await _leased(omniq, timeout_ms=1000, max_attempts=1)
+    job = await leased(omniq, timeout_ms=1000, max_attempts=1)
     assert await omniq.reap_expired("q", now_ms=T0 + 5000) == 1
     h = raw.hgetall(jk("q", job.job_id))
     assert h["state"] == "failed"
@@ -145,14 +137,14 @@ async def test_reap_max_reap(omniq, raw):
 
 
 async def test_late_heartbeat_before_reap_revives(omniq):
-    job = await _leased(omniq, timeout_ms=100)
+    job = await leased(omniq, timeout_ms=100)
     lock = await omniq.heartbeat("q", job.job_id, job.lease_token, now_ms=T0 + 500)
     assert lock == T0 + 600
     assert await omniq.reap_expired("q", now_ms=T0 + 599) == 0
 
 
 async def test_token_changes_each_reservation(omniq):
-    job = await _leased(omniq, timeout_ms=100, backoff_ms=0, max_attempts=3)
+    job = await leased(omniq, timeout_ms=100, backoff_ms=0, max_attempts=3)
     await omniq.reap_expired("q", now_ms=T0 + 200)
     await omniq.promote_delayed("q", now_ms=T0 + 200)
     again = await omniq.reserve("q", now_ms=T0 + 201)

@@ -2,7 +2,7 @@
 
 ``official_python`` (session) creates or reuses ``<repo>/.venvs/official-omniq-4.0.0`` (see
 ``interop_util.ensure_official_venv``); ``official`` runs driver commands on the test
-database. ``omniq``, ``raw`` and ``omniq_redis_url`` come from omniq.pytest_plugin and
+database. ``omniq``, ``raw`` and ``omniq_redis_url`` come from omniq.testing.pytest_plugin and
 tests/conftest.py.
 """
 

@@ -11,6 +11,9 @@
 
 Synchronisation: waits on another process poll Redis with a bounded deadline; nothing sleeps
 to let something happen.
+
+Keys, :func:`real_stats` and ``poll_until`` come from tests/shared_util.py (also on sys.path of
+``omniq_fleet_worker.py``, which imports this module).
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import redis
 import redis.asyncio
+from shared_util import poll_until, qk, real_stats
 
 from omniq import InvalidArgument
 
@@ -193,29 +197,9 @@ async def spawn_fleet_worker(url: str, queue: str, ledger: str, total: int,
 # --------------------------------------------------------------------------- keys and time
 
 
-def qk(queue: str, suffix: str) -> str:
-    """Key ``{queue}:suffix``."""
-    return "{" + queue + "}:" + suffix
-
-
 def server_ms(r: redis.Redis) -> int:
     sec, usec = r.time()
     return int(sec) * 1000 + int(usec) // 1000
-
-
-async def poll_until(check: Callable[[], bool | Awaitable[bool]], seconds: float, what: str,
-                     interval: float = 0.02) -> None:
-    """Poll ``check`` (a Redis read of state another process writes) until true."""
-    deadline = time.monotonic() + seconds
-    while True:
-        ok = check()
-        if not isinstance(ok, bool):
-            ok = await ok
-        if ok:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 # --------------------------------------------------------------------------- the job mix
@@ -422,22 +406,6 @@ def group_ids(raw: redis.Redis, queue: str) -> list[str]:
     return sorted(gids)
 
 
-def real_counts(raw: redis.Redis, queue: str) -> dict[str, int]:
-    """The monitor counters computed from the real containers."""
-    w = raw.llen(qk(queue, "wait"))
-    gw = sum(raw.llen(qk(queue, f"g:{g}:wait")) for g in group_ids(raw, queue))
-    return {
-        "waiting": w,
-        "group_waiting": gw,
-        "waiting_total": w + gw,
-        "active": raw.zcard(qk(queue, "active")),
-        "delayed": raw.zcard(qk(queue, "delayed")),
-        "failed": raw.llen(qk(queue, "failed")),
-        "completed_kept": raw.llen(qk(queue, "completed")),
-        "groups_ready": raw.zcard(qk(queue, "groups:ready")),
-    }
-
-
 def lane_members(raw: redis.Redis, queue: str) -> dict[str, list[str]]:
     """Ids in each lane's real container (wait = ungrouped + every group's list)."""
     wait = list(raw.lrange(qk(queue, "wait"), 0, -1))
@@ -464,7 +432,7 @@ async def check_monitors(official: Official, omniq: Any, raw: redis.Redis, queue
     ``scan_queues`` finds the queue; ``get_job`` agrees field by field with our ``get_job``.
     Returns the official monitor result.
     """
-    real = real_counts(raw, queue)
+    real = real_stats(raw, queue)
     members = lane_members(raw, queue)
     paused = bool(raw.exists(qk(queue, "paused")))
     gids = group_ids(raw, queue)

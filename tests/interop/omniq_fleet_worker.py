@@ -13,6 +13,10 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
+
+# run as a script: its own folder is on sys.path, tests/ (interop_util's shared_util) is not
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from interop_util import RESULT_MARK, LedgerHandler
 

@@ -5,18 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import interop_util as interop
 import pytest
 import redis
-from interop_util import (
-    Ledger,
-    LedgerHandler,
-    Official,
-    check_monitors,
-    consume_until_settled,
-    driver_jobs,
-    job_specs,
-    qk,
-)
 
 from omniq import AsyncOmniq, JobNotFound, LaneMismatch
 
@@ -58,16 +49,16 @@ def retried_state(mon: dict[str, Any], jid: str) -> None:
 
 
 async def test_omniq_retries_and_removes_what_official_failed(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
 ) -> None:
     queue, jobs = "adm-o", failing_mix("adm-o")
     ids = [j["job_id"] for j in jobs]
     f1, f2, g1, g2, f3, f4, k1 = ids
-    await official.arun({"op": "publish", "queue": queue, "jobs": driver_jobs(jobs)})
+    await official.arun({"op": "publish", "queue": queue, "jobs": interop.driver_jobs(jobs)})
     res = await official.arun({"op": "consume", "queue": queue, "ledger": queue, "drain": True})
     assert res["reason"] == "drained"
     assert res["handled"] == len(jobs)
-    mon = await check_monitors(official, omniq, raw, queue)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["stats"]["failed"] == len(jobs)
 
     await omniq.retry_failed(queue, f1)
@@ -86,7 +77,7 @@ async def test_omniq_retries_and_removes_what_official_failed(
     with pytest.raises(JobNotFound):
         await omniq.remove_job(queue, f3, "failed")
 
-    mon = await check_monitors(official, omniq, raw, queue, [f1, f2, g1, g2, f3, f4, k1])
+    mon = await interop.check_monitors(official, omniq, raw, queue, [f1, f2, g1, g2, f3, f4, k1])
     st = mon["stats"]
     assert (st["waiting"], st["group_waiting"], st["failed"], st["groups_ready"]) == (2, 2, 0, 1)
     for jid in (f1, f2, g1, g2):
@@ -96,23 +87,23 @@ async def test_omniq_retries_and_removes_what_official_failed(
     # the official consumer runs the retried jobs to completion
     res = await official.arun({"op": "consume", "queue": queue, "ledger": queue, "drain": True})
     assert res["handled"] == 4
-    Ledger(raw, queue).check_jobs(after_admin(jobs, {f1, f2, g1, g2}), side=None)
-    mon = await check_monitors(official, omniq, raw, queue)
+    interop.Ledger(raw, queue).check_jobs(after_admin(jobs, {f1, f2, g1, g2}), side=None)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["stats"]["completed_kept"] == 4
     assert mon["stats"]["failed"] == 0
 
 
 async def test_official_retries_and_removes_what_omniq_failed(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
 ) -> None:
     queue, jobs = "adm-a", failing_mix("adm-a")
     ids = [j["job_id"] for j in jobs]
     f1, f2, g1, g2, f3, f4, k1 = ids
-    await omniq.publish_many(queue, job_specs(jobs))
-    handler = LedgerHandler(omniq_redis_url, queue)
+    await omniq.publish_many(queue, interop.job_specs(jobs))
+    handler = interop.LedgerHandler(omniq_redis_url, queue)
     try:
-        await consume_until_settled(omniq, queue, handler, raw, ids)
-        mon = await check_monitors(official, omniq, raw, queue)
+        await interop.consume_until_settled(omniq, queue, handler, raw, ids)
+        mon = await interop.check_monitors(official, omniq, raw, queue)
         assert mon["stats"]["failed"] == len(jobs)
 
         res = await official.arun({"commands": [
@@ -141,7 +132,7 @@ async def test_official_retries_and_removes_what_omniq_failed(
         ]
         assert res[5]["items"][0]["reason"] == "REMOVE_JOB failed: NO_JOB"
 
-        mon = await check_monitors(official, omniq, raw, queue, ids)
+        mon = await interop.check_monitors(official, omniq, raw, queue, ids)
         st = mon["stats"]
         assert (st["waiting"], st["group_waiting"], st["failed"], st["groups_ready"]) == \
             (2, 2, 0, 1)
@@ -150,11 +141,11 @@ async def test_official_retries_and_removes_what_omniq_failed(
         assert all(mon["jobs"][j] is None for j in (f3, f4, k1))
 
         # our worker runs what the official client retried
-        await consume_until_settled(omniq, queue, handler, raw, [f1, f2, g1, g2])
+        await interop.consume_until_settled(omniq, queue, handler, raw, [f1, f2, g1, g2])
     finally:
         await handler.aclose()
-    Ledger(raw, queue).check_jobs(after_admin(jobs, {f1, f2, g1, g2}), side="omniq")
-    mon = await check_monitors(official, omniq, raw, queue)
+    interop.Ledger(raw, queue).check_jobs(after_admin(jobs, {f1, f2, g1, g2}), side="omniq")
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["stats"]["completed_kept"] == 4
     assert mon["stats"]["failed"] == 0
 
@@ -174,7 +165,7 @@ def lanes_mix(tag: str) -> list[dict[str, Any]]:
     ]
 
 
-async def _remove_everywhere(remover: str, official: Official, omniq: AsyncOmniq,
+async def _remove_everywhere(remover: str, official: interop.Official, omniq: AsyncOmniq,
                              queue: str, tag: str) -> list[tuple[str, str, str | None]]:
     """Remove one job of each lane with the given client; returns (job, status, reason)."""
     plan = [("done", "completed"), ("busy", "wait"), ("w1", "wait"), ("gy1", "wait"),
@@ -201,14 +192,14 @@ async def _remove_everywhere(remover: str, official: Official, omniq: AsyncOmniq
 @pytest.mark.parametrize(("publisher", "remover"), [("omniq", "official"),
                                                     ("official", "omniq")])
 async def test_remove_from_every_lane_across(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis, publisher: str, remover: str
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis, publisher: str, remover: str
 ) -> None:
     queue = tag = f"rm-{publisher[0]}{remover[0]}"
     jobs = lanes_mix(tag)
     if publisher == "official":
-        await official.arun({"op": "publish", "queue": queue, "jobs": driver_jobs(jobs)})
+        await official.arun({"op": "publish", "queue": queue, "jobs": interop.driver_jobs(jobs)})
     else:
-        await omniq.publish_many(queue, job_specs(jobs))
+        await omniq.publish_many(queue, interop.job_specs(jobs))
     # "done" completes, "busy" stays leased (ungrouped lane first: lane:rr is unset, but the
     # groups are served first only when grouped jobs are reservable; pick by id instead)
     leased = []
@@ -223,7 +214,7 @@ async def test_remove_from_every_lane_across(
         if name not in ("done", "busy"):
             await omniq.ack_fail(queue, job.job_id, job.lease_token, "requeue")
     await omniq.promote_delayed(queue)
-    await check_monitors(official, omniq, raw, queue)
+    await interop.check_monitors(official, omniq, raw, queue)
 
     results = await _remove_everywhere(remover, official, omniq, queue, tag)
     assert results == [
@@ -236,10 +227,10 @@ async def test_remove_from_every_lane_across(
         ("late", "OK", None),
         ("w2", "ERR", "LANE_MISMATCH"),  # an ungrouped job is not in "gwait"
     ]
-    mon = await check_monitors(official, omniq, raw, queue)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     st = mon["stats"]
     assert (st["waiting"], st["group_waiting"], st["active"], st["delayed"],
             st["completed_kept"]) == (1, 1, 1, 0, 0)
     # gy still has a job and capacity: ready; gz is empty: not ready
     assert [g["gid"] for g in mon["groups_ready"]] == ["gy"]
-    assert not raw.exists(qk(queue, "g:gz:wait"))
+    assert not raw.exists(interop.qk(queue, "g:gz:wait"))

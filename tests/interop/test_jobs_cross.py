@@ -11,29 +11,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import interop_util as interop
 import pytest
 import redis
-from interop_util import (
-    OFFICIAL_VERSION,
-    Ledger,
-    LedgerHandler,
-    Official,
-    check_monitors,
-    consume_until_settled,
-    driver_jobs,
-    job_mix,
-    job_specs,
-    qk,
-)
 
 from omniq import AsyncOmniq
 
 pytestmark = pytest.mark.interop
 
 
-def test_driver_runs_the_official_package(official: Official, official_python: Any) -> None:
+def test_driver_runs_the_official_package(official: interop.Official, official_python: Any) -> None:
     info = official.run({"op": "version"})
-    assert info["version"] == OFFICIAL_VERSION
+    assert info["version"] == interop.OFFICIAL_VERSION
     assert info["file"].startswith(info["prefix"] + "/")
     assert str(official_python.parent.parent.resolve()) == info["prefix"]
     # only the base interpreter and the official venv are on sys.path: not the driver's
@@ -63,34 +52,34 @@ def check_final_states(raw: redis.Redis, queue: str, jobs: list[dict[str, Any]],
         if job.get("runs", 1) > 1 and job["expect"] == "completed":
             assert theirs["last_error"].startswith("RuntimeError: planned failure"), theirs
     failed = {j["job_id"] for j in jobs if j["expect"] == "failed"}
-    assert set(raw.lrange(qk(queue, "failed"), 0, -1)) == failed
+    assert set(raw.lrange(interop.qk(queue, "failed"), 0, -1)) == failed
     done = {j["job_id"] for j in jobs if j["expect"] == "completed"}
-    assert set(raw.lrange(qk(queue, "completed"), 0, -1)) == done
+    assert set(raw.lrange(interop.qk(queue, "completed"), 0, -1)) == done
     for key in ("wait", "delayed", "active", "groups:ready", "leases"):
-        assert not raw.exists(qk(queue, key)), key
+        assert not raw.exists(interop.qk(queue, key)), key
     for gid in ("ga", "gb"):
-        assert int(raw.get(qk(queue, f"g:{gid}:inflight")) or 0) == 0
-        assert not raw.exists(qk(queue, f"g:{gid}:wait"))
+        assert int(raw.get(interop.qk(queue, f"g:{gid}:inflight")) or 0) == 0
+        assert not raw.exists(interop.qk(queue, f"g:{gid}:wait"))
 
 
 async def test_official_publishes_omniq_consumes(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
 ) -> None:
-    queue, jobs = "o2a", job_mix("o2a")
-    res = await official.arun({"op": "publish", "queue": queue, "jobs": driver_jobs(jobs)})
+    queue, jobs = "o2a", interop.job_mix("o2a")
+    res = await official.arun({"op": "publish", "queue": queue, "jobs": interop.driver_jobs(jobs)})
     assert res["ids"] == [j["job_id"] for j in jobs]
-    mon = await check_monitors(official, omniq, raw, queue)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["stats"]["delayed"] == 2
     assert mon["stats"]["groups_ready"] == 2
 
-    handler = LedgerHandler(omniq_redis_url, queue)
+    handler = interop.LedgerHandler(omniq_redis_url, queue)
     try:
-        await consume_until_settled(omniq, queue, handler, raw, [j["job_id"] for j in jobs])
+        await interop.consume_until_settled(omniq, queue, handler, raw, [j["job_id"] for j in jobs])
     finally:
         await handler.aclose()
 
-    Ledger(raw, queue).check_jobs(jobs, side="omniq")
-    mon = await check_monitors(official, omniq, raw, queue)
+    interop.Ledger(raw, queue).check_jobs(jobs, side="omniq")
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     check_final_states(raw, queue, jobs, mon)
     # the official publisher's fields as our client reads them
     info = await omniq.get_job(queue, "o2a-u0")
@@ -100,12 +89,12 @@ async def test_official_publishes_omniq_consumes(
 
 
 async def test_omniq_publishes_official_consume_loop(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis
 ) -> None:
-    queue, jobs = "a2o", job_mix("a2o")
-    ids = await omniq.publish_many(queue, job_specs(jobs))
+    queue, jobs = "a2o", interop.job_mix("a2o")
+    ids = await omniq.publish_many(queue, interop.job_specs(jobs))
     assert ids == [j["job_id"] for j in jobs]
-    mon = await check_monitors(official, omniq, raw, queue)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["stats"]["waiting"] == 5
     assert mon["stats"]["group_waiting"] == 10
 
@@ -117,16 +106,16 @@ async def test_omniq_publishes_official_consume_loop(
     assert res["reason"] == "drained", res
     assert res["handled"] == sum(j["runs"] for j in jobs)
 
-    Ledger(raw, queue).check_jobs(jobs, side="official")
-    mon = await check_monitors(official, omniq, raw, queue)
+    interop.Ledger(raw, queue).check_jobs(jobs, side="official")
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     check_final_states(raw, queue, jobs, mon)
 
 
 async def test_omniq_publishes_official_reserve_and_ack(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis
 ) -> None:
-    queue, jobs = "a2o-raw", job_mix("a2o-raw", delay_ms=200)
-    await omniq.publish_many(queue, job_specs(jobs))
+    queue, jobs = "a2o-raw", interop.job_mix("a2o-raw", delay_ms=200)
+    await omniq.publish_many(queue, interop.job_specs(jobs))
 
     # the official low-level calls: reserve, heartbeat, ack_success / ack_fail
     res = await official.arun({"op": "reserve_ack", "queue": queue, "ledger": queue,
@@ -148,39 +137,39 @@ async def test_omniq_publishes_official_reserve_and_ack(
             else ("RETRY" if item["attempt"] <= job["payload"]["fail"] else "OK")
         assert item["outcome"] == expected, item
 
-    Ledger(raw, queue).check_jobs(jobs, side="official")
-    mon = await check_monitors(official, omniq, raw, queue)
+    interop.Ledger(raw, queue).check_jobs(jobs, side="official")
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     check_final_states(raw, queue, jobs, mon)
 
 
 async def test_jobs_in_flight_seen_alike_by_both_monitors(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis
 ) -> None:
     """Mid-flight states (leases held by each side, a delayed retry, a ready group at
     capacity) are reported identically by the official monitor and by us."""
-    queue, jobs = "mid", job_mix("mid", delay_ms=60_000)
+    queue, jobs = "mid", interop.job_mix("mid", delay_ms=60_000)
     half = len(jobs) // 2
-    await official.arun({"op": "publish", "queue": queue, "jobs": driver_jobs(jobs[:half])})
-    await omniq.publish_many(queue, job_specs(jobs[half:]))
-    await check_monitors(official, omniq, raw, queue)
+    await official.arun({"op": "publish", "queue": queue, "jobs": interop.driver_jobs(jobs[:half])})
+    await omniq.publish_many(queue, interop.job_specs(jobs[half:]))
+    await interop.check_monitors(official, omniq, raw, queue)
 
     ours = await omniq.reserve_many(queue, 3)
     assert ours.status == "JOB"
     assert len(ours.jobs) == 3
     theirs = await official.arun({"op": "reserve", "queue": queue})
     assert theirs["status"] == "JOB"
-    mon = await check_monitors(official, omniq, raw, queue)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["stats"]["active"] == 4
     # fail one of ours with a retry: it becomes delayed (backoff 0 = due now)
     outcome = await omniq.ack_fail(queue, ours.jobs[0].job_id, ours.jobs[0].lease_token, "boom")
     assert outcome.status == "RETRY"
-    mon = await check_monitors(official, omniq, raw, queue)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["jobs"][ours.jobs[0].job_id]["last_error"] == "boom"
     assert mon["stats"]["delayed"] == 3
 
 
 async def test_official_ids_outside_our_publish_rules(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
 ) -> None:
     """The official clients accept any job id (ours must have 1-256 bytes, no control
     characters, no surrounding blanks) and any gid. Regression: our worker refused to
@@ -197,17 +186,17 @@ async def test_official_ids_outside_our_publish_rules(
     for j in jobs:
         j.update(max_attempts=3, backoff_ms=0, timeout_ms=30_000, expect="completed",
                  runs=1 + j["payload"].get("fail", 0))
-    await official.arun({"op": "publish", "queue": queue, "jobs": driver_jobs(jobs)})
+    await official.arun({"op": "publish", "queue": queue, "jobs": interop.driver_jobs(jobs)})
     jobs[3]["gid"] = "padded"  # the official publish trims gids
-    await check_monitors(official, omniq, raw, queue)
+    await interop.check_monitors(official, omniq, raw, queue)
 
-    handler = LedgerHandler(omniq_redis_url, queue)
+    handler = interop.LedgerHandler(omniq_redis_url, queue)
     try:
-        await consume_until_settled(omniq, queue, handler, raw, [j["job_id"] for j in jobs])
+        await interop.consume_until_settled(omniq, queue, handler, raw, [j["job_id"] for j in jobs])
     finally:
         await handler.aclose()
-    Ledger(raw, queue).check_jobs(jobs, side="omniq")
-    mon = await check_monitors(official, omniq, raw, queue)
+    interop.Ledger(raw, queue).check_jobs(jobs, side="omniq")
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["stats"]["completed_kept"] == 4
 
     # a lease on such a job also works through the single-call client methods
@@ -218,10 +207,10 @@ async def test_official_ids_outside_our_publish_rules(
     assert job.job_id == " again "
     assert await omniq.heartbeat(queue, job.job_id, job.lease_token) > 0
     await omniq.ack_success(queue, job.job_id, job.lease_token)
-    assert raw.hget(qk(queue, "job: again "), "state") == "completed"
+    assert raw.hget(interop.qk(queue, "job: again "), "state") == "completed"
 
 
-async def test_payload_shapes_roundtrip(official: Official, omniq: AsyncOmniq) -> None:
+async def test_payload_shapes_roundtrip(official: interop.Official, omniq: AsyncOmniq) -> None:
     """Objects and arrays, non-ASCII text, big and negative numbers, floats, nesting and
     empty containers arrive unchanged in both directions."""
     payloads: list[Any] = [
@@ -248,7 +237,7 @@ async def test_payload_shapes_roundtrip(official: Official, omniq: AsyncOmniq) -
 
 @pytest.mark.parametrize("first", ["official", "omniq"])
 async def test_group_limit_first_writer_wins_across(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis, first: str
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis, first: str
 ) -> None:
     """The first publisher that gives a limit fixes it (D20), whichever client it is; the
     other client's reserve honours it."""
@@ -256,19 +245,20 @@ async def test_group_limit_first_writer_wins_across(
     jobs = [{"job_id": f"{queue}-{i}", "payload": {"n": i}, "gid": "g", "group_limit": 2}
             for i in range(4)]
     if first == "official":
-        await official.arun({"op": "publish", "queue": queue, "jobs": driver_jobs(jobs[:2])})
+        await official.arun({"op": "publish", "queue": queue,
+                             "jobs": interop.driver_jobs(jobs[:2])})
         await omniq.publish(queue, {"n": 9}, gid="g", group_limit=5)
     else:
-        await omniq.publish_many(queue, job_specs(jobs[:2]))
+        await omniq.publish_many(queue, interop.job_specs(jobs[:2]))
         await official.arun({"op": "publish", "queue": queue, "jobs": [
             {"payload": {"n": 9}, "gid": "g", "group_limit": 5}]})
-    assert raw.get(qk(queue, "g:g:limit")) == "2"
+    assert raw.get(interop.qk(queue, "g:g:limit")) == "2"
     if first == "official":
         got = (await omniq.reserve_many(queue, 10)).jobs
         assert len(got) == 2
     else:
         res = await official.arun({"commands": [{"op": "reserve", "queue": queue}] * 3})
         assert [r["status"] for r in res] == ["JOB", "JOB", "EMPTY"]
-    mon = await check_monitors(official, omniq, raw, queue)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["group_status"] == [
         {"gid": "g", "inflight": 2, "limit": 2, "ready": False, "waiting_count": 1}]

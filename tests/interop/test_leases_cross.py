@@ -8,21 +8,9 @@ import asyncio
 import signal
 from typing import Any
 
+import interop_util as interop
 import pytest
 import redis
-from interop_util import (
-    Ledger,
-    LedgerHandler,
-    Official,
-    check_monitors,
-    consume_until_settled,
-    driver_jobs,
-    job_specs,
-    poll_until,
-    qk,
-    server_ms,
-    spawn_fleet_worker,
-)
 
 from omniq import AsyncOmniq, LeaseLost
 
@@ -40,27 +28,27 @@ def lease_mix(tag: str) -> list[dict[str, Any]]:
 
 def expired(raw: redis.Redis, queue: str) -> bool:
     """Every lease of the queue has expired on the server clock."""
-    last = raw.zrevrange(qk(queue, "active"), 0, 0, withscores=True)
-    return bool(last) and last[0][1] <= server_ms(raw)
+    last = raw.zrevrange(interop.qk(queue, "active"), 0, 0, withscores=True)
+    return bool(last) and last[0][1] <= interop.server_ms(raw)
 
 
 async def test_official_reaps_omniq_leases(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis
 ) -> None:
     queue = "reap-o"
     jobs = lease_mix(queue)
     u, g1, g2 = (j["job_id"] for j in jobs)
-    await omniq.publish_many(queue, job_specs(jobs))
+    await omniq.publish_many(queue, interop.job_specs(jobs))
     got = await omniq.reserve_many(queue, 3)
     assert sorted(j.job_id for j in got.jobs) == sorted([u, g1])  # g2 waits: limit 1
-    mon = await check_monitors(official, omniq, raw, queue)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["group_status"] == [
         {"gid": "gl", "inflight": 1, "limit": 1, "ready": False, "waiting_count": 1}]
 
-    await poll_until(lambda: expired(raw, queue), 5, "our leases to expire")
+    await interop.poll_until(lambda: expired(raw, queue), 5, "our leases to expire")
     res = await official.arun({"op": "reap", "queue": queue})
     assert res == {"reaped": 2}
-    mon = await check_monitors(official, omniq, raw, queue)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert (mon["stats"]["active"], mon["stats"]["delayed"]) == (0, 2)
     assert mon["group_status"][0]["inflight"] == 0
     assert mon["group_status"][0]["ready"]
@@ -72,33 +60,33 @@ async def test_official_reaps_omniq_leases(
     assert res["reason"] == "drained"
     assert res["handled"] == 3
     expected = [{**j, "admin_retried": True} if j["job_id"] != g2 else j for j in jobs]
-    Ledger(raw, queue).check_jobs(expected, side="official")
-    await check_monitors(official, omniq, raw, queue)
+    interop.Ledger(raw, queue).check_jobs(expected, side="official")
+    await interop.check_monitors(official, omniq, raw, queue)
     # the official reap could not clear our lease map (id -> gid of our grouped leases);
     # our next maintenance tick sweeps the stale entry
-    assert raw.hgetall(qk(queue, "leases")) == {g1: "gl"}
+    assert raw.hgetall(interop.qk(queue, "leases")) == {g1: "gl"}
     assert await omniq.reap_expired(queue) == 0
-    assert not raw.exists(qk(queue, "leases"))
+    assert not raw.exists(interop.qk(queue, "leases"))
 
 
 async def test_omniq_reaps_official_leases(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
 ) -> None:
     queue = "reap-a"
     jobs = lease_mix(queue)
     u, g1, g2 = (j["job_id"] for j in jobs)
-    await official.arun({"op": "publish", "queue": queue, "jobs": driver_jobs(jobs)})
+    await official.arun({"op": "publish", "queue": queue, "jobs": interop.driver_jobs(jobs)})
     leased = await official.arun({"commands": [{"op": "reserve", "queue": queue}] * 3})
     assert [r.get("job_id") for r in leased] == [g1, u, None]  # grouped lane first; g2 waits
     for r in leased[:2]:  # one official heartbeat each (cumulative, D1)
         hb = await official.arun({"op": "heartbeat", "queue": queue, "job_id": r["job_id"],
                                   "lease_token": r["lease_token"]})
         assert hb["lock_until_ms"] >= r["lock_until_ms"]
-    await check_monitors(official, omniq, raw, queue)
+    await interop.check_monitors(official, omniq, raw, queue)
 
-    await poll_until(lambda: expired(raw, queue), 5, "the official leases to expire")
+    await interop.poll_until(lambda: expired(raw, queue), 5, "the official leases to expire")
     assert await omniq.reap_expired(queue) == 2
-    mon = await check_monitors(official, omniq, raw, queue)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert (mon["stats"]["active"], mon["stats"]["delayed"]) == (0, 2)
     assert mon["group_status"][0]["inflight"] == 0
     assert mon["group_status"][0]["ready"]
@@ -111,19 +99,19 @@ async def test_omniq_reaps_official_leases(
     assert res == [{"status": "ERR", "error": "ACK_SUCCESS failed: TOKEN_MISMATCH"}] * 2 + \
         [{"status": "ERR", "error": "HEARTBEAT failed: TOKEN_MISMATCH"}]
 
-    handler = LedgerHandler(omniq_redis_url, queue)
+    handler = interop.LedgerHandler(omniq_redis_url, queue)
     try:
-        await consume_until_settled(omniq, queue, handler, raw, [u, g1, g2])
+        await interop.consume_until_settled(omniq, queue, handler, raw, [u, g1, g2])
     finally:
         await handler.aclose()
     expected = [{**j, "admin_retried": True} if j["job_id"] != g2 else j for j in jobs]
-    Ledger(raw, queue).check_jobs(expected, side="omniq")
-    await check_monitors(official, omniq, raw, queue)
+    interop.Ledger(raw, queue).check_jobs(expected, side="omniq")
+    await interop.check_monitors(official, omniq, raw, queue)
 
 
 @pytest.mark.parametrize("crashed", ["official", "omniq"])
 async def test_consumer_killed_mid_job_is_recovered_by_the_other(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str,
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str,
     crashed: str,
 ) -> None:
     """A consumer process is SIGKILLed while its handler runs a grouped job; after the lease
@@ -139,30 +127,32 @@ async def test_consumer_killed_mid_job_is_recovered_by_the_other(
          "runs": 1},
     ]
     stuck = jobs[0]["job_id"]
-    await omniq.publish_many(queue, job_specs(jobs))
-    ledger = Ledger(raw, queue)
+    await omniq.publish_many(queue, interop.job_specs(jobs))
+    ledger = interop.Ledger(raw, queue)
     if crashed == "official":
         proc = await official.spawn({"op": "consume", "queue": queue, "ledger": queue,
                                      "max_seconds": 60})
     else:
-        proc = await spawn_fleet_worker(omniq_redis_url, queue, queue, total=2,
-                                        concurrency=4, max_seconds=60)
+        proc = await interop.spawn_fleet_worker(omniq_redis_url, queue, queue, total=2,
+                                                concurrency=4, max_seconds=60)
     try:
-        await poll_until(lambda: ledger.runs().get(stuck) == 1, 10, "the stuck job to start")
+        await interop.poll_until(lambda: ledger.runs().get(stuck) == 1, 10,
+                                 "the stuck job to start")
     finally:
         proc.send_signal(signal.SIGKILL)
         await asyncio.wait_for(proc.communicate(), 10)
     # the killed handler never ran its `finally`: release its ledger group slot for it
     raw.decr(ledger.p + ":inflight:gc")
-    mon = await check_monitors(official, omniq, raw, queue)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["group_status"][0]["inflight"] == 1
     assert mon["stats"]["group_waiting"] == 1
 
-    await poll_until(lambda: expired(raw, queue), 10, "the dead consumer's lease to expire")
+    await interop.poll_until(lambda: expired(raw, queue), 10, "the dead consumer's lease to expire")
     if crashed == "official":
-        handler = LedgerHandler(omniq_redis_url, queue)
+        handler = interop.LedgerHandler(omniq_redis_url, queue)
         try:
-            await consume_until_settled(omniq, queue, handler, raw, [j["job_id"] for j in jobs])
+            await interop.consume_until_settled(omniq, queue, handler, raw,
+                                                [j["job_id"] for j in jobs])
         finally:
             await handler.aclose()
         side = "omniq"
@@ -174,14 +164,14 @@ async def test_consumer_killed_mid_job_is_recovered_by_the_other(
     ledger.check_jobs(jobs, side=None)
     assert ledger.by() == {j["job_id"]: side for j in jobs}
     assert [e["side"] for e in ledger.log()] == [crashed, side, side]
-    await check_monitors(official, omniq, raw, queue)
+    await interop.check_monitors(official, omniq, raw, queue)
     await omniq.reap_expired(queue)  # sweeps our stale lease entry if an official reap left one
-    assert not raw.exists(qk(queue, "leases"))
+    assert not raw.exists(interop.qk(queue, "leases"))
 
 
 @pytest.mark.parametrize("consumer", ["official", "omniq"])
 async def test_long_multibyte_errors_stay_readable(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str,
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str,
     consumer: str,
 ) -> None:
     """An error text of 6,000 two-byte characters. Our worker cuts it on a character
@@ -194,21 +184,21 @@ async def test_long_multibyte_errors_stay_readable(
              "max_attempts": 1, "backoff_ms": 0, "expect": "failed", "runs": 1}]
     jid = jobs[0]["job_id"]
     if consumer == "omniq":
-        await official.arun({"op": "publish", "queue": queue, "jobs": driver_jobs(jobs)})
-        handler = LedgerHandler(omniq_redis_url, queue)
+        await official.arun({"op": "publish", "queue": queue, "jobs": interop.driver_jobs(jobs)})
+        handler = interop.LedgerHandler(omniq_redis_url, queue)
         try:
-            await consume_until_settled(omniq, queue, handler, raw, [jid])
+            await interop.consume_until_settled(omniq, queue, handler, raw, [jid])
         finally:
             await handler.aclose()
-        mon = await check_monitors(official, omniq, raw, queue)
+        mon = await interop.check_monitors(official, omniq, raw, queue)
         stored = mon["jobs"][jid]["last_error"]
         assert stored == "RuntimeError: x" + "é" * 2040  # 4095 bytes
         assert len(stored.encode()) <= 4096
     else:
-        await omniq.publish_many(queue, job_specs(jobs))
+        await omniq.publish_many(queue, interop.job_specs(jobs))
         res = await official.arun({"op": "consume", "queue": queue, "ledger": queue})
         assert res["handled"] == 1
-        raw_bytes = raw.execute_command("HGET", qk(queue, "job:" + jid), "last_error",
+        raw_bytes = raw.execute_command("HGET", interop.qk(queue, "job:" + jid), "last_error",
                                         NEVER_DECODE=True)
         assert len(raw_bytes) == 4096
         info = await omniq.get_job(queue, jid)
@@ -219,11 +209,11 @@ async def test_long_multibyte_errors_stay_readable(
         mon = await official.arun({"op": "monitor", "queue": queue, "job_ids": [jid]})
         assert mon["jobs"][jid] is None  # the official monitor cannot decode it (D8)
         assert mon["stats"]["failed"] == 1
-    Ledger(raw, queue).check_jobs(jobs, side=consumer)
+    interop.Ledger(raw, queue).check_jobs(jobs, side=consumer)
 
 
 async def test_stale_lease_entry_never_moves_a_group_slot(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis
 ) -> None:
     """Our lease map (``B:leases``, id -> gid) outlives a lease that an official consumer
     reaped. Regression: that stale entry must not release a group slot when the id is later
@@ -234,9 +224,9 @@ async def test_stale_lease_entry_never_moves_a_group_slot(
     first = await omniq.reserve(queue)
     assert first is not None
     assert first.job_id == "x"
-    await poll_until(lambda: expired(raw, queue), 5, "our lease to expire")
+    await interop.poll_until(lambda: expired(raw, queue), 5, "our lease to expire")
     assert await official.arun({"op": "reap", "queue": queue}) == {"reaped": 1}
-    assert raw.hget(qk(queue, "leases"), "x") == "g"  # the official reap cannot clear it
+    assert raw.hget(interop.qk(queue, "leases"), "x") == "g"  # the official reap cannot clear it
     res = await official.arun({"op": "remove", "queue": queue, "lane": "delayed",
                                "job_ids": ["x"]})
     assert res["items"][0]["status"] == "OK"
@@ -248,12 +238,12 @@ async def test_stale_lease_entry_never_moves_a_group_slot(
     by_id = {j.job_id: j for j in got.jobs}
     await omniq.ack_success(queue, "x", by_id["x"].lease_token)
     # y still holds the only slot of group g
-    assert raw.get(qk(queue, "g:g:inflight")) == "1"
+    assert raw.get(interop.qk(queue, "g:g:inflight")) == "1"
     await omniq.publish(queue, {"n": 3}, job_id="z", gid="g")
     assert await omniq.reserve(queue) is None
-    mon = await check_monitors(official, omniq, raw, queue)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["group_status"] == [
         {"gid": "g", "inflight": 1, "limit": 1, "ready": False, "waiting_count": 1}]
     await omniq.ack_success(queue, "y", by_id["y"].lease_token)
     await omniq.reap_expired(queue)  # our maintenance tick sweeps stale entries
-    assert not raw.exists(qk(queue, "leases"))
+    assert not raw.exists(interop.qk(queue, "leases"))

@@ -7,19 +7,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import interop_util as interop
 import pytest
 import redis
-from interop_util import (
-    Ledger,
-    Official,
-    check_monitors,
-    driver_jobs,
-    finish,
-    group_ids,
-    job_specs,
-    qk,
-    spawn_fleet_worker,
-)
 
 from omniq import AsyncOmniq
 
@@ -49,7 +39,7 @@ def fleet_jobs(tag: str) -> list[dict[str, Any]]:
 
 
 async def test_mixed_fleet_every_job_completes_exactly_once(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
 ) -> None:
     queue = ledger_name = "fleet"
     jobs = fleet_jobs(queue)
@@ -57,25 +47,25 @@ async def test_mixed_fleet_every_job_completes_exactly_once(
     t0 = time.monotonic()
     # published in n order: the official client first, then us (FIFO per group = n order)
     res = await official.arun({"op": "publish", "queue": queue,
-                               "jobs": driver_jobs(jobs[:half])}, limit_s=120)
+                               "jobs": interop.driver_jobs(jobs[:half])}, limit_s=120)
     assert len(res["ids"]) == half
-    await omniq.publish_many(queue, job_specs(jobs[half:]))
+    await omniq.publish_many(queue, interop.job_specs(jobs[half:]))
     stats = await omniq.stats(queue)
     assert stats.waiting_total == TOTAL
     t_publish = time.monotonic() - t0
 
     theirs = await official.spawn({"op": "consume", "queue": queue, "ledger": ledger_name,
                                    "until_done": TOTAL, "max_seconds": 50})
-    ours = await spawn_fleet_worker(omniq_redis_url, queue, ledger_name, TOTAL,
-                                    concurrency=8, max_seconds=50)
-    ours_res = await finish(ours, 60)
-    theirs_res = await finish(theirs, 60)
+    ours = await interop.spawn_fleet_worker(omniq_redis_url, queue, ledger_name, TOTAL,
+                                            concurrency=8, max_seconds=50)
+    ours_res = await interop.finish(ours, 60)
+    theirs_res = await interop.finish(theirs, 60)
     elapsed = time.monotonic() - t0
     assert not ours_res["timed_out"], ours_res
     assert not theirs_res["timed_out"], theirs_res
     assert theirs_res["reason"] == "until_done"
 
-    ledger = Ledger(raw, ledger_name)
+    ledger = interop.Ledger(raw, ledger_name)
     ledger.check_jobs(jobs, side=None)      # exactly once, no loss, FIFO, limits
     assert ledger.done() == TOTAL
     by = ledger.by()
@@ -91,13 +81,13 @@ async def test_mixed_fleet_every_job_completes_exactly_once(
 
     # nothing left behind: only the last 100 completed jobs keep a hash
     for key in ("wait", "active", "delayed", "failed", "groups:ready", "leases"):
-        assert not raw.exists(qk(queue, key)), key
-    assert raw.llen(qk(queue, "completed")) == 100
-    assert sum(1 for _ in raw.scan_iter(match=qk(queue, "job:*"), count=1000)) == 100
-    for gid in group_ids(raw, queue):
-        assert int(raw.get(qk(queue, f"g:{gid}:inflight")) or 0) == 0, gid
-        assert not raw.exists(qk(queue, f"g:{gid}:wait")), gid
-    mon = await check_monitors(official, omniq, raw, queue)
+        assert not raw.exists(interop.qk(queue, key)), key
+    assert raw.llen(interop.qk(queue, "completed")) == 100
+    assert sum(1 for _ in raw.scan_iter(match=interop.qk(queue, "job:*"), count=1000)) == 100
+    for gid in interop.group_ids(raw, queue):
+        assert int(raw.get(interop.qk(queue, f"g:{gid}:inflight")) or 0) == 0, gid
+        assert not raw.exists(interop.qk(queue, f"g:{gid}:wait")), gid
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["stats"]["completed_kept"] == 100
     assert mon["stats"]["active"] == 0
     print(f"\nmixed fleet: published in {t_publish:.1f}s, drained in {elapsed:.1f}s; "

@@ -3,9 +3,9 @@ monitors it and consumes from it, and our logical view stays exact."""
 
 from __future__ import annotations
 
+import interop_util as interop
 import pytest
 import redis
-from interop_util import Official, check_monitors
 
 from omniq import AsyncOmniq
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.interop
 
 
 async def test_official_client_reads_and_consumes_one_partition(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis
 ) -> None:
     await omniq.partition_queue("parts", 4)
     ids = await omniq.publish_many("parts", [{"i": i} for i in range(40)])
@@ -24,7 +24,7 @@ async def test_official_client_reads_and_consumes_one_partition(
     assert sum(sizes.values()) == 43
     target = max(sizes, key=lambda p: sizes[p])
     # the official monitor reads the partition exactly (we list it as "parts")
-    await check_monitors(official, omniq, raw, target, listed_as="parts")
+    await interop.check_monitors(official, omniq, raw, target, listed_as="parts")
 
     res = await official.arun({"op": "reserve", "queue": target})
     assert res["status"] == "JOB"
@@ -34,7 +34,7 @@ async def test_official_client_reads_and_consumes_one_partition(
     assert info.queue == target
     assert info.state == "active"
     assert (await omniq.stats("parts")).active == 1
-    await check_monitors(official, omniq, raw, target, listed_as="parts")
+    await interop.check_monitors(official, omniq, raw, target, listed_as="parts")
 
     # we settle the official client's lease (the job is on a partition: acks go there)
     token = res.get("lease_token") or res.get("token")
@@ -49,4 +49,4 @@ async def test_official_client_reads_and_consumes_one_partition(
     assert after.waiting_total == before.waiting_total - res["handled"]
     assert after.completed_kept == before.completed_kept + res["handled"]
     assert (await omniq.stats(target)).waiting_total == 0
-    await check_monitors(official, omniq, raw, target, listed_as="parts")
+    await interop.check_monitors(official, omniq, raw, target, listed_as="parts")

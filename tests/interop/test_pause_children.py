@@ -3,18 +3,9 @@ one client are acked by the other (directly and from job handlers)."""
 
 from __future__ import annotations
 
+import interop_util as interop
 import pytest
 import redis
-from interop_util import (
-    Ledger,
-    LedgerHandler,
-    Official,
-    check_monitors,
-    consume_until_settled,
-    driver_jobs,
-    job_specs,
-    qk,
-)
 
 from omniq import AsyncOmniq, CounterError
 
@@ -22,7 +13,7 @@ pytestmark = pytest.mark.interop
 
 
 async def test_omniq_pause_is_honoured_by_official(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis
 ) -> None:
     queue = "pause-a"
     await omniq.publish(queue, {"n": 1}, job_id="pa-1")
@@ -36,7 +27,7 @@ async def test_omniq_pause_is_honoured_by_official(
     assert res[0] == {"paused": True}
     assert res[1] == {"status": "PAUSED"}
     assert res[2] == {"jobs": [], "status": "PAUSED"}
-    mon = await check_monitors(official, omniq, raw, queue)
+    mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["stats"]["paused"] is True
     assert mon["stats"]["waiting_total"] == 2
 
@@ -51,11 +42,11 @@ async def test_omniq_pause_is_honoured_by_official(
     assert res[2]["status"] == "JOB"
     assert res[2]["job_id"] == "pa-2"
     assert not await omniq.is_paused(queue)
-    await check_monitors(official, omniq, raw, queue)
+    await interop.check_monitors(official, omniq, raw, queue)
 
 
 async def test_official_pause_is_honoured_by_omniq(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str
 ) -> None:
     queue = "pause-o"
     await official.arun({"op": "publish", "queue": queue, "jobs": [
@@ -64,7 +55,7 @@ async def test_official_pause_is_honoured_by_omniq(
     ]})
     res = await official.arun({"op": "pause", "queue": queue})
     assert res == {"reply": "OK"}
-    assert raw.get(qk(queue, "paused")) == "1"
+    assert raw.get(interop.qk(queue, "paused")) == "1"
 
     assert await omniq.is_paused(queue)
     got = await omniq.reserve_many(queue, 10)
@@ -72,11 +63,11 @@ async def test_official_pause_is_honoured_by_omniq(
     assert got.jobs == []
     assert await omniq.reserve(queue) is None
     # a draining worker reserves nothing from a paused queue and returns
-    handler = LedgerHandler(omniq_redis_url, queue)
+    handler = interop.LedgerHandler(omniq_redis_url, queue)
     try:
         worker = await omniq.consume(queue, handler, drain=True, handle_signals=False)
         assert worker.stats.reserved == 0
-        mon = await check_monitors(official, omniq, raw, queue)
+        mon = await interop.check_monitors(official, omniq, raw, queue)
         assert mon["stats"]["paused"] is True
         assert mon["stats"]["waiting_total"] == 2
         assert (await omniq.stats(queue)).paused
@@ -89,11 +80,11 @@ async def test_official_pause_is_honoured_by_omniq(
         assert worker.stats.completed == 2
     finally:
         await handler.aclose()
-    await check_monitors(official, omniq, raw, queue)
+    await interop.check_monitors(official, omniq, raw, queue)
 
 
 async def test_counters_initialised_by_omniq_acked_by_official(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis
 ) -> None:
     await omniq.childs_init("parent-a", 3)
     res = await official.arun({"op": "child_ack", "key": "parent-a",
@@ -115,7 +106,7 @@ async def test_counters_initialised_by_omniq_acked_by_official(
 
 
 async def test_counters_initialised_by_official_acked_by_omniq(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis
 ) -> None:
     res = await official.arun({"op": "childs_init", "key": "parent-o", "expected": 3})
     assert res == {"status": "OK"}
@@ -137,7 +128,7 @@ async def test_counters_initialised_by_official_acked_by_omniq(
 
 @pytest.mark.parametrize("initialiser", ["omniq", "official"])
 async def test_child_jobs_ack_the_other_sides_counter(
-    official: Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str,
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis, omniq_redis_url: str,
     initialiser: str,
 ) -> None:
     """A parent counter set up (and its children published) by one client, the children
@@ -151,23 +142,23 @@ async def test_child_jobs_ack_the_other_sides_counter(
     ]
     if initialiser == "omniq":
         await omniq.childs_init(key, 3)
-        await omniq.publish_many(queue, job_specs(jobs))
+        await omniq.publish_many(queue, interop.job_specs(jobs))
         res = await official.arun({"op": "consume", "queue": queue, "ledger": queue})
         assert res["reason"] == "drained"
         side = "official"
     else:
         res = await official.arun({"op": "childs_init", "key": key, "expected": 3})
         assert res == {"status": "OK"}
-        await official.arun({"op": "publish", "queue": queue, "jobs": driver_jobs(jobs)})
-        handler = LedgerHandler(omniq_redis_url, queue)
+        await official.arun({"op": "publish", "queue": queue, "jobs": interop.driver_jobs(jobs)})
+        handler = interop.LedgerHandler(omniq_redis_url, queue)
         try:
-            await consume_until_settled(omniq, queue, handler, raw,
-                                        [j["job_id"] for j in jobs], concurrency=1)
+            await interop.consume_until_settled(omniq, queue, handler, raw,
+                                                [j["job_id"] for j in jobs], concurrency=1)
         finally:
             await handler.aclose()
         side = "omniq"
-    ledger = Ledger(raw, queue)
+    ledger = interop.Ledger(raw, queue)
     ledger.check_jobs(jobs, side=side)
     assert ledger.child_replies(key) == [2, 1, 0]
     assert not raw.exists("{cc:" + key + "}:count")
-    await check_monitors(official, omniq, raw, queue)
+    await interop.check_monitors(official, omniq, raw, queue)

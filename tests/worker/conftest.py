@@ -1,5 +1,5 @@
 """Fixtures of the worker suite. ``omniq``, ``raw`` and ``omniq_redis_url`` come from
-omniq.pytest_plugin and tests/conftest.py."""
+omniq.testing.pytest_plugin and tests/conftest.py."""
 
 from __future__ import annotations
 

@@ -4,57 +4,28 @@ Synchronisation rules of this suite: in-process waits use asyncio events (``with
 :class:`Spy` (an event-driven record of calls to a client method); only waits on another
 process poll, and always with a bounded deadline (``poll_until``) or block on a Redis list
 (BLPOP) used as a ledger.
+
+Keys, the bounded waits and the subprocess runner come from tests/shared_util.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+from shared_util import ScriptProc, jk, poll_until, qk, within
+
+__all__ = ["AckLog", "Proc", "Spy", "jk", "now_ms", "numsub", "poll_until", "qk", "within"]
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 PROC_SCRIPT = HERE / "worker_proc.py"
-
-
-def jk(queue: str, job_id: str) -> str:
-    """Key of a job hash."""
-    return "{" + queue + "}:job:" + job_id
-
-
-def qk(queue: str, suffix: str) -> str:
-    """Key ``{queue}:suffix``."""
-    return "{" + queue + "}:" + suffix
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-async def within(aw: Awaitable[T], seconds: float, what: str) -> T:
-    """Await ``aw`` for at most ``seconds``; running out of time fails the test clearly."""
-    try:
-        return await asyncio.wait_for(aw, seconds)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {seconds}s waiting for {what}") from None
-
-
-async def poll_until(
-    check: Callable[[], Awaitable[bool]], seconds: float, what: str, interval: float = 0.02
-) -> None:
-    """Poll ``check`` (a Redis read of another process's ledger) until true or deadline."""
-    deadline = time.monotonic() + seconds
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 class Spy:
@@ -119,47 +90,11 @@ class AckLog(Spy):
         return [sent[1] for sent in self.sent()]
 
 
-class Proc:
+class Proc(ScriptProc):
     """A worker subprocess (``worker_proc.py``) whose output goes to a log file."""
 
     def __init__(self, args: list[str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in close()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
-        )
-        env["PYTHONUNBUFFERED"] = "1"
-        self.popen = subprocess.Popen(
-            [sys.executable, str(PROC_SCRIPT), *args],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def wait(self, seconds: float) -> int:
-        """Wait for the process to exit (bounded); returns its exit code."""
-        try:
-            return await asyncio.to_thread(self.popen.wait, seconds)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"worker process {self.pid} still running after {seconds}s; output:\n"
-                + self.output()
-            ) from None
-
-    def close(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait(10)
-        self._log.close()
+        super().__init__(PROC_SCRIPT, args, log_path)
 
 
 async def numsub(redis: Any, *channels: str) -> dict[str, int]:

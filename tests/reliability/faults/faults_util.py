@@ -7,6 +7,8 @@
 * :func:`poll_until` -- bounded polling of Redis state written by other processes.
 * :func:`figure` -- record a measured figure (printed with ``-s``; appended to the file named
   by ``$OMNIQ_FAULTS_FIGURES`` when set, for docs/reliability.md).
+
+Keys, ``within`` and the subprocess runner come from tests/shared_util.py.
 """
 
 from __future__ import annotations
@@ -14,27 +16,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import shared_util
+from shared_util import ScriptProc, jk, qk, within
+
+__all__ = ["FaultProxy", "WorkerProc", "env_int", "figure", "jk", "poll_until", "qk", "within"]
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent.parent
 WORKER_SCRIPT = HERE / "chaos_worker.py"
-
-
-def jk(queue: str, job_id: str) -> str:
-    """Key of a job hash."""
-    return "{" + queue + "}:job:" + job_id
-
-
-def qk(queue: str, suffix: str) -> str:
-    """Key ``{queue}:suffix``."""
-    return "{" + queue + "}:" + suffix
 
 
 def env_int(name: str, default: int) -> int:
@@ -55,60 +48,19 @@ def figure(name: str, **values: Any) -> None:
 async def poll_until(
     check: Callable[[], Awaitable[bool]], seconds: float, what: str, interval: float = 0.05
 ) -> float:
-    """Poll ``check`` until true; returns the seconds it took. Fails the test at the deadline."""
-    start = time.monotonic()
-    deadline = start + seconds
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-        await asyncio.sleep(interval)
-    return time.monotonic() - start
-
-
-async def within(aw: Awaitable[Any], seconds: float, what: str) -> Any:
-    try:
-        return await asyncio.wait_for(aw, seconds)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {seconds}s waiting for {what}") from None
+    """:func:`shared_util.poll_until` polling every 50 ms by default (the resolution of the
+    recorded figures); returns the seconds it took."""
+    return await shared_util.poll_until(check, seconds, what, interval)
 
 
 # --------------------------------------------------------------------------- worker process
 
 
-class WorkerProc:
+class WorkerProc(ScriptProc):
     """A ``chaos_worker.py`` process whose output goes to a log file."""
 
     def __init__(self, args: list[str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in close()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
-        )
-        env["PYTHONUNBUFFERED"] = "1"
-        self.popen = subprocess.Popen(
-            [sys.executable, str(WORKER_SCRIPT), *args],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def close(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait(10)
-        self._log.close()
+        super().__init__(WORKER_SCRIPT, args, log_path)
 
 
 # --------------------------------------------------------------------------- TCP proxy

@@ -29,8 +29,8 @@ import redis
 import omniq
 from omniq import AsyncOmniq
 from omniq.aio.worker import Worker
-from omniq.embedded import ServerTLS
 from omniq.errors import ConnectionFailed, PermissionDenied
+from omniq.testing.embedded import ServerTLS
 
 PACKAGE = Path(omniq.__file__).resolve().parent
 
