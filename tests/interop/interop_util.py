@@ -509,7 +509,7 @@ async def check_monitors(official: Official, omniq: Any, raw: redis.Redis, queue
         try:
             info = await omniq.get_job(queue, jid)
         except InvalidArgument:  # an official id outside our publish rules: read it raw
-            from omniq.aio.client import job_info
+            from omniq._protocol.reads import job_info
 
             fields = raw.hgetall(qk(queue, "job:" + jid))
             info = job_info(queue, jid, fields) if fields else None

@@ -233,3 +233,54 @@ def test_the_walk_sees_the_documented_surface(official_python: Path,
     assert "idx_score_ms" in api["omniq.monitor_models"]["LaneJob"]["fields"]
     unused = (set(INTERNAL_MODULES) | {m for m, _ in INTERNAL_NAMES}) - set(api)
     assert not unused, f"INTERNAL_MODULES names modules the package does not have: {unused}"
+
+
+def test_our_queue_monitor_answers_like_the_official_one(official: Any,
+                                                          omniq_redis_url: str) -> None:
+    """Same queue, both monitors: every stat, lane row, group and job record is equal."""
+    from dataclasses import asdict
+
+    from interop_util import driver_jobs, job_mix
+
+    from omniq import OmniqClient
+    from omniq.monitor import QueueMonitor
+
+    queue = "mon-x"
+    jobs = job_mix("mx")
+    official.run({"op": "publish", "queue": queue, "jobs": driver_jobs(jobs)})
+    gids = sorted({j["gid"] for j in jobs if j.get("gid")})
+    with OmniqClient(redis_url=omniq_redis_url) as uq:
+        for _ in range(3):  # some active jobs, one failed for good, one completed
+            job = uq.reserve(queue=queue)
+            assert job is not None
+        uq.ack_success(queue=queue, job_id=job.job_id, lease_token=job.lease_token)
+        failing = uq.reserve(queue=queue)
+        assert failing is not None
+        uq.ack_fail(queue=queue, job_id=failing.job_id, lease_token=failing.lease_token,
+                    error="boom", final=True)
+        ids = [j["job_id"] for j in jobs]
+        theirs = official.run({"op": "monitor", "queue": queue, "gids": gids, "job_ids": ids})
+        mon = QueueMonitor(uq)
+        lanes: dict[str, list[dict[str, Any]]] = {}
+        for lane in ("wait", "active", "delayed", "failed", "completed"):
+            rows: list[dict[str, Any]] = []
+            offset = 0
+            while True:
+                page = mon.lane_page(queue, lane, offset=offset, limit=25)
+                rows += [asdict(x) for x in page]
+                if len(page) < 25:
+                    break
+                offset += 25
+            lanes[lane] = rows
+        ours = {
+            "stats": asdict(mon.stats(queue)),
+            "queues": mon.scan_queues(),
+            "groups_ready": [asdict(g) for g in mon.groups_ready_with_scores(queue, limit=500)],
+            "group_status": [asdict(g) for g in mon.group_status(queue, gids)],
+            "lanes": lanes,
+            "jobs": {j: (None if (i := mon.get_job(queue, j)) is None else asdict(i))
+                     for j in ids},
+        }
+    assert sum(len(v) for v in ours["lanes"].values()) == len(jobs)
+    for key in ("stats", "queues", "groups_ready", "group_status", "lanes", "jobs"):
+        assert ours[key] == theirs[key], key
