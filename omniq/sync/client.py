@@ -137,19 +137,29 @@ def _check_no_running_loop(holder: _Holder) -> None:
 
 def _sync_redis_params(
     r: Any,
-) -> tuple[str, int, int, str | None, str | None, bool] | None:
-    """Connection settings of a blocking ``redis.Redis`` (the official ``redis=``), or None
-    for anything else (an asyncio client is passed on to AsyncOmniq as it is)."""
+) -> tuple[str, int, int, str | None, str | None, bool, bool] | None:
+    """Connection settings ``(host, port, db, username, password, ssl, cluster)`` of a
+    blocking ``redis.Redis`` or ``redis.RedisCluster`` (the official ``redis=``), or None for
+    anything else (an asyncio client is passed on to AsyncOmniq as it is)."""
     import redis as redis_py
 
-    if not isinstance(r, redis_py.Redis):
+    cluster = isinstance(r, redis_py.RedisCluster)
+    if cluster:
+        node = r.get_default_node()
+        conn = node.redis_connection if node is not None else None
+        if conn is None:
+            raise SyncClientError("redis= with a RedisCluster that has no node: pass redis_url=")
+        pool = conn.connection_pool
+    elif isinstance(r, redis_py.Redis):
+        pool = r.connection_pool
+    else:
         return None
-    kw = r.connection_pool.connection_kwargs
+    kw = pool.connection_kwargs
     if "path" in kw:
         raise SyncClientError("redis= with a unix socket connection: pass redis_url=")
-    ssl = issubclass(r.connection_pool.connection_class, redis_py.SSLConnection)
+    ssl = issubclass(pool.connection_class, redis_py.SSLConnection)
     return (str(kw.get("host", "localhost")), int(kw.get("port", 6379)), int(kw.get("db", 0)),
-            kw.get("username"), kw.get("password"), ssl)
+            kw.get("username"), kw.get("password"), ssl, cluster)
 
 
 async def _new_worker(client: AsyncOmniq, *args: Any, **kwargs: Any) -> Worker:
@@ -194,7 +204,9 @@ class OmniqClient:
             if conn is None:
                 async_options["redis"] = redis
             else:
-                host, port, db, username, password, ssl = conn
+                host, port, db, username, password, ssl, cluster = conn
+                if cluster:
+                    async_options["cluster"] = True
         if client is not None:
             if async_options:
                 raise TypeError("connection options cannot be combined with client=")

@@ -114,7 +114,12 @@ def test_module_consume_is_the_official_function(omniq_sync: OmniqClient) -> Non
 
 
 def test_client_from_a_blocking_redis_client(omniq_redis_url: str) -> None:
-    r = redis.Redis.from_url(omniq_redis_url)
+    from omniq.aio._connect import is_cluster_url, plain_url
+
+    if is_cluster_url(omniq_redis_url):
+        r: Any = redis.RedisCluster.from_url(plain_url(omniq_redis_url))
+    else:
+        r = redis.Redis.from_url(omniq_redis_url)
     try:
         with OmniqClient(redis=r, scripts_dir=None) as uq:
             jid = uq.publish(queue="r", payload={"n": 1})
