@@ -359,6 +359,8 @@ class OmniqClient:
         the loop. Ctrl-C or SIGTERM stops gracefully (in-flight jobs finish, nothing new is
         taken), a second one at once. With ``handle_signals=False`` signal handlers are left
         alone and a KeyboardInterrupt stops the worker at once and propagates.
+        ``logger`` (a callable taking one line) receives the worker's log lines for this
+        run; the other official keywords are mapped as docs/sync.md describes.
         """
         _check_no_running_loop(self._holder)
         worker_options.update(official_consume_options(
