@@ -37,6 +37,13 @@ from omniq.types import (
     ReservedJob,
     ReserveResult,
 )
+from omniq.types import PayloadT as PayloadT
+
+JobCtx = JobContext
+"""The official SDK's name of the handler context."""
+
+from omniq.consumer import consume  # noqa: E402  (needs OmniqClient above)
+from omniq.monitor import QueueMonitor  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -52,6 +59,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidPayload",
     "JobContext",
+    "JobCtx",
     "JobInfo",
     "JobNotFound",
     "JobSpec",
@@ -60,10 +68,12 @@ __all__ = [
     "LeaseLost",
     "OmniqClient",
     "OmniqError",
+    "PayloadT",
     "PartialPublishError",
     "PartitionError",
     "PermissionDenied",
     "ProtocolError",
+    "QueueMonitor",
     "QueueStats",
     "ReserveResult",
     "ReservedJob",
@@ -73,4 +83,5 @@ __all__ = [
     "Worker",
     "WorkerStats",
     "__version__",
+    "consume",
 ]

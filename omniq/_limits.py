@@ -26,6 +26,7 @@ __all__ = [
     "MAX_INT",
     "MAX_LEASES",
     "MAX_NAME_LENGTH",
+    "MAX_PAGE",
     "MAX_PARTITIONS",
     "MAX_RESERVE",
     "PUBLISH_CHUNK",
@@ -85,6 +86,8 @@ LUA_SHARED = {
 
 MAX_NAME_LENGTH = 128
 """Longest queue name or completion key (the official clients' rule)."""
+MAX_PAGE = 1000
+"""Most jobs (or groups) one page of ``jobs`` / ``ready_groups`` returns."""
 DEFAULT_MAX_ATTEMPTS = 3
 """``publish`` default, as the official clients."""
 DEFAULT_TIMEOUT_MS = 30_000

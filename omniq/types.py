@@ -12,7 +12,9 @@ __all__ = [
     "Ack",
     "BatchResult",
     "FailOutcome",
+    "GroupState",
     "JobInfo",
+    "JobPage",
     "JobSpec",
     "Lease",
     "PublishOptions",
@@ -39,6 +41,11 @@ class ReservedJob(msgspec.Struct, frozen=True, gc=False):
     def payload(self) -> Any:
         """The decoded payload (the raw text when it is not valid JSON)."""
         return decode_payload(self.payload_raw)
+
+    @property
+    def status(self) -> Literal["JOB"]:
+        """``"JOB"``, as the official SDK's ``ReserveJob.status``."""
+        return "JOB"
 
 
 class ReserveResult(NamedTuple):
@@ -98,6 +105,7 @@ class PublishOptions(TypedDict, total=False):
     gid: str | None
     group_limit: int
     now_ms: int
+    now_ms_override: int
 
 
 class JobSpec(msgspec.Struct, kw_only=True):
@@ -157,6 +165,14 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
         """The decoded handler result, or None."""
         return None if self.result_raw is None else decode_payload(self.result_raw)
 
+    @property
+    def id_time_ms(self) -> int | None:
+        """The creation time encoded in the job id (epoch ms), None when the id is not a
+        ULID (ids given by the publisher); see :func:`omniq.ids.id_time_ms`."""
+        from omniq.ids import id_time_ms
+
+        return id_time_ms(self.job_id)
+
 
 class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
     """Counts read from the queue's real containers in one round trip."""
@@ -175,3 +191,56 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
     last_enqueue_ms: int | None
     last_reserve_ms: int | None
     last_finish_ms: int | None
+
+
+class JobPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of a lane (``jobs``): the jobs in index order, each one's index score
+    (``index_ms``: the time the lane's index records, e.g. the due time for ``delayed``)
+    and the ``cursor`` of the next page (None after the last)."""
+
+    jobs: list[JobInfo]
+    index_ms: list[int]
+    cursor: str | None
+
+
+class GroupState(msgspec.Struct, frozen=True, kw_only=True):
+    """The scheduling state of one group (``group_states``): jobs running, the stored
+    limit (None when unset: the scripts then use 1), whether it is offered to reserve
+    (``ready``, with the score of ``groups:ready``) and how many jobs wait in it."""
+
+    gid: str
+    inflight: int
+    limit: int | None
+    ready: bool
+    ready_ms: int | None
+    waiting: int
+
+
+# -- the official SDK's names (``omniq.types`` of PyPI omniq 4.0.0) ---------------------
+
+PayloadT = dict[str, Any] | list[Any] | str
+"""What a handler's ``ctx.payload`` can be (the official alias)."""
+AckFailResult = FailOutcome
+"""The official name of :class:`FailOutcome` (``(status, due_ms)``)."""
+BatchResultItem = BatchResult
+"""The official name of :class:`BatchResult` (``job_id``, ``status``, ``reason``)."""
+BatchRemoveResult = list[BatchResult]
+BatchRetryFailedResult = list[BatchResult]
+ReserveJob = ReservedJob
+"""The official name of :class:`ReservedJob` (note: its ``payload`` is decoded here; the
+text is ``payload_raw``)."""
+
+
+class ReservePaused(NamedTuple):
+    """The official SDK's paused reservation; omniq's ``reserve`` returns None when the
+    queue is paused (``reserve_many`` says ``"PAUSED"``)."""
+
+    status: Literal["PAUSED"] = "PAUSED"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "JobCtx":  # the handler context lives above this module (omniq.aio.context)
+        from omniq.aio.context import JobContext
+
+        return JobContext
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -83,6 +83,15 @@ def check_now(now_ms: object) -> int:
     return check_non_negative(now_ms, "now_ms")
 
 
+def pick_now(now_ms: object, now_ms_override: object) -> int:
+    """``now_ms`` or the official SDK's name for it, ``now_ms_override`` (0: unset); giving
+    both with different values is an :class:`InvalidArgument`."""
+    a, b = check_now(now_ms), check_non_negative(now_ms_override, "now_ms_override")
+    if a and b and a != b:
+        raise InvalidArgument(f"now_ms={a} and now_ms_override={b} differ: give one")
+    return a or b
+
+
 def check_lane(lane: object) -> str:
     """One of ``wait``, ``delayed``, ``failed``, ``completed``, ``gwait``."""
     if lane not in LANES:

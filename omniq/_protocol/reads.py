@@ -12,14 +12,29 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from omniq._keys import QueueKeys
-from omniq._limits import MAX_PARTITIONS
-from omniq.errors import ProtocolError
-from omniq.types import JobInfo, QueueStats
+from omniq._limits import MAX_PAGE, MAX_PARTITIONS
+from omniq.errors import InvalidArgument, ProtocolError
+from omniq.types import GroupState, JobInfo, QueueStats
 
 __all__ = [
+    "GROUP_READS",
+    "INDEX_LANES",
     "PROBE_READS",
     "STATS_READS",
+    "check_index_lane",
+    "check_page_limit",
+    "combine_group_states",
     "combine_stats",
+    "decode_cursor",
+    "encode_cursor",
+    "group_state_commands",
+    "index_page_commands",
+    "index_score_commands",
+    "parse_score",
+    "merge_index_pages",
+    "parse_group_state",
+    "parse_scored",
+    "ready_groups_commands",
     "job_info",
     "opt_int",
     "parse_layout",
@@ -147,3 +162,131 @@ def job_info(queue: str, job_id: str, raw: Mapping[Any, Any]) -> JobInfo:
         fields=f,
         **values,
     )
+
+
+# -- lane pages and groups (the monitor's reads) -----------------------------------------
+
+INDEX_LANES = ("wait", "active", "delayed", "failed", "completed")
+"""The lanes with a ``B:idx:<lane>`` index (score: the lane's time, member: job id)."""
+
+
+def check_index_lane(lane: object) -> str:
+    """One of :data:`INDEX_LANES`."""
+    if lane not in INDEX_LANES:
+        raise InvalidArgument(f"unknown lane {lane!r}: use one of {', '.join(INDEX_LANES)}")
+    return str(lane)
+
+
+def check_page_limit(limit: object) -> int:
+    """A page size, 1 to ``MAX_PAGE``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidArgument(f"limit must be an int from 1 to {MAX_PAGE}")
+    return limit
+
+
+def index_page_commands(k: QueueKeys, lane: str, offset: int, count: int,
+                        reverse: bool) -> list[Command]:
+    """``count`` members of a lane's index from ``offset``, with scores."""
+    rev = ("REV",) if reverse else ()
+    return [("ZRANGE", k.base + ":idx:" + lane, offset, offset + count - 1, *rev,
+             "WITHSCORES")]
+
+
+def index_score_commands(k: QueueKeys, lane: str, job_ids: Sequence[str]) -> list[Command]:
+    """The index score of each job in a lane (one ``ZSCORE`` per id)."""
+    return [("ZSCORE", k.base + ":idx:" + lane, j) for j in job_ids]
+
+
+def parse_score(v: Any) -> int | None:
+    """A ``ZSCORE`` reply: the score, None for a member that is not there."""
+    return None if v is None else _score(v)
+
+
+def ready_groups_commands(k: QueueKeys, offset: int, count: int) -> list[Command]:
+    """``count`` gids of ``groups:ready`` from ``offset``, with scores."""
+    return [("ZRANGE", k.groups_ready, offset, offset + count - 1, "WITHSCORES")]
+
+
+def _text(v: Any) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def _score(v: Any) -> int:
+    try:
+        return int(float(_text(v)))
+    except ValueError:
+        raise ProtocolError(f"not a sorted-set score: {v!r}") from None
+
+
+def parse_scored(reply: Any) -> list[tuple[str, int]]:
+    """A ``ZRANGE ... WITHSCORES`` reply (flat RESP2 list or RESP3 pairs) as
+    ``(member, score)`` pairs."""
+    items = list(reply or [])
+    if items and isinstance(items[0], list | tuple):
+        return [(_text(m), _score(sc)) for m, sc in items]
+    return [(_text(items[i]), _score(items[i + 1])) for i in range(0, len(items), 2)]
+
+
+def encode_cursor(offsets: Sequence[int]) -> str:
+    """The cursor of a page position: the offset reached in each partition's index."""
+    return ",".join(str(o) for o in offsets)
+
+
+def decode_cursor(cursor: str | None, parts: int) -> list[int]:
+    """The per-partition offsets of a cursor (None: the start)."""
+    if cursor is None:
+        return [0] * parts
+    pieces = cursor.split(",") if isinstance(cursor, str) else []
+    if len(pieces) != parts or not all(p.isdigit() for p in pieces):
+        raise InvalidArgument(f"not a cursor of this queue ({parts} partition(s)): {cursor!r}")
+    return [int(p) for p in pieces]
+
+
+def merge_index_pages(rows: Sequence[Sequence[tuple[str, int]]], offsets: Sequence[int],
+                      limit: int, reverse: bool
+                      ) -> tuple[list[tuple[int, str, int]], str | None]:
+    """Merge one page read from each partition (``limit`` rows from its offset) by
+    (score, id), ascending or descending; returns the first ``limit`` as
+    ``(partition, job_id, score)`` and the next cursor (None when every partition is
+    exhausted)."""
+    cands = [(score, jid, i) for i, part in enumerate(rows) for jid, score in part]
+    cands.sort(key=lambda c: (c[0], c[1]), reverse=reverse)
+    picked = cands[:limit]
+    taken = [0] * len(rows)
+    for _, _, i in picked:
+        taken[i] += 1
+    more = any(taken[i] < len(part) or len(part) == limit for i, part in enumerate(rows))
+    nxt = encode_cursor([o + t for o, t in zip(offsets, taken, strict=True)]) if more else None
+    return [(i, jid, score) for score, jid, i in picked], nxt
+
+
+GROUP_READS = 4
+
+
+def group_state_commands(k: QueueKeys, gid: str) -> list[Command]:
+    """The reads of one group's :class:`GroupState` (``GROUP_READS`` commands)."""
+    return [("GET", k.group(gid, "inflight")), ("GET", k.group(gid, "limit")),
+            ("LLEN", k.group(gid, "wait")), ("ZSCORE", k.groups_ready, gid)]
+
+
+def parse_group_state(gid: str, results: Sequence[Any]) -> GroupState:
+    """Build a :class:`GroupState` from the replies of :func:`group_state_commands`."""
+    inflight, limit, waiting, score = results
+    lim = opt_int(limit)
+    return GroupState(gid=gid, inflight=opt_int(inflight) or 0,
+                      limit=lim if lim and lim > 0 else None, ready=score is not None,
+                      ready_ms=None if score is None else _score(score),
+                      waiting=int(waiting or 0))
+
+
+def combine_group_states(gid: str, each: Sequence[GroupState]) -> GroupState:
+    """A group of a partitioned queue lives in one partition: the state that has any data
+    (counts summed, in case an old layout left some elsewhere)."""
+    if len(each) == 1:
+        return each[0]
+    limits = [s.limit for s in each if s.limit is not None]
+    scores = [s.ready_ms for s in each if s.ready_ms is not None]
+    return GroupState(gid=gid, inflight=sum(s.inflight for s in each),
+                      limit=max(limits) if limits else None, ready=any(s.ready for s in each),
+                      ready_ms=min(scores) if scores else None,
+                      waiting=sum(s.waiting for s in each))

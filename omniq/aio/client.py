@@ -33,6 +33,7 @@ from omniq._protocol.common import (
     check_positive,
     lease_id,
     new_job_id,
+    pick_now,
 )
 from omniq.aio._connect import AnyRedis, ConnectionSettings
 from omniq.aio._routing import QueueCall, Retention, Routing, Targets
@@ -50,7 +51,9 @@ from omniq.types import (
     Ack,
     BatchResult,
     FailOutcome,
+    GroupState,
     JobInfo,
+    JobPage,
     JobSpec,
     Lease,
     PublishOptions,
@@ -185,9 +188,9 @@ class AsyncOmniq:
         return self.retention.keep_failed
 
     @staticmethod
-    def queue_base(queue: str) -> str:
-        """``{queue}``: the hash-tagged key prefix of a queue."""
-        return queue_base(queue)
+    def queue_base(queue_name: str) -> str:
+        """``{queue_name}``: the hash-tagged key prefix of a queue."""
+        return queue_base(queue_name)
 
     # -- publishing --------------------------------------------------------------------
 
@@ -205,6 +208,7 @@ class AsyncOmniq:
         gid: str | None = None,
         group_limit: int = 0,
         now_ms: int = 0,
+        now_ms_override: int = 0,
     ) -> str:
         """Enqueue one job and return its id (a new ULID unless ``job_id`` is given).
 
@@ -224,7 +228,8 @@ class AsyncOmniq:
         target = routing.publish_target(queue, opts.gid, job_id)  # validates the name
         jid = new_job_id() if job_id is None else validate_job_id(job_id)
         data = encode_payload(payload, self.max_payload_bytes)
-        args = enqueue.args(check_now(now_ms), enqueue.job_fields(jid, data, opts))
+        now = pick_now(now_ms, now_ms_override)
+        args = enqueue.args(now, enqueue.job_fields(jid, data, opts))
         try:
             enqueue.parse(await routing.call(enqueue.ENQUEUE, target, args), jid)
         except PartitionError as exc:  # a partitioned queue (nothing was written)
@@ -364,6 +369,13 @@ class AsyncOmniq:
         drain: bool = False,
         verbose: bool = False,
         handle_signals: bool | None = None,
+        logger: Callable[[str], None] | None = None,
+        poll_interval_s: float | None = None,
+        promote_interval_s: float | None = None,
+        promote_batch: int | None = None,
+        reap_interval_s: float | None = None,
+        reap_batch: int | None = None,
+        heartbeat_interval_s: float | None = None,
         **worker_options: Any,
     ) -> Worker:
         """Run a :class:`~omniq.aio.worker.Worker` on ``queue`` (or several queues, in
@@ -372,9 +384,17 @@ class AsyncOmniq:
 
         SIGINT/SIGTERM stop it gracefully when called from the main thread (a second
         signal stops at once); pass ``handle_signals=False`` to leave signals alone.
+        ``logger`` (a callable taking one line) receives the worker's log lines for this
+        run. The other keywords are the official SDK's; docs/sync.md says what each does.
         """
         from omniq.aio.worker import Worker
 
+        worker_options.update(official_consume_options(
+            logger=logger, poll_interval_s=poll_interval_s,
+            promote_interval_s=promote_interval_s, promote_batch=promote_batch,
+            reap_interval_s=reap_interval_s, reap_batch=reap_batch,
+            heartbeat_interval_s=heartbeat_interval_s, given=worker_options,
+        ))
         worker = Worker(
             self, queue, handler, concurrency=concurrency, drain=drain, verbose=verbose,
             handle_signals=True if handle_signals is None else handle_signals,
@@ -385,9 +405,10 @@ class AsyncOmniq:
 
     # -- leasing -----------------------------------------------------------------------
 
-    async def reserve(self, queue: str, *, now_ms: int = 0) -> ReservedJob | None:
+    async def reserve(self, queue: str, *, now_ms: int = 0,
+                      now_ms_override: int = 0) -> ReservedJob | None:
         """Lease the next job of the queue, or return None (empty or paused)."""
-        res = await self.reserve_many(queue, 1, now_ms=now_ms)
+        res = await self.reserve_many(queue, 1, now_ms=pick_now(now_ms, now_ms_override))
         return res.jobs[0] if res.jobs else None
 
     async def reserve_many(self, queue: str, count: int, *, now_ms: int = 0) -> ReserveResult:
@@ -404,7 +425,8 @@ class AsyncOmniq:
         return res
 
     async def heartbeat(
-        self, queue: str, job_id: str, lease_token: str, *, now_ms: int = 0
+        self, queue: str, job_id: str, lease_token: str, *, now_ms: int = 0,
+        now_ms_override: int = 0,
     ) -> int:
         """Extend a lease to now + the job's timeout; returns the new ``lock_until_ms``.
 
@@ -412,7 +434,8 @@ class AsyncOmniq:
         """
         self.routing.check_lease_queue(queue)
         lease_id(job_id)
-        args = leasing.heartbeat_args(check_now(now_ms), [(job_id, lease_token)])
+        now = pick_now(now_ms, now_ms_override)
+        args = leasing.heartbeat_args(now, [(job_id, lease_token)])
         reply = await self.routing.call(leasing.HEARTBEAT, queue, args)
         result = leasing.parse_heartbeats(reply, (job_id,))[0]
         if isinstance(result, ScriptError):
@@ -451,6 +474,7 @@ class AsyncOmniq:
         *,
         result: Any = None,
         now_ms: int = 0,
+        now_ms_override: int = 0,
     ) -> None:
         """Complete a leased job; ``result`` (any JSON value) is stored with it.
 
@@ -459,7 +483,8 @@ class AsyncOmniq:
         self.routing.check_lease_queue(queue)
         lease_id(job_id)
         data = b"" if result is None else encode_result(result, self.max_payload_bytes)
-        args = leasing.ack_success_args(job_id, check_now(now_ms), lease_token, data,
+        now = pick_now(now_ms, now_ms_override)
+        args = leasing.ack_success_args(job_id, now, lease_token, data,
                                        self.retention.keep_completed)
         reply = await self.routing.call(leasing.ACK_SUCCESS, queue, args)
         leasing.parse_ack_success(reply, job_id)
@@ -473,6 +498,7 @@ class AsyncOmniq:
         *,
         final: bool = False,
         now_ms: int = 0,
+        now_ms_override: int = 0,
     ) -> FailOutcome:
         """Fail a leased job: it retries after its backoff or, out of attempts (or with
         ``final=True``), ends failed.
@@ -483,7 +509,8 @@ class AsyncOmniq:
         self.routing.check_lease_queue(queue)
         lease_id(job_id)
         text = "" if error is None else truncate_error(str(error))
-        args = leasing.ack_fail_args(job_id, check_now(now_ms), lease_token, text, final,
+        now = pick_now(now_ms, now_ms_override)
+        args = leasing.ack_fail_args(job_id, now, lease_token, text, final,
                                     self.retention.keep_failed_arg)
         return leasing.parse_fail(await self.routing.call(leasing.ACK_FAIL, queue, args), job_id)
 
@@ -513,22 +540,25 @@ class AsyncOmniq:
     # -- maintenance -------------------------------------------------------------------
 
     async def promote_delayed(
-        self, queue: str, *, max_promote: int = DEFAULT_MAINTENANCE_BATCH, now_ms: int = 0
+        self, queue: str, *, max_promote: int = DEFAULT_MAINTENANCE_BATCH, now_ms: int = 0,
+        now_ms_override: int = 0,
     ) -> int:
         """Move delayed jobs that are due to their lane; returns how many moved
         (on a partitioned queue: at most ``max_promote`` per partition, summed)."""
         t = await self.routing.targets(queue)
-        args = admin.promote_args(check_now(now_ms), max_promote)
+        args = admin.promote_args(pick_now(now_ms, now_ms_override), max_promote)
         replies = await self.routing.call_each(t, admin.PROMOTE_DELAYED, args)
         return sum(admin.parse_count("promote_delayed", r) for r in replies)
 
     async def reap_expired(
-        self, queue: str, *, max_reap: int = DEFAULT_MAINTENANCE_BATCH, now_ms: int = 0
+        self, queue: str, *, max_reap: int = DEFAULT_MAINTENANCE_BATCH, now_ms: int = 0,
+        now_ms_override: int = 0,
     ) -> int:
         """Retry or fail jobs whose lease expired; returns how many were reaped
         (on a partitioned queue: at most ``max_reap`` per partition, summed)."""
         t = await self.routing.targets(queue)
-        args = admin.reap_args(check_now(now_ms), max_reap, self.retention.keep_failed_arg)
+        now = pick_now(now_ms, now_ms_override)
+        args = admin.reap_args(now, max_reap, self.retention.keep_failed_arg)
         replies = await self.routing.call_each(t, admin.REAP_EXPIRED, args)
         return sum(admin.parse_count("reap_expired", r) for r in replies)
 
@@ -556,27 +586,28 @@ class AsyncOmniq:
 
     # -- admin -------------------------------------------------------------------------
 
-    async def retry_failed(self, queue: str, job_id: str, *, now_ms: int = 0) -> None:
+    async def retry_failed(self, queue: str, job_id: str, *, now_ms: int = 0,
+                           now_ms_override: int = 0) -> None:
         """Move a failed job back to its lane with its attempt count reset.
 
         :raises JobNotFound: no such job. :raises LaneMismatch: it is not failed.
         """
         t = await self.routing.targets(queue)
         validate_job_id(job_id)
-        now = check_now(now_ms)
+        now = pick_now(now_ms, now_ms_override)
         part = await self.routing.job_partition(t, job_id, "failed")
         reply = await self.routing.call(admin.RETRY_FAILED, part,
                                         admin.retry_failed_args(job_id, now))
         admin.parse_retry_failed(reply, job_id)
 
     async def retry_failed_batch(
-        self, queue: str, job_ids: Sequence[str], *, now_ms: int = 0
+        self, queue: str, job_ids: Sequence[str], *, now_ms: int = 0, now_ms_override: int = 0
     ) -> list[BatchResult]:
         """retry_failed for up to 100 jobs atomically (on a partitioned queue: atomically per
         partition); one ``(job_id, status, reason)`` each."""
         t = await self.routing.targets(queue)
         ids = check_batch(job_ids)
-        now = check_now(now_ms)
+        now = pick_now(now_ms, now_ms_override)
         return await self._batch(t, admin.RETRY_FAILED_BATCH, ids, "failed",
                                  lambda sel: admin.retry_batch_args(now, sel))
 
@@ -666,6 +697,94 @@ class AsyncOmniq:
                 return reads.job_info(part, job_id, row[0])
         return None
 
+    async def jobs(
+        self, queue: str, lane: str, *, limit: int = 25, cursor: str | None = None,
+        reverse: bool = False,
+    ) -> JobPage:
+        """One page of a lane (``wait``, ``active``, ``delayed``, ``failed``,
+        ``completed``) in the order of its index (oldest first; ``reverse``: newest first).
+
+        Pass the returned ``cursor`` to get the next page (None after the last). On a
+        partitioned queue the partitions' indexes are merged by (time, id) and the cursor
+        holds the position in each. Jobs removed between the two reads are left out.
+        """
+        t = await self.routing.targets(queue)
+        lane = reads.check_index_lane(lane)
+        limit = reads.check_page_limit(limit)
+        offsets = reads.decode_cursor(cursor, len(t.parts))
+        at = dict(zip(t.parts, offsets, strict=True))
+        rows = await self.routing.read_each(t.parts, lambda k: reads.index_page_commands(
+            k, lane, at[k.name], limit, reverse))
+        picked, nxt = reads.merge_index_pages(
+            [reads.parse_scored(r[0]) for r in rows], offsets, limit, reverse)
+        wanted: dict[str, list[str]] = {}
+        for i, jid, _ in picked:
+            wanted.setdefault(t.parts[i], []).append(jid)
+        parts = list(wanted)
+        hashes = await self.routing.read_each(
+            parts, lambda k: [("HGETALL", k.job(j)) for j in wanted[k.name]]) if parts else []
+        found = {(part, jid): h for part, got in zip(parts, hashes, strict=True)
+                 for jid, h in zip(wanted[part], got, strict=True)}
+        infos: list[JobInfo] = []
+        scores: list[int] = []
+        for i, jid, score in picked:
+            h = found.get((t.parts[i], jid))
+            if h:
+                infos.append(reads.job_info(t.parts[i], jid, h))
+                scores.append(score)
+        return JobPage(jobs=infos, index_ms=scores, cursor=nxt)
+
+    async def index_times(
+        self, queue: str, lane: str, job_ids: Sequence[str]
+    ) -> list[int | None]:
+        """The score of each job in the lane's index (the time it entered the lane), None
+        for a job that is not in that lane (one round trip)."""
+        t = await self.routing.targets(queue)
+        lane = reads.check_index_lane(lane)
+        ids = list(job_ids)
+        if not all(isinstance(j, str) and j for j in ids):
+            raise InvalidArgument("job_ids must be non-empty strings")
+        if not ids:
+            return []
+        rows = await self.routing.read_each(
+            t.parts, lambda k: reads.index_score_commands(k, lane, ids))
+        out: list[int | None] = []
+        for j in range(len(ids)):
+            found = [reads.parse_score(r[j]) for r in rows if r[j] is not None]
+            out.append(found[0] if found else None)
+        return out
+
+    async def ready_groups(
+        self, queue: str, *, offset: int = 0, limit: int = 200
+    ) -> list[tuple[str, int]]:
+        """Groups offered to reserve (``groups:ready``) as ``(gid, score_ms)``, oldest
+        first, from ``offset`` (partitions merged by score)."""
+        t = await self.routing.targets(queue)
+        offset = check_non_negative(offset, "offset")
+        limit = reads.check_page_limit(limit)
+        rows = await self.routing.read_each(
+            t.parts, lambda k: reads.ready_groups_commands(k, 0 if t.partitioned else offset,
+                                                           offset + limit if t.partitioned
+                                                           else limit))
+        merged = sorted((pair for r in rows for pair in reads.parse_scored(r[0])),
+                        key=lambda p: (p[1], p[0]))
+        return merged[offset:offset + limit] if t.partitioned else merged
+
+    async def group_states(self, queue: str, gids: Sequence[str]) -> list[GroupState]:
+        """The :class:`GroupState` of each gid, in order (one round trip)."""
+        t = await self.routing.targets(queue)
+        names = list(gids)
+        if not all(isinstance(g, str) and g for g in names):
+            raise InvalidArgument("gids must be non-empty strings")
+        if not names:
+            return []
+        rows = await self.routing.read_each(
+            t.parts, lambda k: [c for g in names for c in reads.group_state_commands(k, g)])
+        n = reads.GROUP_READS
+        return [reads.combine_group_states(g, [
+            reads.parse_group_state(g, r[j * n:(j + 1) * n]) for r in rows])
+            for j, g in enumerate(names)]
+
     async def result(self, queue: str, job_id: str) -> Any:
         """The decoded result a handler returned for a completed job, or None."""
         info = await self.get_job(queue, job_id)
@@ -732,3 +851,51 @@ def _base_name(key: str | bytes, suffix: str) -> str:
         name = name[1:-1]
     queue_base(name)  # validates
     return name
+
+
+def official_consume_options(
+    *,
+    logger: Callable[[str], None] | None,
+    poll_interval_s: float | None,
+    promote_interval_s: float | None,
+    promote_batch: int | None,
+    reap_interval_s: float | None,
+    reap_batch: int | None,
+    heartbeat_interval_s: float | None,
+    given: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Map the official SDK's ``consume`` keywords onto :class:`Worker` options.
+
+    ``logger`` becomes ``log_fn``; ``poll_interval_s`` the idle wait's ceiling
+    (``poll_max_s``; wake-up signals make polling a fallback); ``promote_interval_s`` and
+    ``reap_interval_s`` the one maintenance timer (the shorter of the two). The batch sizes
+    and ``heartbeat_interval_s`` are checked and otherwise unused (docs/sync.md: omniq's
+    maintenance promotes and reaps in full batches, heartbeats follow each job's timeout).
+    """
+    out: dict[str, Any] = {}
+
+    def positive(name: str, value: object) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise InvalidArgument(f"{name} must be a positive number")
+
+    for name, value in (("poll_interval_s", poll_interval_s),
+                        ("promote_interval_s", promote_interval_s),
+                        ("promote_batch", promote_batch), ("reap_interval_s", reap_interval_s),
+                        ("reap_batch", reap_batch),
+                        ("heartbeat_interval_s", heartbeat_interval_s)):
+        positive(name, value)
+    if logger is not None:
+        if not callable(logger):
+            raise InvalidArgument("logger must be a callable taking one str")
+        out["log_fn"] = logger
+    if poll_interval_s is not None:
+        out["poll_max_s"] = float(poll_interval_s)
+    intervals = [float(v) for v in (promote_interval_s, reap_interval_s) if v is not None]
+    if intervals:
+        out["maintenance_interval_s"] = min(intervals)
+    clash = sorted(set(out) & set(given))
+    if clash:
+        raise InvalidArgument(f"{', '.join(clash)} given twice (official name and omniq name)")
+    return out

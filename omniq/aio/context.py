@@ -118,6 +118,11 @@ class Exec:
         """The underlying client, for anything not covered here."""
         return self._client
 
+    @property
+    def default_child_id(self) -> str:
+        """The child id :meth:`child_ack` uses by default: the current job's id."""
+        return self._ctx.job_id
+
     async def publish(self, queue: str, payload: Any, **options: Unpack[PublishOptions]) -> str:
         """Publish a job (options as :meth:`AsyncOmniq.publish`); returns its id."""
         return await self._client.publish(queue, payload, **options)
@@ -234,6 +239,16 @@ class SyncExec:
     def __init__(self, async_exec: Exec) -> None:
         self._async = async_exec
         self._loop = asyncio.get_running_loop()
+
+    @property
+    def client(self) -> AsyncOmniq:
+        """The underlying :class:`~omniq.AsyncOmniq` (its methods are coroutines)."""
+        return self._async.client
+
+    @property
+    def default_child_id(self) -> str:
+        """The child id :meth:`child_ack` uses by default: the current job's id."""
+        return self._async.default_child_id
 
     def publish(self, queue: str, payload: Any, **options: Unpack[PublishOptions]) -> str:
         """Publish a job; returns its id."""

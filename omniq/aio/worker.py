@@ -136,8 +136,10 @@ class Worker:
         maintenance_interval_s: float = 1.0,
         poll_max_s: float = 0.5,
         handle_signals: bool = False,
+        log_fn: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
+        self.log_fn = log_fn  # consume(logger=...): the official SDK's line sink
         names = [queues] if isinstance(queues, str) else list(queues)
         if not names:
             raise InvalidArgument("a worker needs at least one queue")
@@ -271,6 +273,8 @@ class Worker:
     def _verbose_console(self) -> Callable[[], None]:
         """With ``verbose=True`` and no logging configured, print the log to stdout (as the
         official consumers do) for the duration of the run."""
+        if self.log_fn is not None:  # consume(logger=...): the lines go to that callable
+            return _forward_log(self.log_fn)
         if not self.verbose or logger.hasHandlers():
             return lambda: None
         handler = logging.StreamHandler(sys.stdout)
@@ -728,3 +732,24 @@ def _inspect_handler(handler: Handler) -> tuple[bool, msgspec.json.Decoder[Any] 
     except TypeError as exc:
         raise InvalidArgument(f"cannot decode payloads as {annotation!r}: {exc}") from exc
 
+
+def _forward_log(fn: Callable[[str], None]) -> Callable[[], None]:
+    """Send the ``omniq`` logger's INFO+ lines to ``fn`` until the returned remover runs
+    (``consume(logger=...)``; a failing ``fn`` is ignored, as in the official loop)."""
+
+    class _Forward(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            with contextlib.suppress(Exception):
+                fn(record.getMessage())
+
+    handler = _Forward(logging.INFO)
+    level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+
+    def remove() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    return remove

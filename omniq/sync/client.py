@@ -34,7 +34,7 @@ from omniq._limits import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_MS,
 )
-from omniq.aio.client import AsyncOmniq
+from omniq.aio.client import AsyncOmniq, official_consume_options
 from omniq.aio.worker import Worker
 from omniq.errors import ScriptError, SyncClientError
 from omniq.sync._loop import LoopThread, abandon
@@ -42,7 +42,9 @@ from omniq.types import (
     Ack,
     BatchResult,
     FailOutcome,
+    GroupState,
     JobInfo,
+    JobPage,
     JobSpec,
     Lease,
     PublishOptions,
@@ -123,6 +125,33 @@ def _check_no_running_loop(holder: _Holder) -> None:
     )
 
 
+def _sync_redis_params(
+    r: Any,
+) -> tuple[str, int, int, str | None, str | None, bool, bool] | None:
+    """Connection settings ``(host, port, db, username, password, ssl, cluster)`` of a
+    blocking ``redis.Redis`` or ``redis.RedisCluster`` (the official ``redis=``), or None for
+    anything else (an asyncio client is passed on to AsyncOmniq as it is)."""
+    import redis as redis_py
+
+    cluster = isinstance(r, redis_py.RedisCluster)
+    if cluster:
+        node = r.get_default_node()
+        conn = node.redis_connection if node is not None else None
+        if conn is None:
+            raise SyncClientError("redis= with a RedisCluster that has no node: pass redis_url=")
+        pool = conn.connection_pool
+    elif isinstance(r, redis_py.Redis):
+        pool = r.connection_pool
+    else:
+        return None
+    kw = pool.connection_kwargs
+    if "path" in kw:
+        raise SyncClientError("redis= with a unix socket connection: pass redis_url=")
+    ssl = issubclass(pool.connection_class, redis_py.SSLConnection)
+    return (str(kw.get("host", "localhost")), int(kw.get("port", 6379)), int(kw.get("db", 0)),
+            kw.get("username"), kw.get("password"), ssl, cluster)
+
+
 async def _new_worker(client: AsyncOmniq, *args: Any, **kwargs: Any) -> Worker:
     return Worker(client, *args, **kwargs)
 
@@ -154,8 +183,20 @@ class OmniqClient:
         client_name: str | None = None,
         *,
         client: AsyncOmniq | None = None,
+        redis: Any = None,
+        scripts_dir: str | None = None,
         **async_options: Any,
     ) -> None:
+        # the official SDK's keywords: scripts_dir is not used (omniq runs its own,
+        # wire-compatible scripts); a blocking redis-py client gives the server to connect to
+        if redis is not None:
+            conn = _sync_redis_params(redis)
+            if conn is None:
+                async_options["redis"] = redis
+            else:
+                host, port, db, username, password, ssl, cluster = conn
+                if cluster:
+                    async_options["cluster"] = True
         if client is not None:
             if async_options:
                 raise TypeError("connection options cannot be combined with client=")
@@ -208,9 +249,9 @@ class OmniqClient:
         return self._run(lambda c: c.ping())
 
     @staticmethod
-    def queue_base(queue: str) -> str:
-        """``{queue}``: the hash-tagged key prefix of a queue."""
-        return AsyncOmniq.queue_base(queue)
+    def queue_base(queue_name: str) -> str:
+        """``{queue_name}``: the hash-tagged key prefix of a queue."""
+        return AsyncOmniq.queue_base(queue_name)
 
     # -- publishing --------------------------------------------------------------------
 
@@ -228,12 +269,13 @@ class OmniqClient:
         gid: str | None = None,
         group_limit: int = 0,
         now_ms: int = 0,
+        now_ms_override: int = 0,
     ) -> str:
         """Enqueue one job (a dict or list payload); returns its id. See AsyncOmniq.publish."""
         return self._run(lambda c: c.publish(
             queue, payload, job_id=job_id, max_attempts=max_attempts, timeout_ms=timeout_ms,
             backoff_ms=backoff_ms, due_ms=due_ms, delay_ms=delay_ms, gid=gid,
-            group_limit=group_limit, now_ms=now_ms,
+            group_limit=group_limit, now_ms=now_ms, now_ms_override=now_ms_override,
         ))
 
     def publish_json(self, queue: str, payload: Any, **options: Unpack[PublishOptions]) -> str:
@@ -282,6 +324,13 @@ class OmniqClient:
         drain: bool = False,
         verbose: bool = False,
         handle_signals: bool | None = None,
+        logger: Callable[[str], None] | None = None,
+        poll_interval_s: float | None = None,
+        promote_interval_s: float | None = None,
+        promote_batch: int | None = None,
+        reap_interval_s: float | None = None,
+        reap_batch: int | None = None,
+        heartbeat_interval_s: float | None = None,
         **worker_options: Any,
     ) -> Worker:
         """Run a :class:`~omniq.aio.worker.Worker` until it stops (``drain=True``: until the
@@ -291,8 +340,16 @@ class OmniqClient:
         the loop. Ctrl-C or SIGTERM stops gracefully (in-flight jobs finish, nothing new is
         taken), a second one at once. With ``handle_signals=False`` signal handlers are left
         alone and a KeyboardInterrupt stops the worker at once and propagates.
+        ``logger`` (a callable taking one line) receives the worker's log lines for this
+        run; the other official keywords are mapped as docs/sync.md describes.
         """
         _check_no_running_loop(self._holder)
+        worker_options.update(official_consume_options(
+            logger=logger, poll_interval_s=poll_interval_s,
+            promote_interval_s=promote_interval_s, promote_batch=promote_batch,
+            reap_interval_s=reap_interval_s, reap_batch=reap_batch,
+            heartbeat_interval_s=heartbeat_interval_s, given=worker_options,
+        ))
         state = self._holder.get()
         worker = self._run(lambda c: _new_worker(
             c, queue, handler, concurrency=concurrency, drain=drain, verbose=verbose,
@@ -338,17 +395,20 @@ class OmniqClient:
 
     # -- leasing -----------------------------------------------------------------------
 
-    def reserve(self, queue: str, *, now_ms: int = 0) -> ReservedJob | None:
+    def reserve(self, queue: str, *, now_ms: int = 0,
+                now_ms_override: int = 0) -> ReservedJob | None:
         """Lease the next job of the queue, or return None (empty or paused)."""
-        return self._run(lambda c: c.reserve(queue, now_ms=now_ms))
+        return self._run(lambda c: c.reserve(queue, now_ms=now_ms, now_ms_override=now_ms_override))
 
     def reserve_many(self, queue: str, count: int, *, now_ms: int = 0) -> ReserveResult:
         """Lease up to ``count`` (1-1000) jobs in one round trip."""
         return self._run(lambda c: c.reserve_many(queue, count, now_ms=now_ms))
 
-    def heartbeat(self, queue: str, job_id: str, lease_token: str, *, now_ms: int = 0) -> int:
+    def heartbeat(self, queue: str, job_id: str, lease_token: str, *, now_ms: int = 0,
+                  now_ms_override: int = 0) -> int:
         """Extend a lease; returns the new ``lock_until_ms``. :raises LeaseLost:"""
-        return self._run(lambda c: c.heartbeat(queue, job_id, lease_token, now_ms=now_ms))
+        return self._run(lambda c: c.heartbeat(queue, job_id, lease_token, now_ms=now_ms,
+                                               now_ms_override=now_ms_override))
 
     def heartbeat_many(
         self, leases: Sequence[Lease | tuple[str, str, str]], *, now_ms: int = 0
@@ -364,10 +424,12 @@ class OmniqClient:
         *,
         result: Any = None,
         now_ms: int = 0,
+        now_ms_override: int = 0,
     ) -> None:
         """Complete a leased job, storing ``result``. :raises LeaseLost:"""
         return self._run(lambda c: c.ack_success(
-            queue, job_id, lease_token, result=result, now_ms=now_ms
+            queue, job_id, lease_token, result=result, now_ms=now_ms,
+            now_ms_override=now_ms_override,
         ))
 
     def ack_fail(
@@ -379,10 +441,12 @@ class OmniqClient:
         *,
         final: bool = False,
         now_ms: int = 0,
+        now_ms_override: int = 0,
     ) -> FailOutcome:
         """Fail a leased job: retry after its backoff, or fail for good. :raises LeaseLost:"""
         return self._run(lambda c: c.ack_fail(
-            queue, job_id, lease_token, error, final=final, now_ms=now_ms
+            queue, job_id, lease_token, error, final=final, now_ms=now_ms,
+            now_ms_override=now_ms_override,
         ))
 
     def ack_reserve(
@@ -399,18 +463,21 @@ class OmniqClient:
     # -- maintenance -------------------------------------------------------------------
 
     def promote_delayed(
-        self, queue: str, *, max_promote: int = DEFAULT_MAINTENANCE_BATCH, now_ms: int = 0
+        self, queue: str, *, max_promote: int = DEFAULT_MAINTENANCE_BATCH, now_ms: int = 0,
+        now_ms_override: int = 0,
     ) -> int:
         """Move due delayed jobs to their lane; returns how many moved."""
         return self._run(lambda c: c.promote_delayed(
-            queue, max_promote=max_promote, now_ms=now_ms
+            queue, max_promote=max_promote, now_ms=now_ms, now_ms_override=now_ms_override
         ))
 
     def reap_expired(
-        self, queue: str, *, max_reap: int = DEFAULT_MAINTENANCE_BATCH, now_ms: int = 0
+        self, queue: str, *, max_reap: int = DEFAULT_MAINTENANCE_BATCH, now_ms: int = 0,
+        now_ms_override: int = 0,
     ) -> int:
         """Retry or fail jobs whose lease expired; returns how many were reaped."""
-        return self._run(lambda c: c.reap_expired(queue, max_reap=max_reap, now_ms=now_ms))
+        return self._run(lambda c: c.reap_expired(queue, max_reap=max_reap, now_ms=now_ms,
+                                                  now_ms_override=now_ms_override))
 
     # -- pause -------------------------------------------------------------------------
 
@@ -428,15 +495,18 @@ class OmniqClient:
 
     # -- admin -------------------------------------------------------------------------
 
-    def retry_failed(self, queue: str, job_id: str, *, now_ms: int = 0) -> None:
+    def retry_failed(self, queue: str, job_id: str, *, now_ms: int = 0,
+                     now_ms_override: int = 0) -> None:
         """Move a failed job back to its lane, attempts reset. :raises JobNotFound, LaneMismatch:"""
-        return self._run(lambda c: c.retry_failed(queue, job_id, now_ms=now_ms))
+        return self._run(lambda c: c.retry_failed(queue, job_id, now_ms=now_ms,
+                                                  now_ms_override=now_ms_override))
 
     def retry_failed_batch(
-        self, queue: str, job_ids: Sequence[str], *, now_ms: int = 0
+        self, queue: str, job_ids: Sequence[str], *, now_ms: int = 0, now_ms_override: int = 0
     ) -> list[BatchResult]:
         """retry_failed for up to 100 jobs; one ``(job_id, status, reason)`` each."""
-        return self._run(lambda c: c.retry_failed_batch(queue, job_ids, now_ms=now_ms))
+        return self._run(lambda c: c.retry_failed_batch(queue, job_ids, now_ms=now_ms,
+                                                        now_ms_override=now_ms_override))
 
     def remove_job(self, queue: str, job_id: str, lane: str, *, now_ms: int = 0) -> None:
         """Delete a job that is in ``lane``. :raises JobNotFound, LaneMismatch:"""
@@ -463,6 +533,28 @@ class OmniqClient:
     def get_job(self, queue: str, job_id: str) -> JobInfo | None:
         """The stored record of a job, or None."""
         return self._run(lambda c: c.get_job(queue, job_id))
+
+    def jobs(
+        self, queue: str, lane: str, *, limit: int = 25, cursor: str | None = None,
+        reverse: bool = False,
+    ) -> JobPage:
+        """One page of a lane in index order, with the next page's ``cursor``."""
+        return self._run(lambda c: c.jobs(queue, lane, limit=limit, cursor=cursor,
+                                          reverse=reverse))
+
+    def index_times(self, queue: str, lane: str, job_ids: Sequence[str]) -> list[int | None]:
+        """The score of each job in the lane's index, None where it is not in that lane."""
+        return self._run(lambda c: c.index_times(queue, lane, job_ids))
+
+    def ready_groups(
+        self, queue: str, *, offset: int = 0, limit: int = 200
+    ) -> list[tuple[str, int]]:
+        """Groups offered to reserve as ``(gid, score_ms)``, oldest first."""
+        return self._run(lambda c: c.ready_groups(queue, offset=offset, limit=limit))
+
+    def group_states(self, queue: str, gids: Sequence[str]) -> list[GroupState]:
+        """The :class:`GroupState` of each gid, in order."""
+        return self._run(lambda c: c.group_states(queue, gids))
 
     def result(self, queue: str, job_id: str) -> Any:
         """The decoded result of a completed job, or None."""

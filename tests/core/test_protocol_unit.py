@@ -345,3 +345,63 @@ def test_new_job_id_is_the_ulid_that_ulid_py_would_make():
         assert str(parsed) == jid
         assert before <= parsed.timestamp().int <= after
     assert len({jid[10:] for jid in ids}) == len(ids)  # 80 random bits each
+
+
+# --------------------------------------------------------------------------- monitor reads
+
+
+def test_parse_scored_both_reply_shapes():
+    from omniq._protocol import reads
+
+    assert reads.parse_scored([b"a", b"5", b"b", b"7"]) == [("a", 5), ("b", 7)]
+    assert reads.parse_scored([[b"a", 5.0], ["b", 7.0]]) == [("a", 5), ("b", 7)]
+    assert reads.parse_scored([]) == []
+    assert reads.parse_score(None) is None
+    assert reads.parse_score(b"12") == 12
+
+
+def test_merge_index_pages_orders_by_time_then_id_and_keeps_positions():
+    from omniq._protocol import reads
+
+    rows = [[("a", 1), ("d", 4)], [("b", 2), ("c", 3)], []]
+    picked, cursor = reads.merge_index_pages(rows, [0, 0, 0], 2, False)
+    assert picked == [(0, "a", 1), (1, "b", 2)]
+    assert cursor == "1,1,0"
+    assert reads.decode_cursor(cursor, 3) == [1, 1, 0]
+    picked, cursor = reads.merge_index_pages([[("x", 5)], [("w", 5)]], [3, 0], 5, False)
+    assert [p[1] for p in picked] == ["w", "x"]  # same time: by id
+    assert cursor is None  # every partition returned less than a page and all was taken
+    picked, cursor = reads.merge_index_pages([[("a", 1), ("b", 2)]], [0], 2, True)
+    assert [p[1] for p in picked] == ["b", "a"]
+    assert cursor == "2"  # a full page: there may be more
+
+
+@pytest.mark.parametrize("cursor", ["", "1", "1,x", "-1,0", "1,2,3", 5])
+def test_decode_cursor_refuses_foreign_cursors(cursor):
+    from omniq._protocol import reads
+
+    with pytest.raises(InvalidArgument):
+        reads.decode_cursor(cursor, 2)
+
+
+def test_lane_and_page_checks():
+    from omniq._protocol import reads
+
+    assert reads.check_index_lane("failed") == "failed"
+    for bad in ("gwait", "x", None):
+        with pytest.raises(InvalidArgument):
+            reads.check_index_lane(bad)
+    for bad in (0, 1001, True, 2.0):
+        with pytest.raises(InvalidArgument):
+            reads.check_page_limit(bad)
+    st = reads.parse_group_state("g", [b"2", None, 3, b"17"])
+    assert (st.inflight, st.limit, st.ready, st.ready_ms, st.waiting) == (2, None, True, 17, 3)
+
+
+def test_pick_now():
+    assert common.pick_now(0, 0) == 0
+    assert common.pick_now(5, 0) == common.pick_now(0, 5) == common.pick_now(5, 5) == 5
+    with pytest.raises(InvalidArgument):
+        common.pick_now(5, 6)
+    with pytest.raises(InvalidArgument):
+        common.pick_now(0, -1)
