@@ -279,16 +279,7 @@ class Worker:
             return lambda: None
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        level = logger.level
-        logger.addHandler(handler)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)
-
-        def remove() -> None:
-            logger.removeHandler(handler)
-            logger.setLevel(level)
-
-        return remove
+        return _attach_info_handler(handler)
 
     def _install_signals(self) -> Callable[[], None]:
         if not self.handle_signals or threading.current_thread() is not threading.main_thread():
@@ -742,7 +733,12 @@ def _forward_log(fn: Callable[[str], None]) -> Callable[[], None]:
             with contextlib.suppress(Exception):
                 fn(record.getMessage())
 
-    handler = _Forward(logging.INFO)
+    return _attach_info_handler(_Forward(logging.INFO))
+
+
+def _attach_info_handler(handler: logging.Handler) -> Callable[[], None]:
+    """Add ``handler`` to the ``omniq`` logger with INFO lines enabled; returns the function
+    that removes it and restores the logger's level."""
     level = logger.level
     logger.addHandler(handler)
     if logger.getEffectiveLevel() > logging.INFO:
