@@ -4,48 +4,90 @@
 blocking facade over the same core.
 """
 
-from omniq.aio.client import AsyncOmniq
-from omniq.aio.context import JobContext
-from omniq.aio.worker import Fail, Worker, WorkerStats
-from omniq.errors import (
-    ConnectionFailed,
-    CounterError,
-    DuplicateJobError,
-    InvalidArgument,
-    InvalidPayload,
-    JobNotFound,
-    LaneMismatch,
-    LeaseLost,
-    OmniqError,
-    PartialPublishError,
-    PartitionError,
-    PermissionDenied,
-    ProtocolError,
-    ScriptError,
-    ServerError,
-    SyncClientError,
-)
-from omniq.sync.client import OmniqClient
-from omniq.types import (
-    Ack,
-    BatchResult,
-    FailOutcome,
-    JobInfo,
-    JobSpec,
-    Lease,
-    QueueStats,
-    ReservedJob,
-    ReserveResult,
-)
-from omniq.types import PayloadT as PayloadT
+from typing import TYPE_CHECKING, Any
 
-JobCtx = JobContext
-"""The official SDK's name of the handler context."""
+# The names below are imported on first use (PEP 562), so that ``import omniq`` and the
+# ``omniq`` command (``omniq --help``) start without loading redis, anyio and the client.
+if TYPE_CHECKING:
+    from omniq.aio.client import AsyncOmniq
+    from omniq.aio.context import JobContext
+    from omniq.aio.worker import Fail, Worker, WorkerStats
+    from omniq.errors import (
+        ConnectionFailed,
+        CounterError,
+        DuplicateJobError,
+        InvalidArgument,
+        InvalidPayload,
+        JobNotFound,
+        LaneMismatch,
+        LeaseLost,
+        OmniqError,
+        PartialPublishError,
+        PartitionError,
+        PermissionDenied,
+        ProtocolError,
+        ScriptError,
+        ServerError,
+        SyncClientError,
+    )
+    from omniq.sync.client import OmniqClient
+    from omniq.types import (
+        Ack,
+        BatchResult,
+        FailOutcome,
+        JobInfo,
+        JobSpec,
+        Lease,
+        QueueStats,
+        ReservedJob,
+        ReserveResult,
+    )
+    from omniq.types import PayloadT as PayloadT
 
-from omniq.consumer import consume  # noqa: E402  (needs OmniqClient above)
-from omniq.monitor import QueueMonitor  # noqa: E402
+    JobCtx = JobContext
+
+    from omniq.consumer import consume
+    from omniq.monitor import QueueMonitor
 
 __version__ = "0.1.0"
+
+_LAZY: dict[str, str] = {
+    "AsyncOmniq": "omniq.aio.client",
+    "JobContext": "omniq.aio.context",
+    "Fail": "omniq.aio.worker",
+    "Worker": "omniq.aio.worker",
+    "WorkerStats": "omniq.aio.worker",
+    "OmniqClient": "omniq.sync.client",
+    "consume": "omniq.consumer",
+    "QueueMonitor": "omniq.monitor",
+    "PayloadT": "omniq.types",
+    **{name: "omniq.errors" for name in (
+        "ConnectionFailed", "CounterError", "DuplicateJobError", "InvalidArgument",
+        "InvalidPayload", "JobNotFound", "LaneMismatch", "LeaseLost", "OmniqError",
+        "PartialPublishError", "PartitionError", "PermissionDenied", "ProtocolError",
+        "ScriptError", "ServerError", "SyncClientError")},
+    **{name: "omniq.types" for name in (
+        "Ack", "BatchResult", "FailOutcome", "JobInfo", "JobSpec", "Lease", "QueueStats",
+        "ReservedJob", "ReserveResult")},
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "JobCtx":
+        name = "JobContext"  # the official SDK's name of the handler context
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'omniq' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Ack",

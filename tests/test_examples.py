@@ -99,6 +99,15 @@ def check_pause_resume(lines: list[str]) -> None:
     ]
 
 
+def check_cli_handler(lines: list[str]) -> None:
+    assert lines == [
+        "sending email to ada@example.com (attempt 1)",
+        "sending email to alan@example.com (attempt 1)",
+        "building report weekly",
+        "done: 3 jobs completed",
+    ]
+
+
 def check_fastapi_app(lines: list[str]) -> None:
     assert len(lines) == 2
     for line, image in zip(lines, ("a.png", "b.png"), strict=True):
@@ -118,6 +127,7 @@ CHECKS: dict[str, Callable[[list[str]], None]] = {
     "grouped_jobs": check_grouped_jobs,
     "parent_child": check_parent_child,
     "pause_resume": check_pause_resume,
+    "cli_handler": check_cli_handler,
     "fastapi_app": check_fastapi_app,
     "aiohttp_app": check_aiohttp_app,
 }

@@ -1,0 +1,219 @@
+"""The argument parser of the ``omniq`` command (standard library argparse)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+__all__ = ["DEFAULT_URL", "build_parser"]
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+_URL_ENV = "OMNIQ_REDIS_URL"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """A usage error on one line (exit 2), pointing at ``--help``."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    """A command's function, imported when it runs (not at ``--help``)."""
+
+    def run(args: argparse.Namespace) -> int:
+        module = importlib.import_module(f"omniq.cli._{name.split('.')[0]}")
+        fn: Callable[[argparse.Namespace], int] = getattr(module, name.split(".")[1])
+        return fn(args)
+
+    return run
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
+def _connection_options(p: argparse.ArgumentParser, default: Any) -> None:
+    """``--url`` and ``--debug``, accepted before and after the command name (the
+    command's copies default to SUPPRESS so they never hide a value given before it)."""
+    group = p.add_argument_group("connection and output")
+    group.add_argument(
+        "--url", default=default,
+        help=f"server URL (default: ${_URL_ENV}, else {DEFAULT_URL}); "
+        "redis+cluster://host:port for a Redis Cluster")
+    group.add_argument("--debug", action="store_true", default=default,
+                       help="show the traceback of an error")
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    _connection_options(common, argparse.SUPPRESS)
+    return common
+
+
+def _json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _add(sub: Any, name: str, common: argparse.ArgumentParser, help_text: str,
+         example: str, run: str) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, parents=[common], help=help_text, description=help_text,
+        epilog=f"example:\n{example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(run=_command(run), command=name)
+    return p
+
+
+def resolve_url(args: argparse.Namespace) -> str:
+    """``--url``, else ``$OMNIQ_REDIS_URL``, else the default."""
+    url: str | None = getattr(args, "url", None) or os.environ.get(_URL_ENV)
+    return url or DEFAULT_URL
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from omniq import __version__
+
+    parser = _Parser(
+        prog="omniq",
+        description="Run workers and inspect or administer OmniQ queues.",
+        epilog="example:\n  omniq server &\n  omniq worker examples.cli_handler:handler -q emails"
+        "\n  omniq stats\n\nRun `omniq COMMAND --help` for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"omniq {__version__}")
+    _connection_options(parser, None)
+    parser.set_defaults(run=None, command="")
+    common = _common()
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+
+    p = _add(sub, "worker", common, "run a worker with a handler until SIGTERM/SIGINT",
+             "  omniq worker examples.cli_handler:handler -q emails --concurrency 10",
+             "worker.cmd_worker")
+    p.add_argument("handler", metavar="MODULE:HANDLER",
+                   help="the handler (async def or def), or a dict {queue: handler}; the "
+                   "module is imported with the current directory on sys.path")
+    p.add_argument("-q", "--queue", dest="queues", action="append", default=[],
+                   metavar="QUEUE", help="a queue to consume (repeat: priority order)")
+    p.add_argument("--concurrency", type=_positive_int, default=None,
+                   help="jobs in flight at once (default 1)")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="threads for a def handler (default: the concurrency)")
+    p.add_argument("--processes", type=_positive_int, default=None,
+                   help="run a def handler in this many processes")
+    p.add_argument("--drain", action="store_true",
+                   help="exit once nothing is ready and nothing is in flight")
+    p.add_argument("--verbose", action="store_true", help="log every job on stderr")
+    p.add_argument("--grace-period", type=_positive_float, default=None, metavar="S",
+                   help="seconds in-flight jobs get to finish on SIGTERM (default 30)")
+    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                   help="event loop (auto: uvloop when installed)")
+
+    p = _add(sub, "stats", common, "show the lanes of every queue (or the given ones)",
+             "  omniq stats\n  omniq stats emails --watch 2", "commands.cmd_stats")
+    p.add_argument("queues", nargs="*", metavar="QUEUE",
+                   help="queues to show (default: every queue on the server)")
+    p.add_argument("--watch", type=_positive_float, default=None, metavar="S",
+                   help="refresh every S seconds until Ctrl-C")
+    _json_flag(p)
+
+    p = _add(sub, "jobs", common, "list one page of a lane of a queue",
+             "  omniq jobs emails --lane failed --limit 50", "commands.cmd_jobs")
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("--lane", default="wait",
+                   help="wait, active, delayed, failed or completed (default wait)")
+    p.add_argument("--limit", type=_positive_int, default=25, help="page size (default 25)")
+    p.add_argument("--cursor", default=None, help="the cursor printed by the previous page")
+    _json_flag(p)
+
+    p = _add(sub, "job", common, "show one job's whole record, payload and result",
+             "  omniq job emails 01J9Z6V4Q3R8T5X2M7N1K0PABC", "commands.cmd_job")
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("job_id", metavar="ID")
+    _json_flag(p)
+
+    p = _add(sub, "retry", common, "move failed jobs back to their lane",
+             "  omniq retry emails 01J9Z6V4Q3R8T5X2M7N1K0PABC\n"
+             "  omniq retry emails --all-failed --yes", "commands.cmd_retry")
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("job_ids", nargs="*", metavar="ID")
+    p.add_argument("--all-failed", action="store_true", help="every failed job of the queue")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _json_flag(p)
+
+    p = _add(sub, "remove", common, "delete jobs of a lane (never active ones)",
+             "  omniq remove emails --lane failed 01J9Z6V4Q3R8T5X2M7N1K0PABC\n"
+             "  omniq remove emails --lane completed --all --yes", "commands.cmd_remove")
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("job_ids", nargs="*", metavar="ID")
+    p.add_argument("--lane", required=True,
+                   help="wait, delayed, failed, completed or gwait (--all: not gwait)")
+    p.add_argument("--all", action="store_true", help="every job of the lane")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _json_flag(p)
+
+    p = _add(sub, "pause", common, "stop new reservations on a queue",
+             "  omniq pause emails", "commands.cmd_pause")
+    p.add_argument("queue", metavar="QUEUE")
+    p = _add(sub, "resume", common, "allow reservations on a paused queue again",
+             "  omniq resume emails", "commands.cmd_resume")
+    p.add_argument("queue", metavar="QUEUE")
+
+    p = _add(sub, "publish", common, "publish one job, or one job per line of a JSONL file",
+             "  omniq publish emails '{\"to\": \"a@example.com\"}' --delay-ms 5000\n"
+             "  omniq publish emails --file jobs.jsonl\n"
+             "  cat jobs.jsonl | omniq publish emails --file -", "commands.cmd_publish")
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("payload", nargs="?", metavar="JSON",
+                   help="the payload: a JSON object or array")
+    p.add_argument("--file", default=None, metavar="F",
+                   help="a JSONL file ('-': standard input): one payload per line, or an "
+                   'object with a "payload" key and job options')
+    p.add_argument("--gid", default=None, help="group id")
+    p.add_argument("--group-limit", type=_non_negative_int, default=None, metavar="N",
+                   help="jobs of the group running at once")
+    p.add_argument("--delay-ms", type=_non_negative_int, default=None, metavar="N")
+    p.add_argument("--max-attempts", type=_positive_int, default=None, metavar="N")
+    p.add_argument("--timeout-ms", type=_positive_int, default=None, metavar="N")
+    p.add_argument("--backoff-ms", type=_non_negative_int, default=None, metavar="N")
+    p.add_argument("--job-id", default=None, metavar="ID",
+                   help="the job's id (one job only; default: a new ULID)")
+    _json_flag(p)
+
+    p = _add(sub, "server", common, "run an embedded Redis/Valkey server in the foreground",
+             "  omniq server --port 6379 --dir ./data --appendonly yes", "server.cmd_server")
+    p.add_argument("--port", type=_positive_int, default=None,
+                   help="port (default: a free one)")
+    p.add_argument("--dir", default=None, help="data directory (default: a temporary one)")
+    p.add_argument("--appendonly", choices=("yes", "no"), default="no",
+                   help="AOF persistence (default no)")
+    p.add_argument("--kind", choices=("redis", "valkey"), default=None,
+                   help="server binary to use (default: the first found)")
+    return parser
