@@ -61,7 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``omniq`` command with ``argv`` (default: ``sys.argv[1:]``); returns the
     exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # ``remove q --lane failed ID ...``: argparse leaves the positionals after an
+        # option unparsed; the commands that take job ids collect them here
+        if getattr(args, "targets", None) is not None and not any(
+                x.startswith("-") for x in extra):
+            args.targets += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "run", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

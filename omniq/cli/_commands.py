@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from omniq.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from omniq.cli._output import Progress, age, confirm, print_json, stdin_is_tty, table
-from omniq.cli._parser import resolve_url
+from omniq.cli._parser import resolve_url, split_targets
 
 if TYPE_CHECKING:
     from omniq.aio.client import AsyncOmniq
@@ -148,6 +148,7 @@ def _indent(text: str) -> str:
 
 
 def _check_selection(args: argparse.Namespace, all_flag: str, everything: bool) -> None:
+    split_targets(args)
     if everything and args.job_ids:
         raise CliError(f"give job ids or {all_flag}, not both", EXIT_USAGE)
     if not everything and not args.job_ids:

@@ -84,12 +84,24 @@ def _json_flag(p: argparse.ArgumentParser) -> None:
 
 
 def _add(sub: Any, name: str, common: argparse.ArgumentParser, help_text: str,
-         example: str, run: str) -> argparse.ArgumentParser:
+         example: str, run: str, usage: str | None = None) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
-        name, parents=[common], help=help_text, description=help_text,
+        name, parents=[common], help=help_text, description=help_text, usage=usage,
         epilog=f"example:\n{example}", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(run=_command(run), command=name)
     return p
+
+
+def _queue_and_ids(p: argparse.ArgumentParser) -> None:
+    # one positional list: argparse cannot give ``QUEUE`` and ``ID*`` their values when an
+    # option sits between them (``remove q --lane failed ID``); split_targets() splits it
+    p.add_argument("targets", nargs="+", metavar="QUEUE [ID ...]",
+                   help="the queue, then the job ids")
+
+
+def split_targets(args: argparse.Namespace) -> None:
+    """``args.targets`` -> ``args.queue`` and ``args.job_ids``."""
+    args.queue, args.job_ids = args.targets[0], list(args.targets[1:])
 
 
 def resolve_url(args: argparse.Namespace) -> str:
@@ -161,18 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "retry", common, "move failed jobs back to their lane",
              "  omniq retry emails 01J9Z6V4Q3R8T5X2M7N1K0PABC\n"
-             "  omniq retry emails --all-failed --yes", "commands.cmd_retry")
-    p.add_argument("queue", metavar="QUEUE")
-    p.add_argument("job_ids", nargs="*", metavar="ID")
+             "  omniq retry emails --all-failed --yes", "commands.cmd_retry",
+             usage="omniq retry [options] QUEUE (ID ... | --all-failed)")
+    _queue_and_ids(p)
     p.add_argument("--all-failed", action="store_true", help="every failed job of the queue")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _json_flag(p)
 
     p = _add(sub, "remove", common, "delete jobs of a lane (never active ones)",
              "  omniq remove emails --lane failed 01J9Z6V4Q3R8T5X2M7N1K0PABC\n"
-             "  omniq remove emails --lane completed --all --yes", "commands.cmd_remove")
-    p.add_argument("queue", metavar="QUEUE")
-    p.add_argument("job_ids", nargs="*", metavar="ID")
+             "  omniq remove emails --lane completed --all --yes", "commands.cmd_remove",
+             usage="omniq remove [options] QUEUE --lane LANE (ID ... | --all)")
+    _queue_and_ids(p)
     p.add_argument("--lane", required=True,
                    help="wait, delayed, failed, completed or gwait (--all: not gwait)")
     p.add_argument("--all", action="store_true", help="every job of the lane")
