@@ -11,7 +11,15 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from omniq.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
-from omniq.cli._output import Progress, age, confirm, print_json, stdin_is_tty, table
+from omniq.cli._output import (
+    Progress,
+    age,
+    confirm,
+    print_json,
+    relative,
+    stdin_is_tty,
+    table,
+)
 from omniq.cli._parser import resolve_url, split_targets
 
 if TYPE_CHECKING:
@@ -127,7 +135,7 @@ async def _job(args: argparse.Namespace) -> int:
                  "last_error_ms"):
         value = getattr(info, name)
         if name.endswith("_ms") and name not in ("timeout_ms", "backoff_ms") and value:
-            value = f"{value} ({age(value)} ago)" if value else value
+            value = f"{value} ({relative(value)})"
         print(f"{name + ':':<18} {'-' if value in (None, '') else value}")
     print("payload:")
     print(_indent(json.dumps(info.payload, indent=2, ensure_ascii=False, default=str)))

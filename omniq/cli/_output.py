@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-__all__ = ["Progress", "age", "confirm", "print_json", "table"]
+__all__ = ["Progress", "age", "confirm", "print_json", "relative", "stdin_is_tty", "table"]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]],
@@ -53,7 +53,17 @@ def age(ms: int | None, now_ms: int | None = None) -> str:
     if ms is None:
         return "-"
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    s = max(now - ms, 0) // 1000
+    return _span(max(now - ms, 0))
+
+
+def relative(ms: int, now_ms: int | None = None) -> str:
+    """``5s ago`` or ``in 3m``: the epoch time ``ms`` relative to now."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return f"in {_span(ms - now)}" if ms > now else f"{_span(now - ms)} ago"
+
+
+def _span(ms: int) -> str:
+    s = ms // 1000
     if s < 120:
         return f"{s}s"
     if s < 7200:

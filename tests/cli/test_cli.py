@@ -244,6 +244,18 @@ def test_stats_of_an_unknown_queue_is_empty(omniq_redis_url: str, raw: redis.Red
     assert raw.dbsize() == 0
 
 
+def test_stats_watch_redraws_until_ctrl_c(omniq_redis_url: str) -> None:
+    proc = popen("stats", "q", "--watch", "0.2", url=omniq_redis_url)
+    out = Lines(proc.stdout)
+    try:
+        out.wait_for(lambda s: sum("\x1b[H\x1b[2JQUEUE" in x for x in s) >= 2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        stderr = finish(proc, out)
+    assert "Traceback" not in stderr
+
+
 async def test_jobs_pages_table_and_json(omniq: AsyncOmniq, omniq_redis_url: str) -> None:
     ids = await omniq.publish_many("q", [{"n": i} for i in range(5)])
     proc = cli("jobs", "q", "--limit", "3", url=omniq_redis_url)
@@ -341,6 +353,69 @@ async def test_retry_and_remove_by_id_report_refusals(
                    r"give job ids or --all")
 
 
+def cli_on_a_terminal(*args: str, url: str, answer: str) -> subprocess.CompletedProcess[str]:
+    """Run with standard input on a pseudo-terminal that holds ``answer``."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        os.write(master, answer.encode())
+        env = {**os.environ, "OMNIQ_REDIS_URL": url}
+        return subprocess.run([sys.executable, "-m", "omniq", *args], stdin=slave,
+                              capture_output=True, text=True, env=env, cwd=ROOT,
+                              timeout=60, check=False)
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+async def test_all_asks_for_confirmation_on_a_terminal(
+    omniq: AsyncOmniq, omniq_redis_url: str
+) -> None:
+    await make_failed(omniq, "q", 3)
+    proc = cli_on_a_terminal("retry", "q", "--all-failed", url=omniq_redis_url, answer="n\n")
+    assert proc.returncode == 1, proc.stderr
+    assert "retry 3 failed jobs of q? [y/N]" in proc.stderr
+    assert "cancelled, nothing retried" in proc.stderr
+    assert (await omniq.stats("q")).failed == 3
+    proc = cli_on_a_terminal("remove", "q", "--lane", "failed", "--all", url=omniq_redis_url,
+                             answer="y\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "removed 3 of 3 jobs of q\n"
+    assert (await omniq.stats("q")).failed == 0
+
+
+def test_output_helpers() -> None:
+    import io
+
+    from omniq.cli._output import Progress, age, relative, table
+
+    assert [age(None), age(1_000, 6_500), age(0, 600_000), age(0, 3 * 86_400_000)] == [
+        "-", "5s", "10m", "3d"]
+    assert relative(10_000, 4_000) == "in 6s"
+    assert relative(4_000, 10_000) == "6s ago"
+    out = io.StringIO()
+    table(("NAME", "N"), [("a", 1), ("long-name", 22)], out)
+    assert out.getvalue().splitlines() == ["NAME        N", "a           1", "long-name  22"]
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    bar = Progress("removing", 300, stream=term)
+    bar.advance(150)
+    bar.close()
+    assert "removing [###############---------------] 150/300" in term.getvalue()
+    assert term.getvalue().endswith("\r\x1b[2K")
+    quiet = Terminal()
+    Progress("removing", 100, stream=quiet).advance(100)  # not "many": no bar
+    assert quiet.getvalue() == ""
+    piped = io.StringIO()
+    Progress("removing", 5000, stream=piped).advance(5000)  # not a terminal: no bar
+    assert piped.getvalue() == ""
+
+
 # -- pause / resume ---------------------------------------------------------------------
 
 
@@ -423,6 +498,11 @@ def test_publish_bad_input_writes_nothing(omniq_redis_url: str, raw: redis.Redis
 def test_cannot_connect_exits_3(raw: redis.Redis) -> None:
     proc = cli("--url", "redis://127.0.0.1:1/0", "stats", url=None)
     one_line_error(proc, 3, r"^omniq stats: error: .*connect")
+    proc = cli("worker", "cli_handlers:slow", "-q", "a", "--url", "redis://127.0.0.1:1/0",
+               url=None, cwd=HERE)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("omniq worker: error: ")
+    assert "Traceback" not in proc.stderr
     proc = cli("stats", "--url", "redis://127.0.0.1:1/0", "--debug", url=None)
     assert proc.returncode == 3
     assert "Traceback" in proc.stderr
