@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from shared_util import without_slow_steps
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ULID = r"[0-9A-HJKMNP-TV-Z]{26}"
@@ -35,7 +36,7 @@ def run_example(name: str, url: str | None) -> list[str]:
     assert proc.returncode == 0, proc.stderr
     # -X dev logs every event-loop step slower than 0.1 s; on a busy machine (the suite on
     # two cores) any step can be: that line is load, not a fault of the example
-    stderr = re.sub(r"(?m)^Executing <.*> took \d+\.\d+ seconds\n", "", proc.stderr)
+    stderr = without_slow_steps(proc.stderr)
     assert re.fullmatch(EXPECTED_STDERR.get(name, ""), stderr), stderr
     return proc.stdout.splitlines()
 

@@ -742,7 +742,9 @@ class EmbeddedCluster(_StartStop):
     def wait_ok(
         self, clients: Sequence[object] | None = None, timeout: float | None = None
     ) -> None:
-        """Block until every running node reports ``cluster_state:ok`` and knows all nodes."""
+        """Block until every running node reports ``cluster_state:ok``, knows all nodes and
+        sees the same owner for every slot (gossip may still be spreading the slot map
+        when the states first say ok)."""
         import redis
 
         own = clients is None
@@ -757,7 +759,10 @@ class EmbeddedCluster(_StartStop):
             while True:
                 infos = [_as_bytes(_cluster_cmd(c, "INFO")) for c in conns]
                 if all(b"cluster_state:ok" in i and want in i for i in infos):
-                    return
+                    maps = [_slot_map(_cluster_cmd(c, "SLOTS")) for c in conns]
+                    if all(m == maps[0] for m in maps) and sum(
+                            last - first + 1 for first, last, _port in maps[0]) == _SLOTS:
+                        return
                 if time.monotonic() >= deadline:
                     raise ServerStartError(
                         "the cluster did not reach cluster_state:ok in time: "
@@ -783,6 +788,12 @@ class EmbeddedCluster(_StartStop):
 def _cluster_cmd(client: object, *args: object) -> object:
     """``CLUSTER <args>`` on a sync redis-py client (its methods are untyped)."""
     return client.execute_command("CLUSTER", *args)  # type: ignore[attr-defined]
+
+
+def _slot_map(reply: object) -> list[tuple[int, int, int]]:
+    """``CLUSTER SLOTS`` as sorted ``(first, last, master port)`` ranges."""
+    rows = reply if isinstance(reply, list) else []
+    return sorted((int(r[0]), int(r[1]), int(r[2][1])) for r in rows)
 
 
 def _as_bytes(value: object) -> bytes:

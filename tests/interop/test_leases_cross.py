@@ -136,8 +136,12 @@ async def test_consumer_killed_mid_job_is_recovered_by_the_other(
         proc = await interop.spawn_fleet_worker(omniq_redis_url, queue, queue, total=2,
                                                 concurrency=4, max_seconds=60)
     try:
-        await interop.poll_until(lambda: ledger.runs().get(stuck) == 1, 10,
-                                 "the stuck job to start")
+        # the handler's last start write is the group order entry: once it is there, its
+        # run, log and inflight writes are too (killing it earlier would leave half of them)
+        await interop.poll_until(
+            lambda: ledger.runs().get(stuck) == 1
+            and raw.lrange(ledger.p + ":order:gc", 0, -1) == ["0"], 10,
+            "the stuck job to start")
     finally:
         proc.send_signal(signal.SIGKILL)
         await asyncio.wait_for(proc.communicate(), 10)
