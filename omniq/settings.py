@@ -75,6 +75,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     maintenance_interval_s: float = 1.0
     poll_max_s: float = 0.5
 
+    def __post_init__(self) -> None:
+        # the value rules hold however the struct was made (Settings(...) included)
+        for key, check in _CHECKS.items():
+            try:
+                check(getattr(self, key))
+            except InvalidArgument as e:
+                raise SettingsError(f"Settings, key {key!r}: {e}") from None
+
     @classmethod
     def load(
         cls,

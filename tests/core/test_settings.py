@@ -45,6 +45,14 @@ def test_defaults_match_the_constructors() -> None:
     assert set(Settings.__struct_fields__) == {*CLIENT_FIELDS, *WORKER_FIELDS, "queues"}
 
 
+def test_constructor_applies_the_value_rules() -> None:
+    with pytest.raises(SettingsError, match=r"^Settings, key 'concurrency': concurrency must be "
+                       r"at least 1"):
+        Settings(concurrency=0)
+    with pytest.raises(SettingsError, match=r"^Settings, key 'url': invalid Redis URL"):
+        Settings(url="http://x")
+
+
 def test_options_split() -> None:
     s = Settings(url="redis://h:1/0", concurrency=4, queues=["a"], keep_failed=3)
     assert s.client_options()["url"] == "redis://h:1/0"
