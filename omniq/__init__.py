@@ -23,6 +23,7 @@ from omniq.errors import (
     ProtocolError,
     ScriptError,
     ServerError,
+    SettingsError,
     SyncClientError,
 )
 from omniq.sync.client import OmniqClient
@@ -44,6 +45,7 @@ JobCtx = JobContext
 
 from omniq.consumer import consume  # noqa: E402  (needs OmniqClient above)
 from omniq.monitor import QueueMonitor  # noqa: E402
+from omniq.settings import Settings  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -79,6 +81,8 @@ __all__ = [
     "ReservedJob",
     "ScriptError",
     "ServerError",
+    "Settings",
+    "SettingsError",
     "SyncClientError",
     "Worker",
     "WorkerStats",
