@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         ProtocolError,
         ScriptError,
         ServerError,
+        SettingsError,
         SyncClientError,
     )
     from omniq.sync.client import OmniqClient
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
     from omniq.consumer import consume
     from omniq.monitor import QueueMonitor
+    from omniq.settings import Settings
 
 __version__ = "0.1.0"
 
@@ -60,12 +62,13 @@ _LAZY: dict[str, str] = {
     "OmniqClient": "omniq.sync.client",
     "consume": "omniq.consumer",
     "QueueMonitor": "omniq.monitor",
+    "Settings": "omniq.settings",
     "PayloadT": "omniq.types",
     **{name: "omniq.errors" for name in (
         "ConnectionFailed", "CounterError", "DuplicateJobError", "InvalidArgument",
         "InvalidPayload", "JobNotFound", "LaneMismatch", "LeaseLost", "OmniqError",
         "PartialPublishError", "PartitionError", "PermissionDenied", "ProtocolError",
-        "ScriptError", "ServerError", "SyncClientError")},
+        "ScriptError", "ServerError", "SettingsError", "SyncClientError")},
     **{name: "omniq.types" for name in (
         "Ack", "BatchResult", "FailOutcome", "JobInfo", "JobSpec", "Lease", "QueueStats",
         "ReservedJob", "ReserveResult")},
@@ -121,6 +124,8 @@ __all__ = [
     "ReservedJob",
     "ScriptError",
     "ServerError",
+    "Settings",
+    "SettingsError",
     "SyncClientError",
     "Worker",
     "WorkerStats",

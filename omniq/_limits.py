@@ -19,6 +19,7 @@ __all__ = [
     "LUA_SHARED",
     "MAX_ACKS",
     "MAX_BATCH",
+    "MAX_CONCURRENCY",
     "MAX_DEPTH",
     "MAX_ERROR_BYTES",
     "MAX_FAILED_TRIM",
@@ -98,6 +99,8 @@ DEFAULT_CHILD_TTL_MS = 7 * 24 * 3600 * 1000
 """Expiry of a parent/child counter started without ``ttl_ms`` (7 days)."""
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 """Largest encoded payload or result accepted by default."""
+MAX_CONCURRENCY = 1000
+"""Most jobs one worker runs at once (``concurrency``)."""
 MAX_DEPTH = 64
 """Deepest nesting of a payload."""
 PUBLISH_CHUNK = 1000

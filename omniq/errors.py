@@ -5,7 +5,8 @@ Every exception of ours derives from :class:`OmniqError`; bad arguments also der
 
     OmniqError
     ├── InvalidArgument (ValueError)      bad queue name, gid, job id, option, batch size ...
-    │   └── InvalidPayload                payload is not a JSON object/array, NaN, too large ...
+    │   ├── InvalidPayload                payload is not a JSON object/array, NaN, too large ...
+    │   └── SettingsError                 a bad setting or unknown key (names key and source)
     ├── ScriptError                       a script replied with an error code (``.code``)
     │   ├── LeaseLost                     TOKEN_MISMATCH / NOT_ACTIVE / TOKEN_REQUIRED
     │   ├── JobNotFound                   NO_JOB
@@ -46,6 +47,7 @@ __all__ = [
     "ServerError",
     "ServerNotFound",
     "ServerStartError",
+    "SettingsError",
     "SyncClientError",
     "error_for_code",
 ]
@@ -61,6 +63,12 @@ class InvalidArgument(OmniqError, ValueError):
 
 class InvalidPayload(InvalidArgument):
     """The payload cannot be stored as an OmniQ job payload."""
+
+
+class SettingsError(InvalidArgument):
+    """A setting was rejected (:mod:`omniq.settings`): a bad value, an unknown key, an
+    unreadable file. The message names the key and its source (a file, the environment
+    variable, the keyword arguments)."""
 
 
 class ScriptError(OmniqError):

@@ -11,11 +11,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from omniq._keys import LANES, validate_job_id
-from omniq._limits import MAX_BATCH, MAX_INT
+from omniq._limits import MAX_BATCH, MAX_CONCURRENCY, MAX_INT
 from omniq.errors import InvalidArgument, ProtocolError, error_for_code
 
 __all__ = [
     "check_batch",
+    "check_concurrency",
     "check_lane",
     "check_non_negative",
     "check_now",
@@ -75,6 +76,14 @@ def check_non_negative(value: object, name: str) -> int:
     v = _int(value, name)
     if v < 0:
         raise InvalidArgument(f"{name} must not be negative, got {v}")
+    return v
+
+
+def check_concurrency(value: object) -> int:
+    """A worker's ``concurrency``: an int from 1 to ``MAX_CONCURRENCY``."""
+    v = check_positive(value, "concurrency")
+    if v > MAX_CONCURRENCY:
+        raise InvalidArgument(f"concurrency must be at most {MAX_CONCURRENCY}, got {v}")
     return v
 
 

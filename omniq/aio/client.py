@@ -47,6 +47,7 @@ from omniq.errors import (
     PartitionError,
     ScriptError,
 )
+from omniq.settings import Settings, resolve
 from omniq.types import (
     Ack,
     BatchResult,
@@ -156,6 +157,18 @@ class AsyncOmniq:
         self._lean = settings.lean() if settings is not None and lean_transport else None
         self._runner = ScriptRunner(self.redis, self._lean)
         self.routing = Routing(self.redis, self._runner, self.retention)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | Mapping[str, Any] | None = None, **overrides: Any
+    ) -> AsyncOmniq:
+        """A client from :class:`~omniq.settings.Settings` (or a dict of them; None:
+        ``Settings.load()``, the ``OMNIQ_*`` environment and the defaults), with keyword
+        ``overrides`` on top (None values ignored). Nothing connects until the first call.
+
+        :raises SettingsError: a bad setting, naming the key and its source.
+        """
+        return cls(**resolve(settings, overrides).client_options())
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -899,3 +912,4 @@ def official_consume_options(
     if clash:
         raise InvalidArgument(f"{', '.join(clash)} given twice (official name and omniq name)")
     return out
+

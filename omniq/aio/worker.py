@@ -49,11 +49,13 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub
 
 from omniq._keys import QueueKeys, validate_queue_name
+from omniq._protocol.common import check_concurrency, check_positive
 from omniq.aio._connect import open_pubsub
 from omniq.aio._routing import Targets
 from omniq.aio.context import CheckCompletion, Exec, JobContext, SyncCheckCompletion, SyncExec
 from omniq.codec import encode_result, failure_text, format_due, truncate_error
 from omniq.errors import ConnectionFailed, InvalidArgument, LeaseLost, OmniqError
+from omniq.settings import Settings, resolve
 from omniq.types import Ack, Lease, ReservedJob
 
 if TYPE_CHECKING:
@@ -148,10 +150,7 @@ class Worker:
             raise InvalidArgument("a queue is listed twice")
         if not callable(handler):
             raise InvalidArgument("handler must be callable")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise InvalidArgument("concurrency must be an int >= 1")
-        if concurrency > 1000:
-            raise InvalidArgument("concurrency must be at most 1000")
+        concurrency = check_concurrency(concurrency)
         self.handler = handler
         self.concurrency = concurrency
         self.drain = drain
@@ -164,8 +163,7 @@ class Worker:
         self._is_async, self._payload_decoder = _inspect_handler(handler)
         self._limiter = anyio.CapacityLimiter(threads or concurrency)
         if processes is not None:
-            if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-                raise InvalidArgument("processes must be an int >= 1")
+            processes = check_positive(processes, "processes")
             if self._is_async:
                 raise InvalidArgument("processes= needs a plain (def) handler, not async def")
         self.processes = processes
@@ -189,6 +187,25 @@ class Worker:
         self._stopped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        client: AsyncOmniq,
+        handler: Handler,
+        settings: Settings | None = None,
+        **overrides: Any,
+    ) -> Worker:
+        """A worker with the worker options of :class:`~omniq.settings.Settings` (None:
+        ``Settings.load()``) and keyword ``overrides`` on top (None values ignored). It
+        consumes ``settings.queues`` unless ``queues=`` is given; ``handle_signals`` and
+        ``log_fn`` pass through to ``Worker``.
+
+        :raises SettingsError: a bad setting; :raises InvalidArgument: no queue.
+        """
+        extra = {k: overrides.pop(k) for k in ("handle_signals", "log_fn") if k in overrides}
+        s = resolve(settings, overrides)
+        return cls(client, s.queues, handler, **s.worker_options(), **extra)
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from omniq._limits import (
 from omniq.aio.client import AsyncOmniq, official_consume_options
 from omniq.aio.worker import Worker
 from omniq.errors import ScriptError, SyncClientError
+from omniq.settings import Settings, resolve
 from omniq.sync._loop import LoopThread, abandon
 from omniq.types import (
     Ack,
@@ -212,6 +213,16 @@ class OmniqClient:
         holder.state = LoopThread(holder.make)
         _fork.on_fork_in_child(holder, _Holder.after_fork_in_child)
         self._finalizer = weakref.finalize(self, holder.close, _EXIT_TIMEOUT_S)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | Mapping[str, Any] | None = None, **overrides: Any
+    ) -> OmniqClient:
+        """A blocking client from :class:`~omniq.settings.Settings`: the twin of
+        :meth:`AsyncOmniq.from_settings <omniq.AsyncOmniq.from_settings>` (``url`` becomes
+        ``redis_url``). :raises SettingsError:"""
+        options = resolve(settings, overrides).client_options()
+        return cls(redis_url=options.pop("url"), **options)
 
     # -- plumbing ----------------------------------------------------------------------
 

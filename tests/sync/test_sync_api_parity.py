@@ -59,3 +59,22 @@ def test_import_paths() -> None:
     assert "OmniqClient" in omniq.__all__
     assert issubclass(omniq.sync.SyncClientError, omniq.OmniqError)
     assert issubclass(omniq.sync.SyncClientError, RuntimeError)
+
+
+def test_classmethod_constructors_are_twins() -> None:
+    # inspect.isfunction skips classmethods (bound methods): compare them here
+    for name in ("from_settings",):
+        a = inspect.getattr_static(AsyncOmniq, name)
+        s = inspect.getattr_static(OmniqClient, name)
+        assert isinstance(a, classmethod), name
+        assert isinstance(s, classmethod), name
+        asig, ssig = inspect.signature(getattr(AsyncOmniq, name)), inspect.signature(
+            getattr(OmniqClient, name))
+        assert list(asig.parameters.values()) == list(ssig.parameters.values()), name
+        assert (asig.return_annotation, ssig.return_annotation) == ("AsyncOmniq", "OmniqClient")
+        assert (getattr(OmniqClient, name).__doc__ or "").strip(), name
+    classmethods = {
+        n for cls in (AsyncOmniq, OmniqClient) for n, v in vars(cls).items()
+        if isinstance(v, classmethod) and not n.startswith("_")
+    }
+    assert classmethods == {"from_settings"}
