@@ -20,7 +20,7 @@ from omniq.cli._output import (
     stdin_is_tty,
     table,
 )
-from omniq.cli._parser import resolve_url, split_targets
+from omniq.cli._parser import load_settings, split_targets
 
 if TYPE_CHECKING:
     from omniq.aio.client import AsyncOmniq
@@ -39,7 +39,7 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
 async def _client(args: argparse.Namespace) -> AsyncIterator[AsyncOmniq]:
     from omniq.aio.client import AsyncOmniq
 
-    client = AsyncOmniq(url=resolve_url(args))
+    client = AsyncOmniq.from_settings(load_settings(args))
     try:
         yield client
     finally:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from omniq.settings import Settings
 
 __all__ = ["DEFAULT_URL", "build_parser"]
 
@@ -69,6 +71,9 @@ def _connection_options(p: argparse.ArgumentParser, default: Any) -> None:
         "--url", default=default,
         help=f"server URL (default: ${_URL_ENV}, else {DEFAULT_URL}); "
         "redis+cluster://host:port for a Redis Cluster")
+    group.add_argument("--config", default=default, metavar="FILE",
+                       help="a settings file (.toml, .yaml): connection and worker options; "
+                       "a flag given here wins over OMNIQ_* variables, which win over it")
     group.add_argument("--debug", action="store_true", default=default,
                        help="show the traceback of an error")
 
@@ -104,10 +109,14 @@ def split_targets(args: argparse.Namespace) -> None:
     args.queue, args.job_ids = args.targets[0], list(args.targets[1:])
 
 
-def resolve_url(args: argparse.Namespace) -> str:
-    """``--url``, else ``$OMNIQ_REDIS_URL``, else the default."""
-    url: str | None = getattr(args, "url", None) or os.environ.get(_URL_ENV)
-    return url or DEFAULT_URL
+def load_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    """The settings of a command: its flags (``--url`` and ``overrides``; None: not given)
+    > ``OMNIQ_*`` environment (``$OMNIQ_REDIS_URL`` included) > ``--config FILE`` >
+    defaults."""
+    from omniq.settings import Settings
+
+    return Settings.load(file=getattr(args, "config", None),
+                         overrides={"url": getattr(args, "url", None), **overrides})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,10 +13,11 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from omniq.cli import EXIT_OK, EXIT_USAGE, CliError
-from omniq.cli._parser import resolve_url
+from omniq.cli._parser import load_settings
 
 if TYPE_CHECKING:
     from omniq.aio.worker import Worker
+    from omniq.settings import Settings
 
 Routes = list[tuple[list[str], Callable[..., Any]]]
 
@@ -102,7 +103,7 @@ def _loop_factory(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop] 
     return uvloop.new_event_loop, "uvloop"
 
 
-def _configure_logging(verbose: bool) -> None:
+def _configure_logging() -> None:
     log = logging.getLogger("omniq")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
@@ -114,33 +115,30 @@ def _configure_logging(verbose: bool) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     from omniq import __version__
 
-    routes = routes_of(load_handler(args.handler), args.handler, list(args.queues))
+    settings = load_settings(
+        args, queues=list(args.queues) or None, concurrency=args.concurrency,
+        threads=args.threads, processes=args.processes, grace_period_s=args.grace_period,
+        drain=True if args.drain else None, verbose=True if args.verbose else None)
+    routes = routes_of(load_handler(args.handler), args.handler, list(settings.queues))
     factory, loop_name = _loop_factory(args.loop)
-    _configure_logging(args.verbose)
-    url = resolve_url(args)
+    _configure_logging()
     queues = [q for qs, _ in routes for q in qs]
-    concurrency = args.concurrency or 1
     logging.getLogger("omniq").info(
         "omniq %s worker: %s on %s, queues %s, concurrency %d%s, loop %s",
-        __version__, args.handler, hide_password(url), ", ".join(queues), concurrency,
-        " per queue" if len(routes) > 1 else "", loop_name)
+        __version__, args.handler, hide_password(settings.url), ", ".join(queues),
+        settings.concurrency, " per queue" if len(routes) > 1 else "", loop_name)
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(_run_workers(args, url, routes))
+        return runner.run(_run_workers(settings, routes))
 
 
-async def _run_workers(args: argparse.Namespace, url: str, routes: Routes) -> int:
+async def _run_workers(settings: Settings, routes: Routes) -> int:
     from omniq.aio.client import AsyncOmniq
     from omniq.aio.worker import Worker
 
-    options: dict[str, Any] = {"drain": args.drain, "verbose": args.verbose}
-    for name, key in (("concurrency", "concurrency"), ("threads", "threads"),
-                      ("processes", "processes"), ("grace_period", "grace_period_s")):
-        if getattr(args, name) is not None:
-            options[key] = getattr(args, name)
-    client = AsyncOmniq(url=url)
+    client = AsyncOmniq.from_settings(settings)
     try:
         await client.ping()
-        workers = [Worker(client, qs, fn, **options) for qs, fn in routes]
+        workers = [Worker.from_settings(client, fn, settings, queues=qs) for qs, fn in routes]
         remove = _install_signals(workers)
         try:
             async with asyncio.TaskGroup() as tg:

@@ -27,7 +27,7 @@ ROOT = HERE.parent.parent
 
 def cli(*args: str, url: str | None, stdin: str | None = None, cwd: Path = ROOT,
         timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "OMNIQ_REDIS_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMNIQ_REDIS_URL", "OMNIQ_URL")}
     if url is not None:
         env["OMNIQ_REDIS_URL"] = url
     return subprocess.run([sys.executable, "-m", "omniq", *args], capture_output=True,
@@ -91,7 +91,7 @@ def finish(proc: subprocess.Popen[str], out: Lines | None) -> str:
 
 
 def popen(*args: str, url: str | None, cwd: Path = ROOT) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "OMNIQ_REDIS_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMNIQ_REDIS_URL", "OMNIQ_URL")}
     if url is not None:
         env["OMNIQ_REDIS_URL"] = url
     return subprocess.Popen([sys.executable, "-m", "omniq", *args], stdout=subprocess.PIPE,
@@ -537,3 +537,37 @@ def test_server_runs_in_the_foreground_until_sigterm() -> None:
     finally:
         finish(proc, out)
     assert cli("stats", url=url).returncode == 3  # it is gone
+
+
+# -- --config ---------------------------------------------------------------------------
+
+
+async def test_config_file_gives_connection_and_worker_options(
+    omniq: AsyncOmniq, omniq_redis_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "omniq.toml"
+    config.write_text(f'url = "{omniq_redis_url}"\nqueues = ["emails"]\nconcurrency = 3\n'
+                      "drain = true\n")
+    await omniq.publish("emails", {"to": "ada@example.com"})
+    await omniq.publish("other", {"to": "alan@example.com"})
+    proc = cli("worker", "examples.cli_handler:handler", "--config", str(config), url=None)
+    assert proc.returncode == 0, proc.stderr
+    assert f"on {omniq_redis_url}, queues emails, concurrency 3," in proc.stderr
+    assert (await omniq.stats("emails")).completed_kept == 1
+    # a flag wins over the file
+    proc = cli("worker", "examples.cli_handler:handler", "--config", str(config), "-q", "other",
+               "--concurrency", "2", url=None)
+    assert proc.returncode == 0, proc.stderr
+    assert "queues other, concurrency 2," in proc.stderr
+    assert (await omniq.stats("other")).completed_kept == 1
+    stats = cli("stats", "--json", "--config", str(config), url=None)
+    assert stats.returncode == 0, stats.stderr
+    assert sorted(r["queue"] for r in json.loads(stats.stdout)) == ["emails", "other"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("concurency = 3\n")
+    one_line_error(cli("worker", "examples.cli_handler:handler", "-q", "a", "--config",
+                       str(bad), url=omniq_redis_url), 2, r"concurency")
+    over = tmp_path / "over.toml"
+    over.write_text('url = "redis://127.0.0.1:1/0"\n')
+    proc = cli("stats", "--config", str(over), url=omniq_redis_url)  # OMNIQ_REDIS_URL wins
+    assert proc.returncode == 0, proc.stderr
