@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from omniq._limits import MAX_PARTITIONS
-from omniq._protocol.common import check_positive, parse_count, parse_ok
+from omniq._protocol.common import check_positive, check_up_to, parse_count, parse_ok
 from omniq._scripts import scripts
-from omniq.errors import InvalidArgument
 from omniq.types import BatchResult
 
 __all__ = [
@@ -130,10 +129,7 @@ def parse_batch(op: str, reply: Any) -> list[BatchResult]:
 
 def check_partitions(partitions: object) -> int:
     """A partition count: 1 to ``MAX_PARTITIONS``."""
-    n = check_positive(partitions, "partitions")
-    if n > MAX_PARTITIONS:
-        raise InvalidArgument(f"partitions must be at most {MAX_PARTITIONS}, got {n}")
-    return n
+    return check_up_to(partitions, "partitions", MAX_PARTITIONS)
 
 
 def partition_args(partitions: int) -> tuple[int]:

@@ -79,12 +79,17 @@ def check_non_negative(value: object, name: str) -> int:
     return v
 
 
+def check_up_to(value: object, name: str, most: int) -> int:
+    """An int from 1 to ``most``."""
+    v = check_positive(value, name)
+    if v > most:
+        raise InvalidArgument(f"{name} must be at most {most}, got {v}")
+    return v
+
+
 def check_concurrency(value: object) -> int:
     """A worker's ``concurrency``: an int from 1 to ``MAX_CONCURRENCY``."""
-    v = check_positive(value, "concurrency")
-    if v > MAX_CONCURRENCY:
-        raise InvalidArgument(f"concurrency must be at most {MAX_CONCURRENCY}, got {v}")
-    return v
+    return check_up_to(value, "concurrency", MAX_CONCURRENCY)
 
 
 def check_now(now_ms: object) -> int:

@@ -12,13 +12,13 @@ from typing import Any
 from omniq._limits import MAX_RESERVE, RESERVE_FIELDS
 from omniq._protocol.common import (
     check_non_negative,
-    check_positive,
+    check_up_to,
     parse_ok,
     raise_if_error,
     texts,
 )
 from omniq._scripts import scripts
-from omniq.errors import InvalidArgument, ProtocolError, ScriptError, error_for_code
+from omniq.errors import ProtocolError, ScriptError, error_for_code
 from omniq.types import Ack, FailOutcome, ReservedJob, ReserveResult
 
 __all__ = [
@@ -53,10 +53,7 @@ _PAUSED = ReserveResult("PAUSED", [])
 
 def check_reserve_count(count: object) -> int:
     """A reservation size: 1 to ``MAX_RESERVE``."""
-    n = check_positive(count, "count")
-    if n > MAX_RESERVE:
-        raise InvalidArgument(f"count must be at most {MAX_RESERVE}")
-    return n
+    return check_up_to(count, "count", MAX_RESERVE)
 
 
 # -- reserve ---------------------------------------------------------------------------

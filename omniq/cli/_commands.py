@@ -216,43 +216,37 @@ def _dedupe(ids: Sequence[str]) -> list[str]:
 
 def cmd_retry(args: argparse.Namespace) -> int:
     _check_selection(args, "--all-failed", args.all_failed)
-    return _run(_retry(args))
-
-
-async def _retry(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
-        if args.all_failed:
-            ids = await _lane_ids(client, args.queue, "failed")
-            if not ids:
-                return _summary("retried", args.queue, [], args.json)
-            if not args.yes and not confirm(f"retry {len(ids)} failed jobs of {args.queue}?"):
-                raise CliError("cancelled, nothing retried", EXIT_FAILED)
-        else:
-            ids = _dedupe(args.job_ids)
-        results = await _batches(ids, "retrying", lambda chunk: client.retry_failed_batch(
-            args.queue, chunk))
-    return _summary("retried", args.queue, results, args.json)
+    return _run(_bulk(
+        args, everything=args.all_failed, lane="failed", done="retried", doing="retrying",
+        question=f"retry {{n}} failed jobs of {args.queue}?",
+        call=lambda client, chunk: client.retry_failed_batch(args.queue, chunk)))
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
     _check_selection(args, "--all", args.all)
-    return _run(_remove(args))
+    return _run(_bulk(
+        args, everything=args.all, lane=args.lane, done="removed", doing="removing",
+        question=f"remove {{n}} jobs of lane {args.lane} of {args.queue}?",
+        call=lambda client, chunk: client.remove_jobs_batch(args.queue, args.lane, chunk)))
 
 
-async def _remove(args: argparse.Namespace) -> int:
+async def _bulk(
+    args: argparse.Namespace, *, everything: bool, lane: str, done: str, doing: str,
+    question: str, call: Callable[[Any, list[str]], Coroutine[Any, Any, list[BatchResult]]],
+) -> int:
+    """retry / remove: the given ids, or (``everything``) every id of ``lane`` after a
+    confirmation, in batches of 100; a summary of the per-job outcomes."""
     async with _client(args) as client:
-        if args.all:
-            ids = await _lane_ids(client, args.queue, args.lane)
+        if everything:
+            ids = await _lane_ids(client, args.queue, lane)
             if not ids:
-                return _summary("removed", args.queue, [], args.json)
-            if not args.yes and not confirm(
-                    f"remove {len(ids)} jobs of lane {args.lane} of {args.queue}?"):
-                raise CliError("cancelled, nothing removed", EXIT_FAILED)
+                return _summary(done, args.queue, [], args.json)
+            if not args.yes and not confirm(question.format(n=len(ids))):
+                raise CliError(f"cancelled, nothing {done}", EXIT_FAILED)
         else:
             ids = _dedupe(args.job_ids)
-        results = await _batches(ids, "removing", lambda chunk: client.remove_jobs_batch(
-            args.queue, args.lane, chunk))
-    return _summary("removed", args.queue, results, args.json)
+        results = await _batches(ids, doing, lambda chunk: call(client, chunk))
+    return _summary(done, args.queue, results, args.json)
 
 
 # -- pause / resume ------------------------------------------------------------------

@@ -33,34 +33,28 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
+def _number_type(
+    parse: Callable[[str], float], ok: Callable[[float], bool], rule: str
+) -> Callable[[str], Any]:
+    """An argparse ``type=`` that parses with ``parse`` and refuses values failing ``ok``."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            kind = "an integer" if parse is int else "a number"
+            raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{rule}: {text!r}")
+        return value
+
+    return convert
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
-    return value
+_positive_int = _number_type(int, lambda v: v >= 1, "must be at least 1")
+_non_negative_int = _number_type(int, lambda v: v >= 0, "must not be negative")
+_positive_float = _number_type(
+    float, lambda v: 0 < v < float("inf"), "must be a positive number")
 
 
 def _connection_options(p: argparse.ArgumentParser, default: Any) -> None:
