@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "DEFAULT_TIMEOUT_MS",
+    "DEFAULT_URL",
     "ENQUEUE_FIELDS",
     "FALLBACK_LEASE_MS",
     "LUA_SHARED",
@@ -85,6 +86,8 @@ LUA_SHARED = {
 
 # -- client side only ------------------------------------------------------------------
 
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+"""The server of a client, a worker or the ``omniq`` command given no URL."""
 MAX_NAME_LENGTH = 128
 """Longest queue name or completion key (the official clients' rule)."""
 MAX_PAGE = 1000

@@ -31,7 +31,12 @@ from typing import Any, Self
 import msgspec
 
 from omniq._keys import validate_queue_name
-from omniq._limits import DEFAULT_CHILD_TTL_MS, DEFAULT_KEEP_COMPLETED, DEFAULT_MAX_PAYLOAD_BYTES
+from omniq._limits import (
+    DEFAULT_CHILD_TTL_MS,
+    DEFAULT_KEEP_COMPLETED,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_URL,
+)
 from omniq._protocol.common import check_concurrency, check_non_negative, check_positive
 from omniq.errors import InvalidArgument, SettingsError
 
@@ -41,7 +46,6 @@ __all__ = [
 ]
 
 ENV_PREFIX = "OMNIQ_"
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

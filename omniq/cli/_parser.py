@@ -7,12 +7,13 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from omniq._limits import DEFAULT_URL
+
 if TYPE_CHECKING:
     from omniq.settings import Settings
 
 __all__ = ["DEFAULT_URL", "build_parser"]
 
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
 _URL_ENV = "OMNIQ_REDIS_URL"
 
 
