@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         DuplicateJobError,
         InvalidArgument,
         InvalidPayload,
+        JobFailed,
         JobNotFound,
         LaneMismatch,
         LeaseLost,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
         Ack,
         BatchResult,
         FailOutcome,
+        JobEvent,
         JobInfo,
         JobSpec,
         Lease,
@@ -66,12 +68,12 @@ _LAZY: dict[str, str] = {
     "PayloadT": "omniq.types",
     **{name: "omniq.errors" for name in (
         "ConnectionFailed", "CounterError", "DuplicateJobError", "InvalidArgument",
-        "InvalidPayload", "JobNotFound", "LaneMismatch", "LeaseLost", "OmniqError",
+        "InvalidPayload", "JobFailed", "JobNotFound", "LaneMismatch", "LeaseLost", "OmniqError",
         "PartialPublishError", "PartitionError", "PermissionDenied", "ProtocolError",
         "ScriptError", "ServerError", "SettingsError", "SyncClientError")},
     **{name: "omniq.types" for name in (
-        "Ack", "BatchResult", "FailOutcome", "JobInfo", "JobSpec", "Lease", "QueueStats",
-        "ReservedJob", "ReserveResult")},
+        "Ack", "BatchResult", "FailOutcome", "JobEvent", "JobInfo", "JobSpec", "Lease",
+        "QueueStats", "ReservedJob", "ReserveResult")},
 }
 
 
@@ -105,6 +107,8 @@ __all__ = [
     "InvalidPayload",
     "JobContext",
     "JobCtx",
+    "JobEvent",
+    "JobFailed",
     "JobInfo",
     "JobNotFound",
     "JobSpec",

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "DEFAULT_BACKOFF_MS",
     "DEFAULT_CHILD_TTL_MS",
+    "DEFAULT_EVENTS_MAXLEN",
     "DEFAULT_KEEP_COMPLETED",
     "DEFAULT_MAINTENANCE_BATCH",
     "DEFAULT_MAX_ATTEMPTS",
@@ -23,6 +24,7 @@ __all__ = [
     "MAX_CONCURRENCY",
     "MAX_DEPTH",
     "MAX_ERROR_BYTES",
+    "MAX_EXPIRE_TRIM",
     "MAX_FAILED_TRIM",
     "MAX_ID_LENGTH",
     "MAX_INT",
@@ -30,6 +32,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_PAGE",
     "MAX_PARTITIONS",
+    "MAX_PROGRESS_BYTES",
     "MAX_RESERVE",
     "PUBLISH_CHUNK",
     "RESERVE_FIELDS",
@@ -62,8 +65,12 @@ DEFAULT_MAINTENANCE_BATCH = 1000
 """Most jobs one ``promote_delayed`` or ``reap_expired`` call moves, by default."""
 DEFAULT_KEEP_COMPLETED = 100
 """Completed jobs kept per queue (v1's fixed value; ``ack_success``'s default argument)."""
-ENQUEUE_FIELDS = 9
+ENQUEUE_FIELDS = 11
 """ARGV fields per job of enqueue.lua."""
+MAX_EXPIRE_TRIM = 1000
+"""Most finished jobs one call deletes because their ``keep_*_ms`` time is over."""
+MAX_PROGRESS_BYTES = 65_536
+"""Longest progress value (its JSON text) a job keeps."""
 RESERVE_FIELDS = 8
 """Reply fields per job of a reservation (the shape of ``lease()`` in lib.lua)."""
 
@@ -81,10 +88,15 @@ LUA_SHARED = {
     "DEFAULT_MAINTENANCE_BATCH": DEFAULT_MAINTENANCE_BATCH,
     "DEFAULT_KEEP_COMPLETED": DEFAULT_KEEP_COMPLETED,
     "ENQUEUE_FIELDS": ENQUEUE_FIELDS,
+    "MAX_EXPIRE_TRIM": MAX_EXPIRE_TRIM,
+    "MAX_PROGRESS_BYTES": MAX_PROGRESS_BYTES,
 }
 """Every shared constant by its Lua name (the test compares lib.lua against this)."""
 
 # -- client side only ------------------------------------------------------------------
+
+DEFAULT_EVENTS_MAXLEN = 10_000
+"""Events kept per physical queue (``XADD MAXLEN ~``); 0 turns events off."""
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 """The server of a client, a worker or the ``omniq`` command given no URL."""

@@ -31,6 +31,7 @@ _QUEUE_SCRIPTS = (
     "remove_job",
     "remove_jobs_batch",
     "partition",
+    "progress",
 )
 _STANDALONE_SCRIPTS = ("childs_init", "child_ack")
 

@@ -29,12 +29,15 @@ the raw code so callers can branch on it.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ConnectionFailed",
     "CounterError",
     "DuplicateJobError",
     "InvalidArgument",
     "InvalidPayload",
+    "JobFailed",
     "JobNotFound",
     "LaneMismatch",
     "LeaseLost",
@@ -111,6 +114,23 @@ class PartitionError(ScriptError):
     """A partition layout was refused: ``PARTITION_CONFLICT`` (the queue already has another
     partition count; ``detail`` is the stored one), ``QUEUE_NOT_EMPTY`` (the unpartitioned
     queue holds jobs) or ``PARTITIONED`` (a plain publish reached a partitioned queue)."""
+
+
+class JobFailed(OmniqError):
+    """``wait()``: the job ended failed. ``error`` is its last error text (first line
+    ``"Type: message"``, then the traceback), ``attempts`` how many times it ran."""
+
+    def __init__(self, queue: str, job_id: str, error: str | None, attempts: int) -> None:
+        self.queue = queue
+        self.job_id = job_id
+        self.error = error
+        self.attempts = attempts
+        first = (error or "no error text").split("\n", 1)[0]
+        super().__init__(f"job {job_id} of queue {queue!r} failed after {attempts} "
+                         f"attempt{'s' if attempts != 1 else ''}: {first}")
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.queue, self.job_id, self.error, self.attempts))
 
 
 class PartialPublishError(OmniqError):

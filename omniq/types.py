@@ -13,6 +13,7 @@ __all__ = [
     "BatchResult",
     "FailOutcome",
     "GroupState",
+    "JobEvent",
     "JobInfo",
     "JobPage",
     "JobSpec",
@@ -104,6 +105,8 @@ class PublishOptions(TypedDict, total=False):
     delay_ms: int
     gid: str | None
     group_limit: int
+    keep_completed_ms: int | None
+    keep_failed_ms: int | None
     now_ms: int
     now_ms_override: int
 
@@ -120,6 +123,40 @@ class JobSpec(msgspec.Struct, kw_only=True):
     backoff_ms: int | None = None
     due_ms: int | None = None
     delay_ms: int | None = None
+    keep_completed_ms: int | None = None
+    keep_failed_ms: int | None = None
+
+
+class JobEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One lifecycle event of a queue (``AsyncOmniq.events``; docs/events.md).
+
+    ``id`` is the stream entry id (``"<ms>-<seq>"``, pass it as ``since`` to resume after
+    this event), ``queue`` the physical queue that wrote it (a partition of a partitioned
+    queue) and ``logical_queue`` the name it was read under. ``job_id`` is ``""`` for the
+    queue events ``paused`` and ``resumed``. ``ms`` is the server time of the transition.
+    ``attempt`` is set on reserved, progress, completed, failed, retry_scheduled and
+    lease_expired; ``due_ms`` on delayed and retry_scheduled; ``error`` on failed,
+    retry_scheduled and lease_expired; ``lane`` on removed; ``progress_raw`` (JSON text)
+    on progress.
+    """
+
+    id: str
+    queue: str
+    logical_queue: str
+    type: str
+    job_id: str
+    ms: int
+    gid: str | None = None
+    attempt: int | None = None
+    due_ms: int | None = None
+    error: str | None = None
+    lane: str | None = None
+    progress_raw: str | None = None
+
+    @property
+    def progress(self) -> Any:
+        """The decoded progress value (None unless this is a progress event)."""
+        return None if self.progress_raw is None else decode_payload(self.progress_raw)
 
 
 class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -148,6 +185,11 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
     last_error_ms: int | None
     result_raw: str | None
     fields: dict[str, str]
+    progress_raw: str | None = None
+    progress_ms: int | None = None
+    keep_completed_ms: int | None = None
+    keep_failed_ms: int | None = None
+    expire_ms: int | None = None
 
     @property
     def payload(self) -> Any:
@@ -159,6 +201,11 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
         """The first line of ``last_error`` (``"Type: message"``); the rest, when there is
         any, is the traceback of the failed attempt."""
         return None if self.last_error is None else self.last_error.split("\n", 1)[0]
+
+    @property
+    def progress(self) -> Any:
+        """The latest value the handler reported with ``ctx.progress``, or None."""
+        return None if self.progress_raw is None else decode_payload(self.progress_raw)
 
     @property
     def result(self) -> Any:

@@ -33,6 +33,7 @@ __all__ = [
     "parse_pause",
     "parse_remove_job",
     "parse_resume",
+    "pause_args",
     "parse_retry_failed",
     "partition_args",
     "promote_args",
@@ -52,17 +53,22 @@ __all__ = [
 # -- maintenance: reply {'OK', count} --------------------------------------------------
 
 
-def promote_args(now: int, max_promote: int) -> tuple[int, int]:
+def promote_args(now: int, max_promote: int, events_maxlen: int) -> tuple[int, int, int]:
     """ARGV of promote_delayed.lua."""
-    return (now, check_positive(max_promote, "max_promote"))
+    return (now, check_positive(max_promote, "max_promote"), events_maxlen)
 
 
-def reap_args(now: int, max_reap: int, keep_failed: str) -> tuple[Any, ...]:
+def reap_args(now: int, max_reap: int, keep_failed: str, events_maxlen: int) -> tuple[Any, ...]:
     """ARGV of reap_expired.lua (``keep_failed``: ``""`` keeps every failed job)."""
-    return (now, check_positive(max_reap, "max_reap"), keep_failed)
+    return (now, check_positive(max_reap, "max_reap"), keep_failed, events_maxlen)
 
 
 # -- pause / resume --------------------------------------------------------------------
+
+
+def pause_args(events_maxlen: int) -> tuple[int]:
+    """ARGV of pause.lua and resume.lua."""
+    return (events_maxlen,)
 
 
 def parse_pause(reply: Any) -> None:
@@ -83,9 +89,9 @@ def lane_state(lane: str) -> str:
     return "wait" if lane == "gwait" else lane
 
 
-def retry_failed_args(job_id: str, now: int) -> tuple[Any, ...]:
+def retry_failed_args(job_id: str, now: int, events_maxlen: int) -> tuple[Any, ...]:
     """ARGV of retry_failed.lua."""
-    return (job_id, now)
+    return (job_id, now, events_maxlen)
 
 
 def parse_retry_failed(reply: Any, job_id: str) -> None:
@@ -93,14 +99,14 @@ def parse_retry_failed(reply: Any, job_id: str) -> None:
     parse_ok("retry_failed", reply, job_id)
 
 
-def retry_batch_args(now: int, job_ids: Sequence[str]) -> tuple[Any, ...]:
+def retry_batch_args(now: int, job_ids: Sequence[str], events_maxlen: int) -> tuple[Any, ...]:
     """ARGV of retry_failed_batch.lua."""
-    return (now, len(job_ids), *job_ids)
+    return (now, len(job_ids), *job_ids, events_maxlen)
 
 
-def remove_job_args(job_id: str, lane: str, now: int) -> tuple[Any, ...]:
+def remove_job_args(job_id: str, lane: str, now: int, events_maxlen: int) -> tuple[Any, ...]:
     """ARGV of remove_job.lua."""
-    return (job_id, lane, now)
+    return (job_id, lane, now, events_maxlen)
 
 
 def parse_remove_job(reply: Any, job_id: str) -> None:
@@ -108,9 +114,11 @@ def parse_remove_job(reply: Any, job_id: str) -> None:
     parse_ok("remove_job", reply, job_id)
 
 
-def remove_batch_args(lane: str, job_ids: Sequence[str], now: int) -> tuple[Any, ...]:
+def remove_batch_args(
+    lane: str, job_ids: Sequence[str], now: int, events_maxlen: int
+) -> tuple[Any, ...]:
     """ARGV of remove_jobs_batch.lua."""
-    return (lane, len(job_ids), *job_ids, now)
+    return (lane, len(job_ids), *job_ids, now, events_maxlen)
 
 
 def parse_batch(op: str, reply: Any) -> list[BatchResult]:

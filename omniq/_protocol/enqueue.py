@@ -1,6 +1,7 @@
 """The ``enqueue`` script: publish one or many jobs into one physical queue, all or nothing.
 
-ARGV: ``now_ms, count``, then ``ENQUEUE_FIELDS`` fields per job (:func:`job_fields`).
+ARGV: ``now_ms, count``, then ``ENQUEUE_FIELDS`` fields per job (:func:`job_fields`), then
+``events_maxlen``.
 Reply: ``{'OK', n}`` or ``{'ERR', code, detail}``.
 """
 
@@ -23,8 +24,8 @@ __all__ = ["ENQUEUE", "JobOptions", "args", "chunks", "job_fields", "parse"]
 class JobOptions:
     """Validated per-job options, shared by ``publish`` and ``publish_many``."""
 
-    __slots__ = ("backoff_ms", "delay_ms", "due_ms", "gid", "group_limit", "max_attempts",
-                 "timeout_ms")
+    __slots__ = ("backoff_ms", "delay_ms", "due_ms", "gid", "group_limit", "keep_completed_ms",
+                 "keep_failed_ms", "max_attempts", "timeout_ms")
 
     def __init__(
         self,
@@ -36,6 +37,8 @@ class JobOptions:
         delay_ms: int = 0,
         gid: str | None = None,
         group_limit: int = 0,
+        keep_completed_ms: int = 0,
+        keep_failed_ms: int = 0,
     ) -> None:
         self.max_attempts = check_positive(max_attempts, "max_attempts")
         self.timeout_ms = check_positive(timeout_ms, "timeout_ms")
@@ -46,6 +49,8 @@ class JobOptions:
             raise InvalidArgument("give either due_ms (absolute) or delay_ms (relative), not both")
         self.gid = validate_gid(gid)
         self.group_limit = check_non_negative(group_limit, "group_limit")
+        self.keep_completed_ms = check_non_negative(keep_completed_ms, "keep_completed_ms")
+        self.keep_failed_ms = check_non_negative(keep_failed_ms, "keep_failed_ms")
 
 
 def job_fields(job_id: str, payload: bytes, o: JobOptions) -> list[Any]:
@@ -60,18 +65,23 @@ def job_fields(job_id: str, payload: bytes, o: JobOptions) -> list[Any]:
         o.delay_ms,
         o.gid,
         o.group_limit,
+        o.keep_completed_ms,
+        o.keep_failed_ms,
     ]
 
 
-def args(now: int, fields: Sequence[Any]) -> list[Any]:
+def args(now: int, fields: Sequence[Any], events_maxlen: int) -> list[Any]:
     """The ARGV of one call for the jobs whose :func:`job_fields` are ``fields``."""
-    return [now, len(fields) // ENQUEUE_FIELDS, *fields]
+    return [now, len(fields) // ENQUEUE_FIELDS, *fields, events_maxlen]
 
 
-def chunks(now: int, fields: Sequence[Any], chunk: int = PUBLISH_CHUNK) -> list[list[Any]]:
+def chunks(
+    now: int, fields: Sequence[Any], events_maxlen: int, chunk: int = PUBLISH_CHUNK
+) -> list[list[Any]]:
     """The ARGV of each call for many jobs: ``chunk`` jobs per call."""
     step = chunk * ENQUEUE_FIELDS
-    return [args(now, fields[i : i + step]) for i in range(0, len(fields), step)]
+    return [args(now, fields[i : i + step], events_maxlen)
+            for i in range(0, len(fields), step)]
 
 
 def parse(reply: Any, job_id: str | None = None) -> int:

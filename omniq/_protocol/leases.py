@@ -59,9 +59,9 @@ def check_reserve_count(count: object) -> int:
 # -- reserve ---------------------------------------------------------------------------
 
 
-def reserve_args(now: int, count: int) -> tuple[int, int]:
+def reserve_args(now: int, count: int, events_maxlen: int) -> tuple[int, int, int]:
     """ARGV of reserve.lua."""
-    return (now, count)
+    return (now, count, events_maxlen)
 
 
 def _jobs(queue: str, r: list[str], start: int, n: int) -> list[ReservedJob]:
@@ -105,7 +105,8 @@ def parse_reserve(queue: str, reply: Any) -> ReserveResult:
 
 
 def ack_reserve_args(
-    now: int, keep_completed: int, acks: Sequence[Ack], count: int, keep_failed: str
+    now: int, keep_completed: int, acks: Sequence[Ack], count: int, keep_failed: str,
+    events_maxlen: int,
 ) -> list[Any]:
     """ARGV of ack_reserve.lua: settle ``acks``, then reserve up to ``count`` (0: none).
 
@@ -115,7 +116,7 @@ def ack_reserve_args(
     for ack in acks:
         kind = "S" if ack.ok else ("X" if ack.final else "F")
         args += (ack.job_id, ack.lease_token, kind, ack.text)
-    args += (count, keep_failed)
+    args += (count, keep_failed, events_maxlen)
     return args
 
 
@@ -170,10 +171,11 @@ def parse_heartbeats(reply: Any, job_ids: Sequence[str]) -> list[int | ScriptErr
 
 
 def ack_success_args(
-    job_id: str, now: int, token: str, result: bytes, keep_completed: int
+    job_id: str, now: int, token: str, result: bytes, keep_completed: int, events_maxlen: int
 ) -> tuple[Any, ...]:
     """ARGV of ack_success.lua (``result``: the encoded result, or empty)."""
-    return (job_id, now, token, result, check_non_negative(keep_completed, "keep_completed"))
+    return (job_id, now, token, result, check_non_negative(keep_completed, "keep_completed"),
+            events_maxlen)
 
 
 def parse_ack_success(reply: Any, job_id: str) -> None:
@@ -182,10 +184,11 @@ def parse_ack_success(reply: Any, job_id: str) -> None:
 
 
 def ack_fail_args(
-    job_id: str, now: int, token: str, error: str, final: bool, keep_failed: str
+    job_id: str, now: int, token: str, error: str, final: bool, keep_failed: str,
+    events_maxlen: int,
 ) -> tuple[Any, ...]:
     """ARGV of ack_fail.lua (``error`` already cut to ``MAX_ERROR_BYTES``)."""
-    return (job_id, now, token, error, "1" if final else "0", keep_failed)
+    return (job_id, now, token, error, "1" if final else "0", keep_failed, events_maxlen)
 
 
 def parse_fail(reply: Any, job_id: str) -> FailOutcome:

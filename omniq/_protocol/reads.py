@@ -138,7 +138,8 @@ def opt_int(v: Any) -> int | None:
 
 _COUNTS = ("attempt", "max_attempts", "timeout_ms", "backoff_ms")  # int, 0 when unset
 _TIMES = ("created_ms", "updated_ms", "queued_ms", "first_started_ms", "last_started_ms",
-          "completed_ms", "failed_ms", "due_ms", "lock_until_ms", "last_error_ms")
+          "completed_ms", "failed_ms", "due_ms", "lock_until_ms", "last_error_ms",
+          "progress_ms", "keep_completed_ms", "keep_failed_ms", "expire_ms")
 _TEXTS = ("gid", "lease_token", "last_error")  # str, None when unset
 
 
@@ -159,6 +160,7 @@ def job_info(queue: str, job_id: str, raw: Mapping[Any, Any]) -> JobInfo:
         state=f.get("state", ""),
         payload_raw=f.get("payload", ""),
         result_raw=f.get("result") or None,
+        progress_raw=f.get("progress") or None,
         fields=f,
         **values,
     )

@@ -40,7 +40,7 @@ from omniq.aio._transport import ScriptRunner, map_errors
 from omniq.errors import InvalidArgument, JobNotFound, OmniqError, PartitionError
 from omniq.types import Ack, QueueStats, ReservedJob, ReserveResult
 
-__all__ = ["QueueCall", "Retention", "Routing", "Targets"]
+__all__ = ["CallDefaults", "QueueCall", "Routing", "Targets"]
 
 _CACHE_MAX = 10_000  # queue names remembered (layouts, anchors)
 
@@ -60,16 +60,25 @@ class Targets(NamedTuple):
         return self.parts[0] != self.queue
 
 
-class Retention:
-    """How many finished jobs the scripts keep (sent with every ack and reap)."""
+class CallDefaults:
+    """What a client sends with its script calls: how many finished jobs the scripts keep
+    (with every ack and reap), the event stream's length (with every call that changes a
+    job; 0: no events) and the age limits new jobs get unless a publish gives its own."""
 
-    __slots__ = ("keep_completed", "keep_failed", "keep_failed_arg")
+    __slots__ = ("events_maxlen", "keep_completed", "keep_completed_ms", "keep_failed",
+                 "keep_failed_arg", "keep_failed_ms")
 
-    def __init__(self, keep_completed: int, keep_failed: int | None) -> None:
+    def __init__(
+        self, keep_completed: int, keep_failed: int | None, *, events_maxlen: int = 0,
+        keep_completed_ms: int = 0, keep_failed_ms: int = 0,
+    ) -> None:
         self.keep_completed = keep_completed
         self.keep_failed = keep_failed
         # the scripts' text form: '' keeps every failed job
         self.keep_failed_arg = "" if keep_failed is None else str(keep_failed)
+        self.events_maxlen = events_maxlen
+        self.keep_completed_ms = keep_completed_ms
+        self.keep_failed_ms = keep_failed_ms
 
 
 def _split(count: int, order: Sequence[str]) -> dict[str, int]:
@@ -91,10 +100,10 @@ def _collect(part: str, res: ReserveResult, jobs: list[ReservedJob], paused: set
 class Routing:
     """Layouts, targets and calls of one client (see the module docstring)."""
 
-    def __init__(self, redis: AnyRedis, runner: ScriptRunner, retention: Retention) -> None:
+    def __init__(self, redis: AnyRedis, runner: ScriptRunner, defaults: CallDefaults) -> None:
         self.redis = redis
         self.runner = runner
-        self.retention = retention
+        self.defaults = defaults
         self._layouts: dict[str, int] = {}  # logical queue -> partition count (0: plain)
         self._anchors: dict[str, str] = {}
         self._rr: dict[str, int] = {}  # rotation counters: publish spreading, reserve fairness
@@ -333,7 +342,7 @@ class Routing:
                 calls.append((leases.ACK_RESERVE, part, self._ack_reserve_args(now, a, c)))
                 asked.append((part, c, [x.job_id for x in a]))
             elif c:
-                calls.append((leases.RESERVE, part, leases.reserve_args(now, c)))
+                calls.append((leases.RESERVE, part, self._reserve_args(now, c)))
                 asked.append((part, c, None))
         replies = await self.call_all(calls) if calls else []
         full: list[str] = []
@@ -362,9 +371,13 @@ class Routing:
             return outcomes, ReserveResult("JOB", jobs)
         return outcomes, ReserveResult("PAUSED" if len(paused) == k else "EMPTY", [])
 
+    def _reserve_args(self, now: int, count: int) -> tuple[int, int, int]:
+        return leases.reserve_args(now, count, self.defaults.events_maxlen)
+
     def _ack_reserve_args(self, now: int, acks: Sequence[Ack], count: int) -> list[Any]:
-        r = self.retention
-        return leases.ack_reserve_args(now, r.keep_completed, acks, count, r.keep_failed_arg)
+        d = self.defaults
+        return leases.ack_reserve_args(now, d.keep_completed, acks, count, d.keep_failed_arg,
+                                       d.events_maxlen)
 
     async def _reserve_one(
         self, queue: str, count: int, acks: Mapping[str, Sequence[Ack]], now: int
@@ -377,7 +390,7 @@ class Routing:
             return {queue: outcomes}, res
         if not count:
             return {}, None
-        reply = await self.call(leases.RESERVE, queue, leases.reserve_args(now, count))
+        reply = await self.call(leases.RESERVE, queue, self._reserve_args(now, count))
         return {}, leases.parse_reserve(queue, reply)
 
     async def _top_up(
@@ -397,7 +410,7 @@ class Routing:
         candidates = [part for part in probe if ready.get(part)] + full
         while remaining > 0 and candidates:
             round_shares = _split(remaining, candidates)
-            calls: list[QueueCall] = [(leases.RESERVE, part, leases.reserve_args(now, c))
+            calls: list[QueueCall] = [(leases.RESERVE, part, self._reserve_args(now, c))
                                  for part, c in round_shares.items()]
             replies = await self.call_all(calls)
             candidates = [part for part in candidates if part not in round_shares]

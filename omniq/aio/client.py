@@ -11,10 +11,17 @@ import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self, Unpack
 
-from omniq._keys import child_anchor, queue_base, split_partition, validate_job_id
+from omniq._keys import (
+    child_anchor,
+    queue_base,
+    split_partition,
+    validate_job_id,
+    validate_queue_name,
+)
 from omniq._limits import (
     DEFAULT_BACKOFF_MS,
     DEFAULT_CHILD_TTL_MS,
+    DEFAULT_EVENTS_MAXLEN,
     DEFAULT_KEEP_COMPLETED,
     DEFAULT_MAINTENANCE_BATCH,
     DEFAULT_MAX_ATTEMPTS,
@@ -24,6 +31,7 @@ from omniq._limits import (
     PUBLISH_CHUNK,
 )
 from omniq._protocol import admin, children, enqueue, reads
+from omniq._protocol import events as events_proto
 from omniq._protocol import leases as leasing
 from omniq._protocol.common import (
     check_batch,
@@ -35,8 +43,10 @@ from omniq._protocol.common import (
     new_job_id,
     pick_now,
 )
+from omniq._protocol.events import Since, check_events_maxlen, check_since, check_types
 from omniq.aio._connect import AnyRedis, ConnectionSettings
-from omniq.aio._routing import QueueCall, Retention, Routing, Targets
+from omniq.aio._events import EventStream, Waiters
+from omniq.aio._routing import CallDefaults, QueueCall, Routing, Targets
 from omniq.aio._transport import ScriptRunner, map_errors
 from omniq.codec import encode_payload, encode_result, to_json_value, truncate_error
 from omniq.errors import (
@@ -69,7 +79,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BACKOFF_MS", "DEFAULT_MAX_ATTEMPTS", "DEFAULT_TIMEOUT_MS", "AsyncOmniq"]
 
 _SPEC_OPTIONS = ("max_attempts", "timeout_ms", "backoff_ms", "gid", "group_limit", "delay_ms",
-                 "due_ms")
+                 "due_ms", "keep_completed_ms", "keep_failed_ms")
 
 
 class AsyncOmniq:
@@ -89,7 +99,14 @@ class AsyncOmniq:
 
     Retention: ``keep_completed`` (default 100) and ``keep_failed`` (default None = keep
     every failed job, as the official clients do) bound the completed and failed lists;
-    the oldest jobs beyond them are deleted. ``child_ttl_ms`` (default 7 days, 0 = never)
+    the oldest jobs beyond them are deleted. ``keep_completed_ms`` and ``keep_failed_ms``
+    (default 0 = no age limit) are the age limits the jobs this client publishes get
+    unless a publish gives its own: a job is deleted that long after it finished (or
+    earlier, by the count limits).
+
+    Events: every script call that changes a job appends one entry to the queue's event
+    stream (:meth:`events`, :meth:`wait`), kept to about ``events_maxlen`` entries per
+    queue (default 10,000; 0 writes no events). ``child_ttl_ms`` (default 7 days, 0 = never)
     is the expiry of parent/child counters started without an explicit ``ttl_ms``.
 
     Network: a command whose connection breaks is never re-sent (it may have run):
@@ -125,6 +142,9 @@ class AsyncOmniq:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         keep_completed: int = DEFAULT_KEEP_COMPLETED,
         keep_failed: int | None = None,
+        keep_completed_ms: int = 0,
+        keep_failed_ms: int = 0,
+        events_maxlen: int = DEFAULT_EVENTS_MAXLEN,
         child_ttl_ms: int = DEFAULT_CHILD_TTL_MS,
         socket_timeout: float | None = None,
         max_connections: int | None = None,
@@ -135,6 +155,7 @@ class AsyncOmniq:
         lean_transport: bool = True,
     ) -> None:
         settings: ConnectionSettings | None = None
+        self.socket_timeout = socket_timeout
         if redis is not None:
             self.redis: AnyRedis = redis
             self._owns_redis = False
@@ -148,15 +169,19 @@ class AsyncOmniq:
             self.redis = settings.redis()
             self._owns_redis = True
         self.max_payload_bytes = check_positive(max_payload_bytes, "max_payload_bytes")
-        self.retention = Retention(
+        self.defaults = CallDefaults(
             check_non_negative(keep_completed, "keep_completed"),
             None if keep_failed is None else check_non_negative(keep_failed, "keep_failed"),
+            events_maxlen=check_events_maxlen(events_maxlen),
+            keep_completed_ms=check_non_negative(keep_completed_ms, "keep_completed_ms"),
+            keep_failed_ms=check_non_negative(keep_failed_ms, "keep_failed_ms"),
         )
         self.child_ttl_ms = check_non_negative(child_ttl_ms, "child_ttl_ms")
         # scripts over the lean connection (None: redis-py) when we own the connections
         self._lean = settings.lean() if settings is not None and lean_transport else None
         self._runner = ScriptRunner(self.redis, self._lean)
-        self.routing = Routing(self.redis, self._runner, self.retention)
+        self.routing = Routing(self.redis, self._runner, self.defaults)
+        self._waiters: Waiters | None = None
 
     @classmethod
     def from_settings(
@@ -180,6 +205,9 @@ class AsyncOmniq:
 
     async def aclose(self) -> None:
         """Close the connections (not a Redis client that was passed in)."""
+        if self._waiters is not None:
+            await self._waiters.aclose()
+            self._waiters = None
         if self._lean is not None:
             await self._lean.aclose()
         if self._owns_redis:
@@ -193,12 +221,17 @@ class AsyncOmniq:
     @property
     def keep_completed(self) -> int:
         """Completed jobs kept per queue."""
-        return self.retention.keep_completed
+        return self.defaults.keep_completed
 
     @property
     def keep_failed(self) -> int | None:
         """Failed jobs kept per queue (None: all)."""
-        return self.retention.keep_failed
+        return self.defaults.keep_failed
+
+    @property
+    def events_maxlen(self) -> int:
+        """About how many events each queue's stream keeps (0: this client writes none)."""
+        return self.defaults.events_maxlen
 
     @staticmethod
     def queue_base(queue_name: str) -> str:
@@ -220,6 +253,8 @@ class AsyncOmniq:
         delay_ms: int = 0,
         gid: str | None = None,
         group_limit: int = 0,
+        keep_completed_ms: int | None = None,
+        keep_failed_ms: int | None = None,
         now_ms: int = 0,
         now_ms_override: int = 0,
     ) -> str:
@@ -229,20 +264,26 @@ class AsyncOmniq:
         epoch time, ``delay_ms`` a delay from now. Jobs with the same ``gid`` run FIFO, at
         most ``group_limit`` at a time: the first job of a burst that gives a limit sets it
         (0, the default, keeps the group's current limit, or 1 when it has none).
+        ``keep_completed_ms`` / ``keep_failed_ms``: delete the job that long after it
+        completed / failed for good (None: the client's setting; 0: only the count limits).
 
         :raises InvalidArgument: bad options or payload (nothing is written).
         :raises DuplicateJobError: ``job_id`` already exists (it is left untouched).
         """
         routing = self.routing
+        d = self.defaults
         opts = enqueue.JobOptions(
             max_attempts=max_attempts, timeout_ms=timeout_ms, backoff_ms=backoff_ms,
             due_ms=due_ms, delay_ms=delay_ms, gid=gid, group_limit=group_limit,
+            keep_completed_ms=d.keep_completed_ms if keep_completed_ms is None
+            else keep_completed_ms,
+            keep_failed_ms=d.keep_failed_ms if keep_failed_ms is None else keep_failed_ms,
         )
         target = routing.publish_target(queue, opts.gid, job_id)  # validates the name
         jid = new_job_id() if job_id is None else validate_job_id(job_id)
         data = encode_payload(payload, self.max_payload_bytes)
         now = pick_now(now_ms, now_ms_override)
-        args = enqueue.args(now, enqueue.job_fields(jid, data, opts))
+        args = enqueue.args(now, enqueue.job_fields(jid, data, opts), d.events_maxlen)
         try:
             enqueue.parse(await routing.call(enqueue.ENQUEUE, target, args), jid)
         except PartitionError as exc:  # a partitioned queue (nothing was written)
@@ -279,6 +320,8 @@ class AsyncOmniq:
         gid: str | None = None,
         group_limit: int = 0,
         delay_ms: int = 0,
+        keep_completed_ms: int | None = None,
+        keep_failed_ms: int | None = None,
         now_ms: int = 0,
     ) -> list[str]:
         """Enqueue many jobs in one round trip; returns their ids in order.
@@ -293,9 +336,13 @@ class AsyncOmniq:
         """
         routing = self.routing
         now = check_now(now_ms)
+        d = self.defaults
         defaults: dict[str, Any] = {
             "max_attempts": max_attempts, "timeout_ms": timeout_ms, "backoff_ms": backoff_ms,
             "gid": gid, "group_limit": group_limit, "delay_ms": delay_ms,
+            "keep_completed_ms": d.keep_completed_ms if keep_completed_ms is None
+            else keep_completed_ms,
+            "keep_failed_ms": d.keep_failed_ms if keep_failed_ms is None else keep_failed_ms,
         }
         base_opts = enqueue.JobOptions(**defaults)
         ids: list[str] = []
@@ -350,7 +397,8 @@ class AsyncOmniq:
             else:
                 sel_fields = [x for k in idx for x in fields[k * f : (k + 1) * f]]
             for start, args in zip(range(0, len(idx), PUBLISH_CHUNK),
-                                   enqueue.chunks(now, sel_fields), strict=True):
+                                   enqueue.chunks(now, sel_fields,
+                                                  self.defaults.events_maxlen), strict=True):
                 calls.append((enqueue.ENQUEUE, target, args))
                 call_ids.append([ids[k] for k in idx[start : start + PUBLISH_CHUNK]])
         replies = await routing.call_all_results(calls)
@@ -497,8 +545,9 @@ class AsyncOmniq:
         lease_id(job_id)
         data = b"" if result is None else encode_result(result, self.max_payload_bytes)
         now = pick_now(now_ms, now_ms_override)
-        args = leasing.ack_success_args(job_id, now, lease_token, data,
-                                       self.retention.keep_completed)
+        d = self.defaults
+        args = leasing.ack_success_args(job_id, now, lease_token, data, d.keep_completed,
+                                       d.events_maxlen)
         reply = await self.routing.call(leasing.ACK_SUCCESS, queue, args)
         leasing.parse_ack_success(reply, job_id)
 
@@ -523,8 +572,9 @@ class AsyncOmniq:
         lease_id(job_id)
         text = "" if error is None else truncate_error(str(error))
         now = pick_now(now_ms, now_ms_override)
-        args = leasing.ack_fail_args(job_id, now, lease_token, text, final,
-                                    self.retention.keep_failed_arg)
+        d = self.defaults
+        args = leasing.ack_fail_args(job_id, now, lease_token, text, final, d.keep_failed_arg,
+                                    d.events_maxlen)
         return leasing.parse_fail(await self.routing.call(leasing.ACK_FAIL, queue, args), job_id)
 
     async def ack_reserve(
@@ -559,7 +609,8 @@ class AsyncOmniq:
         """Move delayed jobs that are due to their lane; returns how many moved
         (on a partitioned queue: at most ``max_promote`` per partition, summed)."""
         t = await self.routing.targets(queue)
-        args = admin.promote_args(pick_now(now_ms, now_ms_override), max_promote)
+        args = admin.promote_args(pick_now(now_ms, now_ms_override), max_promote,
+                                  self.defaults.events_maxlen)
         replies = await self.routing.call_each(t, admin.PROMOTE_DELAYED, args)
         return sum(admin.parse_count("promote_delayed", r) for r in replies)
 
@@ -571,7 +622,8 @@ class AsyncOmniq:
         (on a partitioned queue: at most ``max_reap`` per partition, summed)."""
         t = await self.routing.targets(queue)
         now = pick_now(now_ms, now_ms_override)
-        args = admin.reap_args(now, max_reap, self.retention.keep_failed_arg)
+        d = self.defaults
+        args = admin.reap_args(now, max_reap, d.keep_failed_arg, d.events_maxlen)
         replies = await self.routing.call_each(t, admin.REAP_EXPIRED, args)
         return sum(admin.parse_count("reap_expired", r) for r in replies)
 
@@ -582,13 +634,15 @@ class AsyncOmniq:
 
         A partitioned queue is paused partition by partition (one round trip)."""
         t = await self.routing.targets(queue)
-        for r in await self.routing.call_each(t, admin.PAUSE, ()):
+        args = admin.pause_args(self.defaults.events_maxlen)
+        for r in await self.routing.call_each(t, admin.PAUSE, args):
             admin.parse_pause(r)
 
     async def resume(self, queue: str) -> bool:
         """Allow reservations again; returns whether the queue (any partition) was paused."""
         t = await self.routing.targets(queue)
-        replies = await self.routing.call_each(t, admin.RESUME, ())
+        replies = await self.routing.call_each(
+            t, admin.RESUME, admin.pause_args(self.defaults.events_maxlen))
         return any([admin.parse_resume(r) for r in replies])
 
     async def is_paused(self, queue: str) -> bool:
@@ -610,7 +664,8 @@ class AsyncOmniq:
         now = pick_now(now_ms, now_ms_override)
         part = await self.routing.job_partition(t, job_id, "failed")
         reply = await self.routing.call(admin.RETRY_FAILED, part,
-                                        admin.retry_failed_args(job_id, now))
+                                        admin.retry_failed_args(job_id, now,
+                                                                self.defaults.events_maxlen))
         admin.parse_retry_failed(reply, job_id)
 
     async def retry_failed_batch(
@@ -622,7 +677,8 @@ class AsyncOmniq:
         ids = check_batch(job_ids)
         now = pick_now(now_ms, now_ms_override)
         return await self._batch(t, admin.RETRY_FAILED_BATCH, ids, "failed",
-                                 lambda sel: admin.retry_batch_args(now, sel))
+                                 lambda sel: admin.retry_batch_args(
+                                     now, sel, self.defaults.events_maxlen))
 
     async def remove_job(self, queue: str, job_id: str, lane: str, *, now_ms: int = 0) -> None:
         """Delete a job that is in ``lane`` (wait, delayed, failed, completed or gwait).
@@ -636,7 +692,8 @@ class AsyncOmniq:
         now = check_now(now_ms)
         part = await self.routing.job_partition(t, job_id, admin.lane_state(lane))
         reply = await self.routing.call(admin.REMOVE_JOB, part,
-                                        admin.remove_job_args(job_id, lane, now))
+                                        admin.remove_job_args(job_id, lane, now,
+                                                              self.defaults.events_maxlen))
         admin.parse_remove_job(reply, job_id)
 
     async def remove_jobs_batch(
@@ -648,7 +705,8 @@ class AsyncOmniq:
         ids = check_batch(job_ids)
         now = check_now(now_ms)
         return await self._batch(t, admin.REMOVE_JOBS_BATCH, ids, admin.lane_state(lane),
-                                 lambda sel: admin.remove_batch_args(lane, sel, now))
+                                 lambda sel: admin.remove_batch_args(
+                                     lane, sel, now, self.defaults.events_maxlen))
 
     async def _batch(
         self, t: Targets, script: Any, ids: list[str], want_state: str,
@@ -797,6 +855,82 @@ class AsyncOmniq:
         return [reads.combine_group_states(g, [
             reads.parse_group_state(g, r[j * n:(j + 1) * n]) for r in rows])
             for j, g in enumerate(names)]
+
+    # -- events, results, progress ----------------------------------------------------
+
+    def events(
+        self,
+        queue: str | Sequence[str],
+        *,
+        since: Since = "$",
+        types: Iterable[str] | None = None,
+    ) -> EventStream:
+        """The lifecycle events of one or more queues, as they happen::
+
+            async for event in omniq.events("emails", types=["completed", "failed"]):
+                print(event.type, event.job_id)
+
+        ``since``: ``"$"`` (default: events from now on), ``"0"`` (every event the stream
+        still keeps), a stream id (the events after it: ``event.id`` resumes right after
+        that event), epoch milliseconds (events at or after that time), or the ``cursor``
+        of an earlier reader (``{physical queue: id}``, for several queues or partitions).
+        ``types`` keeps only those event types (see ``omniq._protocol.events.EVENT_TYPES``).
+        A partitioned queue is read in all its partitions; events of different physical
+        queues are not ordered among each other. A broken connection is retried from the
+        last event read, without gaps or repeats.
+
+        :raises InvalidArgument: a bad queue name, ``since`` or event type (at once).
+        """
+        names = [queue] if isinstance(queue, str) else list(queue)
+        if not names:
+            raise InvalidArgument("events() needs at least one queue")
+        for name in names:
+            validate_queue_name(name)
+        return EventStream(self, names, check_since(since), check_types(types))
+
+    # timeout= is the API of the peers' waits (arq, Celery); ruff prefers asyncio.timeout
+    async def wait(
+        self, queue: str, job_id: str, *, timeout: float | None = None  # noqa: ASYNC109
+    ) -> Any:
+        """Wait until the job finishes and return its handler's result (None when the
+        handler returned nothing): ``await omniq.wait(q, await omniq.publish(q, payload))``.
+
+        Works whether the job finished before or after the call: the job is read once the
+        event reader is in place, then again each time its queue reports that job
+        completed, failed or was removed (and every 2 s, in case the client that finished
+        it writes no events).
+
+        :raises JobFailed: the job ended failed (its ``error`` and ``attempts``).
+        :raises JobNotFound: no such job (never published, removed, or its record already
+            deleted by ``keep_completed`` / ``keep_completed_ms``).
+        :raises TimeoutError: ``timeout`` seconds passed first (the job is left alone).
+        """
+        t = await self.routing.targets(queue)
+        jid = validate_job_id(job_id)
+        if timeout is not None and (isinstance(timeout, bool)
+                                    or not isinstance(timeout, int | float) or timeout < 0):
+            raise InvalidArgument("timeout must be a number of seconds >= 0, or None")
+        part = await self.routing.job_partition(t, jid, None) if t.partitioned else t.parts[0]
+        if self._waiters is None:
+            self._waiters = Waiters(self)
+        return await self._waiters.wait(part, jid, timeout)
+
+    async def progress(
+        self, queue: str, job_id: str, lease_token: str, value: Any, *, now_ms: int = 0
+    ) -> None:
+        """Store ``value`` (any JSON value, at most 64 KiB encoded) as the job's latest
+        progress and emit a ``progress`` event. Handlers call ``ctx.progress(value)``.
+
+        :raises InvalidArgument: not JSON, or too large (nothing is written).
+        :raises LeaseLost: the lease is no longer held.
+        """
+        self.routing.check_lease_queue(queue)
+        lease_id(job_id)
+        data = events_proto.encode_progress(value)
+        args = events_proto.progress_args(job_id, lease_token, data, check_now(now_ms),
+                                          self.defaults.events_maxlen)
+        events_proto.parse_progress(
+            await self.routing.call(events_proto.PROGRESS, queue, args), job_id)
 
     async def result(self, queue: str, job_id: str) -> Any:
         """The decoded result a handler returned for a completed job, or None."""

@@ -3,7 +3,7 @@
 --   job_id, lease_token, outcome ('S' success | 'F' failure | 'X' failure, no retry),
 --   text (result | error)
 -- then reserve_count (0 = do not reserve), then optionally keep_failed ('' = keep every
--- failed job, N = keep the newest N).
+-- failed job, N = keep the newest N) and events_maxlen.
 -- Reply: {n_acks, per ack: status, value ('OK','' | 'RETRY',due | 'FAILED','' | 'ERR',code),
 --         then the reserve reply when reserve_count > 0 (see reserve.lua)}
 local now = clock(ARGV[1])
@@ -12,11 +12,13 @@ local keep = int(ARGV[2])
 if keep == nil or keep < 0 then return err('BAD_ARGS', 'keep_completed') end
 local n = int(ARGV[3])
 if n == nil or n < 0 or n > MAX_ACKS then return err('BAD_ARGS', 'count') end
-if #ARGV ~= 4 + 4 * n and #ARGV ~= 5 + 4 * n then return err('BAD_ARGS', 'argument count') end
+if #ARGV < 4 + 4 * n or #ARGV > 6 + 4 * n then return err('BAD_ARGS', 'argument count') end
 local count = int(ARGV[4 + 4 * n])
 if count == nil or count < 0 or count > MAX_RESERVE then return err('BAD_ARGS', 'reserve_count') end
 local keep_failed = keep_failed_arg(ARGV[5 + 4 * n])
 if keep_failed == nil then return err('BAD_ARGS', 'keep_failed') end
+events_maxlen = events_arg(ARGV[6 + 4 * n])
+if events_maxlen == nil then return err('BAD_ARGS', 'events_maxlen') end
 for i = 0, n - 1 do
   local o = 3 + 4 * i
   if not lease_id(ARGV[o + 1]) then return err('BAD_JOB_ID', tostring(i)) end
@@ -37,7 +39,10 @@ for i = 0, n - 1 do
     if status ~= 'ERR' then wrote = true end
   end
 end
-if wrote then stamps[#stamps + 1] = 'last_finish_ms' end
+if wrote then
+  stamps[#stamps + 1] = 'last_finish_ms'
+  expire_finished(now)
+end
 if count > 0 and reserve_into(out, count, now) > 0 then wrote = true end
 if wrote then
   -- our own reservation already took what the acks released; others may still want it

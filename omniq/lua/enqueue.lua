@@ -1,20 +1,29 @@
 -- enqueue: publish one or more jobs into one queue, all or nothing.
--- ARGV: now_ms, count, then per job ENQUEUE_FIELDS (9) fields:
---   job_id, payload, max_attempts, timeout_ms, backoff_ms, due_ms, delay_ms, gid, group_limit
--- (due_ms is absolute, delay_ms relative to now; at most one is non-zero)
+-- ARGV: now_ms, count, then per job ENQUEUE_FIELDS (11) fields:
+--   job_id, payload, max_attempts, timeout_ms, backoff_ms, due_ms, delay_ms, gid, group_limit,
+--   keep_completed_ms, keep_failed_ms
+-- then optionally events_maxlen.
+-- (due_ms is absolute, delay_ms relative to now; at most one is non-zero. keep_*_ms: how
+-- long the job is kept once completed / failed for good, 0 = only the count limits)
 -- Reply: {'OK', n} | {'ERR', code, detail}
 local now = clock(ARGV[1])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
 local n = int(ARGV[2])
 if n == nil or n < 1 then return err('BAD_ARGS', 'count') end
-if #ARGV ~= 2 + n * ENQUEUE_FIELDS then return err('BAD_ARGS', 'argument count') end
+if #ARGV ~= 2 + n * ENQUEUE_FIELDS and #ARGV ~= 3 + n * ENQUEUE_FIELDS then
+  return err('BAD_ARGS', 'argument count')
+end
+events_maxlen = events_arg(ARGV[3 + n * ENQUEUE_FIELDS])
+if events_maxlen == nil then return err('BAD_ARGS', 'events_maxlen') end
 -- a logical queue that was partitioned takes jobs only in its partitions "{name.pI}"
 -- (a client with a stale layout cache re-reads it on this refusal)
 if redis.call('EXISTS', B .. ':partitions') == 1 then return err('PARTITIONED') end
 
 -- validate everything before the first write
 local seen = {}
-local parsed = {}  -- per job: max_attempts, timeout_ms, backoff_ms (as stored), due, group_limit
+-- per job: max_attempts, timeout_ms, backoff_ms (as stored), due, group_limit,
+-- keep_completed_ms, keep_failed_ms
+local parsed = {}
 for i = 0, n - 1 do
   local o = 2 + i * ENQUEUE_FIELDS
   local id = ARGV[o + 1]
@@ -32,11 +41,15 @@ for i = 0, n - 1 do
   if due == nil or due < 0 then return err('BAD_ARGS', 'due_ms') end
   if delay == nil or delay < 0 then return err('BAD_ARGS', 'delay_ms') end
   if gl == nil or gl < 0 then return err('BAD_ARGS', 'group_limit') end
+  local kc, kf = int(ARGV[o + 10]), int(ARGV[o + 11])
+  if kc == nil or kc < 0 then return err('BAD_ARGS', 'keep_completed_ms') end
+  if kf == nil or kf < 0 then return err('BAD_ARGS', 'keep_failed_ms') end
   local gid = ARGV[o + 8]
   if gid ~= '' and not valid_id(gid) then return err('BAD_GID', id) end
   if redis.call('EXISTS', job_key(id)) == 1 then return err('DUPLICATE', id) end
   if delay > 0 then due = now + delay end
-  parsed[i] = {canon(ARGV[o + 3], ma), canon(ARGV[o + 4], tm), canon(ARGV[o + 5], bo), due, gl}
+  parsed[i] = {canon(ARGV[o + 3], ma), canon(ARGV[o + 4], tm), canon(ARGV[o + 5], bo), due, gl,
+    kc, kf}
 end
 
 local ready, delayed = 0, 0
@@ -63,6 +76,15 @@ for i = 0, n - 1 do
     end
     grouped = true
   end
+  -- omniq extension fields, only when set (official clients ignore them)
+  if job[6] > 0 then
+    fields[#fields + 1] = 'keep_completed_ms'
+    fields[#fields + 1] = fmt(job[6])
+  end
+  if job[7] > 0 then
+    fields[#fields + 1] = 'keep_failed_ms'
+    fields[#fields + 1] = fmt(job[7])
+  end
   if due > now then
     fields[7] = 'delayed'
     fields[#fields + 1] = 'due_ms'
@@ -72,9 +94,11 @@ for i = 0, n - 1 do
   if due > now then
     redis.call('ZADD', K_DELAYED, due, id)
     redis.call('ZADD', K_IDX_DELAYED, now, id)
+    emit('delayed', id, gid, now, 'due', fmt(due))
     delayed = delayed + 1
   else
     push_ready(id, gid, now, gl)
+    emit('enqueued', id, gid, now)
     ready = ready + 1
   end
 end

@@ -17,7 +17,7 @@ for i = 0, n - 1 do
   else
     local jk = job_key(id)
     local timeout = tonumber(redis.call('HGET', jk, 'timeout_ms') or '') or 0
-    if timeout <= 0 then timeout = DEFAULT_TIMEOUT_MS end
+    if timeout <= 0 then timeout = FALLBACK_LEASE_MS end
     local lock = now + timeout
     redis.call('ZADD', K_ACTIVE, lock, id)
     redis.call('HSET', jk, 'lock_until_ms', fmt(lock), 'updated_ms', fmt(now))

@@ -23,7 +23,11 @@ local MAX_FAILED_TRIM = 1000
 local FALLBACK_LEASE_MS = 60000
 local DEFAULT_MAINTENANCE_BATCH = 1000
 local DEFAULT_KEEP_COMPLETED = 100
-local ENQUEUE_FIELDS = 9
+local ENQUEUE_FIELDS = 11
+-- Most finished jobs one call deletes because their keep_*_ms time is over.
+local MAX_EXPIRE_TRIM = 1000
+-- Longest progress value (JSON text) a job keeps.
+local MAX_PROGRESS_BYTES = 65536
 -- Lua side only: bounds on the work of one reservation.
 local MAX_GROUP_POPS = 10
 local MAX_ORPHAN_SKIPS = 100
@@ -52,6 +56,15 @@ local K_IDX_FAILED = B .. ':idx:failed'
 -- hash vanished still releases its group slot (fixes D4). Official clients ignore it.
 local K_LEASES = B .. ':leases'
 local WAKE_CHANNEL = B .. ':wake'
+-- omniq extension: the queue's lifecycle events, a stream written by the script that makes
+-- each transition (docs/events.md). Official clients neither write nor read it.
+local K_EVENTS = B .. ':events'
+-- omniq extension: finished jobs kept for a time (keep_completed_ms / keep_failed_ms),
+-- scored by the time they may be deleted.
+local K_EXPIRE = B .. ':expire'
+
+-- MAXLEN ~ of the event stream, from the script's events_maxlen argument (0: no events)
+local events_maxlen = 0
 
 
 local wake_needed = false
@@ -129,6 +142,29 @@ end
 -- heartbeat and ack.
 local function lease_id(id)
   return id ~= nil and id ~= ''
+end
+
+-- events_maxlen argument: '' or missing = no events, else an integer >= 0; nil when malformed.
+local function events_arg(v)
+  if v == nil or v == '' then return 0 end
+  local n = int(v)
+  if n == nil or n < 0 then return nil end
+  return n
+end
+
+-- Append one lifecycle event: its type, the job id ('' for queue events), the script's
+-- clock, the gid when there is one, then the type's own field/value pairs (all strings).
+local function emit(kind, id, gid, now, ...)
+  if events_maxlen == 0 then return end
+  local args = {K_EVENTS, 'MAXLEN', '~', events_maxlen, '*', 'type', kind, 'id', id,
+    'ms', fmt(now)}
+  if gid and gid ~= '' then
+    args[#args + 1] = 'gid'
+    args[#args + 1] = gid
+  end
+  local extra = {...}
+  for i = 1, #extra do args[#args + 1] = extra[i] end
+  redis.call('XADD', unpack(args))
 end
 
 -- Counters in B:stats are recomputed from the real containers (all O(1)), so they never
@@ -248,6 +284,7 @@ local function lease(id, gid, now)
   redis.call('ZREM', K_IDX_WAIT, id)
   redis.call('ZADD', K_IDX_ACTIVE, now, id)
   if gid ~= '' then redis.call('HSET', K_LEASES, id, gid) end
+  emit('reserved', id, gid, now, 'attempt', fmt(attempt))
   -- the RESERVE_FIELDS (8) values of one job in a reservation reply
   return {id, h[2] or '', fmt(lock), fmt(attempt), h[4] or '', gid, token, fmt(timeout)}
 end
@@ -359,13 +396,14 @@ local function check_lease(id, token)
 end
 
 -- The same gate for the acks, which end the lease: it also takes the job out of the active
--- zset and returns the job's gid (one read for token and gid).
+-- zset and returns the job's gid, attempt and keep_completed_ms (one read for all).
 local function take_lease(id, token)
   if token == nil or token == '' then return 'TOKEN_REQUIRED' end
-  local h = redis.call('HMGET', job_key(id), 'lease_token', 'gid')
+  local h = redis.call('HMGET', job_key(id), 'lease_token', 'gid', 'attempt',
+    'keep_completed_ms')
   if h[1] ~= token then return 'TOKEN_MISMATCH' end
   if redis.call('ZREM', K_ACTIVE, id) == 0 then return 'NOT_ACTIVE' end
-  return nil, h[2] or ''
+  return nil, h[2] or '', h[3] or '0', tonumber(h[4]) or 0
 end
 
 -- End a lease whose job hash exists (an ack): forget the lease map entry, free the slot.
@@ -410,12 +448,53 @@ local function trim_finished(list_key, idx_key, state, n, keep, budget)
     n = n - 1
     budget = budget - 1
     redis.call('ZREM', idx_key, old)
-    if redis.call('HGET', job_key(old), 'state') == state then redis.call('DEL', job_key(old)) end
+    if redis.call('HGET', job_key(old), 'state') == state then
+      redis.call('DEL', job_key(old))
+      redis.call('ZREM', K_EXPIRE, old)
+    end
   end
 end
 
+-- Keep a finished job for `ms` more: it is deleted by expire_finished once the time is
+-- over. The job's expire_ms field must still match then, so an entry left behind never
+-- deletes a later job that reused the id.
+local function expire_later(id, jk, now, ms)
+  local at = now + ms
+  redis.call('HSET', jk, 'expire_ms', fmt(at))
+  redis.call('ZADD', K_EXPIRE, at, id)
+end
+
+-- Delete up to MAX_EXPIRE_TRIM finished jobs whose keep_*_ms time is over (called by the
+-- scripts that finish jobs and by promote_delayed, so no sweeper process is needed).
+-- Returns how many were deleted.
+local function expire_finished(now)
+  local due = redis.call('ZRANGEBYSCORE', K_EXPIRE, '-inf', now, 'WITHSCORES', 'LIMIT', 0,
+    MAX_EXPIRE_TRIM)
+  local deleted = 0
+  for i = 1, #due, 2 do
+    local id = due[i]
+    redis.call('ZREM', K_EXPIRE, id)
+    local jk = job_key(id)
+    local h = redis.call('HMGET', jk, 'state', 'expire_ms')
+    if tonumber(h[2] or '') == tonumber(due[i + 1]) then
+      if h[1] == 'completed' then
+        redis.call('LREM', K_COMPLETED, -1, id)  -- the oldest are at the tail
+        redis.call('ZREM', K_IDX_COMPLETED, id)
+        redis.call('DEL', jk)
+        deleted = deleted + 1
+      elseif h[1] == 'failed' then
+        redis.call('LREM', K_FAILED, -1, id)
+        redis.call('ZREM', K_IDX_FAILED, id)
+        redis.call('DEL', jk)
+        deleted = deleted + 1
+      end
+    end
+  end
+  return deleted
+end
+
 local function ack_success_one(id, token, now, result, keep)
-  local code, gid = take_lease(id, token)
+  local code, gid, attempt, ttl = take_lease(id, token)
   if code then return code end
   local jk = job_key(id)
   redis.call('HSET', jk, 'state', 'completed', 'completed_ms', fmt(now), 'updated_ms', fmt(now),
@@ -424,6 +503,8 @@ local function ack_success_one(id, token, now, result, keep)
   redis.call('ZREM', K_IDX_ACTIVE, id)
   redis.call('ZADD', K_IDX_COMPLETED, now, id)
   end_acked_lease(id, gid, now)
+  if ttl > 0 then expire_later(id, jk, now, ttl) end
+  emit('completed', id, gid, now, 'attempt', attempt)
   local n = redis.call('LPUSH', K_COMPLETED, id)
   if n > keep then trim_finished(K_COMPLETED, K_IDX_COMPLETED, 'completed', n, keep, n) end
   return nil
@@ -445,9 +526,10 @@ local function trim_failed(keep)
 end
 
 -- Shared by ack_fail and reap: retry with backoff or fail for good (final = no retry).
--- keep_failed < 0 keeps every failed job.
-local function fail_or_retry(id, jk, now, final, keep_failed)
-  local h = redis.call('HMGET', jk, 'attempt', 'max_attempts', 'backoff_ms')
+-- keep_failed < 0 keeps every failed job; text is the error the events carry.
+local function fail_or_retry(id, jk, now, final, keep_failed, text)
+  local h = redis.call('HMGET', jk, 'attempt', 'max_attempts', 'backoff_ms', 'gid',
+    'keep_failed_ms')
   local attempt = tonumber(h[1]) or 0
   local max_attempts = tonumber(h[2]) or 1
   if max_attempts < 1 then max_attempts = 1 end
@@ -457,6 +539,9 @@ local function fail_or_retry(id, jk, now, final, keep_failed)
       'lease_token', '', 'lock_until_ms', '')
     redis.call('LPUSH', K_FAILED, id)
     redis.call('ZADD', K_IDX_FAILED, now, id)
+    local ttl = tonumber(h[5] or '') or 0
+    if ttl > 0 then expire_later(id, jk, now, ttl) end
+    emit('failed', id, h[4], now, 'attempt', fmt(attempt), 'error', text)
     if keep_failed >= 0 then trim_failed(keep_failed) end
     return 'FAILED', ''
   end
@@ -467,6 +552,8 @@ local function fail_or_retry(id, jk, now, final, keep_failed)
     'lease_token', '', 'lock_until_ms', '')
   redis.call('ZADD', K_DELAYED, due, id)
   redis.call('ZADD', K_IDX_DELAYED, now, id)
+  emit('retry_scheduled', id, h[4], now, 'attempt', fmt(attempt), 'due', fmt(due),
+    'error', text)
   return 'RETRY', fmt(due)
 end
 
@@ -474,11 +561,12 @@ local function ack_fail_one(id, token, now, text, final, keep_failed)
   local code, gid = take_lease(id, token)
   if code then return 'ERR', code end
   local jk = job_key(id)
-  if text ~= nil and text ~= '' then
-    redis.call('HSET', jk, 'last_error', cut_utf8(text), 'last_error_ms', fmt(now))
+  text = cut_utf8(text or '')
+  if text ~= '' then
+    redis.call('HSET', jk, 'last_error', text, 'last_error_ms', fmt(now))
   end
   end_acked_lease(id, gid, now)
-  return fail_or_retry(id, jk, now, final, keep_failed)
+  return fail_or_retry(id, jk, now, final, keep_failed, text)
 end
 
 local function retry_failed_one(id, now)
@@ -491,9 +579,11 @@ local function retry_failed_one(id, now)
   redis.call('ZREM', K_IDX_FAILED, id)
   redis.call('ZREM', K_DELAYED, id)
   redis.call('ZREM', K_IDX_DELAYED, id)
+  redis.call('ZREM', K_EXPIRE, id)
   redis.call('HSET', jk, 'state', 'wait', 'attempt', '0', 'lease_token', '', 'lock_until_ms', '',
-    'due_ms', '', 'failed_ms', '', 'updated_ms', fmt(now))
+    'due_ms', '', 'failed_ms', '', 'expire_ms', '', 'updated_ms', fmt(now))
   push_ready(id, h[2] or '', now, h[3])
+  emit('retried', id, h[2], now)
   return nil
 end
 
@@ -530,9 +620,11 @@ local function remove_one(id, lane, now)
   end
   if removed == 0 then return 'NOT_IN_LANE' end
   redis.call('DEL', jk)
+  if lane == 'failed' or lane == 'completed' then redis.call('ZREM', K_EXPIRE, id) end
   local idx = {wait = K_IDX_WAIT, gwait = K_IDX_WAIT, delayed = K_IDX_DELAYED,
     failed = K_IDX_FAILED, completed = K_IDX_COMPLETED}
   redis.call('ZREM', idx[lane], id)
   if lane == 'gwait' then forget_idle_group(gid) end
+  emit('removed', id, gid, now, 'lane', lane)
   return nil
 end

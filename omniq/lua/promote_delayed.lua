@@ -1,10 +1,14 @@
 -- promote_delayed: move due delayed jobs to the tail of their lane.
--- ARGV: now_ms, max_promote
+-- ARGV: now_ms, max_promote, [events_maxlen]
+-- Also deletes finished jobs whose keep_*_ms time is over (the worker calls it on a timer).
 -- Reply: {'OK', count}
 local now = clock(ARGV[1])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
 local max = int(ARGV[2] or fmt(DEFAULT_MAINTENANCE_BATCH))
 if max == nil or max < 1 then return err('BAD_ARGS', 'max_promote') end
+events_maxlen = events_arg(ARGV[3])
+if events_maxlen == nil then return err('BAD_ARGS', 'events_maxlen') end
+local expired = expire_finished(now)
 local ids = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, max)
 local moved = 0
 for _, id in ipairs(ids) do
@@ -16,8 +20,9 @@ for _, id in ipairs(ids) do
   if h[1] then
     redis.call('HSET', jk, 'state', 'wait', 'updated_ms', fmt(now))
     push_ready(id, h[2] or '', now, h[3])
+    emit('promoted', id, h[2], now)
     moved = moved + 1
   end
 end
-if #ids > 0 then finish(now) end
+if #ids > 0 or expired > 0 then finish(now) end
 return {'OK', fmt(moved)}

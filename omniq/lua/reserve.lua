@@ -1,11 +1,13 @@
 -- reserve: lease up to count jobs.
--- ARGV: now_ms, count (1..1000)
+-- ARGV: now_ms, count (1..1000), [events_maxlen]
 -- Reply: {'PAUSED'} | {'EMPTY'} | {'JOB', n, then per job:
 --   id, payload, lock_until_ms, attempt, max_attempts, gid, lease_token, timeout_ms}
 local now = clock(ARGV[1])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
 local count = int(ARGV[2] or '1')
 if count == nil or count < 1 or count > MAX_RESERVE then return err('BAD_ARGS', 'count') end
+events_maxlen = events_arg(ARGV[3])
+if events_maxlen == nil then return err('BAD_ARGS', 'events_maxlen') end
 local out = {}
 if reserve_into(out, count, now) > 0 then finish(now) end
 return out

@@ -1,4 +1,10 @@
--- resume: clear the pause flag. ARGV: none. Reply: {'OK', '1' if it was paused else '0'}
+-- resume: clear the pause flag.
+-- ARGV: [events_maxlen]. Reply: {'OK', '1' if it was paused else '0'}
+events_maxlen = events_arg(ARGV[1])
+if events_maxlen == nil then return err('BAD_ARGS', 'events_maxlen') end
 local was = redis.call('DEL', K_PAUSED)
-if was == 1 then redis.call('PUBLISH', WAKE_CHANNEL, '1') end
+if was == 1 then
+  emit('resumed', '', '', clock(''))
+  redis.call('PUBLISH', WAKE_CHANNEL, '1')
+end
 return {'OK', fmt(was)}

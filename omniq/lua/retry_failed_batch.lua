@@ -1,12 +1,14 @@
 -- retry_failed_batch: retry_failed for up to 100 ids.
--- ARGV: now_ms, count, id1..idN
+-- ARGV: now_ms, count, id1..idN, [events_maxlen]
 -- Reply: {'OK', n, then per id: id, 'OK'|'ERR', reason ('' when OK)} | {'ERR', code, detail}
 local now = clock(ARGV[1])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
 local n = int(ARGV[2])
 if n == nil or n < 0 then return err('BAD_ARGS', 'count') end
 if n > MAX_BATCH then return err('BATCH_TOO_LARGE', fmt(MAX_BATCH)) end
-if #ARGV ~= 2 + n then return err('BAD_ARGS', 'argument count') end
+if #ARGV ~= 2 + n and #ARGV ~= 3 + n then return err('BAD_ARGS', 'argument count') end
+events_maxlen = events_arg(ARGV[3 + n])
+if events_maxlen == nil then return err('BAD_ARGS', 'events_maxlen') end
 local out = {'OK', fmt(n)}
 local ok = 0
 for i = 1, n do
