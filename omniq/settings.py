@@ -33,6 +33,7 @@ import msgspec
 from omniq._keys import validate_queue_name
 from omniq._limits import (
     DEFAULT_CHILD_TTL_MS,
+    DEFAULT_EVENTS_MAXLEN,
     DEFAULT_KEEP_COMPLETED,
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_URL,
@@ -67,6 +68,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     keep_completed: int = DEFAULT_KEEP_COMPLETED
     keep_failed: int | None = None
+    keep_completed_ms: int = 0
+    keep_failed_ms: int = 0
+    events_maxlen: int = DEFAULT_EVENTS_MAXLEN
     child_ttl_ms: int = DEFAULT_CHILD_TTL_MS
     # -- worker (Worker.__init__) -------------------------------------------------------
     queues: list[str] = msgspec.field(default_factory=list)
@@ -163,7 +167,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 CLIENT_FIELDS = (
     "url", "client_name", "socket_timeout", "max_connections", "ssl_ca_certs", "ssl_certfile",
     "ssl_keyfile", "cluster", "lean_transport", "max_payload_bytes", "keep_completed",
-    "keep_failed", "child_ttl_ms",
+    "keep_failed", "keep_completed_ms", "keep_failed_ms", "events_maxlen", "child_ttl_ms",
 )
 """The fields that are options of ``AsyncOmniq``."""
 WORKER_FIELDS = (
@@ -246,6 +250,9 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "max_payload_bytes": _int_check(check_positive, "max_payload_bytes"),
     "keep_completed": _int_check(check_non_negative, "keep_completed"),
     "keep_failed": _optional(_int_check(check_non_negative, "keep_failed")),
+    "keep_completed_ms": _int_check(check_non_negative, "keep_completed_ms"),
+    "keep_failed_ms": _int_check(check_non_negative, "keep_failed_ms"),
+    "events_maxlen": _int_check(check_non_negative, "events_maxlen"),
     "child_ttl_ms": _int_check(check_non_negative, "child_ttl_ms"),
     "queues": _queues,
     "concurrency": check_concurrency,

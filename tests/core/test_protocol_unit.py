@@ -99,8 +99,9 @@ def test_identifiers():
 
 def test_job_options_and_fields():
     o = enqueue.JobOptions(max_attempts=3, timeout_ms=100, backoff_ms=0, delay_ms=5, gid=" g ",
-                     group_limit=2)
-    assert enqueue.job_fields("id", b"{}", o) == ["id", b"{}", 3, 100, 0, 0, 5, "g", 2]
+                     group_limit=2, keep_failed_ms=60_000)
+    assert enqueue.job_fields("id", b"{}", o) == ["id", b"{}", 3, 100, 0, 0, 5, "g", 2, 0, 60_000]
+    assert enqueue.args(7, enqueue.job_fields("id", b"{}", o), 10)[-1] == 10  # events_maxlen
     assert len(enqueue.job_fields("id", b"{}", o)) == ENQUEUE_FIELDS
     for bad in (
         {"max_attempts": 0},
@@ -108,6 +109,8 @@ def test_job_options_and_fields():
         {"backoff_ms": -1},
         {"due_ms": 1, "delay_ms": 1},
         {"group_limit": -1},
+        {"keep_completed_ms": -1},
+        {"keep_failed_ms": 1.5},
         {"max_attempts": True},
         {"max_attempts": 2.0},
     ):

@@ -30,6 +30,7 @@ async def test_layout_after_ungrouped_publish(omniq, raw):
         qk("q", "wait"): "list",
         qk("q", "idx:wait"): "zset",
         qk("q", "stats"): "hash",
+        qk("q", "events"): "stream",
     }
     h = raw.hgetall(jk("q", jid))
     assert set(h) == JOB_FIELDS  # no gid, no due_ms, no lease fields yet
@@ -54,6 +55,7 @@ async def test_layout_after_grouped_publish(omniq, raw):
         qk("q", "has_groups"): "string",
         qk("q", "idx:wait"): "zset",
         qk("q", "stats"): "hash",
+        qk("q", "events"): "stream",
     }
     assert raw.hget(jk("q", jid), "gid") == "g1"
     assert raw.get(qk("q", "has_groups")) == "1"
@@ -70,6 +72,7 @@ async def test_layout_after_delayed_publish(omniq, raw):
         qk("q", "delayed"): "zset",
         qk("q", "idx:delayed"): "zset",
         qk("q", "stats"): "hash",
+        qk("q", "events"): "stream",
     }
     h = raw.hgetall(jk("q", jid))
     assert h["state"] == "delayed"

@@ -160,8 +160,9 @@ async def test_bad_client_options(omniq_redis_url):
 # -- the scripts validate too (for callers that bypass the client) -------------------------
 
 
-def _job(job_id="j", payload="{}", gid="", max_attempts="3", timeout_ms="100"):
-    return [job_id, payload, max_attempts, timeout_ms, "0", "0", "0", gid, "0"]
+def _job(job_id="j", payload="{}", gid="", max_attempts="3", timeout_ms="100", keep_c="0",
+         keep_f="0"):
+    return [job_id, payload, max_attempts, timeout_ms, "0", "0", "0", gid, "0", keep_c, keep_f]
 
 
 @pytest.mark.parametrize(
@@ -175,6 +176,10 @@ def _job(job_id="j", payload="{}", gid="", max_attempts="3", timeout_ms="100"):
         ([str(T0), "1", *_job(max_attempts="x")], ["ERR", "BAD_ARGS", "max_attempts"]),
         ([str(T0), "1", *_job(timeout_ms="1.5")], ["ERR", "BAD_ARGS", "timeout_ms"]),
         ([str(T0), "2", *_job()], ["ERR", "BAD_ARGS", "argument count"]),
+        ([str(T0), "1", *_job(keep_c="-1")], ["ERR", "BAD_ARGS", "keep_completed_ms"]),
+        ([str(T0), "1", *_job(keep_f="1e3")], ["ERR", "BAD_ARGS", "keep_failed_ms"]),
+        ([str(T0), "1", *_job(), "-5"], ["ERR", "BAD_ARGS", "events_maxlen"]),
+        ([str(T0), "1", *_job(), "many"], ["ERR", "BAD_ARGS", "events_maxlen"]),
         (["-1", "1", *_job()], ["ERR", "BAD_ARGS", "now_ms"]),
         # the second job is bad: the first is not written either
         ([str(T0), "2", *_job("a"), *_job("b", payload="null")], ["ERR", "BAD_PAYLOAD", "b"]),
@@ -207,4 +212,30 @@ def test_other_scripts_refuse_bad_arguments(raw):
     assert run_script(raw, "promote_delayed", meta, str(T0), "0") == [
         "ERR", "BAD_ARGS", "max_promote"
     ]
+    assert raw.dbsize() == 0
+
+
+# every script that writes events takes events_maxlen last: a malformed one is refused
+# before anything is written
+_EVENTS_ARG_CALLS = [
+    ("reserve", [str(T0), "1"]),
+    ("ack_success", ["j", str(T0), "t", "", "100"]),
+    ("ack_fail", ["j", str(T0), "t", "e", "0", ""]),
+    ("ack_reserve", [str(T0), "100", "0", "1", ""]),
+    ("promote_delayed", [str(T0), "10"]),
+    ("reap_expired", [str(T0), "10", ""]),
+    ("pause", []),
+    ("resume", []),
+    ("retry_failed", ["j", str(T0)]),
+    ("retry_failed_batch", [str(T0), "1", "j"]),
+    ("remove_job", ["j", "wait", str(T0)]),
+    ("remove_jobs_batch", ["wait", "1", "j", str(T0)]),
+    ("progress", ["j", "t", "{}", str(T0)]),
+]
+
+
+@pytest.mark.parametrize(("script", "args"), _EVENTS_ARG_CALLS, ids=[c[0] for c in _EVENTS_ARG_CALLS])
+@pytest.mark.parametrize("bad", ["-1", "1.5", "ten", "9007199254740992"])
+def test_scripts_refuse_a_bad_events_maxlen(raw, script, args, bad):
+    assert run_script(raw, script, "{q}:meta", *args, bad) == ["ERR", "BAD_ARGS", "events_maxlen"]
     assert raw.dbsize() == 0
