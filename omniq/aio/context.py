@@ -73,6 +73,22 @@ class JobContext:
         self.exec: Any = None
         self.check_completion: Any = None
 
+    def progress(self, value: Any) -> Any:
+        """Report progress: store ``value`` (a JSON value, at most 64 KiB encoded) as the
+        job's latest progress (``get_job(...).progress``) and emit a ``progress`` event.
+
+        ``await ctx.progress(50)`` in an async handler; ``ctx.progress(50)`` (blocking) in
+        a plain function. Not available to handlers run in worker processes.
+
+        :raises InvalidArgument: not JSON, or too large. :raises LeaseLost: the lease is
+            gone (``lease_lost`` turns True).
+        """
+        if self.exec is None:
+            raise RuntimeError(
+                "ctx.progress is not available in a process handler: report progress from "
+                "an async or thread handler")
+        return self.exec.progress(value)
+
     @property
     def payload(self) -> Any:
         """The decoded payload (decoded once, on first access)."""
@@ -172,6 +188,25 @@ class Exec:
             raise
         ctx.lock_until_ms = max(ctx.lock_until_ms, lock)
         return lock
+
+    async def progress(self, value: Any) -> None:
+        """Store the current job's progress and emit a ``progress`` event (see
+        :meth:`JobContext.progress`). :raises LeaseLost: the lease is gone."""
+        ctx = self._ctx
+        try:
+            await self._client.progress(ctx.queue, ctx.job_id, ctx.lease_token, value)
+        except LeaseLost:
+            ctx.lease_lost = True
+            if self._on_lost is not None:
+                self._on_lost()
+            raise
+
+    async def wait(
+        self, queue: str, job_id: str, *, timeout: float | None = None  # noqa: ASYNC109
+    ) -> Any:
+        """Wait for another job's result (see :meth:`AsyncOmniq.wait`; the handler holds
+        its concurrency slot meanwhile)."""
+        return await self._client.wait(queue, job_id, timeout=timeout)
 
     async def retry_failed(self, queue: str, job_id: str) -> None:
         """Move a failed job back to its lane (see :meth:`AsyncOmniq.retry_failed`)."""
@@ -281,6 +316,14 @@ class SyncExec:
     def heartbeat(self) -> int:
         """Extend the current lease now. :raises LeaseLost: the lease is gone."""
         return _blocking(self._loop, self._async.heartbeat)
+
+    def progress(self, value: Any) -> None:
+        """Store the current job's progress and emit a ``progress`` event."""
+        _blocking(self._loop, self._async.progress, value)
+
+    def wait(self, queue: str, job_id: str, *, timeout: float | None = None) -> Any:
+        """Wait for another job's result."""
+        return _blocking(self._loop, self._async.wait, queue, job_id, timeout=timeout)
 
     def retry_failed(self, queue: str, job_id: str) -> None:
         """Retry a failed job."""

@@ -34,6 +34,8 @@ from omniq._limits import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_MS,
 )
+from omniq._protocol.events import Since
+from omniq.aio._events import EventStream
 from omniq.aio.client import AsyncOmniq, official_consume_options
 from omniq.aio.worker import Worker
 from omniq.errors import ScriptError, SyncClientError
@@ -44,6 +46,7 @@ from omniq.types import (
     BatchResult,
     FailOutcome,
     GroupState,
+    JobEvent,
     JobInfo,
     JobPage,
     JobSpec,
@@ -54,7 +57,7 @@ from omniq.types import (
     ReserveResult,
 )
 
-__all__ = ["OmniqClient", "SyncClientError"]
+__all__ = ["OmniqClient", "SyncClientError", "SyncEventStream"]
 
 T = TypeVar("T")
 
@@ -567,6 +570,42 @@ class OmniqClient:
         """The :class:`GroupState` of each gid, in order."""
         return self._run(lambda c: c.group_states(queue, gids))
 
+    def events(
+        self,
+        queue: str | Sequence[str],
+        *,
+        since: Since = "$",
+        types: Iterable[str] | None = None,
+    ) -> SyncEventStream:
+        """A blocking iterator of the queues' lifecycle events (see
+        :meth:`AsyncOmniq.events <omniq.AsyncOmniq.events>`)::
+
+            with client.events("emails", types=["failed"]) as events:
+                for event in events:
+                    print(event.job_id, event.error)
+
+        :raises InvalidArgument: a bad queue name, ``since`` or event type (at once).
+        """
+        async def make(c: AsyncOmniq) -> EventStream:
+            return c.events(queue, since=since, types=types)
+
+        return SyncEventStream(self, self._run(make))
+
+    def wait(self, queue: str, job_id: str, *, timeout: float | None = None) -> Any:
+        """Block until the job finishes and return its result (see
+        :meth:`AsyncOmniq.wait <omniq.AsyncOmniq.wait>`).
+
+        :raises JobFailed: it ended failed. :raises JobNotFound: no such job.
+        :raises TimeoutError: ``timeout`` seconds passed first.
+        """
+        return self._run(lambda c: c.wait(queue, job_id, timeout=timeout))
+
+    def progress(
+        self, queue: str, job_id: str, lease_token: str, value: Any, *, now_ms: int = 0
+    ) -> None:
+        """Store a leased job's progress and emit a ``progress`` event."""
+        self._run(lambda c: c.progress(queue, job_id, lease_token, value, now_ms=now_ms))
+
     def result(self, queue: str, job_id: str) -> Any:
         """The decoded result of a completed job, or None."""
         return self._run(lambda c: c.result(queue, job_id))
@@ -578,6 +617,44 @@ class OmniqClient:
     def queues(self) -> list[str]:
         """Names of the queues on the server."""
         return self._run(lambda c: c.queues())
+
+
+class SyncEventStream:
+    """The blocking twin of :class:`~omniq.aio._events.EventStream`: iterate it for
+    :class:`~omniq.types.JobEvent`; ``cursor`` resumes a later reader; close it (or use
+    ``with``) when done."""
+
+    __slots__ = ("_client", "_stream")
+
+    def __init__(self, client: OmniqClient, stream: EventStream) -> None:
+        self._client = client
+        self._stream = stream
+
+    @property
+    def cursor(self) -> dict[str, str]:
+        """Where a new reader continues after the last event yielded (``since=cursor``)."""
+        return self._stream.cursor
+
+    def __iter__(self) -> SyncEventStream:
+        return self
+
+    def __next__(self) -> JobEvent:
+        stream = self._stream
+        try:
+            return self._client._run(lambda c: stream.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """Stop reading."""
+        if not self._client.closed:
+            self._client._run(lambda c: self._stream.aclose())
+
+    def __enter__(self) -> SyncEventStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _install_signals(stop: Callable[[], None]) -> Callable[[], None] | None:
