@@ -115,19 +115,22 @@ def decode_payload(raw: str | bytes) -> Any:
         return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
-def encode_result(value: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> bytes:
-    """Encode a handler's return value for storage with the job (any JSON value)."""
+def encode_result(
+    value: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, what: str = "result"
+) -> bytes:
+    """Encode a handler's return value (or a progress value: ``what``) for storage with the
+    job: any JSON value, structs and dataclasses converted first."""
     try:
         if not isinstance(value, dict | list | tuple | str | int | float | bool):
             value = to_json_value(value)
         _check_tree([value])
         data = _encoder.encode(value)
-    except InvalidPayload:
-        raise
+    except InvalidPayload as exc:
+        raise InvalidPayload(str(exc).replace("payload", what, 1)) from None
     except (TypeError, ValueError, msgspec.EncodeError) as exc:
-        raise InvalidPayload(f"result cannot be encoded as JSON: {exc}") from exc
+        raise InvalidPayload(f"{what} cannot be encoded as JSON: {exc}") from exc
     if len(data) > max_bytes:
-        raise InvalidPayload(f"result is {len(data)} bytes, over the limit of {max_bytes}")
+        raise InvalidPayload(f"{what} is {len(data)} bytes, over the limit of {max_bytes}")
     return data
 
 

@@ -15,12 +15,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import msgspec
-
 from omniq._keys import queue_base
 from omniq._limits import MAX_INT, MAX_PROGRESS_BYTES
 from omniq._protocol.common import parse_ok
 from omniq._scripts import scripts
+from omniq.codec import encode_result
 from omniq.errors import InvalidArgument
 from omniq.types import JobEvent
 
@@ -191,20 +190,11 @@ def parse_entry(
 
 # -- progress --------------------------------------------------------------------------
 
-_encoder = msgspec.json.Encoder()
-
-
 def encode_progress(value: object) -> bytes:
-    """The JSON text of a progress value. :raises InvalidArgument: not JSON-encodable, or
-    longer than ``MAX_PROGRESS_BYTES``."""
-    try:
-        data = _encoder.encode(value)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidArgument(f"progress must be a JSON value: {exc}") from None
-    if len(data) > MAX_PROGRESS_BYTES:
-        raise InvalidArgument(
-            f"progress is {len(data)} bytes of JSON, more than {MAX_PROGRESS_BYTES}")
-    return data
+    """The JSON text of a progress value (the rules of a handler's result).
+
+    :raises InvalidPayload: not a JSON value, or longer than ``MAX_PROGRESS_BYTES``."""
+    return encode_result(value, MAX_PROGRESS_BYTES, what="progress")
 
 
 def progress_args(

@@ -79,6 +79,9 @@ class EventStream:
     """An async iterator of :class:`~omniq.types.JobEvent` over one or more queues
     (see :meth:`AsyncOmniq.events <omniq.AsyncOmniq.events>`).
 
+    Where ``since="$"`` starts is fixed when the reader starts: on ``async with`` (or
+    :meth:`start`), else on the first iteration.
+
     ``cursor`` is ``{physical queue: id of the last event yielded}``: pass it as ``since``
     to a new reader to continue exactly after the last event this one gave. Close it with
     :meth:`aclose` (or ``async with``) to stop its reader tasks on Redis Cluster.
@@ -115,6 +118,7 @@ class EventStream:
         return self
 
     async def __aenter__(self) -> EventStream:
+        await self.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -129,6 +133,12 @@ class EventStream:
             with contextlib.suppress(BaseException):  # cancelled, or failed: nothing to do
                 await task
         self._tasks = []
+
+    async def start(self) -> None:
+        """Fix where reading starts (``since="$"``: the streams' ends now). Done by
+        ``async with`` and by the first iteration; idempotent."""
+        if not self._started:
+            await self._start()
 
     async def _start(self) -> None:
         for queue in self._queues:

@@ -282,6 +282,8 @@ class OmniqClient:
         delay_ms: int = 0,
         gid: str | None = None,
         group_limit: int = 0,
+        keep_completed_ms: int | None = None,
+        keep_failed_ms: int | None = None,
         now_ms: int = 0,
         now_ms_override: int = 0,
     ) -> str:
@@ -289,7 +291,8 @@ class OmniqClient:
         return self._run(lambda c: c.publish(
             queue, payload, job_id=job_id, max_attempts=max_attempts, timeout_ms=timeout_ms,
             backoff_ms=backoff_ms, due_ms=due_ms, delay_ms=delay_ms, gid=gid,
-            group_limit=group_limit, now_ms=now_ms, now_ms_override=now_ms_override,
+            group_limit=group_limit, keep_completed_ms=keep_completed_ms,
+            keep_failed_ms=keep_failed_ms, now_ms=now_ms, now_ms_override=now_ms_override,
         ))
 
     def publish_json(self, queue: str, payload: Any, **options: Unpack[PublishOptions]) -> str:
@@ -307,13 +310,15 @@ class OmniqClient:
         gid: str | None = None,
         group_limit: int = 0,
         delay_ms: int = 0,
+        keep_completed_ms: int | None = None,
+        keep_failed_ms: int | None = None,
         now_ms: int = 0,
     ) -> list[str]:
         """Enqueue many jobs in one round trip; returns their ids in order."""
         return self._run(lambda c: c.publish_many(
             queue, jobs, max_attempts=max_attempts, timeout_ms=timeout_ms,
             backoff_ms=backoff_ms, gid=gid, group_limit=group_limit, delay_ms=delay_ms,
-            now_ms=now_ms,
+            keep_completed_ms=keep_completed_ms, keep_failed_ms=keep_failed_ms, now_ms=now_ms,
         ))
 
     # -- partitions --------------------------------------------------------------------

@@ -234,7 +234,8 @@ _EVENTS_ARG_CALLS = [
 ]
 
 
-@pytest.mark.parametrize(("script", "args"), _EVENTS_ARG_CALLS, ids=[c[0] for c in _EVENTS_ARG_CALLS])
+@pytest.mark.parametrize(("script", "args"), _EVENTS_ARG_CALLS,
+                         ids=[c[0] for c in _EVENTS_ARG_CALLS])
 @pytest.mark.parametrize("bad", ["-1", "1.5", "ten", "9007199254740992"])
 def test_scripts_refuse_a_bad_events_maxlen(raw, script, args, bad):
     assert run_script(raw, script, "{q}:meta", *args, bad) == ["ERR", "BAD_ARGS", "events_maxlen"]
