@@ -181,8 +181,10 @@ class EventStream:
         part = self._parts[key]
         logical = self._logical[part]
         types = self._types
+        feeding = self._inbox is not None  # the feeder task owns the read position then
         for entry_id, fields in entries:
-            self._read_pos[key] = entry_id
+            if not feeding:
+                self._read_pos[key] = entry_id
             if types is not None and fields.get("type") not in types:
                 # skipped events still move the cursor: a resume does not see them again
                 self._cursor[part] = entry_id
@@ -224,7 +226,6 @@ class EventStream:
                 continue
             for k, entries in _entries(reply):
                 if entries:
-                    # advance here: the consumer's _take sets the same value later
                     self._read_pos[k] = entries[-1][0]
                     await self._inbox.put((k, entries))
 
