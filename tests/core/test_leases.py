@@ -6,6 +6,7 @@ import pytest
 from core_util import T0, gk, jk, leased, qk
 
 from omniq import Lease, LeaseLost
+from omniq._limits import FALLBACK_LEASE_MS
 
 
 async def test_heartbeat_extends_to_now_plus_timeout(omniq, raw):
@@ -17,6 +18,14 @@ async def test_heartbeat_extends_to_now_plus_timeout(omniq, raw):
     assert h["lock_until_ms"] == str(T0 + 1500)
     assert h["updated_ms"] == str(T0 + 500)
     assert raw.zscore(qk("q", "active"), job.job_id) == T0 + 1500
+
+
+async def test_heartbeat_of_a_job_without_a_timeout_uses_the_v1_fallback(omniq, raw):
+    # jobs written by other clients may store timeout_ms <= 0: the lease is then 60 s
+    job = await leased(omniq, timeout_ms=1000)
+    raw.hset(jk("q", job.job_id), "timeout_ms", "0")
+    lock = await omniq.heartbeat("q", job.job_id, job.lease_token, now_ms=T0 + 500)
+    assert lock == T0 + 500 + FALLBACK_LEASE_MS
 
 
 async def test_heartbeat_token_required(omniq):

@@ -45,3 +45,20 @@ def test_python_side_uses_the_owner() -> None:
     assert codec.MAX_ERROR_BYTES is _limits.MAX_ERROR_BYTES
     assert client.DEFAULT_TIMEOUT_MS == _limits.DEFAULT_TIMEOUT_MS == 30_000
     assert _limits.FALLBACK_LEASE_MS == 60_000  # the v1 rule for stored timeouts <= 0
+
+
+def test_every_constant_a_script_uses_is_defined() -> None:
+    """An undefined UPPER_CASE name is nil in Lua: arithmetic on it fails only at run time
+    (heartbeat.lua once used DEFAULT_TIMEOUT_MS, which only the Python side has)."""
+    lib = _lib()
+    defined = set(re.findall(r"^local ([A-Z][A-Z0-9_]*) =", lib, re.M))
+    for name in sorted(p.name for p in (resources.files("omniq") / "lua").iterdir()):
+        if not name.endswith(".lua"):
+            continue
+        text = (resources.files("omniq") / "lua" / name).read_text(encoding="utf-8")
+        code = re.sub(r"--[^\n]*|'[^'\n]*'", "", text)
+        own = set(re.findall(r"^local ([A-Z][A-Z0-9_]*)", code, re.M))
+        own |= {n for line in re.findall(r"^local ([A-Z_][A-Z0-9_, ]*) =", code, re.M)
+                for n in re.split(r",\s*", line)}
+        used = set(re.findall(r"\b([A-Z][A-Z0-9_]{2,})\b", code)) - {"ARGV", "KEYS"}
+        assert used <= defined | own, f"{name} uses undefined {sorted(used - defined - own)}"
