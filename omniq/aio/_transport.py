@@ -44,11 +44,30 @@ def map_error(exc: BaseException) -> BaseException:
         return ServerError(f"Redis error: {exc}")
     if isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | OSError):
         return ConnectionFailed(f"Redis connection failed: {exc}")
+    if isinstance(exc, AttributeError | TypeError) and _raised_in_redis_connection(exc):
+        # redis-py's asyncio connections can be closed by one task while another uses them
+        # (a reconnect after a node restart): the stream writer is then None. The command
+        # was not sent; to the caller this is a broken connection like any other.
+        return ConnectionFailed(f"Redis connection failed (closed while in use): {exc}")
     return exc
 
 
-# what redis-py and the lean connection raise (ConnectionFailed is an OSError too)
-_ERRORS = (rexc.RedisError, rexc.RedisClusterException, OSError)
+def _raised_in_redis_connection(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    if last is None:
+        return False
+    path = last.tb_frame.f_code.co_filename.replace("\\", "/")
+    return "/redis/asyncio/" in path or path.endswith(
+        ("/asyncio/streams.py", "/asyncio/selector_events.py"))
+
+
+# what redis-py and the lean connection raise (ConnectionFailed is an OSError too), and
+# the AttributeError / TypeError of a redis-py connection closed while in use
+_ERRORS = (rexc.RedisError, rexc.RedisClusterException, OSError, AttributeError, TypeError)
 
 
 @contextlib.contextmanager

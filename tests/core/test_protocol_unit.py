@@ -408,3 +408,21 @@ def test_pick_now():
         common.pick_now(5, 6)
     with pytest.raises(InvalidArgument):
         common.pick_now(0, -1)
+
+
+def test_a_redis_connection_closed_while_in_use_is_a_connection_failure():
+    """redis-py's asyncio connection can be closed by one task while another writes on it
+    (seen after a cluster node restart): AttributeError on a None writer, raised inside
+    redis-py. That is a broken connection; the same error raised elsewhere is not."""
+    from omniq.aio._transport import map_error
+    from omniq.errors import ConnectionFailed
+
+    scope: dict[str, object] = {}
+    exec(compile("def write():\n    None.writelines([])\n",
+                 "/site-packages/redis/asyncio/connection.py", "exec"), scope)
+    with pytest.raises(AttributeError) as inside:
+        scope["write"]()  # type: ignore[operator]
+    assert isinstance(map_error(inside.value), ConnectionFailed)
+    with pytest.raises(AttributeError) as ours:
+        None.writelines([])  # type: ignore[attr-defined]
+    assert map_error(ours.value) is ours.value
