@@ -241,12 +241,11 @@ class EventLog:
                     continue
                 got = await self._step(keys, ">", self._block_ms() if block else None)
                 attempt = 0
-                if not got:
-                    if not block:
-                        return
-                    if (time.monotonic() - last_claim) * 1000 >= max(self.claim_idle_ms,
-                                                                     _BLOCK_MS):
-                        recover = True  # look for entries of consumers that died
+                if not got and not block:
+                    return
+                if (time.monotonic() - last_claim) * 1000 >= max(self.claim_idle_ms,
+                                                                 _BLOCK_MS):
+                    recover = True  # now and then: entries of consumers that died
             except Exception as exc:
                 if not block or not self._retryable(exc):
                     raise

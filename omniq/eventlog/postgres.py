@@ -47,7 +47,8 @@ def _no_nul(value: Any) -> Any:
 class PostgresSink(Sink):
     """Events into ``table`` (default ``omniq_events``; ``schema.table`` for another
     schema, which must exist) of the PostgreSQL database ``dsn``
-    (``postgresql://user@host:5432/db`` or ``"host=... dbname=..."``).
+    (``postgresql://user@host:5432/db`` or ``"host=... dbname=..."``). Its connection's
+    ``application_name`` is ``omniq-eventlog`` (``pg_stat_activity`` shows it).
 
     :raises ImportError: psycopg is not installed (with the pip command to run).
     :raises InvalidArgument: a bad table name or DSN (before any connection).
@@ -80,7 +81,8 @@ class PostgresSink(Sink):
             return
         pg = _psycopg()
         conn = await pg.AsyncConnection.connect(
-            self.dsn, autocommit=True, connect_timeout=self._timeout)
+            self.dsn, autocommit=True, connect_timeout=self._timeout,
+            application_name="omniq-eventlog")
         try:
             async with conn.transaction():
                 # two logs starting at once must not race on CREATE ... IF NOT EXISTS

@@ -337,3 +337,62 @@ def test_run_blocking_once(tmp_path: Path, omniq_redis_url: str, raw: redis.Redi
         assert conn.execute("SELECT type FROM omniq_events").fetchall() == [("enqueued",)]
     finally:
         conn.close()
+
+
+async def test_run_takes_over_entries_of_a_consumer_that_died_meanwhile(
+        backend: Backend, omniq: AsyncOmniq, raw: redis.Redis) -> None:
+    ids = await omniq.publish_many("m", [{"n": i} for i in range(5)])
+    key = events_key("m")
+    raw.xgroup_create(key, "omniq-eventlog", id="0")
+    raw.xreadgroup("omniq-eventlog", "dead-host", {key: ">"}, count=2)  # not idle long yet
+    seen = asyncio.Queue[Batch]()
+    log = EventLog(omniq, "m", backend.sink(), consumer="alive", claim_idle_ms=2000,
+                   on_batch=seen.put_nowait)
+    task = asyncio.create_task(log.run())
+    try:
+        first = await within(seen.get(), 10, "the entries nobody had")
+        assert [e.job_id for e in first.events] == ids[2:]
+        # a few seconds later the dead consumer's entries are idle enough: taken over
+        later = await within(seen.get(), 20, "the dead consumer's entries")
+        assert [e.job_id for e in later.events] == ids[:2]
+        log.stop()
+        await within(task, 5, "run() to return")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await log.aclose()
+    assert log.stats.claimed == 2
+    assert pending(raw, "m") == 0
+    assert sorted(backend.rows()) == sorted(stream_rows(raw, {"m": "m"}))
+
+
+async def test_run_survives_a_lost_database_connection(
+        tmp_path: Path, omniq: AsyncOmniq, raw: redis.Redis) -> None:
+    need_postgres()
+    import psycopg
+
+    b = Backend("postgres", tmp_path)
+    seen = asyncio.Queue[Batch]()
+    log = EventLog(omniq, "lost", b.sink(), on_batch=seen.put_nowait)
+    first = await omniq.publish("lost", {"n": 1})
+    task = asyncio.create_task(log.run())
+    try:
+        await within(seen.get(), 10, "the first batch")
+        with psycopg.connect(PG_DSN, autocommit=True) as c:  # the exporter's connection dies
+            killed = c.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'omniq-eventlog'").fetchall()
+        assert killed == [(True,)]
+        second = await omniq.publish("lost", {"n": 2})
+        batch = await within(seen.get(), 20, "the batch after the reconnect")
+        assert [e.job_id for e in batch.events] == [second]
+        log.stop()
+        await within(task, 5, "run() to return")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await log.aclose()
+        b.drop()
+    assert log.stats.retries >= 1
+    assert pending(raw, "lost") == 0
+    assert first != second
