@@ -5,7 +5,8 @@ queue's keys or scripts. The client, redis and the worker are imported inside th
 so ``omniq --help`` starts fast. See docs/cli.md.
 
 Exit codes: 0 ok, 1 the operation failed or was partly refused, 2 usage error or bad input,
-3 cannot connect (or the server refused the credentials), 130 interrupted.
+3 cannot connect (or the server refused the credentials), 124 ``omniq wait`` timed out,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_TIMEOUT",
     "EXIT_USAGE",
     "CliError",
     "main",
@@ -29,6 +31,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONNECT = 3
+EXIT_TIMEOUT = 124  # as timeout(1)
 EXIT_INTERRUPTED = 130
 
 

@@ -223,6 +223,52 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the job's id (one job only; default: a new ULID)")
     _json_flag(p)
 
+    p = _add(sub, "events", common, "print the lifecycle events of queues as they happen",
+             "  omniq events emails\n  omniq events emails orders --since 0 --types failed,"
+             "retry_scheduled --json", "events.cmd_events")
+    p.add_argument("queues", nargs="+", metavar="QUEUE",
+                   help="queues to follow (a partitioned queue: every partition)")
+    p.add_argument("--since", default="$", metavar="ID|MS|0|$",
+                   help="$ (default): new events only; 0: every event kept; a stream id: "
+                   "the events after it; epoch milliseconds: events at or after then")
+    p.add_argument("--types", default=None, metavar="T,T",
+                   help="only these event types (comma-separated: completed,failed ...)")
+    p.add_argument("--count", type=_positive_int, default=None, metavar="N",
+                   help="exit after N events (default: until Ctrl-C)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = _add(sub, "wait", common, "wait for a job to finish and print its result",
+             "  omniq wait emails 01J9Z6V4Q3R8T5X2M7N1K0PABC --timeout 30",
+             "events.cmd_wait")
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
+                   help="give up after S seconds (exit 124; default: wait for ever)")
+    _json_flag(p)
+
+    p = _add(sub, "eventlog", common,
+             "copy the events of queues into an SQLite or PostgreSQL table until Ctrl-C",
+             "  omniq eventlog emails orders --sqlite events.db\n"
+             "  omniq eventlog emails --postgres postgresql://app@db.internal/app",
+             "events.cmd_eventlog",
+             usage="omniq eventlog [options] QUEUE ... (--sqlite PATH | --postgres DSN)")
+    p.add_argument("queues", nargs="+", metavar="QUEUE",
+                   help="queues to copy (a partitioned queue: every partition)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--sqlite", default=None, metavar="PATH", help="an SQLite file")
+    target.add_argument("--postgres", default=None, metavar="DSN",
+                        help="a PostgreSQL database (needs omniq-aio[postgres])")
+    p.add_argument("--table", default="omniq_events",
+                   help="the table (default omniq_events; PostgreSQL: schema.table too)")
+    p.add_argument("--group", default="omniq-eventlog",
+                   help="the Redis consumer group (default omniq-eventlog)")
+    p.add_argument("--consumer", default=None,
+                   help="this reader's name in the group (default: the host name)")
+    p.add_argument("--batch", type=_positive_int, default=500,
+                   help="entries per read and transaction (default 500)")
+    p.add_argument("--once", action="store_true",
+                   help="copy what the streams hold now, then exit")
+
     p = _add(sub, "server", common, "run an embedded Redis/Valkey server in the foreground",
              "  omniq server --port 6379 --dir ./data --appendonly yes", "server.cmd_server")
     p.add_argument("--port", type=_positive_int, default=None,

@@ -120,7 +120,7 @@ def test_help_is_fast_and_every_command_has_an_example() -> None:
         assert proc.returncode == 0
     assert best < 0.5, f"omniq --help took {best:.2f} s"
     commands = ["worker", "stats", "jobs", "job", "retry", "remove", "pause", "resume",
-                "publish", "server"]
+                "publish", "events", "wait", "eventlog", "server"]
     for name in commands:
         assert name in proc.stdout
     for name in commands:
