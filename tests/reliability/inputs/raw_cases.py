@@ -6,7 +6,7 @@ from __future__ import annotations
 
 T = "1000100"  # now_ms
 Q, C = "{q}:meta", "{cc:parent}:meta"
-_FIELDS = ("id", "payload", "ma", "tm", "bo", "due", "delay", "gid", "gl")
+_FIELDS = ("id", "payload", "ma", "tm", "bo", "due", "delay", "gid", "gl", "kc", "kf")
 _GOOD = {
     "id": "j",
     "payload": "{}",
@@ -17,11 +17,13 @@ _GOOD = {
     "delay": "0",
     "gid": "",
     "gl": "0",
+    "kc": "0",  # keep_completed_ms
+    "kf": "0",  # keep_failed_ms
 }
 
 
-def j9(**kw: str) -> list[str]:
-    """The 9 enqueue fields of one good job, with some replaced."""
+def j11(**kw: str) -> list[str]:
+    """The ENQUEUE_FIELDS (11) enqueue fields of one good job, with some replaced."""
     v = {**_GOOD, **kw}
     return [v[n] for n in _FIELDS]
 
@@ -31,61 +33,61 @@ CASES: list[tuple[str, str, str, list[str], list[str]]] = [
     ("enqueue-count-text", "enqueue", Q, [T, "abc"], ["ERR", "BAD_ARGS", "count"]),
     ("enqueue-count-missing-fields", "enqueue", Q, [T, "1"], ["ERR", "BAD_ARGS", "argument count"]),
     ("enqueue-count-negative", "enqueue", Q, [T, "-1"], ["ERR", "BAD_ARGS", "count"]),
-    ("enqueue-now-text", "enqueue", Q, ["soon", "1", *j9()], ["ERR", "BAD_ARGS", "now_ms"]),
+    ("enqueue-now-text", "enqueue", Q, ["soon", "1", *j11()], ["ERR", "BAD_ARGS", "now_ms"]),
     (
         "enqueue-attempts-exponent",
         "enqueue",
         Q,
-        [T, "1", *j9(ma="1e3")],
+        [T, "1", *j11(ma="1e3")],
         ["ERR", "BAD_ARGS", "max_attempts"],
     ),
     (
         "enqueue-timeout-blank-padded",
         "enqueue",
         Q,
-        [T, "1", *j9(tm=" 5")],
+        [T, "1", *j11(tm=" 5")],
         ["ERR", "BAD_ARGS", "timeout_ms"],
     ),
     (
         "enqueue-backoff-hex",
         "enqueue",
         Q,
-        [T, "1", *j9(bo="0x10")],
+        [T, "1", *j11(bo="0x10")],
         ["ERR", "BAD_ARGS", "backoff_ms"],
     ),
     (
         "enqueue-due-beyond-2^53",
         "enqueue",
         Q,
-        [T, "1", *j9(due="100000000000000000000")],
+        [T, "1", *j11(due="100000000000000000000")],
         ["ERR", "BAD_ARGS", "due_ms"],
     ),
     (
         "enqueue-delay-fraction",
         "enqueue",
         Q,
-        [T, "1", *j9(delay="1.5")],
+        [T, "1", *j11(delay="1.5")],
         ["ERR", "BAD_ARGS", "delay_ms"],
     ),
     (
         "enqueue-limit-inf",
         "enqueue",
         Q,
-        [T, "1", *j9(gid="g", gl="inf")],
+        [T, "1", *j11(gid="g", gl="inf")],
         ["ERR", "BAD_ARGS", "group_limit"],
     ),
     (
         "enqueue-payload-scalar",
         "enqueue",
         Q,
-        [T, "1", *j9(payload="42")],
+        [T, "1", *j11(payload="42")],
         ["ERR", "BAD_PAYLOAD", "j"],
     ),
     (
         "enqueue-second-job-bad",
         "enqueue",
         Q,
-        [T, "2", *j9(id="x1"), *j9(id="x2", tm="0")],
+        [T, "2", *j11(id="x1"), *j11(id="x2", tm="0")],
         ["ERR", "BAD_ARGS", "timeout_ms"],
     ),
     ("reserve-count-text", "reserve", Q, [T, "many"], ["ERR", "BAD_ARGS", "count"]),
