@@ -1,10 +1,14 @@
 """Bad ARGV for every script, called directly (bypassing the client): (case id, script,
 KEYS[1], ARGV, expected reply). Each must be an ERR reply, never a Lua runtime error, and
-must write nothing (tests/reliability/inputs/test_bad_input.py)."""
+must write nothing (tests/reliability/inputs/test_bad_input.py).
+
+An argument ``@<job id>`` stands for the lease token the populated database holds for that
+job (see inputs_util.populate), so a case can be a call that would otherwise succeed."""
 
 from __future__ import annotations
 
 T = "1000100"  # now_ms
+LATER = "2000000"  # after d1 is due and the leases of a1 and a2 expired
 Q, C = "{q}:meta", "{cc:parent}:meta"
 _FIELDS = ("id", "payload", "ma", "tm", "bo", "due", "delay", "gid", "gl", "kc", "kf")
 _GOOD = {
@@ -252,3 +256,71 @@ CASES: list[tuple[str, str, str, list[str], list[str]]] = [
         ["ERR", "BAD_ARGS", "finished_ttl_ms"],
     ),
 ]
+
+
+# -- progress.lua: job_id, lease_token, value, now_ms, [events_maxlen] ----------------------
+
+BIG = "[" + "1," * 32767 + "1]"  # 65,537 bytes of JSON, one more than MAX_PROGRESS_BYTES
+
+CASES += [
+    ("progress-no-args", "progress", Q, [], ["ERR", "BAD_JOB_ID"]),
+    ("progress-id-empty", "progress", Q, ["", "@a1", "1", T], ["ERR", "BAD_JOB_ID"]),
+    ("progress-value-missing", "progress", Q, ["a1", "@a1"], ["ERR", "BAD_ARGS", "progress"]),
+    ("progress-value-empty", "progress", Q, ["a1", "@a1", "", T],
+     ["ERR", "BAD_ARGS", "progress"]),
+    ("progress-value-oversized", "progress", Q, ["a1", "@a1", BIG, T],
+     ["ERR", "BAD_ARGS", "progress"]),
+    ("progress-token-empty", "progress", Q, ["a1", "", "1", T], ["ERR", "TOKEN_REQUIRED"]),
+    ("progress-token-bogus", "progress", Q, ["a1", "f" * 40, "1", T],
+     ["ERR", "TOKEN_MISMATCH"]),
+    ("progress-token-foreign", "progress", Q, ["a1", "@a2", "1", T],
+     ["ERR", "TOKEN_MISMATCH"]),
+    ("progress-lease-ended", "progress", Q, ["c1", "@c1", "1", T], ["ERR", "TOKEN_MISMATCH"]),
+    ("progress-unknown-job", "progress", Q, ["ghost", "@a1", "1", T],
+     ["ERR", "TOKEN_MISMATCH"]),
+    ("progress-now-text", "progress", Q, ["a1", "@a1", "1", "soon"],
+     ["ERR", "BAD_ARGS", "now_ms"]),
+    ("progress-now-negative", "progress", Q, ["a1", "@a1", "1", "-5"],
+     ["ERR", "BAD_ARGS", "now_ms"]),
+    ("progress-now-fraction", "progress", Q, ["a1", "@a1", "1", "1.5"],
+     ["ERR", "BAD_ARGS", "now_ms"]),
+]
+
+# -- enqueue: keep_completed_ms / keep_failed_ms -------------------------------------------
+
+for _field, _name in (("kc", "keep_completed_ms"), ("kf", "keep_failed_ms")):
+    for _label, _bad in (("negative", "-1"), ("fraction", "1.5"), ("text", "1h"),
+                         ("empty", ""), ("exponent", "1e3"), ("beyond-2^53", "1" + "0" * 20)):
+        CASES.append((f"enqueue-{_name}-{_label}", "enqueue", Q,
+                      [T, "1", *j11(id="new", **{_field: _bad})],
+                      ["ERR", "BAD_ARGS", _name]))
+CASES.append(("enqueue-keep-ms-second-job-bad", "enqueue", Q,
+              [T, "2", *j11(id="x1", kc="5"), *j11(id="x2", kf="-1")],
+              ["ERR", "BAD_ARGS", "keep_failed_ms"]))
+
+# -- events_maxlen, the last optional argument of every queue script -----------------------
+# Each call is otherwise one that writes (publishes, leases, acks, promotes, reaps, removes,
+# retries, pauses, stores progress), so "nothing written" is the refusal's doing.
+
+WRITES_BEFORE_EVENTS_MAXLEN: dict[str, list[str]] = {
+    "enqueue": [T, "1", *j11(id="new")],
+    "reserve": [T, "3"],
+    "ack_success": ["a1", T, "@a1", '{"r":1}', "100"],
+    "ack_fail": ["a1", T, "@a1", "boom", "0", ""],
+    "ack_reserve": [T, "100", "1", "a1", "@a1", "S", "", "3", ""],
+    "promote_delayed": [LATER, "10"],
+    "reap_expired": [LATER, "10", ""],
+    "remove_job": ["w1", "wait", T],
+    "remove_jobs_batch": ["wait", "1", "w1", T],
+    "retry_failed": ["f1", T],
+    "retry_failed_batch": [T, "1", "f1"],
+    "pause": [],
+    "resume": [],
+    "progress": ["a1", "@a1", '{"pct":50}', T],
+}
+
+for _script, _args in WRITES_BEFORE_EVENTS_MAXLEN.items():
+    for _label, _bad in (("text", "many"), ("negative", "-1"), ("fraction", "1.5"),
+                         ("blank-padded", " 10"), ("beyond-2^53", "1" + "0" * 20)):
+        CASES.append((f"{_script}-events-maxlen-{_label}", _script, Q, [*_args, _bad],
+                      ["ERR", "BAD_ARGS", "events_maxlen"]))
