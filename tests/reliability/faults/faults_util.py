@@ -256,3 +256,28 @@ class FaultProxy:
             pass
         finally:
             link.abort()
+
+
+# --------------------------------------------------------------------------- event replay
+
+# the state a job is in after each event type (docs/events.md)
+_STATE_AFTER = {"enqueued": "wait", "delayed": "delayed", "promoted": "wait",
+                "reserved": "active", "completed": "completed", "failed": "failed",
+                "retry_scheduled": "delayed", "retried": "wait", "removed": "removed"}
+
+
+def replay(entries: list[tuple[str, dict[str, str]]]) -> dict[str, tuple[str, int]]:
+    """Each job's (state, attempt) from its events alone (XRANGE entries, oldest first):
+    the state of the last transition, the attempt of the last reserved (0 after retried)."""
+    out: dict[str, tuple[str, int]] = {}
+    for _, f in entries:
+        job, kind = f["id"], f["type"]
+        if not job:  # paused / resumed
+            continue
+        state, attempt = out.get(job, ("", 0))
+        if kind == "reserved":
+            attempt = int(f["attempt"])
+        elif kind == "retried":
+            attempt = 0
+        out[job] = (_STATE_AFTER.get(kind, state), attempt)
+    return out

@@ -17,13 +17,15 @@ import pytest
 from growth_util import FAIL_EVERY, key_patterns, load_scripts, soak, used_memory
 
 from omniq import AsyncOmniq, JobSpec
+from omniq._limits import DEFAULT_EVENTS_MAXLEN
 from omniq.aio.client import DEFAULT_CHILD_TTL_MS
 from omniq.types import Ack
 
 T0 = 1_000_000
 WEEK_MS = 7 * 86_400_000
 
-# what a drained queue keeps: the history and six fixed-size keys
+# what a drained queue keeps: the history and seven fixed-size keys (the event stream is
+# capped at about events_maxlen entries)
 RETAINED = {
     "{q}:completed": 1,
     "{q}:idx:completed": 1,
@@ -33,7 +35,16 @@ RETAINED = {
     "{q}:lane:rr": 1,
     "{q}:lease:seq": 1,
     "{q}:has_groups": 1,
+    "{q}:events": 1,
 }
+
+
+def events_bound(raw, maxlen: int) -> tuple[int, int]:
+    """The lengths a stream trimmed with ``MAXLEN ~ maxlen`` can have: at least maxlen
+    (when more were written), at most maxlen plus one node of stream-node-max-entries
+    (``~`` trims whole nodes only)."""
+    node = int(raw.config_get("stream-node-max-entries")["stream-node-max-entries"])
+    return maxlen, maxlen + node
 
 
 def report(**figures: object) -> None:
@@ -63,6 +74,10 @@ async def test_soak_100k_jobs_1000_groups_leaves_a_bounded_keyspace(omniq_redis_
     kept = {k.split(":job:")[1] for k in raw.scan_iter(match="{soak}:job:*")}
     assert kept == set(raw.lrange("{soak}:completed", 0, -1)) | set(
         raw.lrange("{soak}:failed", 0, -1))
+    # the event stream got ~330,000 entries and keeps about events_maxlen of them
+    low, high = events_bound(raw, DEFAULT_EVENTS_MAXLEN)
+    assert low <= raw.xlen("{soak}:events") <= high
+    stream_bytes = int(raw.memory_usage("{soak}:events", samples=0))
 
     # failed attempts store their traceback in last_error (at most 4096 bytes each)
     errors = sum(len((raw.hget(f"{{soak}}:job:{jid}", "last_error") or "").encode())
@@ -73,12 +88,12 @@ async def test_soak_100k_jobs_1000_groups_leaves_a_bounded_keyspace(omniq_redis_
     flushed = used_memory(raw)
     report(publish_s=round(t_pub, 1), drain_s=round(t_drain, 1), baseline=baseline,
            drained=drained, flushed=flushed, held_by_keys=drained - flushed,
-           error_bytes=errors)
-    # the 158 remaining keys hold ~100 KB besides their stored errors; the server itself
-    # keeps a few hundred KB of internal allocations after a burst (also after plain SETs
-    # and a FLUSHDB)
-    assert drained - flushed < 300_000 + 2 * errors
-    assert drained - baseline < 2_000_000
+           error_bytes=errors, stream_bytes=stream_bytes)
+    # the 159 remaining keys hold ~100 KB besides their stored errors and the capped event
+    # stream; the server itself keeps a few hundred KB of internal allocations after a
+    # burst (also after plain SETs and a FLUSHDB)
+    assert drained - flushed < 300_000 + 2 * errors + stream_bytes
+    assert drained - baseline < 2_000_000 + stream_bytes
 
 
 @pytest.mark.skipif(not os.environ.get("OMNIQ_SOAK_ROUNDS"), reason="set OMNIQ_SOAK_ROUNDS")
@@ -133,7 +148,11 @@ async def test_keep_failed_keeps_the_newest(omniq_redis_url, raw, how):
 async def test_keep_failed_zero_keeps_none(omniq_redis_url, raw):
     async with AsyncOmniq(url=omniq_redis_url, keep_failed=0) as client:
         await _fail(client, "q", 3, T0)
-    assert sorted(raw.keys("{q}:*")) == ["{q}:lane:rr", "{q}:lease:seq", "{q}:stats"]
+    assert sorted(raw.keys("{q}:*")) == [
+        "{q}:events", "{q}:lane:rr", "{q}:lease:seq", "{q}:stats"]
+    # the trim by keep_failed writes no event: each job's life ends with its "failed"
+    types = [f["type"] for _, f in raw.xrange("{q}:events")]
+    assert types == ["enqueued"] * 3 + ["reserved"] * 3 + ["failed"] * 3
 
 
 async def test_keep_failed_default_keeps_every_failed_job(omniq, raw):
@@ -202,7 +221,7 @@ async def test_group_keys_live_only_while_the_group_has_work(omniq, raw):
 async def test_removing_the_last_waiting_job_drops_the_group_limit(omniq, raw):
     await omniq.publish("q", {}, job_id="only", gid="g", group_limit=3, now_ms=T0)
     await omniq.remove_job("q", "only", "gwait", now_ms=T0 + 1)
-    assert sorted(raw.keys("{q}:*")) == ["{q}:has_groups", "{q}:stats"]
+    assert sorted(raw.keys("{q}:*")) == ["{q}:events", "{q}:has_groups", "{q}:stats"]
 
 
 async def test_delayed_grouped_job_sets_the_limit_when_it_becomes_ready(omniq, raw):
@@ -280,3 +299,69 @@ def test_expired_counter_is_gone(raw, omniq_redis_url):
         client.child_ack("p", "c1")
         time.sleep(0.2)
         assert raw.keys("{cc:*") == []
+
+
+# -- retention by age ----------------------------------------------------------------------
+
+
+async def _finish_all(client: AsyncOmniq, queue: str, n: int, fail_every: int | None,
+                      now: int) -> list[str]:
+    """Publish n one-attempt jobs at ``now``; complete them at now + 1, failing every
+    ``fail_every``-th for good (None: none; one ack_reserve per 1,000)."""
+    ids = await client.publish_many(queue, [JobSpec(payload={"i": i}, job_id=f"age-{now}-{i}")
+                                            for i in range(n)], max_attempts=1, now_ms=now)
+    for start in range(0, n, 1000):
+        jobs = (await client.reserve_many(queue, min(1000, n - start), now_ms=now)).jobs
+        acks = [Ack(j.job_id, j.lease_token,
+                    fail_every is None or int(j.job_id.rsplit("-", 1)[1]) % fail_every != 0,
+                    "x") for j in jobs]
+        outcomes, _ = await client.ack_reserve(queue, acks, 0, now_ms=now + 1)
+        assert all(o is None or o.status == "FAILED" for o in outcomes)
+    return ids
+
+
+async def test_keep_ms_deletes_each_finished_job_once_its_time_is_over(omniq_redis_url, raw):
+    async with AsyncOmniq(url=omniq_redis_url, keep_completed=100_000, keep_completed_ms=1000,
+                          keep_failed_ms=2000) as client:
+        await _finish_all(client, "q", 300, 3, T0)  # 200 completed, 100 failed at T0 + 1
+        assert raw.zcard("{q}:expire") == 300
+        assert await client.promote_delayed("q", now_ms=T0 + 1000) == 0
+        assert raw.zcard("{q}:expire") == 300  # one ms early: nothing deleted
+        await client.promote_delayed("q", now_ms=T0 + 1001)
+        assert (raw.llen("{q}:completed"), raw.zcard("{q}:idx:completed")) == (0, 0)
+        assert (raw.llen("{q}:failed"), raw.zcard("{q}:expire")) == (100, 100)
+        assert len(raw.keys("{q}:job:*")) == 100
+        await client.promote_delayed("q", now_ms=T0 + 2001)
+    assert sorted(raw.keys("{q}:*")) == [
+        "{q}:events", "{q}:lane:rr", "{q}:lease:seq", "{q}:stats"]
+    assert raw.hget("{q}:stats", "failed") == "0"
+    # deletions by age write no event
+    types = {f["type"] for _, f in raw.xrange("{q}:events")}
+    assert types == {"enqueued", "reserved", "completed", "failed"}
+
+
+async def test_keep_ms_backlog_shrinks_gradually(omniq_redis_url, raw):
+    # at most 1,000 expired jobs are deleted per call, so a backlog never blocks the server
+    async with AsyncOmniq(url=omniq_redis_url, keep_completed=100_000, keep_completed_ms=10,
+                          events_maxlen=0) as client:
+        await _finish_all(client, "q", 2500, None, T0)
+        sizes = []
+        for k in range(3):
+            await client.promote_delayed("q", now_ms=T0 + 100 + k)
+            sizes.append(raw.zcard("{q}:expire"))
+    assert sizes == [1500, 500, 0]
+    assert raw.keys("{q}:job:*") == []
+    assert raw.exists("{q}:events") == 0  # events_maxlen=0: no stream at all
+
+
+# -- the event stream ----------------------------------------------------------------------
+
+
+async def test_event_stream_is_capped_at_about_events_maxlen(omniq_redis_url, raw):
+    async with AsyncOmniq(url=omniq_redis_url, events_maxlen=500) as client:
+        await client.publish_many("q", [JobSpec(payload={}) for _ in range(3000)], now_ms=T0)
+    low, high = events_bound(raw, 500)
+    assert low <= raw.xlen("{q}:events") <= high
+    # the newest entries are the ones kept
+    (_, last), = raw.xrevrange("{q}:events", count=1)
+    assert last["id"] == raw.lrange("{q}:wait", -1, -1)[0]

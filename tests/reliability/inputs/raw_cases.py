@@ -1,12 +1,16 @@
 """Bad ARGV for every script, called directly (bypassing the client): (case id, script,
 KEYS[1], ARGV, expected reply). Each must be an ERR reply, never a Lua runtime error, and
-must write nothing (tests/reliability/inputs/test_bad_input.py)."""
+must write nothing (tests/reliability/inputs/test_bad_input.py).
+
+An argument ``@<job id>`` stands for the lease token the populated database holds for that
+job (see inputs_util.populate), so a case can be a call that would otherwise succeed."""
 
 from __future__ import annotations
 
 T = "1000100"  # now_ms
+LATER = "2000000"  # after d1 is due and the leases of a1 and a2 expired
 Q, C = "{q}:meta", "{cc:parent}:meta"
-_FIELDS = ("id", "payload", "ma", "tm", "bo", "due", "delay", "gid", "gl")
+_FIELDS = ("id", "payload", "ma", "tm", "bo", "due", "delay", "gid", "gl", "kc", "kf")
 _GOOD = {
     "id": "j",
     "payload": "{}",
@@ -17,11 +21,13 @@ _GOOD = {
     "delay": "0",
     "gid": "",
     "gl": "0",
+    "kc": "0",  # keep_completed_ms
+    "kf": "0",  # keep_failed_ms
 }
 
 
-def j9(**kw: str) -> list[str]:
-    """The 9 enqueue fields of one good job, with some replaced."""
+def j11(**kw: str) -> list[str]:
+    """The ENQUEUE_FIELDS (11) enqueue fields of one good job, with some replaced."""
     v = {**_GOOD, **kw}
     return [v[n] for n in _FIELDS]
 
@@ -31,61 +37,61 @@ CASES: list[tuple[str, str, str, list[str], list[str]]] = [
     ("enqueue-count-text", "enqueue", Q, [T, "abc"], ["ERR", "BAD_ARGS", "count"]),
     ("enqueue-count-missing-fields", "enqueue", Q, [T, "1"], ["ERR", "BAD_ARGS", "argument count"]),
     ("enqueue-count-negative", "enqueue", Q, [T, "-1"], ["ERR", "BAD_ARGS", "count"]),
-    ("enqueue-now-text", "enqueue", Q, ["soon", "1", *j9()], ["ERR", "BAD_ARGS", "now_ms"]),
+    ("enqueue-now-text", "enqueue", Q, ["soon", "1", *j11()], ["ERR", "BAD_ARGS", "now_ms"]),
     (
         "enqueue-attempts-exponent",
         "enqueue",
         Q,
-        [T, "1", *j9(ma="1e3")],
+        [T, "1", *j11(ma="1e3")],
         ["ERR", "BAD_ARGS", "max_attempts"],
     ),
     (
         "enqueue-timeout-blank-padded",
         "enqueue",
         Q,
-        [T, "1", *j9(tm=" 5")],
+        [T, "1", *j11(tm=" 5")],
         ["ERR", "BAD_ARGS", "timeout_ms"],
     ),
     (
         "enqueue-backoff-hex",
         "enqueue",
         Q,
-        [T, "1", *j9(bo="0x10")],
+        [T, "1", *j11(bo="0x10")],
         ["ERR", "BAD_ARGS", "backoff_ms"],
     ),
     (
         "enqueue-due-beyond-2^53",
         "enqueue",
         Q,
-        [T, "1", *j9(due="100000000000000000000")],
+        [T, "1", *j11(due="100000000000000000000")],
         ["ERR", "BAD_ARGS", "due_ms"],
     ),
     (
         "enqueue-delay-fraction",
         "enqueue",
         Q,
-        [T, "1", *j9(delay="1.5")],
+        [T, "1", *j11(delay="1.5")],
         ["ERR", "BAD_ARGS", "delay_ms"],
     ),
     (
         "enqueue-limit-inf",
         "enqueue",
         Q,
-        [T, "1", *j9(gid="g", gl="inf")],
+        [T, "1", *j11(gid="g", gl="inf")],
         ["ERR", "BAD_ARGS", "group_limit"],
     ),
     (
         "enqueue-payload-scalar",
         "enqueue",
         Q,
-        [T, "1", *j9(payload="42")],
+        [T, "1", *j11(payload="42")],
         ["ERR", "BAD_PAYLOAD", "j"],
     ),
     (
         "enqueue-second-job-bad",
         "enqueue",
         Q,
-        [T, "2", *j9(id="x1"), *j9(id="x2", tm="0")],
+        [T, "2", *j11(id="x1"), *j11(id="x2", tm="0")],
         ["ERR", "BAD_ARGS", "timeout_ms"],
     ),
     ("reserve-count-text", "reserve", Q, [T, "many"], ["ERR", "BAD_ARGS", "count"]),
@@ -250,3 +256,71 @@ CASES: list[tuple[str, str, str, list[str], list[str]]] = [
         ["ERR", "BAD_ARGS", "finished_ttl_ms"],
     ),
 ]
+
+
+# -- progress.lua: job_id, lease_token, value, now_ms, [events_maxlen] ----------------------
+
+BIG = "[" + "1," * 32767 + "1]"  # 65,537 bytes of JSON, one more than MAX_PROGRESS_BYTES
+
+CASES += [
+    ("progress-no-args", "progress", Q, [], ["ERR", "BAD_JOB_ID"]),
+    ("progress-id-empty", "progress", Q, ["", "@a1", "1", T], ["ERR", "BAD_JOB_ID"]),
+    ("progress-value-missing", "progress", Q, ["a1", "@a1"], ["ERR", "BAD_ARGS", "progress"]),
+    ("progress-value-empty", "progress", Q, ["a1", "@a1", "", T],
+     ["ERR", "BAD_ARGS", "progress"]),
+    ("progress-value-oversized", "progress", Q, ["a1", "@a1", BIG, T],
+     ["ERR", "BAD_ARGS", "progress"]),
+    ("progress-token-empty", "progress", Q, ["a1", "", "1", T], ["ERR", "TOKEN_REQUIRED"]),
+    ("progress-token-bogus", "progress", Q, ["a1", "f" * 40, "1", T],
+     ["ERR", "TOKEN_MISMATCH"]),
+    ("progress-token-foreign", "progress", Q, ["a1", "@a2", "1", T],
+     ["ERR", "TOKEN_MISMATCH"]),
+    ("progress-lease-ended", "progress", Q, ["c1", "@c1", "1", T], ["ERR", "TOKEN_MISMATCH"]),
+    ("progress-unknown-job", "progress", Q, ["ghost", "@a1", "1", T],
+     ["ERR", "TOKEN_MISMATCH"]),
+    ("progress-now-text", "progress", Q, ["a1", "@a1", "1", "soon"],
+     ["ERR", "BAD_ARGS", "now_ms"]),
+    ("progress-now-negative", "progress", Q, ["a1", "@a1", "1", "-5"],
+     ["ERR", "BAD_ARGS", "now_ms"]),
+    ("progress-now-fraction", "progress", Q, ["a1", "@a1", "1", "1.5"],
+     ["ERR", "BAD_ARGS", "now_ms"]),
+]
+
+# -- enqueue: keep_completed_ms / keep_failed_ms -------------------------------------------
+
+for _field, _name in (("kc", "keep_completed_ms"), ("kf", "keep_failed_ms")):
+    for _label, _bad in (("negative", "-1"), ("fraction", "1.5"), ("text", "1h"),
+                         ("empty", ""), ("exponent", "1e3"), ("beyond-2^53", "1" + "0" * 20)):
+        CASES.append((f"enqueue-{_name}-{_label}", "enqueue", Q,
+                      [T, "1", *j11(id="new", **{_field: _bad})],
+                      ["ERR", "BAD_ARGS", _name]))
+CASES.append(("enqueue-keep-ms-second-job-bad", "enqueue", Q,
+              [T, "2", *j11(id="x1", kc="5"), *j11(id="x2", kf="-1")],
+              ["ERR", "BAD_ARGS", "keep_failed_ms"]))
+
+# -- events_maxlen, the last optional argument of every queue script -----------------------
+# Each call is otherwise one that writes (publishes, leases, acks, promotes, reaps, removes,
+# retries, pauses, stores progress), so "nothing written" is the refusal's doing.
+
+WRITES_BEFORE_EVENTS_MAXLEN: dict[str, list[str]] = {
+    "enqueue": [T, "1", *j11(id="new")],
+    "reserve": [T, "3"],
+    "ack_success": ["a1", T, "@a1", '{"r":1}', "100"],
+    "ack_fail": ["a1", T, "@a1", "boom", "0", ""],
+    "ack_reserve": [T, "100", "1", "a1", "@a1", "S", "", "3", ""],
+    "promote_delayed": [LATER, "10"],
+    "reap_expired": [LATER, "10", ""],
+    "remove_job": ["w1", "wait", T],
+    "remove_jobs_batch": ["wait", "1", "w1", T],
+    "retry_failed": ["f1", T],
+    "retry_failed_batch": [T, "1", "f1"],
+    "pause": [],
+    "resume": [],
+    "progress": ["a1", "@a1", '{"pct":50}', T],
+}
+
+for _script, _args in WRITES_BEFORE_EVENTS_MAXLEN.items():
+    for _label, _bad in (("text", "many"), ("negative", "-1"), ("fraction", "1.5"),
+                         ("blank-padded", " 10"), ("beyond-2^53", "1" + "0" * 20)):
+        CASES.append((f"{_script}-events-maxlen-{_label}", _script, Q, [*_args, _bad],
+                      ["ERR", "BAD_ARGS", "events_maxlen"]))

@@ -1,7 +1,9 @@
 """Snapshot every key of a (small) test database in one round trip.
 
 Same idea as ``tests/core/core_util.dump_db`` (type, full value, expiry of every key), but
-done by one read-only Lua call so a state machine can afford it after every step.
+done by one read-only Lua call so a state machine can afford it after every step. Streams
+(the event log ``{q}:events``) are dumped entry by entry, ids included, so an event written
+by a refused call is a difference like any other write.
 Shared by tests/reliability/model, inputs and growth.
 """
 
@@ -21,6 +23,7 @@ for _, k in ipairs(redis.call('KEYS', '*')) do
   elseif t == 'hash' then v = redis.call('HGETALL', k)
   elseif t == 'set' then v = redis.call('SMEMBERS', k)
   elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+  elseif t == 'stream' then v = redis.call('XRANGE', k, '-', '+')
   else v = '?' end
   out[#out + 1] = {k, t, redis.call('PTTL', k), v}
 end
@@ -41,7 +44,8 @@ def _score(s: Any) -> int | float:
 
 def dump_keyspace(r: redis.Redis) -> Dump:
     """key -> (type, value, pttl). Values: str, list, dict (hash; zset member -> score),
-    sorted list (set). pttl is -1 for no expiry."""
+    sorted list (set), list of ``(entry id, {field: value})`` (stream, oldest first).
+    pttl is -1 for no expiry."""
     out: Dump = {}
     if isinstance(r, redis.RedisCluster):  # every master holds a part of the keyspace
         rows = [row for node in r.get_primaries()
@@ -61,6 +65,9 @@ def dump_keyspace(r: redis.Redis) -> Dump:
             value = sorted(_text(x) for x in v)
         elif kind == "zset":
             value = {_text(v[i]): _score(v[i + 1]) for i in range(0, len(v), 2)}
+        elif kind == "stream":
+            value = [(_text(eid), {_text(f[i]): _text(f[i + 1]) for i in range(0, len(f), 2)})
+                     for eid, f in v]
         else:  # pragma: no cover - nothing of ours uses other types
             value = v
         out[key] = (kind, value, int(pttl))

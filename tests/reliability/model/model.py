@@ -12,6 +12,17 @@ knows the token the real system must hand out.
 
 Conventions kept from the scripts' data model: all stored values are strings; an empty
 container is no key at all; a zset is ``member -> score`` ordered by (score, member).
+
+Events (docs/events.md): every transition appends one entry to ``{q}:events`` in the same
+call, so the model keeps the ordered list of entries (their fields) each operation must
+produce; the stream ids are the server's and are not modelled. ``ms`` is the script's
+clock (the explicit ``now_ms``), except for pause / resume, which take the server clock
+(``"*"`` in the model). Deletions by retention (count or age) write no event.
+
+Retention by age: a job published with ``keep_completed_ms`` / ``keep_failed_ms`` > 0 gets
+``expire_ms`` = finish time + that when it completes / fails for good, and an entry in the
+zset ``{q}:expire``; it is deleted by the first ack, promote or reap call (one that does
+work) at or after that time, at most MAX_EXPIRE_TRIM per call.
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ MAX_ORPHAN_SKIPS = 100
 MAX_ERR_BYTES = 4096
 MAX_BATCH = 100
 MAX_FAILED_TRIM = 1000  # failed jobs one call trims at most (keep_failed)
+MAX_EXPIRE_TRIM = 1000  # finished jobs one call deletes at most (keep_*_ms)
+SERVER_CLOCK = "*"  # the ms of an event stamped with the server's clock (pause / resume)
 FINISHED_TTL_MS = 86_400_000  # {cc:K}:finished marker
 LANE_STATE = {"wait": "wait", "gwait": "wait", "delayed": "delayed", "failed": "failed",
               "completed": "completed"}
@@ -103,8 +116,11 @@ def list_remove(lst: list[str], item: str) -> bool:
 class QueueModel:
     """Every key of one queue ``{name}``."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, events_maxlen: int = 10_000) -> None:
         self.name = name
+        self.events_maxlen = events_maxlen  # 0: the scripts write no events
+        self.events: list[Hash] = []  # the fields of every entry of {q}:events, in order
+        self.expire = ZSet()  # {q}:expire: finished job -> time it may be deleted
         self.jobs: dict[str, Hash] = {}
         self.wait: list[str] = []
         self.gwait: dict[str, list[str]] = {}
@@ -125,6 +141,41 @@ class QueueModel:
         self._served: deque[str] = deque()
 
     # -- shared rules ------------------------------------------------------------------
+
+    def emit(self, kind: str, job_id: str, gid: str | None, now: int | str,
+             **extra: str) -> None:
+        """One event: type, id, ms, gid (only when there is one), the type's own fields."""
+        if self.events_maxlen == 0:
+            return
+        entry: Hash = {"type": kind, "id": job_id,
+                       "ms": now if isinstance(now, str) else fmt(now)}
+        if gid:
+            entry["gid"] = gid
+        entry.update(extra)
+        self.events.append(entry)
+
+    def expire_later(self, job_id: str, h: Hash, now: int, ms: int) -> None:
+        h["expire_ms"] = fmt(now + ms)
+        self.expire[job_id] = now + ms
+
+    def expire_finished(self, now: int) -> int:
+        """Delete the finished jobs whose keep_*_ms time is over (an entry whose job no
+        longer carries the same expire_ms, or is not finished, is only dropped)."""
+        deleted = 0
+        for job_id in self.expire.due(now, MAX_EXPIRE_TRIM):
+            at = self.expire.pop(job_id)
+            h = self.jobs.get(job_id)
+            if h is None or number(h.get("expire_ms")) != at:
+                continue
+            lane = {"completed": self.completed, "failed": self.failed}.get(h.get("state", ""))
+            if lane is None:
+                continue
+            if job_id in lane:  # LREM -1: the occurrence nearest the tail (the oldest)
+                del lane[len(lane) - 1 - lane[::-1].index(job_id)]
+            self.idx[h["state"]].pop(job_id, None)
+            del self.jobs[job_id]
+            deleted += 1
+        return deleted
 
     def finish(self, now: int) -> None:
         """The stats counters are recomputed from the containers (docs/protocol.md 2.3)."""
@@ -176,7 +227,8 @@ class QueueModel:
 
     def enqueue(self, now: int, jobs: list[dict[str, Any]]) -> Reply:
         """``jobs``: dicts with id, payload (text), max_attempts, timeout_ms, backoff_ms,
-        due_ms, delay_ms, gid, group_limit. All or nothing."""
+        due_ms, delay_ms, gid, group_limit, and optionally keep_completed_ms,
+        keep_failed_ms. All or nothing."""
         seen: set[str] = set()
         for j in jobs:
             if j["id"] in seen or j["id"] in self.jobs:
@@ -199,13 +251,18 @@ class QueueModel:
                 self.has_groups = True
                 if j["group_limit"] > 0:
                     h["group_limit"] = fmt(j["group_limit"])
+            for field in ("keep_completed_ms", "keep_failed_ms"):  # stored only when set
+                if j.get(field, 0) > 0:
+                    h[field] = fmt(j[field])
             if due > now:
                 h["state"] = "delayed"
                 h["due_ms"] = fmt(due)
                 self.delayed[jid] = due
                 self.idx["delayed"][jid] = now
+                self.emit("delayed", jid, gid, now, due=fmt(due))
             else:
                 self.push_ready(jid, gid, now, j["group_limit"])
+                self.emit("enqueued", jid, gid, now)
         self.stats["last_enqueue_ms"] = fmt(now)
         self.finish(now)
         return ("OK", len(jobs))
@@ -235,6 +292,7 @@ class QueueModel:
         self.idx["active"][job_id] = now
         if gid:
             self.leases[job_id] = gid
+        self.emit("reserved", job_id, gid, now, attempt=fmt(attempt))
         return (job_id, h.get("payload", ""), int(lock), int(attempt),
                 int(h.get("max_attempts") or 0), gid, token, int(timeout))
 
@@ -360,12 +418,17 @@ class QueueModel:
         self.idx["active"].pop(job_id, None)
         self.idx["completed"][job_id] = now
         self.end_lease(job_id, gid, now)
+        ttl = number(h.get("keep_completed_ms")) or 0
+        if ttl > 0:
+            self.expire_later(job_id, h, now, int(ttl))
+        self.emit("completed", job_id, gid, now, attempt=h.get("attempt") or "0")
         self.completed.insert(0, job_id)
         while len(self.completed) > keep:
             old = self.completed.pop()
             self.idx["completed"].pop(old, None)
             if self.jobs.get(old, {}).get("state") == "completed":  # never a live reuse (D9)
                 del self.jobs[old]
+                self.expire.pop(old, None)
         return None
 
     def _trim_failed(self, keep: int) -> None:
@@ -376,9 +439,10 @@ class QueueModel:
             self.idx["failed"].pop(old, None)
             if self.jobs.get(old, {}).get("state") == "failed":
                 del self.jobs[old]
+                self.expire.pop(old, None)
 
     def _fail_or_retry(self, job_id: str, h: Hash, now: int, final: bool,
-                       keep_failed: int | None) -> Reply:
+                       keep_failed: int | None, text: str) -> Reply:
         attempt = number(h.get("attempt")) or 0
         max_attempts = number(h.get("max_attempts"))
         if max_attempts is None or max_attempts < 1:
@@ -389,6 +453,10 @@ class QueueModel:
                      lock_until_ms="")
             self.failed.insert(0, job_id)
             self.idx["failed"][job_id] = now
+            ttl = number(h.get("keep_failed_ms")) or 0
+            if ttl > 0:
+                self.expire_later(job_id, h, now, int(ttl))
+            self.emit("failed", job_id, h.get("gid"), now, attempt=fmt(attempt), error=text)
             if keep_failed is not None:
                 self._trim_failed(keep_failed)
             return ("FAILED",)
@@ -398,6 +466,8 @@ class QueueModel:
                  lock_until_ms="")
         self.delayed[job_id] = due
         self.idx["delayed"][job_id] = now
+        self.emit("retry_scheduled", job_id, h.get("gid"), now, attempt=fmt(attempt),
+                  due=fmt(due), error=text)
         return ("RETRY", due)
 
     def _ack_fail_one(self, job_id: str, token: str, now: int, text: str, final: bool,
@@ -407,17 +477,19 @@ class QueueModel:
             return ("ERR", code)
         del self.active[job_id]
         h = self.jobs[job_id]
+        text = cut_utf8(text)
         if text:
-            h["last_error"] = cut_utf8(text)
+            h["last_error"] = text
             h["last_error_ms"] = fmt(now)
         self.end_lease(job_id, h.get("gid"), now)
-        return self._fail_or_retry(job_id, h, now, final, keep_failed)
+        return self._fail_or_retry(job_id, h, now, final, keep_failed, text)
 
     def ack_success(self, now: int, job_id: str, token: str, result: str, keep: int) -> Reply:
         code = self._ack_success_one(job_id, token, now, result, keep)
         if code:
             return ("ERR", code)
         self.stats["last_finish_ms"] = fmt(now)
+        self.expire_finished(now)
         self.finish(now)
         return ("OK",)
 
@@ -426,6 +498,7 @@ class QueueModel:
         out = self._ack_fail_one(job_id, token, now, text, final, keep_failed)
         if out[0] != "ERR":
             self.stats["last_finish_ms"] = fmt(now)
+            self.expire_finished(now)
             self.finish(now)
         return out
 
@@ -444,6 +517,7 @@ class QueueModel:
         wrote = any(o[0] != "ERR" for o in outcomes)
         if wrote:
             self.stats["last_finish_ms"] = fmt(now)
+            self.expire_finished(now)
         res = None
         if count > 0:
             res, n = self.reserve_into(count, now)
@@ -455,6 +529,7 @@ class QueueModel:
     # -- maintenance -------------------------------------------------------------------
 
     def promote(self, now: int, max_promote: int) -> Reply:
+        expired = self.expire_finished(now)
         ids = self.delayed.due(now, max_promote)
         moved = 0
         for job_id in ids:
@@ -464,8 +539,9 @@ class QueueModel:
             if h is not None and "state" in h:  # a vanished hash is dropped (D11)
                 h.update(state="wait", updated_ms=fmt(now))
                 self.push_ready(job_id, h.get("gid") or "", now, h.get("group_limit"))
+                self.emit("promoted", job_id, h.get("gid"), now)
                 moved += 1
-        if ids:
+        if ids or expired:
             self.finish(now)
         return ("OK", moved)
 
@@ -478,23 +554,42 @@ class QueueModel:
             if h is None or "state" not in h:
                 self.idx["active"].pop(job_id, None)
             else:
-                h["last_error"] = "LeaseExpired: lease expired at " + h.get("lock_until_ms", "?")
+                text = "LeaseExpired: lease expired at " + h.get("lock_until_ms", "?")
+                h["last_error"] = text
                 h["last_error_ms"] = fmt(now)
-                self._fail_or_retry(job_id, h, now, False, keep_failed)
+                self.emit("lease_expired", job_id, h.get("gid"), now,
+                          attempt=h.get("attempt") or "0", error=text)
+                self._fail_or_retry(job_id, h, now, False, keep_failed, text)
         if len(self.leases) > len(self.active):  # entries of leases ended by other clients
             for job_id in [j for j in self.leases if j not in self.active]:
                 del self.leases[job_id]
         if ids:
+            self.expire_finished(now)
             self.finish(now)
         return ("OK", len(ids))
 
     def pause(self) -> Reply:
+        if not self.paused:
+            self.emit("paused", "", None, SERVER_CLOCK)
         self.paused = True
         return ("OK",)
 
     def resume(self) -> Reply:
         was, self.paused = self.paused, False
+        if was:
+            self.emit("resumed", "", None, SERVER_CLOCK)
         return ("OK", was)
+
+    def progress(self, now: int, job_id: str, token: str, value: str) -> Reply:
+        """Store the latest progress of a held lease (no stats write)."""
+        code = "BAD_JOB_ID" if not job_id else self.check_lease(job_id, token)
+        if code:
+            return ("ERR", code)
+        h = self.jobs[job_id]
+        h.update(progress=value, progress_ms=fmt(now))
+        self.emit("progress", job_id, h.get("gid"), now, attempt=h.get("attempt") or "0",
+                  progress=value)
+        return ("OK",)
 
     # -- admin -------------------------------------------------------------------------
 
@@ -510,9 +605,11 @@ class QueueModel:
         self.idx["failed"].pop(job_id, None)
         self.delayed.pop(job_id, None)
         self.idx["delayed"].pop(job_id, None)
+        self.expire.pop(job_id, None)
         h.update(state="wait", attempt="0", lease_token="", lock_until_ms="", due_ms="",
-                 failed_ms="", updated_ms=fmt(now))
+                 failed_ms="", expire_ms="", updated_ms=fmt(now))
         self.push_ready(job_id, h.get("gid") or "", now, h.get("group_limit"))
+        self.emit("retried", job_id, h.get("gid"), now)
         return None
 
     def retry_failed(self, now: int, job_id: str) -> Reply:
@@ -531,7 +628,7 @@ class QueueModel:
             self.finish(now)
         return out
 
-    def _remove_one(self, job_id: str, lane: str) -> str | None:
+    def _remove_one(self, job_id: str, lane: str, now: int) -> str | None:
         """Checks first, writes after: a refusal changes nothing (D17)."""
         if not valid_id(job_id):
             return "BAD_JOB_ID"
@@ -562,13 +659,16 @@ class QueueModel:
         if not removed:
             return "NOT_IN_LANE"
         del self.jobs[job_id]
+        if lane in ("failed", "completed"):
+            self.expire.pop(job_id, None)
         self.idx[LANE_INDEX[lane]].pop(job_id, None)
         if lane == "gwait":
             self.forget_idle_group(gid)
+        self.emit("removed", job_id, gid, now, lane=lane)
         return None
 
     def remove_job(self, now: int, job_id: str, lane: str) -> Reply:
-        code = self._remove_one(job_id, lane)
+        code = self._remove_one(job_id, lane, now)
         if code:
             return ("ERR", code)
         self.finish(now)
@@ -577,7 +677,7 @@ class QueueModel:
     def remove_jobs_batch(self, now: int, lane: str, ids: list[str]) -> list[Reply]:
         out: list[Reply] = []
         for job_id in ids:
-            code = self._remove_one(job_id, lane)
+            code = self._remove_one(job_id, lane, now)
             out.append((job_id, "ERR", code) if code else (job_id, "OK", None))
         if any(r[1] == "OK" for r in out):
             self.finish(now)
@@ -621,7 +721,8 @@ class QueueModel:
             out[f"{b}:g:{gid}:inflight"] = ("string", fmt(n), None)
         for gid, v in self.limit.items():
             out[f"{b}:g:{gid}:limit"] = ("string", v, None)
-        zsets = {"delayed": self.delayed, "active": self.active, "groups:ready": self.ready}
+        zsets = {"delayed": self.delayed, "active": self.active, "groups:ready": self.ready,
+                 "expire": self.expire}
         zsets.update({f"idx:{lane}": z for lane, z in self.idx.items()})
         for suffix, z in zsets.items():
             if z:
@@ -638,6 +739,8 @@ class QueueModel:
             out[f"{b}:lease:seq"] = ("string", fmt(self.seq), None)
         if self.stats:
             out[f"{b}:stats"] = ("hash", dict(self.stats), None)
+        if self.events:  # value: the fields of each entry, oldest first
+            out[f"{b}:events"] = ("stream", [dict(e) for e in self.events], None)
         return out
 
 
@@ -695,14 +798,15 @@ class CounterModel:
 class Model:
     """Several queues and counters on one database."""
 
-    def __init__(self) -> None:
+    def __init__(self, events_maxlen: int = 10_000) -> None:
         self.queues: dict[str, QueueModel] = {}
         self.counters: dict[str, CounterModel] = {}
+        self.events_maxlen = events_maxlen
 
     def queue(self, name: str) -> QueueModel:
         q = self.queues.get(name)
         if q is None:
-            q = self.queues[name] = QueueModel(name)
+            q = self.queues[name] = QueueModel(name, self.events_maxlen)
         return q
 
     def counter(self, key: str) -> CounterModel:

@@ -3,7 +3,9 @@
 A hypothesis state machine applies the same random operations, with the same explicit
 clock (``now_ms``), to a real database and to the reference model, and after every step
 compares the reply and the whole keyspace: every key, its type, its full value (job hashes
-field by field, lists in order, zset scores, stats counters) and whether it expires.
+field by field, lists in order, zset scores, stats counters) and whether it expires. The
+event stream ``{q}:events`` is part of it: XRANGE of the real stream, entry by entry, must
+equal the events the model says the operations so far produced (ids strictly increasing).
 
 ``OMNIQ_MODEL_EXAMPLES`` sets the number of examples (default 200; e.g. 5000 for a long
 run), ``OMNIQ_MODEL_STEPS`` the steps per example (default 30).
@@ -29,9 +31,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from keydump import dump_keyspace
-from model import Model, QueueModel, cut_utf8
+from model import SERVER_CLOCK, Model, QueueModel, cut_utf8
 
 from omniq import AsyncOmniq, JobSpec, Lease, ScriptError
+from omniq._limits import DEFAULT_EVENTS_MAXLEN
 from omniq.aio._connect import is_cluster_url, plain_url
 from omniq.types import Ack, ReserveResult
 
@@ -89,7 +92,12 @@ job_specs = st.fixed_dictionaries({
     "when": st.sampled_from([("now", 0), ("now", 0), ("delay", 200), ("delay", 3000),
                              ("due", -100), ("due", 0), ("due", 150)]),
     "payload": st.sampled_from([{}, {"n": 1}, [1, "é"], {"deep": {"x": [None, True]}}]),
+    # per-publish keep_completed_ms / keep_failed_ms (None: the client's)
+    "keep_ms": st.sampled_from([(None, None), (None, None), (10, None), (None, 10),
+                                (0, 0), (100, 1000)]),
 })
+KEEP_MS = st.sampled_from([0, 0, 1, 10, 1000])  # the client's keep_completed_ms / keep_failed_ms
+PROGRESS_VALUES = st.sampled_from([0, 50.5, "half", {"pct": 50, "step": "é"}, [1, None]])
 
 
 class QueueMachine(RuleBasedStateMachine):
@@ -110,6 +118,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.issued: dict[tuple[str, str], list[str]] = {}  # (queue, job id) -> tokens
         self.keep_completed = 100
         self.keep_failed: int | None = None
+        self.keep_ms = (0, 0)  # the client's keep_completed_ms, keep_failed_ms
         self.child_ttl = WEEK_MS
 
     # -- plumbing ----------------------------------------------------------------------
@@ -206,13 +215,21 @@ class QueueMachine(RuleBasedStateMachine):
         child_ttl=st.sampled_from([0, WEEK_MS]),
         two_queues=st.booleans(),
         seed=st.lists(job_specs, max_size=8, unique_by=lambda s: s["id"]),
+        keep_completed_ms=KEEP_MS,
+        keep_failed_ms=KEEP_MS,
+        events_maxlen=st.sampled_from([DEFAULT_EVENTS_MAXLEN] * 3 + [0]),
     )
     def setup(self, keep_completed: int, keep_failed: int | None, child_ttl: int,
-              two_queues: bool, seed: list[dict[str, Any]]) -> None:
+              two_queues: bool, seed: list[dict[str, Any]], keep_completed_ms: int = 0,
+              keep_failed_ms: int = 0, events_maxlen: int = DEFAULT_EVENTS_MAXLEN) -> None:
         self.keep_completed, self.keep_failed, self.child_ttl = (
             keep_completed, keep_failed, child_ttl)
+        self.keep_ms = (keep_completed_ms, keep_failed_ms)
+        self.model.events_maxlen = events_maxlen
         self.client = AsyncOmniq(url=self.url, keep_completed=keep_completed,
-                                 keep_failed=keep_failed, child_ttl_ms=child_ttl)
+                                 keep_failed=keep_failed, child_ttl_ms=child_ttl,
+                                 keep_completed_ms=keep_completed_ms,
+                                 keep_failed_ms=keep_failed_ms, events_maxlen=events_maxlen)
         self.queues = QUEUES if two_queues else QUEUES[:1]
         if seed:
             self._publish_many(self.queues[-1], seed)
@@ -227,12 +244,15 @@ class QueueMachine(RuleBasedStateMachine):
 
     def _model_job(self, s: dict[str, Any]) -> dict[str, Any]:
         kind, value = s["when"]
+        kc, kf = s["keep_ms"]
         return {
             "id": s["id"], "payload": encoded(s["payload"]), "max_attempts": s["max_attempts"],
             "timeout_ms": s["timeout_ms"], "backoff_ms": s["backoff_ms"],
             "due_ms": self.now + value if kind == "due" else 0,
             "delay_ms": value if kind == "delay" else 0,
             "gid": s["gid"] or "", "group_limit": s["group_limit"],
+            "keep_completed_ms": self.keep_ms[0] if kc is None else kc,
+            "keep_failed_ms": self.keep_ms[1] if kf is None else kf,
         }
 
     @rule(data=st.data(), spec=job_specs)
@@ -243,6 +263,7 @@ class QueueMachine(RuleBasedStateMachine):
             queue, spec["payload"], job_id=spec["id"], max_attempts=spec["max_attempts"],
             timeout_ms=spec["timeout_ms"], backoff_ms=spec["backoff_ms"], due_ms=mj["due_ms"],
             delay_ms=mj["delay_ms"], gid=spec["gid"], group_limit=spec["group_limit"],
+            keep_completed_ms=spec["keep_ms"][0], keep_failed_ms=spec["keep_ms"][1],
             now_ms=self.now))
         want = qm.enqueue(self.now, [mj])
         assert (("OK", 1) if code is None else ("ERR", code)) == want[:2], want
@@ -258,7 +279,8 @@ class QueueMachine(RuleBasedStateMachine):
             JobSpec(payload=s["payload"], job_id=s["id"], gid=s["gid"],
                     group_limit=s["group_limit"], max_attempts=s["max_attempts"],
                     timeout_ms=s["timeout_ms"], backoff_ms=s["backoff_ms"],
-                    due_ms=m["due_ms"], delay_ms=m["delay_ms"])
+                    due_ms=m["due_ms"], delay_ms=m["delay_ms"],
+                    keep_completed_ms=s["keep_ms"][0], keep_failed_ms=s["keep_ms"][1])
             for s, m in zip(specs, models, strict=True)
         ]
 
@@ -352,6 +374,14 @@ class QueueMachine(RuleBasedStateMachine):
         assert got == want
         self.record(queue, got[1])
 
+    @precondition(held)
+    @rule(data=st.data(), value=PROGRESS_VALUES)
+    def progress(self, data: st.DataObject, value: Any) -> None:
+        queue, job_id, token = self.lease(data)
+        _, code = self.attempt(self.c.progress(queue, job_id, token, value, now_ms=self.now))
+        want = self.model.queue(queue).progress(self.now, job_id, token, encoded(value))
+        assert (("OK",) if code is None else ("ERR", code)) == want
+
     # -- maintenance ---------------------------------------------------------------------
 
     @rule(data=st.data(), most=st.sampled_from([1, 2, 1000]))
@@ -359,6 +389,49 @@ class QueueMachine(RuleBasedStateMachine):
         queue, qm = self.q(data)
         got = self.run(self.c.promote_delayed(queue, max_promote=most, now_ms=self.now))
         assert ("OK", got) == qm.promote(self.now, most)
+
+    @precondition(lambda self: any(q.wait or q.ready for q in self.model.queues.values()))
+    @rule(data=st.data(), ok=st.booleans())
+    def run_one(self, data: st.DataObject, ok: bool) -> None:
+        """Reserve one job and finish it at once: completed, or failed for good."""
+        queue, qm = self.q(data, prefer=lambda m: m.wait or m.ready)
+        got = reserve_tuple(self.run(self.c.reserve_many(queue, 1, now_ms=self.now)))
+        assert got == qm.reserve(self.now, 1)
+        self.record(queue, got)
+        if got is None or got[0] != "JOB":
+            return
+        job_id, token = got[1][0][0], got[1][0][6]
+        if ok:
+            _, code = self.attempt(self.c.ack_success(queue, job_id, token, now_ms=self.now))
+            want = qm.ack_success(self.now, job_id, token, "", self.keep_completed)
+            assert (("OK",) if code is None else ("ERR", code)) == want
+        else:
+            res = self.run(self.c.ack_fail(queue, job_id, token, "x", final=True,
+                                           now_ms=self.now))
+            assert outcome_tuple(res) == qm.ack_fail(self.now, job_id, token, "x", True,
+                                                     self.keep_failed)
+
+    @precondition(lambda self: any(q.expire for q in self.model.queues.values()))
+    @rule(data=st.data(), offset=st.sampled_from([-1, 0, 0, 1]),
+          call=st.sampled_from(["promote", "reap", "ack_success"]))
+    def reach_expiry(self, data: st.DataObject, offset: int, call: str) -> None:
+        """Move the clock to the next keep_*_ms deadline (one ms before, at, or after it)
+        and make one call that deletes what is due: promote, reap or an ack."""
+        queue, qm = self.q(data, prefer=lambda m: m.expire)
+        if qm.expire:
+            self.now = max(self.now, min(qm.expire.values()) + offset)
+        if call == "promote":
+            got = self.run(self.c.promote_delayed(queue, now_ms=self.now))
+            assert ("OK", got) == qm.promote(self.now, 1000)
+        elif call == "reap":
+            got = self.run(self.c.reap_expired(queue, now_ms=self.now))
+            assert ("OK", got) == qm.reap(self.now, 1000, self.keep_failed)
+        elif qm.active:  # an ack of a held lease (of this queue)
+            job_id = min(qm.active)
+            token = qm.jobs.get(job_id, {}).get("lease_token", "")
+            _, code = self.attempt(self.c.ack_success(queue, job_id, token, now_ms=self.now))
+            want = qm.ack_success(self.now, job_id, token, "", self.keep_completed)
+            assert (("OK",) if code is None else ("ERR", code)) == want
 
     @rule(data=st.data(), most=st.sampled_from([1, 2, 1000]))
     def reap(self, data: st.DataObject, most: int) -> None:
@@ -450,6 +523,26 @@ class QueueMachine(RuleBasedStateMachine):
     def real_keyspace(self) -> dict[str, Any]:
         return dump_keyspace(self.r)
 
+    @staticmethod
+    def stream_fields(key: str, entries: list[tuple[str, dict[str, str]]],
+                      want: Any, problems: list[str]) -> list[dict[str, str]]:
+        """The fields of each real entry, for comparison with the model's: the ids must
+        increase strictly; an ``ms`` the model expects from the server clock is checked to
+        be a plausible epoch ms and compared as ``"*"``."""
+        ids = [tuple(int(x) for x in eid.split("-")) for eid, _ in entries]
+        if ids != sorted(set(ids)):
+            problems.append(f"{key}: entry ids not strictly increasing: {ids}")
+        out = []
+        for i, (_, fields) in enumerate(entries):
+            f = dict(fields)
+            expected = want[i] if isinstance(want, list) and i < len(want) else {}
+            if expected.get("ms") == SERVER_CLOCK:
+                if not (f.get("ms", "").isdigit() and int(f["ms"]) > 1_600_000_000_000):
+                    problems.append(f"{key}: entry {i} ms {f.get('ms')!r} is not the clock")
+                f["ms"] = SERVER_CLOCK
+            out.append(f)
+        return out
+
     @invariant()
     def keyspace_matches_model(self) -> None:
         real = self.real_keyspace()
@@ -459,6 +552,8 @@ class QueueMachine(RuleBasedStateMachine):
         for key in sorted(set(real) & set(want)):
             kind, value, ttl = want[key]
             rkind, rvalue, pttl = real[key]
+            if rkind == "stream":
+                rvalue = self.stream_fields(key, rvalue, value, problems)
             if (rkind, rvalue) != (kind, value):
                 problems.append(f"{key}: real {(rkind, rvalue)} != model {(kind, value)}")
             if ttl is None and pttl != -1:

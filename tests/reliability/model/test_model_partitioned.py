@@ -16,9 +16,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule, run_state_machine_as_test
-from test_model import SETTINGS, WEEK_MS, QueueMachine, job_specs
+from test_model import KEEP_MS, SETTINGS, WEEK_MS, QueueMachine, job_specs
 
 from omniq import PartialPublishError
+from omniq._limits import DEFAULT_EVENTS_MAXLEN
 
 LOGICAL = "q1"
 PARTS = 2
@@ -38,10 +39,15 @@ class PartitionedMachine(QueueMachine):
         child_ttl=st.sampled_from([0, WEEK_MS]),
         two_queues=st.just(False),
         seed=st.lists(job_specs, max_size=8, unique_by=lambda s: s["id"]),
+        keep_completed_ms=KEEP_MS,
+        keep_failed_ms=KEEP_MS,
+        events_maxlen=st.sampled_from([DEFAULT_EVENTS_MAXLEN] * 3 + [0]),
     )
     def setup(self, keep_completed: int, keep_failed: int | None, child_ttl: int,
-              two_queues: bool, seed: list[dict[str, Any]]) -> None:
-        super().setup(keep_completed, keep_failed, child_ttl, False, [])
+              two_queues: bool, seed: list[dict[str, Any]], keep_completed_ms: int = 0,
+              keep_failed_ms: int = 0, events_maxlen: int = DEFAULT_EVENTS_MAXLEN) -> None:
+        super().setup(keep_completed, keep_failed, child_ttl, False, [], keep_completed_ms,
+                      keep_failed_ms, events_maxlen)
         assert self.run(self.c.partition_queue(LOGICAL, PARTS)) is True
         self.queues = PHYSICAL
         if seed:
@@ -57,7 +63,8 @@ class PartitionedMachine(QueueMachine):
             LOGICAL, spec["payload"], job_id=spec["id"], max_attempts=spec["max_attempts"],
             timeout_ms=spec["timeout_ms"], backoff_ms=spec["backoff_ms"],
             due_ms=mj["due_ms"], delay_ms=mj["delay_ms"], gid=spec["gid"],
-            group_limit=spec["group_limit"], now_ms=self.now))
+            group_limit=spec["group_limit"], keep_completed_ms=spec["keep_ms"][0],
+            keep_failed_ms=spec["keep_ms"][1], now_ms=self.now))
         want = qm.enqueue(self.now, [mj])
         assert (("OK", 1) if code is None else ("ERR", code)) == want[:2], want
         assert code is not None or got == spec["id"]
