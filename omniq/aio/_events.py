@@ -103,7 +103,8 @@ class EventStream:
         self._types = types
         self._read_pos: dict[str, str] = {}  # stream key -> last entry read
         self._cursor: dict[str, str] = {}  # physical queue -> last entry yielded
-        self._buffer: deque[JobEvent] = deque()
+        # (physical queue, entry id, the event or None for one the types filter skips)
+        self._buffer: deque[tuple[str, str, JobEvent | None]] = deque()
         self._started = False
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -167,15 +168,19 @@ class EventStream:
             raise StopAsyncIteration
         if not self._started:
             await self._start()
-        while not self._buffer:
-            if self._inbox is not None:
-                key, entries = await self._inbox.get()
-                self._take(key, entries)
-            else:
-                await self._read_once()
-        event = self._buffer.popleft()
-        self._cursor[event.queue] = event.id
-        return event
+        while True:
+            while not self._buffer:
+                if self._inbox is not None:
+                    key, entries = await self._inbox.get()
+                    self._take(key, entries)
+                else:
+                    await self._read_once()
+            part, entry_id, event = self._buffer.popleft()
+            # skipped events move the cursor too (a resume does not read them again), but
+            # only in their turn, after the events read before them were yielded
+            self._cursor[part] = entry_id
+            if event is not None:
+                return event
 
     def _take(self, key: str, entries: list[tuple[str, dict[str, str]]]) -> None:
         part = self._parts[key]
@@ -186,10 +191,9 @@ class EventStream:
             if not feeding:
                 self._read_pos[key] = entry_id
             if types is not None and fields.get("type") not in types:
-                # skipped events still move the cursor: a resume does not see them again
-                self._cursor[part] = entry_id
+                self._buffer.append((part, entry_id, None))
                 continue
-            self._buffer.append(ev.parse_entry(part, logical, entry_id, fields))
+            self._buffer.append((part, entry_id, ev.parse_entry(part, logical, entry_id, fields)))
 
     async def _read_once(self) -> None:
         """One XREAD over every stream (retrying a broken connection from where it was)."""
@@ -333,14 +337,24 @@ class Waiters:
         if hub is None:
             hub = self.hubs[part] = _Hub(self.client, part, self)
         flag = hub.add(job_id)
+        broken = 0  # job reads in a row that met a broken connection
         try:
             await hub.started()  # the reader's position is fixed before the first read
             while True:
                 flag.clear()  # before the read: an event after it sets the flag again
-                done, value = await self._check(part, job_id)
+                wait_s = _BACKSTOP_S
+                try:
+                    done, value = await self._check(part, job_id)
+                except ConnectionFailed as exc:  # a restart, say: read again soon
+                    delay = _RETRY_S[min(broken, len(_RETRY_S) - 1)]
+                    broken += 1
+                    logger.warning("omniq: wait for %s/%s cannot read the job (%s); "
+                                   "retrying in %.2f s", part, job_id, exc, delay)
+                    done, value, wait_s = False, None, delay
+                else:
+                    broken = 0
                 if done:
                     return value
-                wait_s = _BACKSTOP_S
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
