@@ -63,7 +63,10 @@ SCENARIOS: dict[str, str] = {  # in the order of a round (floors first: E1 is ju
     "h1": "H1 heartbeats, 200 in-flight jobs",
     "h1k": "H1 heartbeats, 1,000 in-flight jobs (ours only)",
     "m1": "M1 memory per waiting job",
+    "ev": "EV events cost: E1 and P2 with events on vs off (ours)",
+    "w1": "W1 wait() latency, ack to the waiter waking",
 }
+EV_SCENARIOS = ("e1", "p2")  # the hot paths whose events cost is measured
 
 
 @dataclass
@@ -81,6 +84,8 @@ class Config:
     floor_batch: int = 1000
     bench_n: int = 100_000
     bench_c1_n: int = 20_000
+    ev_pairs: int = 2  # on/off pairs per round and scenario (order alternates)
+    w1_n: int = 500
 
 
 # --------------------------------------------------------------------------- implementations
@@ -96,6 +101,7 @@ class Impl:
     module: str | None = None  # ours: python -m module; peers: script path
     n: dict[str, int] = field(default_factory=dict)  # per-scenario N overrides
     notes: dict[str, str] = field(default_factory=dict)
+    w1_modes: tuple[str, ...] = ()  # W1: the ways this implementation waits for a result
 
     def command(self) -> tuple[list[str], Path, dict[str, str]]:
         if self.env is None:  # ours / floor: this interpreter, this repository
@@ -108,21 +114,30 @@ class Impl:
 
 IMPLS: list[Impl] = [
     Impl("omniq-async", "omniq (async API)", "ours",
-         ("e1", "e2", "p1", "p2", "l1", "h1", "h1k", "m1"), module="benchmarks.peers.omniq_async"),
-    Impl("omniq-sync", "omniq (sync facade)", "ours", ("e1", "e2", "p1", "p2", "l1"),
-         module="benchmarks.peers.omniq_sync"),
+         ("e1", "e2", "p1", "p2", "l1", "h1", "h1k", "m1", "ev", "w1"),
+         module="benchmarks.peers.omniq_async", w1_modes=("wait",),
+         notes={"w1/wait": "AsyncOmniq.wait: woken by the completed event (XREAD BLOCK)"}),
+    Impl("omniq-sync", "omniq (sync facade)", "ours", ("e1", "e2", "p1", "p2", "l1", "w1"),
+         module="benchmarks.peers.omniq_sync", w1_modes=("wait",),
+         notes={"w1/wait": "OmniqClient.wait (the async wait on the facade's loop thread); "
+                "worker: consume with a def handler"}),
     Impl("official", "official omniq 4.0.0", "peer", ("e1", "e2", "p1", "p2", "l1", "h1", "m1"),
          env="official", module="peer_official.py", n={"p1": 5000, "p2": 5000},
          notes={"p2": "50 consume loops in 50 threads (no concurrency option)",
                 "h1": "200 consume loops in 200 threads, a heartbeat thread per job"}),
-    Impl("arq", "arq", "peer", ("e1", "e2", "p1", "p2", "l1"), env="arq",
-         module="peer_arq.py", n={"p1": 500},
+    Impl("arq", "arq", "peer", ("e1", "e2", "p1", "p2", "l1", "w1"), env="arq",
+         module="peer_arq.py", n={"p1": 500, "w1": 100}, w1_modes=("result",),
          notes={"p1": "poll_delay 10 ms; with max_jobs=1 arq starts one job per poll",
                 "p2": "poll_delay 10 ms", "l1": "default poll_delay 0.5 s",
-                "e2": "no bulk API: asyncio.gather by 1,000"}),
-    Impl("saq", "saq", "peer", ("e1", "e2", "p1", "p2", "l1"), env="saq",
-         module="peer_saq.py", n={"p1": 5000},
-         notes={"e2": "no bulk API: asyncio.gather by 1,000"}),
+                "e2": "no bulk API: asyncio.gather by 1,000",
+                "w1/result": "job.result() polls: default poll_delay 0.5 s (worker: defaults, "
+                "0.5 s poll)"}),
+    Impl("saq", "saq", "peer", ("e1", "e2", "p1", "p2", "l1", "w1"), env="saq",
+         module="peer_saq.py", n={"p1": 5000, "w1/apply": 100}, w1_modes=("apply", "refresh"),
+         notes={"e2": "no bulk API: asyncio.gather by 1,000",
+                "w1/apply": "Queue.apply polls: default poll_interval 0.5 s",
+                "w1/refresh": "enqueue, then Job.refresh(until_complete=30): pub/sub on the "
+                "job's channel"}),
     Impl("taskiq", "taskiq + taskiq-redis", "peer", ("e1", "e2", "p1", "p2", "l1"),
          env="taskiq", module="peer_taskiq.py",
          notes={"e2": "no bulk API: asyncio.gather by 1,000",
@@ -259,13 +274,43 @@ class Child:
 # --------------------------------------------------------------------------- measurements
 
 
-def measure_simple(impl: Impl, scenario: str, cfg: Config) -> dict[str, Any]:
+def measure_simple(impl: Impl, scenario: str, cfg: Config,
+                   **extra: Any) -> dict[str, Any]:
     n = impl.n.get(scenario, cfg.n)
     with fresh_server() as srv, redis.Redis.from_url(srv.url) as r:
         cpu = _server_cpu(r)
-        result = run_process(impl, {"scenario": scenario, "url": srv.url, "n": n})
+        result = run_process(impl, {"scenario": scenario, "url": srv.url, "n": n, **extra})
         result["server_cpu_s"] = _server_cpu(r) - cpu
     return result
+
+
+def measure_ev(impl: Impl, variant: str, pair: int, cfg: Config) -> dict[str, Any]:
+    """One half of an events on/off pair: variant "e1-on", "p2-off", ..."""
+    scenario, _, state = variant.partition("-")
+    extra: dict[str, Any] = {} if state == "on" else {"events_maxlen": 0}
+    result = measure_simple(impl, scenario, cfg, **extra)
+    result["pair"] = pair
+    return result
+
+
+def measure_w1(impl: Impl, mode: str, cfg: Config) -> dict[str, Any]:
+    """W1: an idle worker process; a second process publishes a job and waits for its
+    result, n times one after the other (after 20 unmeasured warm-up jobs)."""
+    n = impl.n.get(f"w1/{mode}", impl.n.get("w1", cfg.w1_n))
+    with fresh_server() as srv:
+        worker = Child(impl, {"scenario": "w1_worker", "url": srv.url})
+        try:
+            info = worker.wait_line("BENCH-READY ", READY_TIMEOUT_S)
+            if info is None:
+                return {"error": f"worker not ready: {worker.stderr_tail()}"}
+            result = run_process(impl, {"scenario": "w1_wait", "url": srv.url, "n": n,
+                                        "mode": mode})
+            worker.send("stop\n")
+            done = worker.wait_line("BENCH-RESULT ", 30.0)
+            result["worker"] = done if done is not None else {"error": worker.stderr_tail()}
+            return result
+        finally:
+            worker.finish()
 
 
 def measure_l1(impl: Impl, cfg: Config) -> dict[str, Any]:
@@ -472,6 +517,18 @@ def plan_round(impls: list[Impl], scenarios: list[str], round_no: int,
                               lambda i=impl: measure_h1(i, cfg, cfg.h1k_jobs)))
             elif scenario == "m1":
                 tasks.append((impl.name, scenario, "", lambda i=impl: measure_m1(i, cfg)))
+            elif scenario == "ev":
+                for sub in EV_SCENARIOS:
+                    for k in range(cfg.ev_pairs):
+                        first, second = ("on", "off") if (k + round_no) % 2 == 0 else ("off", "on")
+                        for state in (first, second):
+                            v = f"{sub}-{state}"
+                            tasks.append((impl.name, scenario, v,
+                                          lambda i=impl, v=v, k=k: measure_ev(i, v, k, cfg)))
+            elif scenario == "w1":
+                for mode in impl.w1_modes:
+                    tasks.append((impl.name, scenario, mode,
+                                  lambda i=impl, m=mode: measure_w1(i, m, cfg)))
             elif scenario == "floor":
                 for v in FLOOR_VARIANTS:
                     tasks.append((impl.name, scenario, v,
@@ -492,6 +549,8 @@ def primary(scenario: str, result: dict[str, Any]) -> dict[str, float]:
         return {}
     if scenario == "l1":
         return {"p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"]}
+    if scenario == "w1":
+        return {k: result[k] for k in ("p50_ms", "p99_ms", "rt_p50_ms", "rt_p99_ms")}
     if scenario in ("h1", "h1k"):
         return {k: result[k] for k in ("hb_calls_per_tick", "client_commands_per_tick",
                                        "commandstats_per_tick", "observed_interval_s")}
@@ -733,6 +792,76 @@ def floor_tables(summary: dict[str, Any], raw: list[dict[str, Any]]) -> list[str
     return lines
 
 
+def ev_cost(raw: list[dict[str, Any]], sub: str) -> dict[str, Any] | None:
+    """Events on vs off for one scenario: each pair (same round, measured one right after
+    the other) gives on/off; the median over the pairs is the judged ratio."""
+    halves: dict[tuple[int, int], dict[str, float]] = {}
+    for r in raw:
+        res = r["result"]
+        if r["scenario"] != "ev" or "ops" not in res or not r["variant"].startswith(sub + "-"):
+            continue
+        state = r["variant"].partition("-")[2]
+        halves.setdefault((r["round"], int(res.get("pair", 0))), {})[state] = float(res["ops"])
+    pairs = [(k, v["on"], v["off"]) for k, v in sorted(halves.items()) if len(v) == 2]
+    if not pairs:
+        return None
+    ratios = [on / off for _, on, off in pairs]
+    ratio = statistics.median(ratios)
+    ons = [on for _, on, _ in pairs]
+    offs = [off for _, _, off in pairs]
+    return {"pairs": len(pairs), "ratios": ratios, "ratio": ratio, "cost": 1.0 - ratio,
+            "time_cost": 1.0 / ratio - 1.0, "on": statistics.median(ons),
+            "off": statistics.median(offs), "on_range": (min(ons), max(ons)),
+            "off_range": (min(offs), max(offs))}
+
+
+def ev_table(raw: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    lines = [
+        "| scenario | N | events on, ops/s (median, min - max) | events off (median, min - max) "
+        "| on/off per pair | on/off (median) | throughput cost | time per job |",
+        "|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for sub in EV_SCENARIOS:
+        c = ev_cost(raw, sub)
+        if c is None:
+            continue
+        entry = summary.get(f"omniq-async/ev/{sub}-on", {})
+        per = ", ".join(f"{x:.3f}" for x in c["ratios"])
+        lines.append(
+            f"| {sub.upper()} | {fmt_num(entry.get('n'))} | {fmt_num(c['on'])} "
+            f"({fmt_num(c['on_range'][0])} - {fmt_num(c['on_range'][1])}) | "
+            f"{fmt_num(c['off'])} ({fmt_num(c['off_range'][0])} - "
+            f"{fmt_num(c['off_range'][1])}) | {per} | {c['ratio']:.3f} | "
+            f"{c['cost'] * 100:+.1f}% | {c['time_cost'] * 100:+.1f}% |")
+    return lines
+
+
+def w1_table(summary: dict[str, Any], impls: list[Impl]) -> list[str]:
+    lines = [
+        "| implementation | wait | N | ack to wake p50 ms (median, min - max) "
+        "| p99 ms (median, min - max) | publish to result p50 ms | p99 ms | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for impl in impls:
+        for mode in impl.w1_modes:
+            entry = summary.get(f"{impl.name}/w1/{mode}")
+            if entry is None:
+                continue
+            met = entry["metrics"]
+            notes = [impl.notes.get(f"w1/{mode}", "")] + entry["notes"]
+            note = "; ".join(x for x in notes if x)
+            if "p50_ms" not in met:
+                lines.append(f"| {impl.label} | {mode} | | error | | | | {note} |")
+                continue
+            p50, p99 = met["p50_ms"], met["p99_ms"]
+            lines.append(
+                f"| {impl.label} | {mode} | {fmt_num(entry['n'])} | {p50['median']:.3f} "
+                f"({p50['min']:.3f} - {p50['max']:.3f}) | {p99['median']:.3f} "
+                f"({p99['min']:.3f} - {p99['max']:.3f}) | {met['rt_p50_ms']['median']:.3f} | "
+                f"{met['rt_p99_ms']['median']:.3f} | {note} |")
+    return lines
+
+
 def per_round(raw: list[dict[str, Any]], impl: str, scenario: str, variant: str = "",
               metric: str = "ops") -> dict[int, float]:
     return {r["round"]: float(r["result"][metric]) for r in raw
@@ -824,6 +953,16 @@ def evaluate_targets(summary: dict[str, Any], impls: list[Impl],
     else:
         add("L1 p50 <= 1 ms and p99 <= 2 ms", p50 <= 1.0 and p99 <= 2.0,
             f"p50 {p50:.3f} ms, p99 {p99:.3f} ms")
+    costs = {sub: ev_cost(raw, sub) for sub in EV_SCENARIOS}
+    label = "Events cost on E1 and P2 <= 10% (events on vs off, same run)"
+    if any(c is None for c in costs.values()):
+        add(label, None, "not measured")
+    else:
+        parts = [f"{sub.upper()} {c['cost'] * 100:.1f}% (on/off {c['ratio']:.3f}, median of "
+                 f"{c['pairs']} pairs; {c['on']:,.0f}/s on vs {c['off']:,.0f}/s off)"
+                 for sub, c in costs.items() if c is not None]
+        add(label, all(c is not None and c["cost"] <= 0.10 for c in costs.values()),
+            "; ".join(parts))
     hb = _get(summary, f"{ours}/h1", "hb_calls_per_tick")
     hbk = _get(summary, f"{ours}/h1k", "hb_calls_per_tick")
     off = _get(summary, "official/h1", "hb_calls_per_tick")
@@ -937,6 +1076,31 @@ def render(doc: dict[str, Any]) -> str:
         out += [f"## L1: publish-to-handler-start latency ({cfg['l1_n']} jobs, one every "
                 f"{cfg['l1_interval_s'] * 1000:.0f} ms, idle worker)", ""]
         out += latency_table(summary, impls)
+        out.append("")
+    if any("/ev/" in k for k in summary):
+        out += ["## EV: the cost of events on the hot path (ours, async API)", ""]
+        out.append("E1 and P2 with events on (the default `events_maxlen=10_000`: one XADD "
+                   "per transition inside the scripts, so enqueued + reserved + completed = "
+                   "3 per job) and off (`AsyncOmniq(events_maxlen=0)`), measured in pairs one "
+                   "right after the other (the order alternates), every measurement on a fresh "
+                   "server. Throughput cost = 1 - on/off (the median of the pairs' ratios); "
+                   "time per job = off/on - 1.")
+        out.append("")
+        out += ev_table(raw, summary)
+        out.append("")
+    if any("/w1/" in k for k in summary):
+        out += ["## W1: waiting for a result, from the ack to the waiter waking", ""]
+        out.append("An idle worker process (concurrency 10 where configurable) whose handler "
+                   "returns `time.time()` taken just before it returns; a second process "
+                   f"publishes one job and waits for its result, {cfg.get('w1_n', 500)} times "
+                   "one after the other (fewer for the 0.5 s pollers; 20 warm-up jobs first, "
+                   "not counted). Ack to wake = the waiter's `time.time()` right after its wait "
+                   "returned minus the handler's timestamp: it includes the worker's "
+                   "acknowledgement (the completion written to Redis), the notification or "
+                   "poll, and reading the result. Publish to result is the whole "
+                   "publish-and-wait round trip.")
+        out.append("")
+        out += w1_table(summary, impls)
         out.append("")
     if any(k.endswith("/h1") or k.endswith("/h1k") for k in summary):
         out += [f"## H1: heartbeats of blocked in-flight jobs (timeout {cfg['h1_timeout_ms']} ms, "
@@ -1059,7 +1223,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config()
     if args.quick:
         cfg = Config(n=5000, l1_n=300, h1_window_s=3.0, h1_settle_s=1.2, m1_n=20_000,
-                     floor_pipelined_n=50_000, bench_n=50_000, bench_c1_n=10_000)
+                     floor_pipelined_n=50_000, bench_n=50_000, bench_c1_n=10_000,
+                     ev_pairs=3, w1_n=200)
         scenarios = [s for s in scenarios if s != "h1k"]
     rounds = args.rounds or (1 if args.quick else 3)
     full = not args.quick and not args.only

@@ -27,9 +27,16 @@ async def _warm(client: AsyncOmniq) -> None:
         await client.publish("warm", {"i": i})
 
 
-async def e1(url: str, n: int) -> dict[str, Any]:
+def _client(url: str, events_maxlen: int | None) -> AsyncOmniq:
+    """The client; ``events_maxlen`` None keeps the default (events on), 0 turns them off."""
+    if events_maxlen is None:
+        return AsyncOmniq(url=url)
+    return AsyncOmniq(url=url, events_maxlen=events_maxlen)
+
+
+async def e1(url: str, n: int, events_maxlen: int | None = None) -> dict[str, Any]:
     """n sequential awaited publishes."""
-    async with AsyncOmniq(url=url) as client:
+    async with _client(url, events_maxlen) as client:
         await _warm(client)
         publish = client.publish
         t0 = time.perf_counter()
@@ -37,7 +44,8 @@ async def e1(url: str, n: int) -> dict[str, Any]:
             await publish(QUEUE, {"i": i})
         elapsed = time.perf_counter() - t0
         assert (await client.stats(QUEUE)).waiting == n
-    return h.throughput(n, elapsed)
+        maxlen = client.events_maxlen
+    return h.throughput(n, elapsed, events_maxlen=maxlen)
 
 
 async def e2(url: str, n: int) -> dict[str, Any]:
@@ -63,9 +71,10 @@ async def _noop(ctx: Any) -> None:
     return None
 
 
-async def process(url: str, n: int, concurrency: int) -> dict[str, Any]:
+async def process(url: str, n: int, concurrency: int,
+                  events_maxlen: int | None = None) -> dict[str, Any]:
     """Drain n queued no-op jobs with one worker; from worker start to its last ack."""
-    async with AsyncOmniq(url=url) as client:
+    async with _client(url, events_maxlen) as client:
         await prefill(client, n)
         worker = Worker(client, QUEUE, _noop, concurrency=concurrency, drain=True)
         t0 = time.perf_counter()
@@ -73,15 +82,17 @@ async def process(url: str, n: int, concurrency: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - t0
         done = worker.stats.completed
         assert done == n, (done, n)
-    return h.throughput(n, elapsed, concurrency=concurrency)
+        maxlen = client.events_maxlen
+    return h.throughput(n, elapsed, concurrency=concurrency, events_maxlen=maxlen)
 
 
-async def p1(url: str, n: int) -> dict[str, Any]:
-    return await process(url, n, 1)
+async def p1(url: str, n: int, events_maxlen: int | None = None) -> dict[str, Any]:
+    return await process(url, n, 1, events_maxlen)
 
 
-async def p2(url: str, n: int, concurrency: int = 50) -> dict[str, Any]:
-    return await process(url, n, concurrency)
+async def p2(url: str, n: int, concurrency: int = 50,
+             events_maxlen: int | None = None) -> dict[str, Any]:
+    return await process(url, n, concurrency, events_maxlen)
 
 
 async def l1_worker(url: str, n: int) -> dict[str, Any]:
@@ -112,6 +123,36 @@ async def l1_publish(url: str, n: int, interval_s: float) -> dict[str, Any]:
             await client.publish(QUEUE, payload)
 
         return await h.publish_paced_async(publish, n, interval_s)
+
+
+async def _stamp(ctx: Any) -> float:
+    return time.time()  # W1: the result is the handler's clock just before it returns
+
+
+async def w1_worker(url: str) -> dict[str, Any]:
+    """An idle worker for W1 (concurrency 10, as in L1) until the runner says stop."""
+    async with AsyncOmniq(url=url) as client:
+        worker = Worker(client, QUEUE, _stamp, concurrency=10)
+        await worker.start()
+        await asyncio.sleep(0.5)
+        h.ready()
+        await h.until_stop()
+        await worker.stop()
+        done = worker.stats.completed
+    return {"completed": done}
+
+
+async def w1_wait(url: str, n: int, mode: str = "wait") -> dict[str, Any]:
+    """n times, one after the other: publish, then ``await omniq.wait(q, job_id)``."""
+    lat = h.WaitLatencies()
+    async with AsyncOmniq(url=url) as client:
+        for i in range(-h.W1_WARMUP, n):
+            t0 = time.perf_counter()
+            job_id = await client.publish(QUEUE, {"i": i})
+            done = await client.wait(QUEUE, job_id, timeout=30)
+            if i >= 0:
+                lat.record(t0, done)
+    return lat.result(api="AsyncOmniq.wait")
 
 
 async def h1(url: str, jobs: int, timeout_ms: int) -> dict[str, Any]:
@@ -157,7 +198,7 @@ async def m1(url: str, n: int) -> dict[str, Any]:
 
 SCENARIOS = {
     "e1": e1, "e2": e2, "p1": p1, "p2": p2, "l1_worker": l1_worker,
-    "l1_publish": l1_publish, "h1": h1, "m1": m1,
+    "l1_publish": l1_publish, "h1": h1, "m1": m1, "w1_worker": w1_worker, "w1_wait": w1_wait,
 }
 
 if __name__ == "__main__":
