@@ -67,6 +67,9 @@ SCENARIOS: dict[str, str] = {  # in the order of a round (floors first: E1 is ju
     "w1": "W1 wait() latency, ack to the waiter waking",
 }
 EV_SCENARIOS = ("e1", "p2")  # the hot paths whose events cost is measured
+W1_WARMUP = 20  # W1: unmeasured publish-and-wait rounds first
+W1_POLLED = ("arq/result", "saq/apply")  # waits that poll every 0.5 s: fewer warm-up jobs
+W1_POLLED_WARMUP = 3
 
 
 @dataclass
@@ -84,7 +87,9 @@ class Config:
     floor_batch: int = 1000
     bench_n: int = 100_000
     bench_c1_n: int = 20_000
-    ev_pairs: int = 2  # on/off pairs per round and scenario (order alternates)
+    ev_e1_blocks: int = 8  # EV: blocks per state (on off off on ...), N jobs per state
+    ev_p2_blocks: int = 4
+    ev_repeats: int = 3  # EV measurements per round and scenario
     w1_n: int = 500
 
 
@@ -133,9 +138,10 @@ IMPLS: list[Impl] = [
                 "w1/result": "job.result() polls: default poll_delay 0.5 s (worker: defaults, "
                 "0.5 s poll)"}),
     Impl("saq", "saq", "peer", ("e1", "e2", "p1", "p2", "l1", "w1"), env="saq",
-         module="peer_saq.py", n={"p1": 5000, "w1/apply": 100}, w1_modes=("apply", "refresh"),
+         module="peer_saq.py", n={"p1": 5000, "w1/apply": 50}, w1_modes=("apply", "refresh"),
          notes={"e2": "no bulk API: asyncio.gather by 1,000",
-                "w1/apply": "Queue.apply polls: default poll_interval 0.5 s",
+                "w1/apply": "Queue.apply polls: default poll_interval 0.5 s, and sleeps one "
+                "more interval after it has seen the result (the loop of saq 0.26.4's map)",
                 "w1/refresh": "enqueue, then Job.refresh(until_complete=30): pub/sub on the "
                 "job's channel"}),
     Impl("taskiq", "taskiq + taskiq-redis", "peer", ("e1", "e2", "p1", "p2", "l1"),
@@ -284,19 +290,17 @@ def measure_simple(impl: Impl, scenario: str, cfg: Config,
     return result
 
 
-def measure_ev(impl: Impl, variant: str, pair: int, cfg: Config) -> dict[str, Any]:
-    """One half of an events on/off pair: variant "e1-on", "p2-off", ..."""
-    scenario, _, state = variant.partition("-")
-    extra: dict[str, Any] = {} if state == "on" else {"events_maxlen": 0}
-    result = measure_simple(impl, scenario, cfg, **extra)
-    result["pair"] = pair
-    return result
+def measure_ev(impl: Impl, sub: str, cfg: Config) -> dict[str, Any]:
+    """Events on vs off in one process on one server, alternating blocks (ev_e1, ev_p2)."""
+    blocks = cfg.ev_e1_blocks if sub == "e1" else cfg.ev_p2_blocks
+    return measure_simple(impl, f"ev_{sub}", cfg, blocks=blocks)
 
 
 def measure_w1(impl: Impl, mode: str, cfg: Config) -> dict[str, Any]:
     """W1: an idle worker process; a second process publishes a job and waits for its
     result, n times one after the other (after 20 unmeasured warm-up jobs)."""
     n = impl.n.get(f"w1/{mode}", impl.n.get("w1", cfg.w1_n))
+    warmup = W1_POLLED_WARMUP if f"{impl.name}/{mode}" in W1_POLLED else W1_WARMUP
     with fresh_server() as srv:
         worker = Child(impl, {"scenario": "w1_worker", "url": srv.url})
         try:
@@ -304,7 +308,7 @@ def measure_w1(impl: Impl, mode: str, cfg: Config) -> dict[str, Any]:
             if info is None:
                 return {"error": f"worker not ready: {worker.stderr_tail()}"}
             result = run_process(impl, {"scenario": "w1_wait", "url": srv.url, "n": n,
-                                        "mode": mode})
+                                        "mode": mode, "warmup": warmup})
             worker.send("stop\n")
             done = worker.wait_line("BENCH-RESULT ", 30.0)
             result["worker"] = done if done is not None else {"error": worker.stderr_tail()}
@@ -518,13 +522,10 @@ def plan_round(impls: list[Impl], scenarios: list[str], round_no: int,
             elif scenario == "m1":
                 tasks.append((impl.name, scenario, "", lambda i=impl: measure_m1(i, cfg)))
             elif scenario == "ev":
-                for sub in EV_SCENARIOS:
-                    for k in range(cfg.ev_pairs):
-                        first, second = ("on", "off") if (k + round_no) % 2 == 0 else ("off", "on")
-                        for state in (first, second):
-                            v = f"{sub}-{state}"
-                            tasks.append((impl.name, scenario, v,
-                                          lambda i=impl, v=v, k=k: measure_ev(i, v, k, cfg)))
+                for _ in range(cfg.ev_repeats):
+                    for sub in EV_SCENARIOS:
+                        tasks.append((impl.name, scenario, sub,
+                                      lambda i=impl, v=sub: measure_ev(i, v, cfg)))
             elif scenario == "w1":
                 for mode in impl.w1_modes:
                     tasks.append((impl.name, scenario, mode,
@@ -549,6 +550,10 @@ def primary(scenario: str, result: dict[str, Any]) -> dict[str, float]:
         return {}
     if scenario == "l1":
         return {"p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"]}
+    if scenario == "ev":
+        return {k: result[k] for k in (
+            "ratio", "on_ops", "off_ops", "script_us_per_job_on", "script_us_per_job_off",
+            "xadd_us_per_job_on", "client_us_per_job_on", "client_us_per_job_off")}
     if scenario == "w1":
         return {k: result[k] for k in ("p50_ms", "p99_ms", "rt_p50_ms", "rt_p99_ms")}
     if scenario in ("h1", "h1k"):
@@ -792,47 +797,43 @@ def floor_tables(summary: dict[str, Any], raw: list[dict[str, Any]]) -> list[str
     return lines
 
 
-def ev_cost(raw: list[dict[str, Any]], sub: str) -> dict[str, Any] | None:
-    """Events on vs off for one scenario: each pair (same round, measured one right after
-    the other) gives on/off; the median over the pairs is the judged ratio."""
-    halves: dict[tuple[int, int], dict[str, float]] = {}
-    for r in raw:
-        res = r["result"]
-        if r["scenario"] != "ev" or "ops" not in res or not r["variant"].startswith(sub + "-"):
-            continue
-        state = r["variant"].partition("-")[2]
-        halves.setdefault((r["round"], int(res.get("pair", 0))), {})[state] = float(res["ops"])
-    pairs = [(k, v["on"], v["off"]) for k, v in sorted(halves.items()) if len(v) == 2]
-    if not pairs:
+def ev_cost(summary: dict[str, Any], sub: str) -> dict[str, Any] | None:
+    """Events on vs off for one scenario: the median over the measurements of on/off."""
+    entry = summary.get(f"omniq-async/ev/{sub}")
+    if entry is None or "ratio" not in entry["metrics"]:
         return None
-    ratios = [on / off for _, on, off in pairs]
-    ratio = statistics.median(ratios)
-    ons = [on for _, on, _ in pairs]
-    offs = [off for _, _, off in pairs]
-    return {"pairs": len(pairs), "ratios": ratios, "ratio": ratio, "cost": 1.0 - ratio,
-            "time_cost": 1.0 / ratio - 1.0, "on": statistics.median(ons),
-            "off": statistics.median(offs), "on_range": (min(ons), max(ons)),
-            "off_range": (min(offs), max(offs))}
+    met = entry["metrics"]
+    ratio = met["ratio"]["median"]
+    return {"n": entry["n"], "count": len(met["ratio"]["values"]),
+            "ratios": met["ratio"]["values"], "ratio": ratio, "cost": 1.0 - ratio,
+            "time_cost": 1.0 / ratio - 1.0, "on": met["on_ops"], "off": met["off_ops"],
+            **{k: met[k]["median"] for k in (
+                "script_us_per_job_on", "script_us_per_job_off", "xadd_us_per_job_on",
+                "client_us_per_job_on", "client_us_per_job_off") if k in met}}
 
 
-def ev_table(raw: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+def ev_table(summary: dict[str, Any]) -> list[str]:
     lines = [
-        "| scenario | N | events on, ops/s (median, min - max) | events off (median, min - max) "
-        "| on/off per pair | on/off (median) | throughput cost | time per job |",
-        "|---|---:|---:|---:|---|---:|---:|---:|",
+        "| scenario | N per state | events on, ops/s (median, min - max) "
+        "| events off (median, min - max) | on/off per measurement | on/off (median) "
+        "| throughput cost | time per job | server: script us/job on / off (XADD) "
+        "| client CPU us/job on / off |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for sub in EV_SCENARIOS:
-        c = ev_cost(raw, sub)
+        c = ev_cost(summary, sub)
         if c is None:
             continue
-        entry = summary.get(f"omniq-async/ev/{sub}-on", {})
+        on, off = c["on"], c["off"]
         per = ", ".join(f"{x:.3f}" for x in c["ratios"])
         lines.append(
-            f"| {sub.upper()} | {fmt_num(entry.get('n'))} | {fmt_num(c['on'])} "
-            f"({fmt_num(c['on_range'][0])} - {fmt_num(c['on_range'][1])}) | "
-            f"{fmt_num(c['off'])} ({fmt_num(c['off_range'][0])} - "
-            f"{fmt_num(c['off_range'][1])}) | {per} | {c['ratio']:.3f} | "
-            f"{c['cost'] * 100:+.1f}% | {c['time_cost'] * 100:+.1f}% |")
+            f"| {sub.upper()} | {fmt_num(c['n'])} | {fmt_num(on['median'])} "
+            f"({fmt_num(on['min'])} - {fmt_num(on['max'])}) | {fmt_num(off['median'])} "
+            f"({fmt_num(off['min'])} - {fmt_num(off['max'])}) | {per} | {c['ratio']:.3f} | "
+            f"{c['cost'] * 100:+.1f}% | {c['time_cost'] * 100:+.1f}% | "
+            f"{c.get('script_us_per_job_on', 0):.1f} / {c.get('script_us_per_job_off', 0):.1f} "
+            f"({c.get('xadd_us_per_job_on', 0):.1f}) | {c.get('client_us_per_job_on', 0):.1f} / "
+            f"{c.get('client_us_per_job_off', 0):.1f} |")
     return lines
 
 
@@ -953,13 +954,14 @@ def evaluate_targets(summary: dict[str, Any], impls: list[Impl],
     else:
         add("L1 p50 <= 1 ms and p99 <= 2 ms", p50 <= 1.0 and p99 <= 2.0,
             f"p50 {p50:.3f} ms, p99 {p99:.3f} ms")
-    costs = {sub: ev_cost(raw, sub) for sub in EV_SCENARIOS}
+    costs = {sub: ev_cost(summary, sub) for sub in EV_SCENARIOS}
     label = "Events cost on E1 and P2 <= 10% (events on vs off, same run)"
     if any(c is None for c in costs.values()):
         add(label, None, "not measured")
     else:
         parts = [f"{sub.upper()} {c['cost'] * 100:.1f}% (on/off {c['ratio']:.3f}, median of "
-                 f"{c['pairs']} pairs; {c['on']:,.0f}/s on vs {c['off']:,.0f}/s off)"
+                 f"{c['count']}: {', '.join(f'{x:.3f}' for x in c['ratios'])}; "
+                 f"{c['on']['median']:,.0f}/s on vs {c['off']['median']:,.0f}/s off)"
                  for sub, c in costs.items() if c is not None]
         add(label, all(c is not None and c["cost"] <= 0.10 for c in costs.values()),
             "; ".join(parts))
@@ -1027,6 +1029,15 @@ def render(doc: dict[str, Any]) -> str:
     out.append(f"Generated {doc['finished']} by `{doc['command']}` "
                f"({doc['rounds']} interleaved round(s), {doc['duration_s'] / 60:.1f} min).")
     out.append("")
+    for m in doc.get("merged", []):
+        la0, la1 = m["loadavg_start"], m["loadavg_end"]
+        out.append(f"Scenarios {', '.join(m['scenarios'])} ({', '.join(m['impls'])}) were "
+                   f"measured later, on {m['finished']} by `{m['command']}` "
+                   f"({m['rounds']} round(s), {m['duration_s'] / 60:.1f} min, omniq at commit "
+                   f"{m['omniq_commit']}, load average {la0[0]:.2f} at the start, "
+                   f"{la1[0]:.2f} at the end), and merged into this report; every other "
+                   "number is from the run above.")
+        out.append("")
     out.append("Every number is the median over the rounds, with the spread (min - max) beside "
                "it. Each measurement ran on a fresh embedded Redis on loopback, in its own "
                "process; see `benchmarks/README.md` for what each scenario does and how each "
@@ -1081,12 +1092,18 @@ def render(doc: dict[str, Any]) -> str:
         out += ["## EV: the cost of events on the hot path (ours, async API)", ""]
         out.append("E1 and P2 with events on (the default `events_maxlen=10_000`: one XADD "
                    "per transition inside the scripts, so enqueued + reserved + completed = "
-                   "3 per job) and off (`AsyncOmniq(events_maxlen=0)`), measured in pairs one "
-                   "right after the other (the order alternates), every measurement on a fresh "
-                   "server. Throughput cost = 1 - on/off (the median of the pairs' ratios); "
-                   "time per job = off/on - 1.")
+                   "3 per job) and off (`AsyncOmniq(events_maxlen=0)`). One measurement: two "
+                   "clients in one process on one fresh server, N jobs each, in alternating "
+                   f"blocks (on, off, off, on, ...; E1 {cfg.get('ev_e1_blocks', 4)} blocks, P2 "
+                   f"{cfg.get('ev_p2_blocks', 2)} drains per state, each block its own queue), "
+                   "so drift of the machine hits both alike. Throughput cost = 1 - on/off "
+                   "(the median over the measurements); time per job = off/on - 1. Server: "
+                   "the time Redis spent in our scripts per job (INFO commandstats EVALSHA "
+                   "usec, read before and after each block; it includes the commands the "
+                   "scripts run) and, in brackets, the part in XADD itself; client: this "
+                   "process's CPU time per job.")
         out.append("")
-        out += ev_table(raw, summary)
+        out += ev_table(summary)
         out.append("")
     if any("/w1/" in k for k in summary):
         out += ["## W1: waiting for a result, from the ack to the waiter waking", ""]
@@ -1094,11 +1111,11 @@ def render(doc: dict[str, Any]) -> str:
                    "returns `time.time()` taken just before it returns; a second process "
                    f"publishes one job and waits for its result, {cfg.get('w1_n', 500)} times "
                    "one after the other (fewer for the 0.5 s pollers; 20 warm-up jobs first, "
-                   "not counted). Ack to wake = the waiter's `time.time()` right after its wait "
-                   "returned minus the handler's timestamp: it includes the worker's "
-                   "acknowledgement (the completion written to Redis), the notification or "
-                   "poll, and reading the result. Publish to result is the whole "
-                   "publish-and-wait round trip.")
+                   "3 for the pollers, not counted). Ack to wake = the waiter's "
+                   "`time.time()` right after its wait returned minus the handler's "
+                   "timestamp: it includes the worker's acknowledgement (the completion "
+                   "written to Redis), the notification or poll, and reading the result. "
+                   "Publish to result is the whole publish-and-wait round trip.")
         out.append("")
         out += w1_table(summary, impls)
         out.append("")
@@ -1178,6 +1195,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--setup-only", action="store_true", help="build the environments only")
     ap.add_argument("--analysis", default=None,
                     help="a Markdown file whose text is added to RESULTS.md as 'Analysis'")
+    ap.add_argument("--merge-into", metavar="RESULTS_JSON", default=None,
+                    help="add this run's measurements to an earlier results.json (replacing "
+                    "its measurements of the same implementation and scenario) and write "
+                    "RESULTS.md and results.json next to it")
     ap.add_argument("--render-only", metavar="RESULTS_JSON", default=None,
                     help="write RESULTS.md again from a results.json (e.g. with --analysis), "
                     "measuring nothing")
@@ -1224,7 +1245,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         cfg = Config(n=5000, l1_n=300, h1_window_s=3.0, h1_settle_s=1.2, m1_n=20_000,
                      floor_pipelined_n=50_000, bench_n=50_000, bench_c1_n=10_000,
-                     ev_pairs=3, w1_n=200)
+                     ev_repeats=2, w1_n=200)
         scenarios = [s for s in scenarios if s != "h1k"]
     rounds = args.rounds or (1 if args.quick else 3)
     full = not args.quick and not args.only
@@ -1279,6 +1300,9 @@ def main(argv: list[str] | None = None) -> int:
             "absolute numbers may be noisy; the interleaved rounds and the spread columns "
             "show how much."
         )
+    if args.merge_into:
+        doc = merge(Path(args.merge_into), doc)
+        out_dir = Path(args.out) if args.out else Path(args.merge_into).parent
     if args.analysis:
         doc["analysis"] = Path(args.analysis).read_text()
     text = render(doc)
@@ -1290,6 +1314,30 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     log(f"done in {(time.time() - t_start) / 60:.1f} min")
     return 0
+
+
+def merge(path: Path, new: dict[str, Any]) -> dict[str, Any]:
+    """An earlier full run with this run's measurements added (those of the same
+    implementation and scenario replaced); the merge is recorded in ``merged``."""
+    old: dict[str, Any] = json.loads(path.read_text())
+    redone = {(r["impl"], r["scenario"]) for r in new["raw"]}
+    raw = [r for r in old["raw"] if (r["impl"], r["scenario"]) not in redone] + new["raw"]
+    impls = [i.name for i in IMPLS if i.name in set(old["impls"]) | set(new["impls"])]
+    doc = dict(old, raw=raw, impls=impls,
+               scenarios=[s for s in SCENARIOS if s in set(old["scenarios"])
+                          | set(new["scenarios"])])
+    doc["config"] = {**new["config"], **{k: v for k, v in old["config"].items()
+                                          if k in ("n", "l1_n", "m1_n")}}
+    doc["summary"] = summarize(raw)
+    doc["targets"] = evaluate_targets(doc["summary"], [IMPL_BY_NAME[n] for n in impls], raw)
+    doc["merged"] = [*old.get("merged", []), {
+        "scenarios": sorted({s for _, s in redone}), "impls": new["impls"],
+        "command": new["command"], "finished": new["finished"], "rounds": new["rounds"],
+        "omniq_commit": new["machine"]["omniq_commit"], "duration_s": new["duration_s"],
+        "loadavg_start": new["loadavg_start"], "loadavg_end": new["loadavg_end"]}]
+    for name, vers in new["machine"]["versions"].items():
+        doc["machine"]["versions"].setdefault(name, vers)
+    return doc
 
 
 def _short(scenario: str, result: dict[str, Any]) -> str:

@@ -115,11 +115,12 @@ def w1_worker(url: str) -> dict[str, Any]:
     return {"completed": worker.stats.completed}
 
 
-def w1_wait(url: str, n: int, mode: str = "wait") -> dict[str, Any]:
+def w1_wait(url: str, n: int, mode: str = "wait",
+            warmup: int = h.W1_WARMUP) -> dict[str, Any]:
     """n times, one after the other: publish, then the blocking ``client.wait``."""
     lat = h.WaitLatencies()
     with OmniqClient(redis_url=url) as client:
-        for i in range(-h.W1_WARMUP, n):
+        for i in range(-warmup, n):
             t0 = time.perf_counter()
             job_id = client.publish(queue=QUEUE, payload={"i": i})
             done = client.wait(QUEUE, job_id, timeout=30)

@@ -151,12 +151,13 @@ async def w1_worker(url: str) -> dict[str, Any]:
     os._exit(0)  # closing arq's worker cancels into its job tasks
 
 
-async def w1_wait(url: str, n: int, mode: str = "result") -> dict[str, Any]:
+async def w1_wait(url: str, n: int, mode: str = "result",
+                  warmup: int = h.W1_WARMUP) -> dict[str, Any]:
     """n times, one after the other: ``enqueue_job``, then ``await job.result()`` with its
     default ``poll_delay`` (0.5 s)."""
     pool = await create_pool(_settings(url))
     lat = h.WaitLatencies()
-    for i in range(-h.W1_WARMUP, n):
+    for i in range(-warmup, n):
         t0 = time.perf_counter()
         job = await pool.enqueue_job("stamp")
         assert job is not None

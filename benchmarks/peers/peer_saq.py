@@ -160,12 +160,13 @@ async def w1_worker(url: str) -> dict[str, Any]:
     return {}
 
 
-async def w1_wait(url: str, n: int, mode: str = "apply") -> dict[str, Any]:
+async def w1_wait(url: str, n: int, mode: str = "apply",
+                  warmup: int = h.W1_WARMUP) -> dict[str, Any]:
     """n times, one after the other: ``apply`` (enqueue, then poll every 0.5 s, its
     default) or ``enqueue`` then ``job.refresh(until_complete=...)`` (pub/sub)."""
     queue = await _queue(url)
     lat = h.WaitLatencies()
-    for i in range(-h.W1_WARMUP, n):
+    for i in range(-warmup, n):
         t0 = time.perf_counter()
         if mode == "apply":
             done = await queue.apply("stamp", timeout=30)
