@@ -49,9 +49,9 @@ async def e1(url: str, n: int, events_maxlen: int | None = None) -> dict[str, An
     return h.throughput(n, elapsed, events_maxlen=maxlen)
 
 
-async def e2(url: str, n: int) -> dict[str, Any]:
+async def e2(url: str, n: int, events_maxlen: int | None = None) -> dict[str, Any]:
     """n jobs through publish_many (one script call per 1,000 jobs)."""
-    async with AsyncOmniq(url=url) as client:
+    async with _client(url, events_maxlen) as client:
         await _warm(client)
         payloads = [{"i": i} for i in range(n)]
         t0 = time.perf_counter()
