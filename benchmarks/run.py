@@ -233,10 +233,12 @@ class Child:
         self.err: list[str] = []
         self.stdout_closed = False
         self._cond = threading.Condition()
-        threading.Thread(target=self._read, args=(self.proc.stdout, self.lines),
-                         daemon=True).start()
-        threading.Thread(target=self._read, args=(self.proc.stderr, self.err),
-                         daemon=True).start()
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
 
     def _read(self, stream: Any, sink: list[str]) -> None:
         for line in stream:
@@ -273,6 +275,12 @@ class Child:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+        for t in self._readers:  # at EOF once the process is gone
+            t.join(5)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     def stderr_tail(self) -> str:
         return "\n".join(self.err[-20:])
@@ -1040,8 +1048,11 @@ def render(doc: dict[str, Any]) -> str:
                    f"measured later, on {m['finished']} by `{m['command']}` "
                    f"({m['rounds']} round(s), {m['duration_s'] / 60:.1f} min, omniq at commit "
                    f"{m['omniq_commit']}, load average {la0[0]:.2f} at the start, "
-                   f"{la1[0]:.2f} at the end), and merged into this report; every other "
-                   "number is from the run above.")
+                   f"{la1[0]:.2f} at the end), and merged into this report in place of "
+                   "earlier measurements of the same implementation and scenario.")
+        out.append("")
+    if doc.get("merged"):
+        out.append("Every other number is from the run named first.")
         out.append("")
     out.append("Every number is the median over the rounds, with the spread (min - max) beside "
                "it. Each measurement ran on a fresh embedded Redis on loopback, in its own "
