@@ -63,7 +63,13 @@ SCENARIOS: dict[str, str] = {  # in the order of a round (floors first: E1 is ju
     "h1": "H1 heartbeats, 200 in-flight jobs",
     "h1k": "H1 heartbeats, 1,000 in-flight jobs (ours only)",
     "m1": "M1 memory per waiting job",
+    "ev": "EV events cost: E1 and P2 with events on vs off (ours)",
+    "w1": "W1 wait() latency, ack to the waiter waking",
 }
+EV_SCENARIOS = ("e1", "p2")  # the hot paths whose events cost is measured
+W1_WARMUP = 20  # W1: unmeasured publish-and-wait rounds first
+W1_POLLED = ("arq/result", "saq/apply")  # waits that poll every 0.5 s: fewer warm-up jobs
+W1_POLLED_WARMUP = 3
 
 
 @dataclass
@@ -81,6 +87,10 @@ class Config:
     floor_batch: int = 1000
     bench_n: int = 100_000
     bench_c1_n: int = 20_000
+    ev_e1_blocks: int = 8  # EV: blocks per state (on off off on ...), N jobs per state
+    ev_p2_blocks: int = 2
+    ev_repeats: int = 3  # EV measurements per round and scenario
+    w1_n: int = 500
 
 
 # --------------------------------------------------------------------------- implementations
@@ -96,6 +106,7 @@ class Impl:
     module: str | None = None  # ours: python -m module; peers: script path
     n: dict[str, int] = field(default_factory=dict)  # per-scenario N overrides
     notes: dict[str, str] = field(default_factory=dict)
+    w1_modes: tuple[str, ...] = ()  # W1: the ways this implementation waits for a result
 
     def command(self) -> tuple[list[str], Path, dict[str, str]]:
         if self.env is None:  # ours / floor: this interpreter, this repository
@@ -108,21 +119,32 @@ class Impl:
 
 IMPLS: list[Impl] = [
     Impl("omniq-async", "omniq (async API)", "ours",
-         ("e1", "e2", "p1", "p2", "l1", "h1", "h1k", "m1"), module="benchmarks.peers.omniq_async"),
-    Impl("omniq-sync", "omniq (sync facade)", "ours", ("e1", "e2", "p1", "p2", "l1"),
-         module="benchmarks.peers.omniq_sync"),
+         ("e1", "e2", "p1", "p2", "l1", "h1", "h1k", "m1", "ev", "w1"),
+         module="benchmarks.peers.omniq_async", w1_modes=("wait",),
+         notes={"w1/wait": "AsyncOmniq.wait: woken by the completed event (XREAD BLOCK)"}),
+    Impl("omniq-sync", "omniq (sync facade)", "ours", ("e1", "e2", "p1", "p2", "l1", "w1"),
+         module="benchmarks.peers.omniq_sync", w1_modes=("wait",),
+         notes={"w1/wait": "OmniqClient.wait (the async wait on the facade's loop thread); "
+                "worker: consume with a def handler"}),
     Impl("official", "official omniq 4.0.0", "peer", ("e1", "e2", "p1", "p2", "l1", "h1", "m1"),
          env="official", module="peer_official.py", n={"p1": 5000, "p2": 5000},
          notes={"p2": "50 consume loops in 50 threads (no concurrency option)",
                 "h1": "200 consume loops in 200 threads, a heartbeat thread per job"}),
-    Impl("arq", "arq", "peer", ("e1", "e2", "p1", "p2", "l1"), env="arq",
-         module="peer_arq.py", n={"p1": 500},
+    Impl("arq", "arq", "peer", ("e1", "e2", "p1", "p2", "l1", "w1"), env="arq",
+         module="peer_arq.py", n={"p1": 500, "w1": 100}, w1_modes=("result",),
          notes={"p1": "poll_delay 10 ms; with max_jobs=1 arq starts one job per poll",
                 "p2": "poll_delay 10 ms", "l1": "default poll_delay 0.5 s",
-                "e2": "no bulk API: asyncio.gather by 1,000"}),
-    Impl("saq", "saq", "peer", ("e1", "e2", "p1", "p2", "l1"), env="saq",
-         module="peer_saq.py", n={"p1": 5000},
-         notes={"e2": "no bulk API: asyncio.gather by 1,000"}),
+                "e2": "no bulk API: asyncio.gather by 1,000",
+                "w1/result": "job.result() polls: default poll_delay 0.5 s (worker: defaults, "
+                "0.5 s poll)"}),
+    Impl("saq", "saq", "peer", ("e1", "e2", "p1", "p2", "l1", "w1"), env="saq",
+         module="peer_saq.py", n={"p1": 5000, "w1/apply": 50}, w1_modes=("apply", "refresh"),
+         notes={"e2": "no bulk API: asyncio.gather by 1,000",
+                "w1/apply": "Queue.apply polls: default poll_interval 0.5 s, and sleeps one "
+                "more interval after it has seen the result (the loop of saq 0.26.4's map)",
+                "w1/refresh": "enqueue, then Job.refresh(until_complete=5): pub/sub on the "
+                "job's channel; a notification that comes between refresh's read and its "
+                "subscription is missed, and refresh then waits out the 5 s"}),
     Impl("taskiq", "taskiq + taskiq-redis", "peer", ("e1", "e2", "p1", "p2", "l1"),
          env="taskiq", module="peer_taskiq.py",
          notes={"e2": "no bulk API: asyncio.gather by 1,000",
@@ -211,10 +233,12 @@ class Child:
         self.err: list[str] = []
         self.stdout_closed = False
         self._cond = threading.Condition()
-        threading.Thread(target=self._read, args=(self.proc.stdout, self.lines),
-                         daemon=True).start()
-        threading.Thread(target=self._read, args=(self.proc.stderr, self.err),
-                         daemon=True).start()
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
 
     def _read(self, stream: Any, sink: list[str]) -> None:
         for line in stream:
@@ -251,6 +275,12 @@ class Child:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+        for t in self._readers:  # at EOF once the process is gone
+            t.join(5)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     def stderr_tail(self) -> str:
         return "\n".join(self.err[-20:])
@@ -259,13 +289,46 @@ class Child:
 # --------------------------------------------------------------------------- measurements
 
 
-def measure_simple(impl: Impl, scenario: str, cfg: Config) -> dict[str, Any]:
-    n = impl.n.get(scenario, cfg.n)
+def measure_simple(impl: Impl, scenario: str, cfg: Config, n: int | None = None,
+                   **extra: Any) -> dict[str, Any]:
+    n = n or impl.n.get(scenario, cfg.n)
     with fresh_server() as srv, redis.Redis.from_url(srv.url) as r:
         cpu = _server_cpu(r)
-        result = run_process(impl, {"scenario": scenario, "url": srv.url, "n": n})
+        result = run_process(impl, {"scenario": scenario, "url": srv.url, "n": n, **extra})
         result["server_cpu_s"] = _server_cpu(r) - cpu
     return result
+
+
+def measure_ev(impl: Impl, sub: str, cfg: Config) -> dict[str, Any]:
+    """Events on vs off in one process on one server, alternating blocks (ev_e1, ev_p2).
+    E1: N publishes per state in ``ev_e1_blocks`` blocks; P2: ``ev_p2_blocks`` drains per
+    state of N jobs each (each drain a whole P2: smaller drains measured a larger and less
+    steady cost)."""
+    if sub == "e1":
+        return measure_simple(impl, "ev_e1", cfg, blocks=cfg.ev_e1_blocks)
+    return measure_simple(impl, "ev_p2", cfg, n=cfg.n * cfg.ev_p2_blocks,
+                          blocks=cfg.ev_p2_blocks)
+
+
+def measure_w1(impl: Impl, mode: str, cfg: Config) -> dict[str, Any]:
+    """W1: an idle worker process; a second process publishes a job and waits for its
+    result, n times one after the other (after 20 unmeasured warm-up jobs)."""
+    n = impl.n.get(f"w1/{mode}", impl.n.get("w1", cfg.w1_n))
+    warmup = W1_POLLED_WARMUP if f"{impl.name}/{mode}" in W1_POLLED else W1_WARMUP
+    with fresh_server() as srv:
+        worker = Child(impl, {"scenario": "w1_worker", "url": srv.url})
+        try:
+            info = worker.wait_line("BENCH-READY ", READY_TIMEOUT_S)
+            if info is None:
+                return {"error": f"worker not ready: {worker.stderr_tail()}"}
+            result = run_process(impl, {"scenario": "w1_wait", "url": srv.url, "n": n,
+                                        "mode": mode, "warmup": warmup})
+            worker.send("stop\n")
+            done = worker.wait_line("BENCH-RESULT ", 30.0)
+            result["worker"] = done if done is not None else {"error": worker.stderr_tail()}
+            return result
+        finally:
+            worker.finish()
 
 
 def measure_l1(impl: Impl, cfg: Config) -> dict[str, Any]:
@@ -472,6 +535,15 @@ def plan_round(impls: list[Impl], scenarios: list[str], round_no: int,
                               lambda i=impl: measure_h1(i, cfg, cfg.h1k_jobs)))
             elif scenario == "m1":
                 tasks.append((impl.name, scenario, "", lambda i=impl: measure_m1(i, cfg)))
+            elif scenario == "ev":
+                for _ in range(cfg.ev_repeats):
+                    for sub in EV_SCENARIOS:
+                        tasks.append((impl.name, scenario, sub,
+                                      lambda i=impl, v=sub: measure_ev(i, v, cfg)))
+            elif scenario == "w1":
+                for mode in impl.w1_modes:
+                    tasks.append((impl.name, scenario, mode,
+                                  lambda i=impl, m=mode: measure_w1(i, m, cfg)))
             elif scenario == "floor":
                 for v in FLOOR_VARIANTS:
                     tasks.append((impl.name, scenario, v,
@@ -492,6 +564,13 @@ def primary(scenario: str, result: dict[str, Any]) -> dict[str, float]:
         return {}
     if scenario == "l1":
         return {"p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"]}
+    if scenario == "ev":
+        return {k: result[k] for k in (
+            "ratio", "on_ops", "off_ops", "script_us_per_job_on", "script_us_per_job_off",
+            "xadd_us_per_job_on", "client_us_per_job_on", "client_us_per_job_off")}
+    if scenario == "w1":
+        return {k: result[k] for k in ("p50_ms", "p99_ms", "rt_p50_ms", "rt_p99_ms",
+                                       "missed_wakeups") if k in result}
     if scenario in ("h1", "h1k"):
         return {k: result[k] for k in ("hb_calls_per_tick", "client_commands_per_tick",
                                        "commandstats_per_tick", "observed_interval_s")}
@@ -733,6 +812,75 @@ def floor_tables(summary: dict[str, Any], raw: list[dict[str, Any]]) -> list[str
     return lines
 
 
+def ev_cost(summary: dict[str, Any], sub: str) -> dict[str, Any] | None:
+    """Events on vs off for one scenario: the median over the measurements of on/off."""
+    entry = summary.get(f"omniq-async/ev/{sub}")
+    if entry is None or "ratio" not in entry["metrics"]:
+        return None
+    met = entry["metrics"]
+    ratio = met["ratio"]["median"]
+    return {"n": entry["n"], "count": len(met["ratio"]["values"]),
+            "ratios": met["ratio"]["values"], "ratio": ratio, "cost": 1.0 - ratio,
+            "time_cost": 1.0 / ratio - 1.0, "on": met["on_ops"], "off": met["off_ops"],
+            **{k: met[k]["median"] for k in (
+                "script_us_per_job_on", "script_us_per_job_off", "xadd_us_per_job_on",
+                "client_us_per_job_on", "client_us_per_job_off") if k in met}}
+
+
+def ev_table(summary: dict[str, Any]) -> list[str]:
+    lines = [
+        "| scenario | N per state | events on, ops/s (median, min - max) "
+        "| events off (median, min - max) | on/off per measurement | on/off (median) "
+        "| throughput cost | time per job | server: script us/job on / off (XADD) "
+        "| client CPU us/job on / off |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for sub in EV_SCENARIOS:
+        c = ev_cost(summary, sub)
+        if c is None:
+            continue
+        on, off = c["on"], c["off"]
+        per = ", ".join(f"{x:.3f}" for x in c["ratios"])
+        lines.append(
+            f"| {sub.upper()} | {fmt_num(c['n'])} | {fmt_num(on['median'])} "
+            f"({fmt_num(on['min'])} - {fmt_num(on['max'])}) | {fmt_num(off['median'])} "
+            f"({fmt_num(off['min'])} - {fmt_num(off['max'])}) | {per} | {c['ratio']:.3f} | "
+            f"{c['cost'] * 100:+.1f}% | {c['time_cost'] * 100:+.1f}% | "
+            f"{c.get('script_us_per_job_on', 0):.1f} / {c.get('script_us_per_job_off', 0):.1f} "
+            f"({c.get('xadd_us_per_job_on', 0):.1f}) | {c.get('client_us_per_job_on', 0):.1f} / "
+            f"{c.get('client_us_per_job_off', 0):.1f} |")
+    return lines
+
+
+def w1_table(summary: dict[str, Any], impls: list[Impl]) -> list[str]:
+    lines = [
+        "| implementation | wait | N | ack to wake p50 ms (median, min - max) "
+        "| p99 ms (median, min - max) | publish to result p50 ms | p99 ms | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for impl in impls:
+        for mode in impl.w1_modes:
+            entry = summary.get(f"{impl.name}/w1/{mode}")
+            if entry is None:
+                continue
+            met = entry["metrics"]
+            notes = [impl.notes.get(f"w1/{mode}", "")] + entry["notes"]
+            if "missed_wakeups" in met:
+                vals = ", ".join(f"{x:.0f}" for x in met["missed_wakeups"]["values"])
+                notes.append(f"missed wake-ups per round: {vals} of {fmt_num(entry['n'])}")
+            note = "; ".join(x for x in notes if x)
+            if "p50_ms" not in met:
+                lines.append(f"| {impl.label} | {mode} | | error | | | | {note} |")
+                continue
+            p50, p99 = met["p50_ms"], met["p99_ms"]
+            lines.append(
+                f"| {impl.label} | {mode} | {fmt_num(entry['n'])} | {p50['median']:.3f} "
+                f"({p50['min']:.3f} - {p50['max']:.3f}) | {p99['median']:.3f} "
+                f"({p99['min']:.3f} - {p99['max']:.3f}) | {met['rt_p50_ms']['median']:.3f} | "
+                f"{met['rt_p99_ms']['median']:.3f} | {note} |")
+    return lines
+
+
 def per_round(raw: list[dict[str, Any]], impl: str, scenario: str, variant: str = "",
               metric: str = "ops") -> dict[int, float]:
     return {r["round"]: float(r["result"][metric]) for r in raw
@@ -824,6 +972,17 @@ def evaluate_targets(summary: dict[str, Any], impls: list[Impl],
     else:
         add("L1 p50 <= 1 ms and p99 <= 2 ms", p50 <= 1.0 and p99 <= 2.0,
             f"p50 {p50:.3f} ms, p99 {p99:.3f} ms")
+    costs = {sub: ev_cost(summary, sub) for sub in EV_SCENARIOS}
+    label = "Events cost on E1 and P2 <= 10% (events on vs off, same run)"
+    if any(c is None for c in costs.values()):
+        add(label, None, "not measured")
+    else:
+        parts = [f"{sub.upper()} {c['cost'] * 100:.1f}% (on/off {c['ratio']:.3f}, median of "
+                 f"{c['count']}: {', '.join(f'{x:.3f}' for x in c['ratios'])}; "
+                 f"{c['on']['median']:,.0f}/s on vs {c['off']['median']:,.0f}/s off)"
+                 for sub, c in costs.items() if c is not None]
+        add(label, all(c is not None and c["cost"] <= 0.10 for c in costs.values()),
+            "; ".join(parts))
     hb = _get(summary, f"{ours}/h1", "hb_calls_per_tick")
     hbk = _get(summary, f"{ours}/h1k", "hb_calls_per_tick")
     off = _get(summary, "official/h1", "hb_calls_per_tick")
@@ -888,6 +1047,18 @@ def render(doc: dict[str, Any]) -> str:
     out.append(f"Generated {doc['finished']} by `{doc['command']}` "
                f"({doc['rounds']} interleaved round(s), {doc['duration_s'] / 60:.1f} min).")
     out.append("")
+    for m in doc.get("merged", []):
+        la0, la1 = m["loadavg_start"], m["loadavg_end"]
+        out.append(f"Scenarios {', '.join(m['scenarios'])} ({', '.join(m['impls'])}) were "
+                   f"measured later, on {m['finished']} by `{m['command']}` "
+                   f"({m['rounds']} round(s), {m['duration_s'] / 60:.1f} min, omniq at commit "
+                   f"{m['omniq_commit']}, load average {la0[0]:.2f} at the start, "
+                   f"{la1[0]:.2f} at the end), and merged into this report in place of "
+                   "earlier measurements of the same implementation and scenario.")
+        out.append("")
+    if doc.get("merged"):
+        out.append("Every other number is from the run named first.")
+        out.append("")
     out.append("Every number is the median over the rounds, with the spread (min - max) beside "
                "it. Each measurement ran on a fresh embedded Redis on loopback, in its own "
                "process; see `benchmarks/README.md` for what each scenario does and how each "
@@ -937,6 +1108,39 @@ def render(doc: dict[str, Any]) -> str:
         out += [f"## L1: publish-to-handler-start latency ({cfg['l1_n']} jobs, one every "
                 f"{cfg['l1_interval_s'] * 1000:.0f} ms, idle worker)", ""]
         out += latency_table(summary, impls)
+        out.append("")
+    if any("/ev/" in k for k in summary):
+        out += ["## EV: the cost of events on the hot path (ours, async API)", ""]
+        out.append("E1 and P2 with events on (the default `events_maxlen=10_000`: one XADD "
+                   "per transition inside the scripts, so enqueued + reserved + completed = "
+                   "3 per job) and off (`AsyncOmniq(events_maxlen=0)`). One measurement: two "
+                   "clients in one process on one fresh server, in alternating "
+                   f"blocks (on, off, off, on, ...; E1 {cfg.get('ev_e1_blocks', 8)} blocks of "
+                   f"N/{cfg.get('ev_e1_blocks', 8)} publishes per state, P2 "
+                   f"{cfg.get('ev_p2_blocks', 2)} drains of N = {cfg.get('n', 10_000):,} jobs "
+                   "per state, each block its own queue), "
+                   "so drift of the machine hits both alike. Throughput cost = 1 - on/off "
+                   "(the median over the measurements); time per job = off/on - 1. Server: "
+                   "the time Redis spent in our scripts per job (INFO commandstats EVALSHA "
+                   "usec, read before and after each block; it includes the commands the "
+                   "scripts run) and, in brackets, the part in XADD itself; client: this "
+                   "process's CPU time per job.")
+        out.append("")
+        out += ev_table(summary)
+        out.append("")
+    if any("/w1/" in k for k in summary):
+        out += ["## W1: waiting for a result, from the ack to the waiter waking", ""]
+        out.append("An idle worker process (concurrency 10 where configurable) whose handler "
+                   "returns `time.time()` taken just before it returns; a second process "
+                   f"publishes one job and waits for its result, {cfg.get('w1_n', 500)} times "
+                   "one after the other (fewer for the 0.5 s pollers; 20 warm-up jobs first, "
+                   "3 for the pollers, not counted). Ack to wake = the waiter's "
+                   "`time.time()` right after its wait returned minus the handler's "
+                   "timestamp: it includes the worker's acknowledgement (the completion "
+                   "written to Redis), the notification or poll, and reading the result. "
+                   "Publish to result is the whole publish-and-wait round trip.")
+        out.append("")
+        out += w1_table(summary, impls)
         out.append("")
     if any(k.endswith("/h1") or k.endswith("/h1k") for k in summary):
         out += [f"## H1: heartbeats of blocked in-flight jobs (timeout {cfg['h1_timeout_ms']} ms, "
@@ -1014,6 +1218,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--setup-only", action="store_true", help="build the environments only")
     ap.add_argument("--analysis", default=None,
                     help="a Markdown file whose text is added to RESULTS.md as 'Analysis'")
+    ap.add_argument("--merge-into", metavar="RESULTS_JSON", default=None,
+                    help="add this run's measurements to an earlier results.json (replacing "
+                    "its measurements of the same implementation and scenario) and write "
+                    "RESULTS.md and results.json next to it")
     ap.add_argument("--render-only", metavar="RESULTS_JSON", default=None,
                     help="write RESULTS.md again from a results.json (e.g. with --analysis), "
                     "measuring nothing")
@@ -1059,7 +1267,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config()
     if args.quick:
         cfg = Config(n=5000, l1_n=300, h1_window_s=3.0, h1_settle_s=1.2, m1_n=20_000,
-                     floor_pipelined_n=50_000, bench_n=50_000, bench_c1_n=10_000)
+                     floor_pipelined_n=50_000, bench_n=50_000, bench_c1_n=10_000,
+                     ev_repeats=3, w1_n=200)
         scenarios = [s for s in scenarios if s != "h1k"]
     rounds = args.rounds or (1 if args.quick else 3)
     full = not args.quick and not args.only
@@ -1114,6 +1323,9 @@ def main(argv: list[str] | None = None) -> int:
             "absolute numbers may be noisy; the interleaved rounds and the spread columns "
             "show how much."
         )
+    if args.merge_into:
+        doc = merge(Path(args.merge_into), doc)
+        out_dir = Path(args.out) if args.out else Path(args.merge_into).parent
     if args.analysis:
         doc["analysis"] = Path(args.analysis).read_text()
     text = render(doc)
@@ -1125,6 +1337,30 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     log(f"done in {(time.time() - t_start) / 60:.1f} min")
     return 0
+
+
+def merge(path: Path, new: dict[str, Any]) -> dict[str, Any]:
+    """An earlier full run with this run's measurements added (those of the same
+    implementation and scenario replaced); the merge is recorded in ``merged``."""
+    old: dict[str, Any] = json.loads(path.read_text())
+    redone = {(r["impl"], r["scenario"]) for r in new["raw"]}
+    raw = [r for r in old["raw"] if (r["impl"], r["scenario"]) not in redone] + new["raw"]
+    impls = [i.name for i in IMPLS if i.name in set(old["impls"]) | set(new["impls"])]
+    doc = dict(old, raw=raw, impls=impls,
+               scenarios=[s for s in SCENARIOS if s in set(old["scenarios"])
+                          | set(new["scenarios"])])
+    doc["config"] = {**new["config"], **{k: v for k, v in old["config"].items()
+                                          if k in ("n", "l1_n", "m1_n")}}
+    doc["summary"] = summarize(raw)
+    doc["targets"] = evaluate_targets(doc["summary"], [IMPL_BY_NAME[n] for n in impls], raw)
+    doc["merged"] = [*old.get("merged", []), {
+        "scenarios": sorted({s for _, s in redone}), "impls": new["impls"],
+        "command": new["command"], "finished": new["finished"], "rounds": new["rounds"],
+        "omniq_commit": new["machine"]["omniq_commit"], "duration_s": new["duration_s"],
+        "loadavg_start": new["loadavg_start"], "loadavg_end": new["loadavg_end"]}]
+    for name, vers in new["machine"]["versions"].items():
+        doc["machine"]["versions"].setdefault(name, vers)
+    return doc
 
 
 def _short(scenario: str, result: dict[str, Any]) -> str:

@@ -30,6 +30,28 @@ async def test_our_p1_scenario_runs(omniq_redis_url: str) -> None:
     assert p1["ops"] > 0
 
 
+async def test_our_events_cost_scenarios_run(omniq_redis_url: str) -> None:
+    # each asserts inside that the events-on queues have a stream and the off ones none
+    e1 = await omniq_async.ev_e1(omniq_redis_url, N, blocks=2)
+    assert e1["n"] == N
+    assert e1["on_ops"] > 0
+    assert e1["off_ops"] > 0
+    assert e1["xadd_us_per_job_on"] > 0  # the events-on blocks ran XADDs
+    p2 = await omniq_async.ev_p2(omniq_redis_url, N, blocks=2)
+    assert p2["n"] == N
+    assert p2["ratio"] > 0
+    assert p2["script_calls_on"] > 0
+
+
+def test_w1_measurement_runs() -> None:
+    # the runner's own W1 flow: a worker process, a waiter process, a fresh server
+    result = run.measure_w1(run.IMPL_BY_NAME["omniq-async"], "wait", run.Config(w1_n=30))
+    assert "error" not in result, result
+    assert result["n"] == 30
+    assert 0 < result["p50_ms"] <= result["p99_ms"] < 30_000
+    assert result["worker"]["completed"] == 30 + run.W1_WARMUP
+
+
 def test_report_renders_from_results() -> None:
     results: dict[str, dict[str, Any]] = {
         "e1": {"n": N, "seconds": 0.1, "ops": 2000.0},
@@ -42,6 +64,15 @@ def test_report_renders_from_results() -> None:
     raw.append({"round": 1, "impl": "floor", "scenario": "floor", "variant": "seq",
                 "result": {"n": N, "seconds": 0.1, "ops": 2500.0, "p50_ms": 0.1,
                            "p99_ms": 0.2}})
+    for sub, on in (("e1", 1900.0), ("p2", 800.0)):
+        raw.append({"round": 1, "impl": "omniq-async", "scenario": "ev", "variant": sub,
+                    "result": {"n": N, "on_ops": on, "off_ops": 2000.0, "ratio": on / 2000.0,
+                               "script_us_per_job_on": 30.0, "script_us_per_job_off": 27.0,
+                               "xadd_us_per_job_on": 1.5, "client_us_per_job_on": 40.0,
+                               "client_us_per_job_off": 40.0}})
+    raw.append({"round": 1, "impl": "omniq-async", "scenario": "w1", "variant": "wait",
+                "result": {"n": N, "p50_ms": 0.4, "p99_ms": 0.9, "rt_p50_ms": 1.0,
+                           "rt_p99_ms": 2.0}})
     summary = run.summarize(raw)
     assert summary["omniq-async/e1"]["metrics"]["ops"]["median"] == 2000.0
     impls = [run.IMPL_BY_NAME["omniq-async"], run.IMPL_BY_NAME["floor"]]
@@ -56,6 +87,12 @@ def test_report_renders_from_results() -> None:
     text = run.render(doc)
     assert "E1: enqueue sequentially" in text
     assert "0.80x (seq)" in text  # 2,000/s against the 2,500/s floor
+    assert "| E1 | 200 | 1,900 (1,900 - 1,900) | 2,000 (2,000 - 2,000) |" in text
+    target = next(t for t in doc["targets"] if t["target"].startswith("Events cost"))
+    assert target["pass"] is False  # P2 on at 800/s against 2,000/s off: 60% cost
+    assert "E1 5.0%" in target["detail"]
+    assert "P2 60.0%" in target["detail"]
+    assert "| omniq (async API) | wait | 200 | 0.400 (0.400 - 0.400) | 0.900" in text
 
 
 def test_cluster_scale_out_benchmark_runs(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ run a scenario.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import math
@@ -33,6 +34,8 @@ READY = "BENCH-READY "
 QUEUE = "bench"
 L1_WARMUP = 20
 L1_DEADLINE_S = 60.0
+W1_WARMUP = 20
+W1_DEADLINE_S = 300.0
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -150,6 +153,45 @@ async def publish_paced_async(publish: Callable[[dict[str, Any]], Any], n: int,
         payload["t"] = time.time()
         await publish(payload)
     return {"published": n, "late": late}
+
+
+class WaitLatencies:
+    """W1: per job, ``ack_to_wake`` = the waiter's ``time.time()`` right after its wait
+    returned minus the handler's ``time.time()`` taken just before it returned (the job's
+    result), and ``round_trip`` = publish call to wait return (``perf_counter``)."""
+
+    def __init__(self) -> None:
+        self.ack_to_wake: list[float] = []
+        self.round_trip: list[float] = []
+
+    def record(self, t_start: float, handler_done: Any) -> None:
+        """Call right after the wait returned; ``t_start`` is ``perf_counter()`` before the
+        publish, ``handler_done`` the result (the handler's ``time.time()``)."""
+        now, rt = time.time(), time.perf_counter() - t_start
+        self.ack_to_wake.append((now - float(handler_done)) * 1000.0)
+        self.round_trip.append(rt * 1000.0)
+
+    def result(self, **extra: Any) -> dict[str, Any]:
+        a, r = self.ack_to_wake, self.round_trip
+        return {
+            "n": len(a),
+            "p50_ms": percentile(a, 50),
+            "p90_ms": percentile(a, 90),
+            "p99_ms": percentile(a, 99),
+            "max_ms": max(a) if a else math.nan,
+            "mean_ms": sum(a) / len(a) if a else math.nan,
+            "rt_p50_ms": percentile(r, 50),
+            "rt_p99_ms": percentile(r, 99),
+            **extra,
+        }
+
+
+async def until_stop(deadline_s: float = W1_DEADLINE_S) -> None:
+    """Return when the runner writes a line on stdin ("stop") or after ``deadline_s``."""
+    loop = asyncio.get_running_loop()
+    reader = loop.run_in_executor(None, sys.stdin.readline)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(reader), deadline_s)
 
 
 def main(scenarios: dict[str, Callable[..., Any]]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from benchmarks.peers import _harness as h
 from omniq import AsyncOmniq
+from omniq._protocol.events import events_key
 from omniq._scripts import SCRIPTS
 from omniq.aio.worker import Worker
 
@@ -27,9 +28,16 @@ async def _warm(client: AsyncOmniq) -> None:
         await client.publish("warm", {"i": i})
 
 
-async def e1(url: str, n: int) -> dict[str, Any]:
+def _client(url: str, events_maxlen: int | None) -> AsyncOmniq:
+    """The client; ``events_maxlen`` None keeps the default (events on), 0 turns them off."""
+    if events_maxlen is None:
+        return AsyncOmniq(url=url)
+    return AsyncOmniq(url=url, events_maxlen=events_maxlen)
+
+
+async def e1(url: str, n: int, events_maxlen: int | None = None) -> dict[str, Any]:
     """n sequential awaited publishes."""
-    async with AsyncOmniq(url=url) as client:
+    async with _client(url, events_maxlen) as client:
         await _warm(client)
         publish = client.publish
         t0 = time.perf_counter()
@@ -37,12 +45,13 @@ async def e1(url: str, n: int) -> dict[str, Any]:
             await publish(QUEUE, {"i": i})
         elapsed = time.perf_counter() - t0
         assert (await client.stats(QUEUE)).waiting == n
-    return h.throughput(n, elapsed)
+        maxlen = client.events_maxlen
+    return h.throughput(n, elapsed, events_maxlen=maxlen)
 
 
-async def e2(url: str, n: int) -> dict[str, Any]:
+async def e2(url: str, n: int, events_maxlen: int | None = None) -> dict[str, Any]:
     """n jobs through publish_many (one script call per 1,000 jobs)."""
-    async with AsyncOmniq(url=url) as client:
+    async with _client(url, events_maxlen) as client:
         await _warm(client)
         payloads = [{"i": i} for i in range(n)]
         t0 = time.perf_counter()
@@ -63,9 +72,10 @@ async def _noop(ctx: Any) -> None:
     return None
 
 
-async def process(url: str, n: int, concurrency: int) -> dict[str, Any]:
+async def process(url: str, n: int, concurrency: int,
+                  events_maxlen: int | None = None) -> dict[str, Any]:
     """Drain n queued no-op jobs with one worker; from worker start to its last ack."""
-    async with AsyncOmniq(url=url) as client:
+    async with _client(url, events_maxlen) as client:
         await prefill(client, n)
         worker = Worker(client, QUEUE, _noop, concurrency=concurrency, drain=True)
         t0 = time.perf_counter()
@@ -73,15 +83,17 @@ async def process(url: str, n: int, concurrency: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - t0
         done = worker.stats.completed
         assert done == n, (done, n)
-    return h.throughput(n, elapsed, concurrency=concurrency)
+        maxlen = client.events_maxlen
+    return h.throughput(n, elapsed, concurrency=concurrency, events_maxlen=maxlen)
 
 
-async def p1(url: str, n: int) -> dict[str, Any]:
-    return await process(url, n, 1)
+async def p1(url: str, n: int, events_maxlen: int | None = None) -> dict[str, Any]:
+    return await process(url, n, 1, events_maxlen)
 
 
-async def p2(url: str, n: int, concurrency: int = 50) -> dict[str, Any]:
-    return await process(url, n, concurrency)
+async def p2(url: str, n: int, concurrency: int = 50,
+             events_maxlen: int | None = None) -> dict[str, Any]:
+    return await process(url, n, concurrency, events_maxlen)
 
 
 async def l1_worker(url: str, n: int) -> dict[str, Any]:
@@ -112,6 +124,139 @@ async def l1_publish(url: str, n: int, interval_s: float) -> dict[str, Any]:
             await client.publish(QUEUE, payload)
 
         return await h.publish_paced_async(publish, n, interval_s)
+
+
+def _abba(blocks: int) -> list[bool]:
+    """The order of the events on (True) / off (False) blocks: on off off on on off ..."""
+    return [(k % 4) in (0, 3) for k in range(2 * blocks)]
+
+
+class _EvBlocks:
+    """Per events state (True = on): wall time of each timed block, the server's time in
+    our scripts (INFO commandstats: EVALSHA usec, which includes the commands the scripts
+    run, and of that the XADDs) and this process's CPU time."""
+
+    def __init__(self, probe: AsyncOmniq) -> None:
+        self.probe = probe
+        self.wall: dict[bool, list[float]] = {True: [], False: []}
+        self.script: dict[bool, float] = {True: 0.0, False: 0.0}
+        self.xadd: dict[bool, float] = {True: 0.0, False: 0.0}
+        self.client: dict[bool, float] = {True: 0.0, False: 0.0}
+        self.calls: dict[bool, float] = {True: 0.0, False: 0.0}
+        self._start = (0.0, 0.0, 0.0, 0.0, 0.0)
+
+    async def _server_us(self) -> tuple[float, float, float]:
+        stats = await self.probe.redis.info("commandstats")
+        evalsha = stats.get("cmdstat_evalsha", {})
+        return (float(evalsha.get("usec", 0)), float(evalsha.get("calls", 0)),
+                float(stats.get("cmdstat_xadd", {}).get("usec", 0)))
+
+    async def begin(self) -> None:
+        script, calls, xadd = await self._server_us()
+        self._start = (script, calls, xadd, time.process_time(), time.perf_counter())
+
+    async def end(self, state: bool) -> None:
+        wall, proc = time.perf_counter(), time.process_time()
+        self.wall[state].append(wall - self._start[4])
+        self.client[state] += proc - self._start[3]
+        script, calls, xadd = await self._server_us()
+        self.script[state] += script - self._start[0]
+        self.calls[state] += calls - self._start[1]
+        self.xadd[state] += xadd - self._start[2]
+
+    def result(self, n: int, per_block: int, **extra: Any) -> dict[str, Any]:
+        on_ops, off_ops = n / sum(self.wall[True]), n / sum(self.wall[False])
+        return {"n": n, "on_ops": on_ops, "off_ops": off_ops, "ratio": on_ops / off_ops,
+                "cost": 1.0 - on_ops / off_ops, "block_jobs": per_block,
+                "on_block_s": self.wall[True], "off_block_s": self.wall[False],
+                "script_us_per_job_on": self.script[True] / n,
+                "script_us_per_job_off": self.script[False] / n,
+                "xadd_us_per_job_on": self.xadd[True] / n,
+                "script_calls_on": self.calls[True], "script_calls_off": self.calls[False],
+                "client_us_per_job_on": self.client[True] * 1e6 / n,
+                "client_us_per_job_off": self.client[False] * 1e6 / n, **extra}
+
+
+async def ev_e1(url: str, n: int, blocks: int = 4) -> dict[str, Any]:
+    """E1 with events on (the default events_maxlen) and off (``events_maxlen=0``): two
+    clients in this process on the same server, n publishes each, in 2 x ``blocks``
+    alternating blocks (on off off on ...) so the machine's drift hits both alike."""
+    per = n // blocks
+    async with AsyncOmniq(url=url) as on, AsyncOmniq(url=url, events_maxlen=0) as off:
+        assert on.events_maxlen > 0
+        assert off.events_maxlen == 0
+        await _warm(on)
+        await _warm(off)
+        rec = _EvBlocks(on)
+        for state in _abba(blocks):
+            client = on if state else off
+            queue, publish = f"{QUEUE}-{'on' if state else 'off'}", client.publish
+            await rec.begin()
+            for i in range(per):
+                await publish(queue, {"i": i})
+            await rec.end(state)
+        for name in (f"{QUEUE}-on", f"{QUEUE}-off"):
+            assert (await on.stats(name)).waiting == per * blocks
+        streamed = await on.redis.xlen(events_key(f"{QUEUE}-on"))
+        unstreamed = await on.redis.exists(events_key(f"{QUEUE}-off"))
+    assert streamed > 0, streamed
+    assert not unstreamed, unstreamed
+    return rec.result(per * blocks, per, events_maxlen=on.events_maxlen)
+
+
+async def ev_p2(url: str, n: int, blocks: int = 2, concurrency: int = 50) -> dict[str, Any]:
+    """P2 with events on and off, as ``ev_e1``: 2 x ``blocks`` drains of n / blocks queued
+    jobs (each block its own queue, prefilled untimed by the same client), alternating."""
+    per = n // blocks
+    async with AsyncOmniq(url=url) as on, AsyncOmniq(url=url, events_maxlen=0) as off:
+        await _warm(on)
+        await _warm(off)
+        rec = _EvBlocks(on)
+        for k, state in enumerate(_abba(blocks)):
+            client = on if state else off
+            queue = f"{QUEUE}-{'on' if state else 'off'}-{k}"
+            for start in range(0, per, 10_000):
+                await client.publish_many(
+                    queue, [{"i": i} for i in range(start, min(per, start + 10_000))])
+            worker = Worker(client, queue, _noop, concurrency=concurrency, drain=True)
+            await rec.begin()
+            await worker.run()
+            await rec.end(state)
+            assert worker.stats.completed == per, (worker.stats.completed, per)
+            assert bool(await client.redis.exists(events_key(queue))) == state
+    return rec.result(per * blocks, per, concurrency=concurrency,
+                      events_maxlen=on.events_maxlen)
+
+
+async def _stamp(ctx: Any) -> float:
+    return time.time()  # W1: the result is the handler's clock just before it returns
+
+
+async def w1_worker(url: str) -> dict[str, Any]:
+    """An idle worker for W1 (concurrency 10, as in L1) until the runner says stop."""
+    async with AsyncOmniq(url=url) as client:
+        worker = Worker(client, QUEUE, _stamp, concurrency=10)
+        await worker.start()
+        await asyncio.sleep(0.5)
+        h.ready()
+        await h.until_stop()
+        await worker.stop()
+        done = worker.stats.completed
+    return {"completed": done}
+
+
+async def w1_wait(url: str, n: int, mode: str = "wait",
+                  warmup: int = h.W1_WARMUP) -> dict[str, Any]:
+    """n times, one after the other: publish, then ``await omniq.wait(q, job_id)``."""
+    lat = h.WaitLatencies()
+    async with AsyncOmniq(url=url) as client:
+        for i in range(-warmup, n):
+            t0 = time.perf_counter()
+            job_id = await client.publish(QUEUE, {"i": i})
+            done = await client.wait(QUEUE, job_id, timeout=30)
+            if i >= 0:
+                lat.record(t0, done)
+    return lat.result(api="AsyncOmniq.wait")
 
 
 async def h1(url: str, jobs: int, timeout_ms: int) -> dict[str, Any]:
@@ -157,7 +302,8 @@ async def m1(url: str, n: int) -> dict[str, Any]:
 
 SCENARIOS = {
     "e1": e1, "e2": e2, "p1": p1, "p2": p2, "l1_worker": l1_worker,
-    "l1_publish": l1_publish, "h1": h1, "m1": m1,
+    "l1_publish": l1_publish, "h1": h1, "m1": m1, "w1_worker": w1_worker, "w1_wait": w1_wait,
+    "ev_e1": ev_e1, "ev_p2": ev_p2,
 }
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@ API), with plain ``def`` handlers (they run in the worker's thread pool)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -94,8 +96,42 @@ def l1_publish(url: str, n: int, interval_s: float) -> dict[str, Any]:
                                     interval_s)
 
 
+def _stamp(ctx: Any) -> float:
+    return time.time()  # W1: the result is the handler's clock just before it returns
+
+
+def w1_worker(url: str) -> dict[str, Any]:
+    """An idle ``consume`` (concurrency 10) until the runner writes "stop" on stdin."""
+    def stopper() -> None:
+        time.sleep(0.5)
+        h.ready()
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdin.readline()
+        os.kill(os.getpid(), signal.SIGTERM)  # consume's graceful stop
+
+    threading.Thread(target=stopper, daemon=True).start()
+    with OmniqClient(redis_url=url) as client:
+        worker = client.consume(queue=QUEUE, handler=_stamp, concurrency=10)
+    return {"completed": worker.stats.completed}
+
+
+def w1_wait(url: str, n: int, mode: str = "wait",
+            warmup: int = h.W1_WARMUP) -> dict[str, Any]:
+    """n times, one after the other: publish, then the blocking ``client.wait``."""
+    lat = h.WaitLatencies()
+    with OmniqClient(redis_url=url) as client:
+        for i in range(-warmup, n):
+            t0 = time.perf_counter()
+            job_id = client.publish(queue=QUEUE, payload={"i": i})
+            done = client.wait(QUEUE, job_id, timeout=30)
+            if i >= 0:
+                lat.record(t0, done)
+    return lat.result(api="OmniqClient.wait")
+
+
 SCENARIOS = {
     "e1": e1, "e2": e2, "p1": p1, "p2": p2, "l1_worker": l1_worker, "l1_publish": l1_publish,
+    "w1_worker": w1_worker, "w1_wait": w1_wait,
 }
 
 if __name__ == "__main__":

@@ -135,8 +135,42 @@ async def l1_publish(url: str, n: int, interval_s: float) -> dict[str, Any]:
     return result
 
 
+async def stamp(ctx: dict[str, Any]) -> float:
+    return time.time()  # W1: the result is the handler's clock just before it returns
+
+
+async def w1_worker(url: str) -> dict[str, Any]:
+    """An idle worker with arq's defaults (0.5 s poll) until the runner says stop."""
+    worker = Worker(functions=[stamp], redis_settings=_settings(url), handle_signals=False)
+    task = asyncio.create_task(worker.main())
+    await asyncio.sleep(0.5)
+    h.ready({"poll_delay_s": worker.poll_delay_s})
+    await h.until_stop()
+    h.emit({"completed": worker.jobs_complete})
+    assert task
+    os._exit(0)  # closing arq's worker cancels into its job tasks
+
+
+async def w1_wait(url: str, n: int, mode: str = "result",
+                  warmup: int = h.W1_WARMUP) -> dict[str, Any]:
+    """n times, one after the other: ``enqueue_job``, then ``await job.result()`` with its
+    default ``poll_delay`` (0.5 s)."""
+    pool = await create_pool(_settings(url))
+    lat = h.WaitLatencies()
+    for i in range(-warmup, n):
+        t0 = time.perf_counter()
+        job = await pool.enqueue_job("stamp")
+        assert job is not None
+        done = await job.result(timeout=30)
+        if i >= 0:
+            lat.record(t0, done)
+    await pool.aclose()
+    return lat.result(api="Job.result(timeout=30) (default poll_delay 0.5 s)")
+
+
 SCENARIOS = {
     "e1": e1, "e2": e2, "p1": p1, "p2": p2, "l1_worker": l1_worker, "l1_publish": l1_publish,
+    "w1_worker": w1_worker, "w1_wait": w1_wait,
 }
 
 if __name__ == "__main__":

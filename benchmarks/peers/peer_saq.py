@@ -24,6 +24,7 @@ from saq import Queue, Worker
 
 WARMUP = 100
 GATHER_CHUNK = 1000
+REFRESH_WAIT_S = 5.0  # W1: until_complete of Job.refresh
 
 
 async def noop(ctx: dict[str, Any], *, i: int) -> None:
@@ -141,8 +142,60 @@ async def l1_publish(url: str, n: int, interval_s: float) -> dict[str, Any]:
     return result
 
 
+async def stamp(ctx: dict[str, Any]) -> float:
+    return time.time()  # W1: the result is the handler's clock just before it returns
+
+
+async def w1_worker(url: str) -> dict[str, Any]:
+    """An idle worker (concurrency 10, as in L1) until the runner says stop."""
+    queue = await _queue(url)
+    worker = Worker(queue, functions=[stamp], concurrency=10)
+    task = asyncio.create_task(worker.start())
+    await asyncio.sleep(0.5)
+    h.ready()
+    await h.until_stop()
+    await worker.stop()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await queue.disconnect()
+    return {}
+
+
+async def w1_wait(url: str, n: int, mode: str = "apply",
+                  warmup: int = h.W1_WARMUP) -> dict[str, Any]:
+    """n times, one after the other: ``apply`` (enqueue, then poll every 0.5 s, its
+    default) or ``enqueue`` then ``job.refresh(until_complete=...)`` (pub/sub)."""
+    queue = await _queue(url)
+    lat = h.WaitLatencies()
+    missed = 0
+    for i in range(-warmup, n):
+        t0 = time.perf_counter()
+        if mode == "apply":
+            done = await queue.apply("stamp", timeout=30)
+        else:
+            job = await queue.enqueue("stamp")
+            assert job is not None
+            try:
+                await job.refresh(until_complete=REFRESH_WAIT_S)
+            except TimeoutError:
+                # the job finished between refresh's read and its subscription: saq's
+                # notification was missed and refresh waited out until_complete
+                missed += i >= 0
+                await job.refresh()
+            assert job.status == "complete", job.status
+            done = job.result
+        if i >= 0:
+            lat.record(t0, done)
+    await queue.disconnect()
+    if mode == "apply":
+        return lat.result(api="Queue.apply(timeout=30) (default poll_interval 0.5 s)")
+    return lat.result(api=f"enqueue + Job.refresh(until_complete={REFRESH_WAIT_S:g}) (pub/sub)",
+                      missed_wakeups=missed)
+
+
 SCENARIOS = {
     "e1": e1, "e2": e2, "p1": p1, "p2": p2, "l1_worker": l1_worker, "l1_publish": l1_publish,
+    "w1_worker": w1_worker, "w1_wait": w1_wait,
 }
 
 if __name__ == "__main__":
