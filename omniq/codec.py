@@ -23,6 +23,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_ERROR_BYTES",
     "decode_payload",
+    "encode_json_value",
     "encode_payload",
     "encode_result",
     "failure_text",
@@ -115,14 +116,27 @@ def decode_payload(raw: str | bytes) -> Any:
         return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
-def encode_result(
-    value: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, what: str = "result"
-) -> bytes:
-    """Encode a handler's return value (or a progress value: ``what``) for storage with the
-    job: any JSON value, structs and dataclasses converted first."""
+def encode_result(value: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> bytes:
+    """Encode a handler's return value for storage with the job (any JSON value)."""
     try:
         if not isinstance(value, dict | list | tuple | str | int | float | bool):
             value = to_json_value(value)
+        _check_tree([value])
+        data = _encoder.encode(value)
+    except InvalidPayload:
+        raise
+    except (TypeError, ValueError, msgspec.EncodeError) as exc:
+        raise InvalidPayload(f"result cannot be encoded as JSON: {exc}") from exc
+    if len(data) > max_bytes:
+        raise InvalidPayload(f"result is {len(data)} bytes, over the limit of {max_bytes}")
+    return data
+
+
+def encode_json_value(value: Any, max_bytes: int, what: str) -> bytes:
+    """Encode a plain JSON value (dict with str keys, list, str, int, finite float, bool,
+    None; nothing converted: a set, bytes or an object is refused) named ``what`` in the
+    errors."""
+    try:
         _check_tree([value])
         data = _encoder.encode(value)
     except InvalidPayload as exc:

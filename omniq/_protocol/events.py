@@ -19,7 +19,7 @@ from omniq._keys import queue_base
 from omniq._limits import MAX_INT, MAX_PROGRESS_BYTES
 from omniq._protocol.common import parse_ok
 from omniq._scripts import scripts
-from omniq.codec import encode_result
+from omniq.codec import encode_json_value
 from omniq.errors import InvalidArgument
 from omniq.types import JobEvent
 
@@ -191,10 +191,11 @@ def parse_entry(
 # -- progress --------------------------------------------------------------------------
 
 def encode_progress(value: object) -> bytes:
-    """The JSON text of a progress value (the rules of a handler's result).
+    """The JSON text of a progress value: plain JSON only (a set, bytes, a non-str key,
+    NaN or an object is refused, nothing is converted).
 
     :raises InvalidPayload: not a JSON value, or longer than ``MAX_PROGRESS_BYTES``."""
-    return encode_result(value, MAX_PROGRESS_BYTES, what="progress")
+    return encode_json_value(value, MAX_PROGRESS_BYTES, "progress")
 
 
 def progress_args(

@@ -594,15 +594,6 @@ async def test_progress_value(world, value):
     await refused(world, InvalidArgument, _progress(world, value))
 
 
-_NOT_JSON_ACCEPTED = (
-    "encode_progress (omniq/_protocol/events.py) encodes with a plain msgspec Encoder, "
-    "without the payload codec's checks: a set or frozenset is stored as an array, NaN and "
-    "Infinity as null, bytes as base64 text, int keys as strings; the progress is written "
-    "and a 'progress' event emitted, where publish() refuses the same values"
-)
-
-
-@pytest.mark.xfail(reason=_NOT_JSON_ACCEPTED, strict=True)
 @pytest.mark.parametrize(
     "value",
     [
