@@ -1,10 +1,11 @@
 """Lifecycle events: the ``{queue}:events`` stream the scripts write, and ``progress.lua``.
 
 Every script that changes a job's state appends one entry in the same call (docs/events.md):
-``type``, ``id`` (the job id, ``''`` for queue events), ``ms`` (the script's clock), ``gid``
-when the job has one, and the fields of its type: ``attempt``, ``due``, ``error``,
-``lane``, ``progress``. The stream is capped with ``MAXLEN ~ events_maxlen``, which every
-script takes as its last, optional argument (missing or 0: no events).
+``type``, ``id`` (the job id, ``''`` for queue events), ``ms`` only when the caller set the
+clock (else the entry id's time is the transition's), ``gid`` when the job has one, and the
+fields of its type: ``attempt``, ``due``, ``error``, ``lane``, ``progress``. The stream is
+capped with ``XTRIM MAXLEN ~ events_maxlen`` once per call; every script takes
+``events_maxlen`` as its last, optional argument (missing or 0: no events).
 
 Everything here is pure: the readers live in :mod:`omniq.aio._events`.
 """

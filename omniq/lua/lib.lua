@@ -65,6 +65,10 @@ local K_EXPIRE = B .. ':expire'
 
 -- MAXLEN ~ of the event stream, from the script's events_maxlen argument (0: no events)
 local events_maxlen = 0
+local events_written = false  -- the stream is trimmed once, at the end of the call
+-- whether `now` came from the caller (then every event carries it as 'ms'; with the server
+-- clock the entry id holds that time already)
+local now_given = false
 
 
 local wake_needed = false
@@ -130,6 +134,7 @@ local function clock(v)
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
+  now_given = true
   return n
 end
 
@@ -152,20 +157,52 @@ local function events_arg(v)
   return n
 end
 
--- Append one lifecycle event: its type, the job id ('' for queue events), the script's
--- clock, the gid when there is one, then the type's own field/value pairs (all strings).
-local function emit(kind, id, gid, now, ...)
+-- Append one lifecycle event: its type, the job id ('' for queue events), 'ms' when the
+-- caller set the clock, the gid when there is one, then up to three field/value pairs of
+-- the type (strings). Every redis.call, and every argument of one, costs: the common events
+-- (no gid, the server clock) take a short path, and the stream is trimmed once per call,
+-- at its end (trim_events, from finish).
+local function emit(kind, id, gid, now, k1, v1, k2, v2, k3, v3)
   if events_maxlen == 0 then return end
-  local args = {K_EVENTS, 'MAXLEN', '~', events_maxlen, '*', 'type', kind, 'id', id,
-    'ms', fmt(now)}
-  if gid and gid ~= '' then
-    args[#args + 1] = 'gid'
-    args[#args + 1] = gid
+  events_written = true
+  if not now_given and (gid == nil or gid == '') and k2 == nil then
+    if k1 == nil then
+      redis.call('XADD', K_EVENTS, '*', 'type', kind, 'id', id)
+    else
+      redis.call('XADD', K_EVENTS, '*', 'type', kind, 'id', id, k1, v1)
+    end
+    return
   end
-  local extra = {...}
-  for i = 1, #extra do args[#args + 1] = extra[i] end
-  redis.call('XADD', unpack(args))
+  local args = {K_EVENTS, '*', 'type', kind, 'id', id}
+  local n = 6
+  if now_given then
+    args[n + 1], args[n + 2] = 'ms', fmt(now)
+    n = n + 2
+  end
+  if gid and gid ~= '' then
+    args[n + 1], args[n + 2] = 'gid', gid
+    n = n + 2
+  end
+  if k1 ~= nil then
+    args[n + 1], args[n + 2] = k1, v1
+    n = n + 2
+  end
+  if k2 ~= nil then
+    args[n + 1], args[n + 2] = k2, v2
+    n = n + 2
+  end
+  if k3 ~= nil then
+    args[n + 1], args[n + 2] = k3, v3
+    n = n + 2
+  end
+  redis.call('XADD', unpack(args, 1, n))
 end
+
+-- Keep the stream near events_maxlen entries (MAXLEN ~ trims whole nodes only: cheap).
+local function trim_events()
+  if events_written then redis.call('XTRIM', K_EVENTS, 'MAXLEN', '~', events_maxlen) end
+end
+
 
 -- Counters in B:stats are recomputed from the real containers (all O(1)), so they never
 -- drift (fixes D7). Fields keep the official names and meaning.
@@ -192,6 +229,7 @@ local function sync_stats(now)
 end
 
 local function finish(now)
+  trim_events()
   sync_stats(now)
   if wake_needed then redis.call('PUBLISH', WAKE_CHANNEL, '1') end
 end

@@ -5,5 +5,6 @@ if events_maxlen == nil then return err('BAD_ARGS', 'events_maxlen') end
 if redis.call('EXISTS', K_PAUSED) == 0 then
   redis.call('SET', K_PAUSED, '1')
   emit('paused', '', '', clock(''))
+  trim_events()
 end
 return {'OK'}

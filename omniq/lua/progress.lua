@@ -17,4 +17,5 @@ local jk = job_key(id)
 redis.call('HSET', jk, 'progress', value, 'progress_ms', fmt(now))
 local h = redis.call('HMGET', jk, 'gid', 'attempt')
 emit('progress', id, h[1], now, 'attempt', h[2] or '0', 'progress', value)
+trim_events()
 return {'OK'}

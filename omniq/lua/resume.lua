@@ -5,6 +5,7 @@ if events_maxlen == nil then return err('BAD_ARGS', 'events_maxlen') end
 local was = redis.call('DEL', K_PAUSED)
 if was == 1 then
   emit('resumed', '', '', clock(''))
+  trim_events()
   redis.call('PUBLISH', WAKE_CHANNEL, '1')
 end
 return {'OK', fmt(was)}
