@@ -17,6 +17,9 @@ __all__ = [
     "DEFAULT_TIMEOUT_MS",
     "DEFAULT_URL",
     "ENQUEUE_FIELDS",
+    "EVENTLOG_BATCH",
+    "EVENTLOG_CLAIM_IDLE_MS",
+    "EVENTLOG_MAX_BATCH",
     "FALLBACK_LEASE_MS",
     "LUA_SHARED",
     "MAX_ACKS",
@@ -96,7 +99,13 @@ LUA_SHARED = {
 # -- client side only ------------------------------------------------------------------
 
 DEFAULT_EVENTS_MAXLEN = 10_000
-"""Events kept per physical queue (``XADD MAXLEN ~``); 0 turns events off."""
+"""Events kept per physical queue (``XTRIM MAXLEN ~``); 0 turns events off."""
+EVENTLOG_BATCH = 500
+"""Events one event-log batch reads and commits in one transaction, by default."""
+EVENTLOG_MAX_BATCH = 10_000
+"""Largest event-log batch."""
+EVENTLOG_CLAIM_IDLE_MS = 60_000
+"""An event-log consumer idle this long has its pending events claimed by another."""
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 """The server of a client, a worker or the ``omniq`` command given no URL."""

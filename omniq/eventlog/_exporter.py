@@ -25,6 +25,7 @@ from redis import exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
 
 from omniq._keys import validate_queue_name
+from omniq._limits import EVENTLOG_BATCH, EVENTLOG_CLAIM_IDLE_MS, EVENTLOG_MAX_BATCH
 from omniq._protocol.common import check_non_negative, check_up_to
 from omniq._protocol.events import events_key, parse_entry
 from omniq.aio._transport import map_errors
@@ -48,9 +49,9 @@ __all__ = [
 logger = logging.getLogger("omniq.eventlog")
 
 DEFAULT_GROUP = "omniq-eventlog"
-DEFAULT_BATCH = 500
-MAX_BATCH = 10_000
-DEFAULT_CLAIM_IDLE_MS = 60_000
+DEFAULT_BATCH = EVENTLOG_BATCH  # the values live in omniq/_limits.py
+MAX_BATCH = EVENTLOG_MAX_BATCH
+DEFAULT_CLAIM_IDLE_MS = EVENTLOG_CLAIM_IDLE_MS
 _BLOCK_MS = 5_000  # one XREADGROUP BLOCK; re-issued while running (no client-side polling)
 _RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)  # backoff after a lost connection
 
