@@ -21,6 +21,7 @@ CLUSTER_SUITES = (
     "tests/core/",
     "tests/worker/",
     "tests/cluster/",
+    "tests/eventlog/",
     "tests/reliability/model/test_model_partitioned.py",
 )
 
