@@ -19,8 +19,15 @@ end
 if redis.call('SADD', K_DONE, child) == 0 then
   return {'OK', count}
 end
-local pttl = redis.call('PTTL', K_COUNT)
-if pttl > 0 then redis.call('PEXPIRE', K_DONE, pttl) end
+-- the set of counted children expires exactly with the counter: the same absolute time
+-- (PEXPIRETIME, Redis 7+; a relative PTTL read could give it one millisecond more)
+local at = redis.pcall('PEXPIRETIME', K_COUNT)
+if type(at) == 'number' then
+  if at > 0 then redis.call('PEXPIREAT', K_DONE, at) end
+else
+  local pttl = redis.call('PTTL', K_COUNT)
+  if pttl > 0 then redis.call('PEXPIRE', K_DONE, pttl) end
+end
 local left = redis.call('DECR', K_COUNT)
 if left <= 0 then
   redis.call('DEL', K_COUNT, K_DONE)
