@@ -19,8 +19,6 @@ from omniq._protocol.events import events_key
 from omniq.aio.context import JobContext
 from omniq.eventlog import Batch, EventLog, PostgresSink, SQLiteSink
 
-pytestmark = pytest.mark.single_node
-
 
 async def mixed_run(omniq: AsyncOmniq, q: str) -> dict[str, str]:
     """Successes, retries, terminal failures, progress, delayed, grouped, a reaped lease,

@@ -13,14 +13,11 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-import pytest
 import redis
 from eventlog_util import PG_DSN, Backend, Exporter, pending, stream_rows
 from shared_util import poll_until
 
 from omniq import AsyncOmniq
-
-pytestmark = pytest.mark.single_node
 
 BACKLOG = 3000
 Q = "el-crash"
