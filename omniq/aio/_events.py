@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -69,10 +69,31 @@ async def _last_ids(client: AsyncOmniq, keys: Sequence[str]) -> list[str]:
     return [ev.start_ids(r) for r in replies]
 
 
-async def _xread(client: AsyncOmniq, positions: Mapping[str, str], block_ms: int) -> Any:
+async def _xread(
+    client: AsyncOmniq,
+    positions: Mapping[str, str],
+    block_ms: int,
+    who: str,
+    retry: type[OmniqError] = ConnectionFailed,
+    give_up: Callable[[], bool] | None = None,
+) -> Any:
+    """One XREAD from ``positions``. A ``retry`` error (a broken connection, a restart) is
+    logged and the same read is tried again with backoff, until it answers or ``give_up()``
+    says to stop (then None, as a read that timed out)."""
     streams: dict[Any, Any] = dict(positions)
-    with map_errors():
-        return await client.redis.xread(streams, count=_COUNT, block=block_ms)
+    attempt = 0
+    while True:
+        try:
+            with map_errors():
+                return await client.redis.xread(streams, count=_COUNT, block=block_ms)
+        except retry as exc:
+            delay = _RETRY_S[min(attempt, len(_RETRY_S) - 1)]
+            attempt += 1
+            logger.warning("omniq: %s cannot read events (%s); retrying in %.2f s from "
+                           "where it was", who, exc, delay)
+            await asyncio.sleep(delay)
+            if give_up is not None and give_up():
+                return None
 
 
 class EventStream:
@@ -166,8 +187,7 @@ class EventStream:
     async def __anext__(self) -> JobEvent:
         if self._closed:
             raise StopAsyncIteration
-        if not self._started:
-            await self._start()
+        await self.start()
         while True:
             while not self._buffer:
                 if self._inbox is not None:
@@ -196,38 +216,18 @@ class EventStream:
             self._buffer.append((part, entry_id, ev.parse_entry(part, logical, entry_id, fields)))
 
     async def _read_once(self) -> None:
-        """One XREAD over every stream (retrying a broken connection from where it was)."""
-        attempt = 0
-        while True:
-            try:
-                reply = await _xread(self._client, self._read_pos, _block_ms(self._client))
-            except ConnectionFailed as exc:
-                delay = _RETRY_S[min(attempt, len(_RETRY_S) - 1)]
-                attempt += 1
-                logger.warning("omniq: event reader lost its connection (%s); retrying in "
-                               "%.2f s from where it was", exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            for key, entries in _entries(reply):
-                self._take(key, entries)
-            return
+        """One XREAD over every stream."""
+        reply = await _xread(self._client, self._read_pos, _block_ms(self._client),
+                             "an event reader")
+        for key, entries in _entries(reply):
+            self._take(key, entries)
 
     async def _feed(self, key: str) -> None:
         """Cluster reader task of one stream."""
         assert self._inbox is not None
-        attempt = 0
         while True:
-            try:
-                reply = await _xread(self._client, {key: self._read_pos[key]},
-                                     _block_ms(self._client))
-                attempt = 0
-            except ConnectionFailed as exc:
-                delay = _RETRY_S[min(attempt, len(_RETRY_S) - 1)]
-                attempt += 1
-                logger.warning("omniq: event reader of %s lost its connection (%s); retrying "
-                               "in %.2f s", key, exc, delay)
-                await asyncio.sleep(delay)
-                continue
+            reply = await _xread(self._client, {key: self._read_pos[key]},
+                                 _block_ms(self._client), f"the event reader of {key}")
             for k, entries in _entries(reply):
                 if entries:
                     self._read_pos[k] = entries[-1][0]
@@ -285,28 +285,23 @@ class _Hub:
             self._ready.set()
             return
         self._ready.set()
-        attempt = 0
-        while True:
-            if self.idle_since is not None and time.monotonic() - self.idle_since > _HUB_LINGER_S:
-                self.owner.forget(self)
-                return
-            try:
-                reply = await _xread(self.client, {self.key: pos},
-                                     min(_block_ms(self.client), int(_HUB_LINGER_S * 1000)))
-                attempt = 0
-            except OmniqError as exc:  # the waits poll meanwhile (their backstop)
-                delay = _RETRY_S[min(attempt, len(_RETRY_S) - 1)]
-                attempt += 1
-                logger.warning("omniq: result waiter of %s cannot read events (%s); "
-                               "retrying in %.2f s", self.part, exc, delay)
-                await asyncio.sleep(delay)
-                continue
+        while not self._idle_too_long():
+            # any error is retried: the waits re-read their jobs meanwhile (their backstop)
+            reply = await _xread(self.client, {self.key: pos},
+                                 min(_block_ms(self.client), int(_HUB_LINGER_S * 1000)),
+                                 f"the result waiter of {self.part}", retry=OmniqError,
+                                 give_up=self._idle_too_long)
             for _, entries in _entries(reply):
                 for entry_id, fields in entries:
                     pos = entry_id
                     if fields.get("type") in ev.FINAL_TYPES:
                         for flag in self.waiting.get(fields.get("id", ""), ()):
                             flag.set()
+        self.owner.forget(self)
+
+    def _idle_too_long(self) -> bool:
+        """No wait for longer than the linger time: the reader may stop."""
+        return self.idle_since is not None and time.monotonic() - self.idle_since > _HUB_LINGER_S
 
 
 class Waiters:
