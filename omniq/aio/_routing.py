@@ -80,6 +80,14 @@ class CallDefaults:
         self.keep_completed_ms = keep_completed_ms
         self.keep_failed_ms = keep_failed_ms
 
+    def ages(self, keep_completed_ms: int | None, keep_failed_ms: int | None) -> dict[str, int]:
+        """A publish's age limits (``JobOptions`` keywords): None takes the client's."""
+        return {
+            "keep_completed_ms": self.keep_completed_ms if keep_completed_ms is None
+            else keep_completed_ms,
+            "keep_failed_ms": self.keep_failed_ms if keep_failed_ms is None else keep_failed_ms,
+        }
+
 
 def _split(count: int, order: Sequence[str]) -> dict[str, int]:
     """Share ``count`` over ``order`` as evenly as possible, the first ones first."""

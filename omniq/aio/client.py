@@ -271,19 +271,17 @@ class AsyncOmniq:
         :raises DuplicateJobError: ``job_id`` already exists (it is left untouched).
         """
         routing = self.routing
-        d = self.defaults
         opts = enqueue.JobOptions(
             max_attempts=max_attempts, timeout_ms=timeout_ms, backoff_ms=backoff_ms,
             due_ms=due_ms, delay_ms=delay_ms, gid=gid, group_limit=group_limit,
-            keep_completed_ms=d.keep_completed_ms if keep_completed_ms is None
-            else keep_completed_ms,
-            keep_failed_ms=d.keep_failed_ms if keep_failed_ms is None else keep_failed_ms,
+            **self.defaults.ages(keep_completed_ms, keep_failed_ms),
         )
         target = routing.publish_target(queue, opts.gid, job_id)  # validates the name
         jid = new_job_id() if job_id is None else validate_job_id(job_id)
         data = encode_payload(payload, self.max_payload_bytes)
         now = pick_now(now_ms, now_ms_override)
-        args = enqueue.args(now, enqueue.job_fields(jid, data, opts), d.events_maxlen)
+        args = enqueue.args(now, enqueue.job_fields(jid, data, opts),
+                            self.defaults.events_maxlen)
         try:
             enqueue.parse(await routing.call(enqueue.ENQUEUE, target, args), jid)
         except PartitionError as exc:  # a partitioned queue (nothing was written)
@@ -336,13 +334,10 @@ class AsyncOmniq:
         """
         routing = self.routing
         now = check_now(now_ms)
-        d = self.defaults
         defaults: dict[str, Any] = {
             "max_attempts": max_attempts, "timeout_ms": timeout_ms, "backoff_ms": backoff_ms,
             "gid": gid, "group_limit": group_limit, "delay_ms": delay_ms,
-            "keep_completed_ms": d.keep_completed_ms if keep_completed_ms is None
-            else keep_completed_ms,
-            "keep_failed_ms": d.keep_failed_ms if keep_failed_ms is None else keep_failed_ms,
+            **self.defaults.ages(keep_completed_ms, keep_failed_ms),
         }
         base_opts = enqueue.JobOptions(**defaults)
         ids: list[str] = []
@@ -910,7 +905,7 @@ class AsyncOmniq:
         if timeout is not None and (isinstance(timeout, bool)
                                     or not isinstance(timeout, int | float) or timeout < 0):
             raise InvalidArgument("timeout must be a number of seconds >= 0, or None")
-        part = await self.routing.job_partition(t, jid, None) if t.partitioned else t.parts[0]
+        part = await self.routing.job_partition(t, jid, None)  # no lookup for a plain queue
         if self._waiters is None:
             self._waiters = Waiters(self)
         return await self._waiters.wait(part, jid, timeout)
