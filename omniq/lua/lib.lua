@@ -183,17 +183,9 @@ local function emit(kind, id, gid, now, k1, v1, k2, v2, k3, v3)
     args[n + 1], args[n + 2] = 'gid', gid
     n = n + 2
   end
-  if k1 ~= nil then
-    args[n + 1], args[n + 2] = k1, v1
-    n = n + 2
-  end
-  if k2 ~= nil then
-    args[n + 1], args[n + 2] = k2, v2
-    n = n + 2
-  end
-  if k3 ~= nil then
-    args[n + 1], args[n + 2] = k3, v3
-    n = n + 2
+  for _, v in ipairs({k1, v1, k2, v2, k3, v3}) do  -- up to the first pair not given
+    n = n + 1
+    args[n] = v
   end
   redis.call('XADD', unpack(args, 1, n))
 end
