@@ -118,6 +118,15 @@ def validate_job_id(job_id: object) -> str:
     return _validate_identifier(job_id, "job id")
 
 
+def validate_dedup_key(key: object) -> str:
+    """Return ``key`` if usable as a deduplication key (1-256 bytes of UTF-8, no control
+    characters, no surrounding whitespace)."""
+    key = _validate_identifier(key, "dedup_key")
+    if len(key.encode()) > MAX_ID_LENGTH:
+        raise InvalidArgument(f"dedup_key is longer than {MAX_ID_LENGTH} bytes (UTF-8)")
+    return key
+
+
 def validate_gid(gid: object) -> str:
     """Return the trimmed group id; an empty or None gid means "ungrouped" and gives ''."""
     if gid is None:

@@ -68,13 +68,13 @@ DEFAULT_MAINTENANCE_BATCH = 1000
 """Most jobs one ``promote_delayed`` or ``reap_expired`` call moves, by default."""
 DEFAULT_KEEP_COMPLETED = 100
 """Completed jobs kept per queue (v1's fixed value; ``ack_success``'s default argument)."""
-ENQUEUE_FIELDS = 11
+ENQUEUE_FIELDS = 12
 """ARGV fields per job of enqueue.lua."""
 MAX_EXPIRE_TRIM = 1000
 """Most finished jobs one call deletes because their ``keep_*_ms`` time is over."""
 MAX_PROGRESS_BYTES = 65_536
 """Longest progress value (its JSON text) a job keeps."""
-RESERVE_FIELDS = 8
+RESERVE_FIELDS = 9
 """Reply fields per job of a reservation (the shape of ``lease()`` in lib.lua)."""
 
 LUA_SHARED = {

@@ -9,6 +9,10 @@ import msgspec
 from omniq.codec import decode_payload
 
 __all__ = [
+    "Backoff",
+    "DedupMode",
+    "GroupOrder",
+    "OnFailure",
     "Ack",
     "BatchResult",
     "FailOutcome",
@@ -25,6 +29,19 @@ __all__ = [
 ]
 
 
+DedupMode = Literal["keep", "replace"]
+"""``publish(dedup=)``: keep the existing job as it is, or replace the payload of one still
+waiting (debounce)."""
+Backoff = Literal["fixed", "exp"]
+"""``publish(backoff=)``: the same ``backoff_ms`` before every retry, or doubling from it."""
+GroupOrder = Literal["fifo", "strict"]
+"""``publish(group_order=)``: v1 order (a retry re-enters its group at the tail), or a
+failed attempt keeps the head of its group."""
+OnFailure = Literal["release", "block"]
+"""``publish(on_failure=)`` of a strict group: a job that fails for good frees its group, or
+holds it until it is retried or removed."""
+
+
 class ReservedJob(msgspec.Struct, frozen=True, gc=False):
     """A job leased by ``reserve``: hold ``lease_token`` to heartbeat and ack it."""
 
@@ -37,6 +54,8 @@ class ReservedJob(msgspec.Struct, frozen=True, gc=False):
     gid: str
     lease_token: str
     timeout_ms: int
+    run_timeout_ms: int = 0
+    """The job's execution time limit (``publish(run_timeout_ms=)``), 0 when it has none."""
 
     @property
     def payload(self) -> Any:
@@ -107,6 +126,17 @@ class PublishOptions(TypedDict, total=False):
     group_limit: int
     keep_completed_ms: int | None
     keep_failed_ms: int | None
+    dedup_key: str | None
+    dedup_ttl_ms: int
+    dedup: DedupMode
+    expires_ms: int
+    expire_in_ms: int
+    run_timeout_ms: int
+    backoff: Backoff
+    backoff_max_ms: int
+    backoff_jitter: bool
+    group_order: GroupOrder
+    on_failure: OnFailure
     now_ms: int
     now_ms_override: int
 
@@ -125,6 +155,17 @@ class JobSpec(msgspec.Struct, kw_only=True):
     delay_ms: int | None = None
     keep_completed_ms: int | None = None
     keep_failed_ms: int | None = None
+    dedup_key: str | None = None
+    dedup_ttl_ms: int | None = None
+    dedup: DedupMode | None = None
+    expires_ms: int | None = None
+    expire_in_ms: int | None = None
+    run_timeout_ms: int | None = None
+    backoff: Backoff | None = None
+    backoff_max_ms: int | None = None
+    backoff_jitter: bool | None = None
+    group_order: GroupOrder | None = None
+    on_failure: OnFailure | None = None
 
 
 class JobEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -160,7 +201,12 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """The stored record of one job (``get_job``). Times are epoch milliseconds or None."""
+    """The stored record of one job (``get_job``). Times are epoch milliseconds or None.
+
+    The job-control fields (``dedup_key`` to ``on_failure``) are what the job was published
+    with (None or False when it was not); ``cancel_requested_ms`` is set while a cancel of the
+    running job is waiting for its worker (docs/control.md).
+    """
 
     queue: str
     job_id: str
@@ -190,6 +236,16 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
     keep_completed_ms: int | None = None
     keep_failed_ms: int | None = None
     expire_ms: int | None = None
+    dedup_key: str | None = None
+    dedup_ttl_ms: int | None = None
+    expires_ms: int | None = None
+    run_timeout_ms: int | None = None
+    backoff: str | None = None
+    backoff_max_ms: int | None = None
+    backoff_jitter: bool = False
+    group_order: str | None = None
+    on_failure: str | None = None
+    cancel_requested_ms: int | None = None
 
     @property
     def payload(self) -> Any:

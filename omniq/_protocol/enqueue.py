@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from omniq._keys import validate_gid
+import msgspec
+
+from omniq._keys import validate_dedup_key, validate_gid
 from omniq._limits import ENQUEUE_FIELDS, PUBLISH_CHUNK
 from omniq._protocol.common import check_non_negative, check_positive, parse_ok
 from omniq._scripts import scripts
@@ -24,8 +26,8 @@ __all__ = ["ENQUEUE", "JobOptions", "args", "chunks", "job_fields", "parse"]
 class JobOptions:
     """Validated per-job options, shared by ``publish`` and ``publish_many``."""
 
-    __slots__ = ("backoff_ms", "delay_ms", "due_ms", "gid", "group_limit", "keep_completed_ms",
-                 "keep_failed_ms", "max_attempts", "timeout_ms")
+    __slots__ = ("backoff_ms", "delay_ms", "due_ms", "extras", "gid", "group_limit",
+                 "keep_completed_ms", "keep_failed_ms", "max_attempts", "timeout_ms")
 
     def __init__(
         self,
@@ -39,6 +41,17 @@ class JobOptions:
         group_limit: int = 0,
         keep_completed_ms: int = 0,
         keep_failed_ms: int = 0,
+        dedup_key: str | None = None,
+        dedup_ttl_ms: int = 0,
+        dedup: str = "keep",
+        expires_ms: int = 0,
+        expire_in_ms: int = 0,
+        run_timeout_ms: int = 0,
+        backoff: str = "fixed",
+        backoff_max_ms: int = 0,
+        backoff_jitter: bool = False,
+        group_order: str = "fifo",
+        on_failure: str = "release",
     ) -> None:
         self.max_attempts = check_positive(max_attempts, "max_attempts")
         self.timeout_ms = check_positive(timeout_ms, "timeout_ms")
@@ -51,6 +64,72 @@ class JobOptions:
         self.group_limit = check_non_negative(group_limit, "group_limit")
         self.keep_completed_ms = check_non_negative(keep_completed_ms, "keep_completed_ms")
         self.keep_failed_ms = check_non_negative(keep_failed_ms, "keep_failed_ms")
+        self.extras = _extras(
+            self.gid, dedup_key=dedup_key, dedup_ttl_ms=dedup_ttl_ms, dedup=dedup,
+            expires_ms=expires_ms, expire_in_ms=expire_in_ms, run_timeout_ms=run_timeout_ms,
+            backoff=backoff, backoff_max_ms=backoff_max_ms, backoff_jitter=backoff_jitter,
+            group_order=group_order, on_failure=on_failure,
+        )
+
+
+_CHOICES = {
+    "dedup": ("keep", "replace"),
+    "backoff": ("fixed", "exp"),
+    "group_order": ("fifo", "strict"),
+    "on_failure": ("release", "block"),
+}
+_encode_extras = msgspec.json.Encoder().encode
+
+
+def _choice(value: object, name: str) -> str:
+    if not isinstance(value, str) or value not in _CHOICES[name]:
+        allowed = " or ".join(repr(c) for c in _CHOICES[name])
+        raise InvalidArgument(f"{name} must be {allowed}, not {value!r}")
+    return value
+
+
+def _extras(
+    gid: str, *, dedup_key: str | None, dedup_ttl_ms: int, dedup: str, expires_ms: int,
+    expire_in_ms: int, run_timeout_ms: int, backoff: str, backoff_max_ms: int,
+    backoff_jitter: bool, group_order: str, on_failure: str,
+) -> bytes:
+    """The ``extras`` ARGV field: the job-control options that differ from their defaults,
+    as a JSON object (``b""`` when there are none, so a plain job costs one empty field)."""
+    x: dict[str, Any] = {}
+    if dedup_key is not None:
+        x["dedup_key"] = validate_dedup_key(dedup_key)
+    if check_non_negative(dedup_ttl_ms, "dedup_ttl_ms"):
+        x["dedup_ttl_ms"] = dedup_ttl_ms
+    if _choice(dedup, "dedup") != "keep":
+        x["dedup"] = dedup
+    if ("dedup_ttl_ms" in x or "dedup" in x) and "dedup_key" not in x:
+        raise InvalidArgument("dedup_ttl_ms and dedup= need a dedup_key")
+    if check_non_negative(expires_ms, "expires_ms"):
+        x["expires_ms"] = expires_ms
+    if check_non_negative(expire_in_ms, "expire_in_ms"):
+        if "expires_ms" in x:
+            raise InvalidArgument(
+                "give either expires_ms (absolute) or expire_in_ms (relative), not both")
+        x["expire_in_ms"] = expire_in_ms
+    if check_non_negative(run_timeout_ms, "run_timeout_ms"):
+        x["run_timeout_ms"] = run_timeout_ms
+    if _choice(backoff, "backoff") != "fixed":
+        x["backoff"] = backoff
+    if check_non_negative(backoff_max_ms, "backoff_max_ms"):
+        x["backoff_max_ms"] = backoff_max_ms
+    if not isinstance(backoff_jitter, bool):
+        raise InvalidArgument(f"backoff_jitter must be a bool, not {type(backoff_jitter).__name__}")
+    if backoff_jitter:
+        x["backoff_jitter"] = True
+    if _choice(group_order, "group_order") != "fifo":
+        if not gid:
+            raise InvalidArgument("group_order='strict' needs a gid")
+        x["group_order"] = group_order
+    if _choice(on_failure, "on_failure") != "release":
+        if x.get("group_order") != "strict":
+            raise InvalidArgument("on_failure='block' needs group_order='strict'")
+        x["on_failure"] = on_failure
+    return _encode_extras(x) if x else b""
 
 
 def job_fields(job_id: str, payload: bytes, o: JobOptions) -> list[Any]:
@@ -67,6 +146,7 @@ def job_fields(job_id: str, payload: bytes, o: JobOptions) -> list[Any]:
         o.group_limit,
         o.keep_completed_ms,
         o.keep_failed_ms,
+        o.extras,
     ]
 
 

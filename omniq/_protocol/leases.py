@@ -78,6 +78,7 @@ def _jobs(queue: str, r: list[str], start: int, n: int) -> list[ReservedJob]:
                 gid=r[i + 5],
                 lease_token=r[i + 6],
                 timeout_ms=int(r[i + 7]),
+                run_timeout_ms=int(r[i + 8] or 0),
             )
         )
     return jobs

@@ -139,8 +139,12 @@ def opt_int(v: Any) -> int | None:
 _COUNTS = ("attempt", "max_attempts", "timeout_ms", "backoff_ms")  # int, 0 when unset
 _TIMES = ("created_ms", "updated_ms", "queued_ms", "first_started_ms", "last_started_ms",
           "completed_ms", "failed_ms", "due_ms", "lock_until_ms", "last_error_ms",
-          "progress_ms", "keep_completed_ms", "keep_failed_ms", "expire_ms")
-_TEXTS = ("gid", "lease_token", "last_error")  # str, None when unset
+          "progress_ms", "keep_completed_ms", "keep_failed_ms", "expire_ms",
+          "dedup_ttl_ms", "expires_ms", "run_timeout_ms", "backoff_max_ms",
+          "cancel_requested_ms")
+# str, None when unset
+_TEXTS = ("gid", "lease_token", "last_error", "dedup_key", "backoff", "group_order",
+          "on_failure")
 
 
 def job_info(queue: str, job_id: str, raw: Mapping[Any, Any]) -> JobInfo:
@@ -161,6 +165,7 @@ def job_info(queue: str, job_id: str, raw: Mapping[Any, Any]) -> JobInfo:
         payload_raw=f.get("payload", ""),
         result_raw=f.get("result") or None,
         progress_raw=f.get("progress") or None,
+        backoff_jitter=f.get("backoff_jitter") == "1",
         fields=f,
         **values,
     )

@@ -60,13 +60,17 @@ from omniq.errors import (
 from omniq.settings import Settings, resolve
 from omniq.types import (
     Ack,
+    Backoff,
     BatchResult,
+    DedupMode,
     FailOutcome,
+    GroupOrder,
     GroupState,
     JobInfo,
     JobPage,
     JobSpec,
     Lease,
+    OnFailure,
     PublishOptions,
     QueueStats,
     ReservedJob,
@@ -79,7 +83,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BACKOFF_MS", "DEFAULT_MAX_ATTEMPTS", "DEFAULT_TIMEOUT_MS", "AsyncOmniq"]
 
 _SPEC_OPTIONS = ("max_attempts", "timeout_ms", "backoff_ms", "gid", "group_limit", "delay_ms",
-                 "due_ms", "keep_completed_ms", "keep_failed_ms")
+                 "due_ms", "keep_completed_ms", "keep_failed_ms", "dedup_key", "dedup_ttl_ms",
+                 "dedup", "expires_ms", "expire_in_ms", "run_timeout_ms", "backoff",
+                 "backoff_max_ms", "backoff_jitter", "group_order", "on_failure")
 
 
 class AsyncOmniq:
@@ -255,6 +261,17 @@ class AsyncOmniq:
         group_limit: int = 0,
         keep_completed_ms: int | None = None,
         keep_failed_ms: int | None = None,
+        dedup_key: str | None = None,
+        dedup_ttl_ms: int = 0,
+        dedup: DedupMode = "keep",
+        expires_ms: int = 0,
+        expire_in_ms: int = 0,
+        run_timeout_ms: int = 0,
+        backoff: Backoff = "fixed",
+        backoff_max_ms: int = 0,
+        backoff_jitter: bool = False,
+        group_order: GroupOrder = "fifo",
+        on_failure: OnFailure = "release",
         now_ms: int = 0,
         now_ms_override: int = 0,
     ) -> str:
@@ -267,6 +284,14 @@ class AsyncOmniq:
         ``keep_completed_ms`` / ``keep_failed_ms``: delete the job that long after it
         completed / failed for good (None: the client's setting; 0: only the count limits).
 
+        Job control (docs/control.md): ``dedup_key`` (with ``dedup_ttl_ms`` and
+        ``dedup="replace"``) publishes a logical job once; ``expires_ms`` (absolute) or
+        ``expire_in_ms`` (relative) fails a job not started by then; ``run_timeout_ms``
+        bounds one attempt's run time; ``backoff="exp"`` doubles ``backoff_ms`` per retry up
+        to ``backoff_max_ms`` (0: no cap), ``backoff_jitter`` spreads it; ``group_order=
+        "strict"`` keeps a failed attempt at the head of its group (``on_failure="block"``:
+        a job that fails for good holds the group until it is retried or removed).
+
         :raises InvalidArgument: bad options or payload (nothing is written).
         :raises DuplicateJobError: ``job_id`` already exists (it is left untouched).
         """
@@ -275,6 +300,10 @@ class AsyncOmniq:
             max_attempts=max_attempts, timeout_ms=timeout_ms, backoff_ms=backoff_ms,
             due_ms=due_ms, delay_ms=delay_ms, gid=gid, group_limit=group_limit,
             **self.defaults.ages(keep_completed_ms, keep_failed_ms),
+            dedup_key=dedup_key, dedup_ttl_ms=dedup_ttl_ms, dedup=dedup,
+            expires_ms=expires_ms, expire_in_ms=expire_in_ms, run_timeout_ms=run_timeout_ms,
+            backoff=backoff, backoff_max_ms=backoff_max_ms, backoff_jitter=backoff_jitter,
+            group_order=group_order, on_failure=on_failure,
         )
         target = routing.publish_target(queue, opts.gid, job_id)  # validates the name
         jid = new_job_id() if job_id is None else validate_job_id(job_id)
@@ -320,6 +349,16 @@ class AsyncOmniq:
         delay_ms: int = 0,
         keep_completed_ms: int | None = None,
         keep_failed_ms: int | None = None,
+        dedup_ttl_ms: int = 0,
+        dedup: DedupMode = "keep",
+        expires_ms: int = 0,
+        expire_in_ms: int = 0,
+        run_timeout_ms: int = 0,
+        backoff: Backoff = "fixed",
+        backoff_max_ms: int = 0,
+        backoff_jitter: bool = False,
+        group_order: GroupOrder = "fifo",
+        on_failure: OnFailure = "release",
         now_ms: int = 0,
     ) -> list[str]:
         """Enqueue many jobs in one round trip; returns their ids in order.
@@ -331,6 +370,8 @@ class AsyncOmniq:
         queue each partition gets its own calls (in the same round trip); partitions
         cannot be written atomically together, so when some are refused after others
         were written, :class:`~omniq.errors.PartialPublishError` says which ids were.
+        The job-control options are those of :meth:`publish` (``dedup_key`` per job, in
+        its :class:`JobSpec`).
         """
         routing = self.routing
         now = check_now(now_ms)
@@ -338,6 +379,10 @@ class AsyncOmniq:
             "max_attempts": max_attempts, "timeout_ms": timeout_ms, "backoff_ms": backoff_ms,
             "gid": gid, "group_limit": group_limit, "delay_ms": delay_ms,
             **self.defaults.ages(keep_completed_ms, keep_failed_ms),
+            "dedup_ttl_ms": dedup_ttl_ms, "dedup": dedup, "expires_ms": expires_ms,
+            "expire_in_ms": expire_in_ms, "run_timeout_ms": run_timeout_ms, "backoff": backoff,
+            "backoff_max_ms": backoff_max_ms, "backoff_jitter": backoff_jitter,
+            "group_order": group_order, "on_failure": on_failure,
         }
         base_opts = enqueue.JobOptions(**defaults)
         ids: list[str] = []

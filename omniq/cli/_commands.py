@@ -137,6 +137,14 @@ async def _job(args: argparse.Namespace) -> int:
         if name.endswith("_ms") and name not in ("timeout_ms", "backoff_ms") and value:
             value = f"{value} ({relative(value)})"
         print(f"{name + ':':<18} {'-' if value in (None, '') else value}")
+    # job controls appear only when the job has them (most jobs have none)
+    for name in _CONTROL_FIELDS:
+        value = getattr(info, name)
+        if value in (None, "", False):
+            continue
+        if name in ("expires_ms", "cancel_requested_ms"):
+            value = f"{value} ({relative(value)})"
+        print(f"{name + ':':<18} {value}")
     print("payload:")
     print(_indent(json.dumps(info.payload, indent=2, ensure_ascii=False, default=str)))
     if info.result_raw is not None:
@@ -146,6 +154,11 @@ async def _job(args: argparse.Namespace) -> int:
         print("last_error:")
         print(_indent(info.last_error))
     return EXIT_OK
+
+
+_CONTROL_FIELDS = ("dedup_key", "dedup_ttl_ms", "expires_ms", "run_timeout_ms", "backoff",
+                   "backoff_max_ms", "backoff_jitter", "group_order", "on_failure",
+                   "cancel_requested_ms")
 
 
 def _indent(text: str) -> str:

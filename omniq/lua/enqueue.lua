@@ -1,10 +1,11 @@
 -- enqueue: publish one or more jobs into one queue, all or nothing.
--- ARGV: now_ms, count, then per job ENQUEUE_FIELDS (11) fields:
+-- ARGV: now_ms, count, then per job ENQUEUE_FIELDS (12) fields:
 --   job_id, payload, max_attempts, timeout_ms, backoff_ms, due_ms, delay_ms, gid, group_limit,
---   keep_completed_ms, keep_failed_ms
+--   keep_completed_ms, keep_failed_ms, extras
 -- then optionally events_maxlen.
 -- (due_ms is absolute, delay_ms relative to now; at most one is non-zero. keep_*_ms: how
--- long the job is kept once completed / failed for good, 0 = only the count limits)
+-- long the job is kept once completed / failed for good, 0 = only the count limits.
+-- extras: '' or a JSON object of the job-control options, see parse_extras in lib.lua)
 -- Reply: {'OK', n} | {'ERR', code, detail}
 local now = clock(ARGV[1])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
@@ -22,7 +23,7 @@ if redis.call('EXISTS', B .. ':partitions') == 1 then return err('PARTITIONED') 
 -- validate everything before the first write
 local seen = {}
 -- per job: max_attempts, timeout_ms, backoff_ms (as stored), due, group_limit,
--- keep_completed_ms, keep_failed_ms
+-- keep_completed_ms, keep_failed_ms, extras (a table, or nil)
 local parsed = {}
 for i = 0, n - 1 do
   local o = 2 + i * ENQUEUE_FIELDS
@@ -46,10 +47,16 @@ for i = 0, n - 1 do
   if kf == nil or kf < 0 then return err('BAD_ARGS', 'keep_failed_ms') end
   local gid = ARGV[o + 8]
   if gid ~= '' and not valid_id(gid) then return err('BAD_GID', id) end
+  local x = nil
+  if ARGV[o + 12] ~= '' then
+    local bad
+    x, bad = parse_extras(ARGV[o + 12], gid, now)
+    if x == nil then return err('BAD_ARGS', bad) end
+  end
   if redis.call('EXISTS', job_key(id)) == 1 then return err('DUPLICATE', id) end
   if delay > 0 then due = now + delay end
   parsed[i] = {canon(ARGV[o + 3], ma), canon(ARGV[o + 4], tm), canon(ARGV[o + 5], bo), due, gl,
-    kc, kf}
+    kc, kf, x}
 end
 
 local ready, delayed = 0, 0
@@ -85,6 +92,7 @@ for i = 0, n - 1 do
     fields[#fields + 1] = 'keep_failed_ms'
     fields[#fields + 1] = fmt(job[7])
   end
+  if job[8] then extra_fields(fields, job[8]) end
   if due > now then
     fields[7] = 'delayed'
     fields[#fields + 1] = 'due_ms'

@@ -23,7 +23,7 @@ local MAX_FAILED_TRIM = 1000
 local FALLBACK_LEASE_MS = 60000
 local DEFAULT_MAINTENANCE_BATCH = 1000
 local DEFAULT_KEEP_COMPLETED = 100
-local ENQUEUE_FIELDS = 11
+local ENQUEUE_FIELDS = 12
 -- Most finished jobs one call deletes because their keep_*_ms time is over.
 local MAX_EXPIRE_TRIM = 1000
 -- Longest progress value (JSON text) a job keeps.
@@ -196,6 +196,58 @@ local function trim_events()
 end
 
 
+-- Job-control options of one published job (the extras field of enqueue): '' or a JSON
+-- object. Returns a table of the options given, or nil and the name of the bad one.
+-- Integers must be whole numbers 0..2^53-1 (cjson gives doubles and accepts nan/inf).
+local EXTRA_INTS = {dedup_ttl_ms = true, expires_ms = true, expire_in_ms = true,
+  run_timeout_ms = true, backoff_max_ms = true}
+local EXTRA_CHOICES = {dedup = {keep = true, replace = true}, backoff = {fixed = true, exp = true},
+  group_order = {fifo = true, strict = true}, on_failure = {release = true, block = true}}
+
+local function parse_extras(text, gid, now)
+  local ok, x = pcall(cjson.decode, text)
+  if not ok or type(x) ~= 'table' then return nil, 'extras' end
+  for k, v in pairs(x) do
+    if EXTRA_INTS[k] then
+      if type(v) ~= 'number' or v ~= v or v < 0 or v > MAX_INT or v ~= math.floor(v) then
+        return nil, k
+      end
+    elseif EXTRA_CHOICES[k] then
+      if type(v) ~= 'string' or not EXTRA_CHOICES[k][v] then return nil, k end
+    elseif k == 'dedup_key' then
+      if type(v) ~= 'string' or not valid_id(v) then return nil, k end
+    elseif k == 'backoff_jitter' then
+      if type(v) ~= 'boolean' then return nil, k end
+    else
+      return nil, 'extras'
+    end
+  end
+  if (x.dedup_ttl_ms or x.dedup) and not x.dedup_key then return nil, 'dedup_key' end
+  if (x.expires_ms or 0) > 0 and (x.expire_in_ms or 0) > 0 then return nil, 'expires_ms' end
+  if x.group_order == 'strict' and gid == '' then return nil, 'group_order' end
+  if x.on_failure == 'block' and x.group_order ~= 'strict' then return nil, 'on_failure' end
+  if (x.expire_in_ms or 0) > 0 then x.expires_ms = now + x.expire_in_ms end
+  return x, nil
+end
+
+-- Append the job hash fields of parsed extras (only those that differ from the default,
+-- so a job without them is stored exactly as a v1 job).
+local function extra_fields(fields, x)
+  local function put(k, v)
+    fields[#fields + 1] = k
+    fields[#fields + 1] = v
+  end
+  if x.dedup_key then put('dedup_key', x.dedup_key) end
+  if (x.dedup_ttl_ms or 0) > 0 then put('dedup_ttl_ms', fmt(x.dedup_ttl_ms)) end
+  if (x.expires_ms or 0) > 0 then put('expires_ms', fmt(x.expires_ms)) end
+  if (x.run_timeout_ms or 0) > 0 then put('run_timeout_ms', fmt(x.run_timeout_ms)) end
+  if x.backoff == 'exp' then put('backoff', 'exp') end
+  if (x.backoff_max_ms or 0) > 0 then put('backoff_max_ms', fmt(x.backoff_max_ms)) end
+  if x.backoff_jitter then put('backoff_jitter', '1') end
+  if x.group_order == 'strict' then put('group_order', 'strict') end
+  if x.on_failure == 'block' then put('on_failure', 'block') end
+end
+
 -- Counters in B:stats are recomputed from the real containers (all O(1)), so they never
 -- drift (fixes D7). Fields keep the official names and meaning.
 local function sync_stats(now)
@@ -289,7 +341,7 @@ end
 local function lease(id, gid, now)
   local jk = job_key(id)
   local h = redis.call('HMGET', jk, 'state', 'payload', 'attempt', 'max_attempts',
-    'timeout_ms', 'first_started_ms')
+    'timeout_ms', 'first_started_ms', 'run_timeout_ms', 'expires_ms')
   if not h[1] then
     redis.call('ZREM', K_IDX_WAIT, id)
     return nil
@@ -315,8 +367,9 @@ local function lease(id, gid, now)
   redis.call('ZADD', K_IDX_ACTIVE, now, id)
   if gid ~= '' then redis.call('HSET', K_LEASES, id, gid) end
   emit('reserved', id, gid, now, 'attempt', fmt(attempt))
-  -- the RESERVE_FIELDS (8) values of one job in a reservation reply
-  return {id, h[2] or '', fmt(lock), fmt(attempt), h[4] or '', gid, token, fmt(timeout)}
+  -- the RESERVE_FIELDS (9) values of one job in a reservation reply
+  return {id, h[2] or '', fmt(lock), fmt(attempt), h[4] or '', gid, token, fmt(timeout),
+    h[7] or '0'}
 end
 
 local function pop_ungrouped(now)

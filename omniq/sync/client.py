@@ -43,14 +43,18 @@ from omniq.settings import Settings, resolve
 from omniq.sync._loop import LoopThread, abandon
 from omniq.types import (
     Ack,
+    Backoff,
     BatchResult,
+    DedupMode,
     FailOutcome,
+    GroupOrder,
     GroupState,
     JobEvent,
     JobInfo,
     JobPage,
     JobSpec,
     Lease,
+    OnFailure,
     PublishOptions,
     QueueStats,
     ReservedJob,
@@ -284,6 +288,17 @@ class OmniqClient:
         group_limit: int = 0,
         keep_completed_ms: int | None = None,
         keep_failed_ms: int | None = None,
+        dedup_key: str | None = None,
+        dedup_ttl_ms: int = 0,
+        dedup: DedupMode = "keep",
+        expires_ms: int = 0,
+        expire_in_ms: int = 0,
+        run_timeout_ms: int = 0,
+        backoff: Backoff = "fixed",
+        backoff_max_ms: int = 0,
+        backoff_jitter: bool = False,
+        group_order: GroupOrder = "fifo",
+        on_failure: OnFailure = "release",
         now_ms: int = 0,
         now_ms_override: int = 0,
     ) -> str:
@@ -292,7 +307,11 @@ class OmniqClient:
             queue, payload, job_id=job_id, max_attempts=max_attempts, timeout_ms=timeout_ms,
             backoff_ms=backoff_ms, due_ms=due_ms, delay_ms=delay_ms, gid=gid,
             group_limit=group_limit, keep_completed_ms=keep_completed_ms,
-            keep_failed_ms=keep_failed_ms, now_ms=now_ms, now_ms_override=now_ms_override,
+            keep_failed_ms=keep_failed_ms, dedup_key=dedup_key, dedup_ttl_ms=dedup_ttl_ms,
+            dedup=dedup, expires_ms=expires_ms, expire_in_ms=expire_in_ms,
+            run_timeout_ms=run_timeout_ms, backoff=backoff, backoff_max_ms=backoff_max_ms,
+            backoff_jitter=backoff_jitter, group_order=group_order, on_failure=on_failure,
+            now_ms=now_ms, now_ms_override=now_ms_override,
         ))
 
     def publish_json(self, queue: str, payload: Any, **options: Unpack[PublishOptions]) -> str:
@@ -312,13 +331,27 @@ class OmniqClient:
         delay_ms: int = 0,
         keep_completed_ms: int | None = None,
         keep_failed_ms: int | None = None,
+        dedup_ttl_ms: int = 0,
+        dedup: DedupMode = "keep",
+        expires_ms: int = 0,
+        expire_in_ms: int = 0,
+        run_timeout_ms: int = 0,
+        backoff: Backoff = "fixed",
+        backoff_max_ms: int = 0,
+        backoff_jitter: bool = False,
+        group_order: GroupOrder = "fifo",
+        on_failure: OnFailure = "release",
         now_ms: int = 0,
     ) -> list[str]:
         """Enqueue many jobs in one round trip; returns their ids in order."""
         return self._run(lambda c: c.publish_many(
             queue, jobs, max_attempts=max_attempts, timeout_ms=timeout_ms,
             backoff_ms=backoff_ms, gid=gid, group_limit=group_limit, delay_ms=delay_ms,
-            keep_completed_ms=keep_completed_ms, keep_failed_ms=keep_failed_ms, now_ms=now_ms,
+            keep_completed_ms=keep_completed_ms, keep_failed_ms=keep_failed_ms,
+            dedup_ttl_ms=dedup_ttl_ms, dedup=dedup, expires_ms=expires_ms,
+            expire_in_ms=expire_in_ms, run_timeout_ms=run_timeout_ms, backoff=backoff,
+            backoff_max_ms=backoff_max_ms, backoff_jitter=backoff_jitter,
+            group_order=group_order, on_failure=on_failure, now_ms=now_ms,
         ))
 
     # -- partitions --------------------------------------------------------------------

@@ -303,6 +303,24 @@ async def test_job_record_and_json(omniq: AsyncOmniq, omniq_redis_url: str) -> N
                    r"^omniq job: error: no job 01J9Z6V4Q3R8T5X2M7N1K0PABC in q$")
 
 
+async def test_job_shows_its_controls_only_when_set(
+    omniq: AsyncOmniq, omniq_redis_url: str
+) -> None:
+    plain = await omniq.publish("q", {"n": 1})
+    controlled = await omniq.publish("q", {"n": 2}, dedup_key="invoice-7", run_timeout_ms=250,
+                                     expire_in_ms=60_000, backoff="exp", backoff_max_ms=800)
+    out = cli("job", "q", controlled, url=omniq_redis_url).stdout
+    assert "dedup_key:         invoice-7" in out
+    assert "run_timeout_ms:    250" in out
+    assert "backoff:           exp" in out
+    assert "backoff_max_ms:    800" in out
+    assert re.search(r"^expires_ms: +\d+ \(in ", out, re.M), out
+    assert "dedup_key" not in cli("job", "q", plain, url=omniq_redis_url).stdout
+    record = json.loads(cli("job", "q", controlled, "--json", url=omniq_redis_url).stdout)
+    assert record["dedup_key"] == "invoice-7"
+    assert record["run_timeout_ms"] == 250
+
+
 # -- retry / remove ---------------------------------------------------------------------
 
 

@@ -18,9 +18,9 @@ from omniq import (
 
 
 def _enqueue_args(job_id="j", max_attempts="3", timeout_ms="1000", backoff_ms="0"):
-    # ARGV of our enqueue.lua: now, count, then ENQUEUE_FIELDS (11) fields per job
+    # ARGV of our enqueue.lua: now, count, then ENQUEUE_FIELDS (12) fields per job
     return [str(T0), "1", job_id, "{}", max_attempts, timeout_ms, backoff_ms, "0", "0", "", "0",
-            "0", "0"]
+            "0", "0", ""]
 
 
 # -- fixed ---------------------------------------------------------------------------------

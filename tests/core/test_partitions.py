@@ -251,7 +251,7 @@ async def test_stale_layout_cache_reroutes_publish(omniq, raw, omniq_redis_url):
         assert (await omniq.get_job("late", i)).queue.startswith("late.p")
     # the enqueue script itself refuses the logical anchor of a partitioned queue
     r = run_script(raw, "enqueue", "{late}:meta", T0, 1, "x", "{}", 1, 1, 0, 0, 0, "", 0, 0,
-                   0)
+                   0, "")
     assert r == ["ERR", "PARTITIONED"]
 
 

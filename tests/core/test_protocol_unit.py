@@ -6,6 +6,7 @@ import math
 import re
 import time
 
+import msgspec
 import pytest
 
 from omniq._keys import (
@@ -100,7 +101,8 @@ def test_identifiers():
 def test_job_options_and_fields():
     o = enqueue.JobOptions(max_attempts=3, timeout_ms=100, backoff_ms=0, delay_ms=5, gid=" g ",
                      group_limit=2, keep_failed_ms=60_000)
-    assert enqueue.job_fields("id", b"{}", o) == ["id", b"{}", 3, 100, 0, 0, 5, "g", 2, 0, 60_000]
+    assert enqueue.job_fields("id", b"{}", o) == ["id", b"{}", 3, 100, 0, 0, 5, "g", 2, 0, 60_000,
+                                                  b""]
     assert enqueue.args(7, enqueue.job_fields("id", b"{}", o), 10)[-1] == 10  # events_maxlen
     assert len(enqueue.job_fields("id", b"{}", o)) == ENQUEUE_FIELDS
     for bad in (
@@ -117,6 +119,41 @@ def test_job_options_and_fields():
         kw = {"max_attempts": 1, "timeout_ms": 1, "backoff_ms": 0, **bad}
         with pytest.raises(InvalidArgument):
             enqueue.JobOptions(**kw)
+
+
+def test_job_control_extras():
+    base = {"max_attempts": 1, "timeout_ms": 1, "backoff_ms": 0}
+    assert enqueue.JobOptions(**base).extras == b""  # a plain job: one empty field
+    o = enqueue.JobOptions(**base, gid="g", dedup_key="k", dedup_ttl_ms=5, dedup="replace",
+                           expire_in_ms=7, run_timeout_ms=9, backoff="exp", backoff_max_ms=11,
+                           backoff_jitter=True, group_order="strict", on_failure="block")
+    assert msgspec.json.decode(o.extras) == {
+        "dedup_key": "k", "dedup_ttl_ms": 5, "dedup": "replace", "expire_in_ms": 7,
+        "run_timeout_ms": 9, "backoff": "exp", "backoff_max_ms": 11, "backoff_jitter": True,
+        "group_order": "strict", "on_failure": "block"}
+    # defaults are left out
+    o = enqueue.JobOptions(**base, backoff="fixed", group_order="fifo", expires_ms=3)
+    assert msgspec.json.decode(o.extras) == {"expires_ms": 3}
+    for bad in (
+        {"dedup_key": ""},
+        {"dedup_key": "x" * 200 + "é" * 30},  # 260 bytes of UTF-8
+        {"dedup_key": 5},
+        {"dedup_ttl_ms": 5},  # no key
+        {"dedup": "replace"},  # no key
+        {"dedup": "merge", "dedup_key": "k"},
+        {"expires_ms": 1, "expire_in_ms": 1},
+        {"expires_ms": -1},
+        {"run_timeout_ms": 1.5},
+        {"backoff": "linear"},
+        {"backoff_max_ms": -1},
+        {"backoff_jitter": 1},
+        {"group_order": "strict"},  # no gid
+        {"group_order": "lifo", "gid": "g"},
+        {"on_failure": "block", "gid": "g"},  # not strict
+        {"on_failure": "retry", "gid": "g", "group_order": "strict"},
+    ):
+        with pytest.raises(InvalidArgument):
+            enqueue.JobOptions(**{**base, **bad})
 
 
 def test_checks():
@@ -186,7 +223,7 @@ def test_parse_ok_and_errors():
 
 
 def _job_fields(i: int, gid: str = "") -> list[str]:
-    return [f"id{i}", '{"a":1}', "1500", "1", "3", gid, "t" * 40, "1000"]
+    return [f"id{i}", '{"a":1}', "1500", "1", "3", gid, "t" * 40, "1000", "0"]
 
 
 def test_parse_reserve():

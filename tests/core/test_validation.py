@@ -161,8 +161,9 @@ async def test_bad_client_options(omniq_redis_url):
 
 
 def _job(job_id="j", payload="{}", gid="", max_attempts="3", timeout_ms="100", keep_c="0",
-         keep_f="0"):
-    return [job_id, payload, max_attempts, timeout_ms, "0", "0", "0", gid, "0", keep_c, keep_f]
+         keep_f="0", extras=""):
+    return [job_id, payload, max_attempts, timeout_ms, "0", "0", "0", gid, "0", keep_c, keep_f,
+            extras]
 
 
 @pytest.mark.parametrize(

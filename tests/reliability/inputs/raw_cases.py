@@ -10,7 +10,7 @@ from __future__ import annotations
 T = "1000100"  # now_ms
 LATER = "2000000"  # after d1 is due and the leases of a1 and a2 expired
 Q, C = "{q}:meta", "{cc:parent}:meta"
-_FIELDS = ("id", "payload", "ma", "tm", "bo", "due", "delay", "gid", "gl", "kc", "kf")
+_FIELDS = ("id", "payload", "ma", "tm", "bo", "due", "delay", "gid", "gl", "kc", "kf", "x")
 _GOOD = {
     "id": "j",
     "payload": "{}",
@@ -23,16 +23,74 @@ _GOOD = {
     "gl": "0",
     "kc": "0",  # keep_completed_ms
     "kf": "0",  # keep_failed_ms
+    "x": "",  # extras: the job-control options as a JSON object
 }
 
 
 def j11(**kw: str) -> list[str]:
-    """The ENQUEUE_FIELDS (11) enqueue fields of one good job, with some replaced."""
+    """The ENQUEUE_FIELDS (12) enqueue fields of one good job, with some replaced."""
     v = {**_GOOD, **kw}
     return [v[n] for n in _FIELDS]
 
 
+def jx(extras: str) -> list[str]:
+    """The enqueue arguments of one good job whose extras field is `extras`."""
+    return [T, "1", *j11(x=extras)]
+
+
 CASES: list[tuple[str, str, str, list[str], list[str]]] = [
+    ("enqueue-extras-not-json", "enqueue", Q, [T, "1", *j11(x='{oops')],
+     ["ERR", "BAD_ARGS", "extras"]),
+    ("enqueue-extras-array", "enqueue", Q, [T, "1", *j11(x='[1]')],
+     ["ERR", "BAD_ARGS", "extras"]),
+    ("enqueue-extras-string", "enqueue", Q, jx('"x"'),
+     ["ERR", "BAD_ARGS", "extras"]),
+    ("enqueue-extras-unknown-key", "enqueue", Q, jx('{"priority":1}'),
+     ["ERR", "BAD_ARGS", "extras"]),
+    ("enqueue-extras-dedup-key-empty", "enqueue", Q, jx('{"dedup_key":""}'),
+     ["ERR", "BAD_ARGS", "dedup_key"]),
+    ("enqueue-extras-dedup-key-number", "enqueue", Q, jx('{"dedup_key":5}'),
+     ["ERR", "BAD_ARGS", "dedup_key"]),
+    ("enqueue-extras-dedup-key-control", "enqueue", Q, jx('{"dedup_key":"a\\nb"}'),
+     ["ERR", "BAD_ARGS", "dedup_key"]),
+    ("enqueue-extras-dedup-key-257", "enqueue", Q, jx('{"dedup_key":"' + 'k' * 257 + '"}'),
+     ["ERR", "BAD_ARGS", "dedup_key"]),
+    ("enqueue-extras-dedup-ttl-no-key", "enqueue", Q, jx('{"dedup_ttl_ms":5}'),
+     ["ERR", "BAD_ARGS", "dedup_key"]),
+    ("enqueue-extras-dedup-mode-no-key", "enqueue", Q, jx('{"dedup":"replace"}'),
+     ["ERR", "BAD_ARGS", "dedup_key"]),
+    ("enqueue-extras-dedup-mode-unknown", "enqueue", Q, jx('{"dedup_key":"k","dedup":"merge"}'),
+     ["ERR", "BAD_ARGS", "dedup"]),
+    ("enqueue-extras-dedup-ttl-negative", "enqueue", Q, jx('{"dedup_key":"k","dedup_ttl_ms":-1}'),
+     ["ERR", "BAD_ARGS", "dedup_ttl_ms"]),
+    ("enqueue-extras-expires-fraction", "enqueue", Q, jx('{"expires_ms":1.5}'),
+     ["ERR", "BAD_ARGS", "expires_ms"]),
+    ("enqueue-extras-expires-text", "enqueue", Q, jx('{"expires_ms":"5"}'),
+     ["ERR", "BAD_ARGS", "expires_ms"]),
+    ("enqueue-extras-expires-beyond-2^53", "enqueue", Q, jx('{"expires_ms":9007199254740992}'),
+     ["ERR", "BAD_ARGS", "expires_ms"]),
+    ("enqueue-extras-expires-and-expire-in", "enqueue", Q, jx('{"expires_ms":5,"expire_in_ms":5}'),
+     ["ERR", "BAD_ARGS", "expires_ms"]),
+    ("enqueue-extras-expire-in-nan", "enqueue", Q, jx('{"expire_in_ms":nan}'),
+     ["ERR", "BAD_ARGS", "expire_in_ms"]),
+    ("enqueue-extras-run-timeout-negative", "enqueue", Q, jx('{"run_timeout_ms":-5}'),
+     ["ERR", "BAD_ARGS", "run_timeout_ms"]),
+    ("enqueue-extras-run-timeout-bool", "enqueue", Q, jx('{"run_timeout_ms":true}'),
+     ["ERR", "BAD_ARGS", "run_timeout_ms"]),
+    ("enqueue-extras-backoff-unknown", "enqueue", Q, jx('{"backoff":"linear"}'),
+     ["ERR", "BAD_ARGS", "backoff"]),
+    ("enqueue-extras-backoff-max-exponent", "enqueue", Q, jx('{"backoff_max_ms":1e400}'),
+     ["ERR", "BAD_ARGS", "backoff_max_ms"]),
+    ("enqueue-extras-backoff-jitter-number", "enqueue", Q, jx('{"backoff_jitter":1}'),
+     ["ERR", "BAD_ARGS", "backoff_jitter"]),
+    ("enqueue-extras-group-order-no-gid", "enqueue", Q, jx('{"group_order":"strict"}'),
+     ["ERR", "BAD_ARGS", "group_order"]),
+    ("enqueue-extras-group-order-unknown", "enqueue", Q, jx('{"group_order":"lifo"}'),
+     ["ERR", "BAD_ARGS", "group_order"]),
+    ("enqueue-extras-on-failure-not-strict", "enqueue", Q, jx('{"on_failure":"block"}'),
+     ["ERR", "BAD_ARGS", "on_failure"]),
+    ("enqueue-extras-on-failure-unknown", "enqueue", Q, jx('{"on_failure":"retry"}'),
+     ["ERR", "BAD_ARGS", "on_failure"]),
     ("enqueue-no-args", "enqueue", Q, [], ["ERR", "BAD_ARGS", "count"]),
     ("enqueue-count-text", "enqueue", Q, [T, "abc"], ["ERR", "BAD_ARGS", "count"]),
     ("enqueue-count-missing-fields", "enqueue", Q, [T, "1"], ["ERR", "BAD_ARGS", "argument count"]),

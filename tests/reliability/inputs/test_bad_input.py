@@ -206,6 +206,28 @@ async def test_job_id_repeated_in_one_batch(world):
         pytest.param({"keep_failed_ms": "60000"}, id="keep-failed-ms-text"),
         pytest.param({"keep_completed_ms": True}, id="keep-completed-ms-bool"),
         pytest.param({"keep_failed_ms": 2**53}, id="keep-failed-ms-beyond-2^53"),
+        pytest.param({"dedup_key": ""}, id="dedup-key-empty"),
+        pytest.param({"dedup_key": " k"}, id="dedup-key-padded"),
+        pytest.param({"dedup_key": "é" * 129}, id="dedup-key-258-bytes"),
+        pytest.param({"dedup_key": 7}, id="dedup-key-int"),
+        pytest.param({"dedup_ttl_ms": 5}, id="dedup-ttl-without-key"),
+        pytest.param({"dedup_key": "k", "dedup_ttl_ms": -1}, id="dedup-ttl-negative"),
+        pytest.param({"dedup_key": "k", "dedup": "merge"}, id="dedup-mode-unknown"),
+        pytest.param({"dedup": "replace"}, id="dedup-replace-without-key"),
+        pytest.param({"expires_ms": -1}, id="expires-negative"),
+        pytest.param({"expires_ms": 2**53}, id="expires-beyond-2^53"),
+        pytest.param({"expire_in_ms": 1.5}, id="expire-in-float"),
+        pytest.param({"expires_ms": NOW + 5, "expire_in_ms": 5}, id="expires-and-expire-in"),
+        pytest.param({"run_timeout_ms": -1}, id="run-timeout-negative"),
+        pytest.param({"run_timeout_ms": "5"}, id="run-timeout-text"),
+        pytest.param({"backoff": "linear"}, id="backoff-unknown"),
+        pytest.param({"backoff_max_ms": -1}, id="backoff-max-negative"),
+        pytest.param({"backoff_jitter": 1}, id="backoff-jitter-int"),
+        pytest.param({"group_order": "strict"}, id="strict-without-gid"),
+        pytest.param({"group_order": "lifo", "gid": "g"}, id="group-order-unknown"),
+        pytest.param({"on_failure": "block", "gid": "g"}, id="block-without-strict"),
+        pytest.param({"on_failure": "retry", "gid": "g", "group_order": "strict"},
+                     id="on-failure-unknown"),
     ],
 )
 async def test_publish_option(world, opts):
@@ -261,6 +283,10 @@ async def test_maintenance_batch_zero(world):
         pytest.param({"keep_completed_ms": -1}, id="keep-completed-ms-negative"),
         pytest.param({"keep_failed_ms": -5}, id="keep-failed-ms-negative"),
         pytest.param({"keep_failed_ms": 1.0}, id="keep-failed-ms-float"),
+        pytest.param({"run_timeout_ms": -1}, id="run-timeout-negative"),
+        pytest.param({"backoff": "exp2"}, id="backoff-unknown"),
+        pytest.param({"dedup_ttl_ms": 5}, id="dedup-ttl-without-key"),
+        pytest.param({"group_order": "strict"}, id="strict-without-gid"),
     ],
 )
 async def test_publish_many_option(world, opts):
@@ -271,6 +297,12 @@ async def test_publish_many_option(world, opts):
 async def test_publish_many_with_one_bad_keep_ms_writes_none(world):
     jobs = [JobSpec(payload={}, job_id="k1", keep_completed_ms=10),
             JobSpec(payload={}, job_id="k2", keep_failed_ms=-1)]
+    await refused(world, InvalidArgument, world.client.publish_many(Q, jobs))
+
+
+async def test_publish_many_with_one_bad_control_option_writes_none(world):
+    jobs = [JobSpec(payload={}, job_id="k1", dedup_key="a"),
+            JobSpec(payload={}, job_id="k2", dedup_key="b", dedup="merge")]  # type: ignore[arg-type]
     await refused(world, InvalidArgument, world.client.publish_many(Q, jobs))
 
 

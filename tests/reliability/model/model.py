@@ -87,6 +87,28 @@ def cut_utf8(text: str) -> str:
     return text.encode()[:MAX_ERR_BYTES].decode("utf-8", "ignore")
 
 
+def control_fields(c: dict[str, Any], now: int) -> Hash:
+    """The job hash fields of publish's job-control options (``c``: their keyword
+    arguments): only those that differ from the default are stored."""
+    h: Hash = {}
+    if c.get("dedup_key") is not None:
+        h["dedup_key"] = c["dedup_key"]
+    for name in ("dedup_ttl_ms", "expires_ms", "run_timeout_ms", "backoff_max_ms"):
+        if c.get(name, 0) > 0:
+            h[name] = fmt(c[name])
+    if c.get("expire_in_ms", 0) > 0:
+        h["expires_ms"] = fmt(now + c["expire_in_ms"])
+    if c.get("backoff") == "exp":
+        h["backoff"] = "exp"
+    if c.get("backoff_jitter"):
+        h["backoff_jitter"] = "1"
+    if c.get("group_order") == "strict":
+        h["group_order"] = "strict"
+    if c.get("on_failure") == "block":
+        h["on_failure"] = "block"
+    return h
+
+
 class ZSet(dict[str, int]):
     """member -> score; ordered by (score, member) like a Redis sorted set."""
 
@@ -254,6 +276,7 @@ class QueueModel:
             for field in ("keep_completed_ms", "keep_failed_ms"):  # stored only when set
                 if j.get(field, 0) > 0:
                     h[field] = fmt(j[field])
+            h.update(control_fields(j.get("control", {}), now))
             if due > now:
                 h["state"] = "delayed"
                 h["due_ms"] = fmt(due)
@@ -294,7 +317,8 @@ class QueueModel:
             self.leases[job_id] = gid
         self.emit("reserved", job_id, gid, now, attempt=fmt(attempt))
         return (job_id, h.get("payload", ""), int(lock), int(attempt),
-                int(h.get("max_attempts") or 0), gid, token, int(timeout))
+                int(h.get("max_attempts") or 0), gid, token, int(timeout),
+                int(h.get("run_timeout_ms") or 0))
 
     def _pop_ungrouped(self, now: int) -> tuple[Any, ...] | None:
         for _ in range(MAX_ORPHAN_SKIPS):

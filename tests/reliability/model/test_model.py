@@ -71,7 +71,7 @@ def reserve_tuple(res: ReserveResult | None) -> tuple[Any, ...] | None:
     if res.status != "JOB":
         return (res.status,)
     return ("JOB", [(j.job_id, j.payload_raw, j.lock_until_ms, j.attempt, j.max_attempts, j.gid,
-                     j.lease_token, j.timeout_ms) for j in res.jobs])
+                     j.lease_token, j.timeout_ms, j.run_timeout_ms) for j in res.jobs])
 
 
 def outcome_tuple(o: Any) -> tuple[Any, ...]:
@@ -95,6 +95,8 @@ job_specs = st.fixed_dictionaries({
     # per-publish keep_completed_ms / keep_failed_ms (None: the client's)
     "keep_ms": st.sampled_from([(None, None), (None, None), (10, None), (None, 10),
                                 (0, 0), (100, 1000)]),
+    # job-control options (publish keyword arguments; the model reads the same names)
+    "control": st.sampled_from([{}, {}, {}, {"run_timeout_ms": 500}, {"backoff_max_ms": 100}]),
 })
 KEEP_MS = st.sampled_from([0, 0, 1, 10, 1000])  # the client's keep_completed_ms / keep_failed_ms
 PROGRESS_VALUES = st.sampled_from([0, 50.5, "half", {"pct": 50, "step": "é"}, [1, None]])
@@ -253,6 +255,7 @@ class QueueMachine(RuleBasedStateMachine):
             "gid": s["gid"] or "", "group_limit": s["group_limit"],
             "keep_completed_ms": self.keep_ms[0] if kc is None else kc,
             "keep_failed_ms": self.keep_ms[1] if kf is None else kf,
+            "control": s["control"],
         }
 
     @rule(data=st.data(), spec=job_specs)
@@ -264,7 +267,7 @@ class QueueMachine(RuleBasedStateMachine):
             timeout_ms=spec["timeout_ms"], backoff_ms=spec["backoff_ms"], due_ms=mj["due_ms"],
             delay_ms=mj["delay_ms"], gid=spec["gid"], group_limit=spec["group_limit"],
             keep_completed_ms=spec["keep_ms"][0], keep_failed_ms=spec["keep_ms"][1],
-            now_ms=self.now))
+            **spec["control"], now_ms=self.now))
         want = qm.enqueue(self.now, [mj])
         assert (("OK", 1) if code is None else ("ERR", code)) == want[:2], want
         assert code is not None or got == spec["id"]
@@ -280,7 +283,8 @@ class QueueMachine(RuleBasedStateMachine):
                     group_limit=s["group_limit"], max_attempts=s["max_attempts"],
                     timeout_ms=s["timeout_ms"], backoff_ms=s["backoff_ms"],
                     due_ms=m["due_ms"], delay_ms=m["delay_ms"],
-                    keep_completed_ms=s["keep_ms"][0], keep_failed_ms=s["keep_ms"][1])
+                    keep_completed_ms=s["keep_ms"][0], keep_failed_ms=s["keep_ms"][1],
+                    **s["control"])
             for s, m in zip(specs, models, strict=True)
         ]
 

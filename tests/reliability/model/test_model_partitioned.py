@@ -64,7 +64,7 @@ class PartitionedMachine(QueueMachine):
             timeout_ms=spec["timeout_ms"], backoff_ms=spec["backoff_ms"],
             due_ms=mj["due_ms"], delay_ms=mj["delay_ms"], gid=spec["gid"],
             group_limit=spec["group_limit"], keep_completed_ms=spec["keep_ms"][0],
-            keep_failed_ms=spec["keep_ms"][1], now_ms=self.now))
+            keep_failed_ms=spec["keep_ms"][1], **spec["control"], now_ms=self.now))
         want = qm.enqueue(self.now, [mj])
         assert (("OK", 1) if code is None else ("ERR", code)) == want[:2], want
         assert code is not None or got == spec["id"]
