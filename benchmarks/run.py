@@ -64,9 +64,11 @@ SCENARIOS: dict[str, str] = {  # in the order of a round (floors first: E1 is ju
     "h1k": "H1 heartbeats, 1,000 in-flight jobs (ours only)",
     "m1": "M1 memory per waiting job",
     "ev": "EV events cost: E1 and P2 with events on vs off (ours)",
+    "jc": "JC job-control cost: E1 with dedup keys, P2 with a rate limit, vs without (ours)",
     "w1": "W1 wait() latency, ack to the waiter waking",
 }
 EV_SCENARIOS = ("e1", "p2")  # the hot paths whose events cost is measured
+JC_SCENARIOS = ("dedup-e1", "rate-p2")  # job controls in use vs not (same measurement as EV)
 W1_WARMUP = 20  # W1: unmeasured publish-and-wait rounds first
 W1_POLLED = ("arq/result", "saq/apply")  # waits that poll every 0.5 s: fewer warm-up jobs
 W1_POLLED_WARMUP = 3
@@ -119,7 +121,7 @@ class Impl:
 
 IMPLS: list[Impl] = [
     Impl("omniq-async", "omniq (async API)", "ours",
-         ("e1", "e2", "p1", "p2", "l1", "h1", "h1k", "m1", "ev", "w1"),
+         ("e1", "e2", "p1", "p2", "l1", "h1", "h1k", "m1", "ev", "jc", "w1"),
          module="benchmarks.peers.omniq_async", w1_modes=("wait",),
          notes={"w1/wait": "AsyncOmniq.wait: woken by the completed event (XREAD BLOCK)"}),
     Impl("omniq-sync", "omniq (sync facade)", "ours", ("e1", "e2", "p1", "p2", "l1", "w1"),
@@ -307,6 +309,15 @@ def measure_ev(impl: Impl, sub: str, cfg: Config) -> dict[str, Any]:
     if sub == "e1":
         return measure_simple(impl, "ev_e1", cfg, blocks=cfg.ev_e1_blocks)
     return measure_simple(impl, "ev_p2", cfg, n=cfg.n * cfg.ev_p2_blocks,
+                          blocks=cfg.ev_p2_blocks)
+
+
+def measure_jc(impl: Impl, sub: str, cfg: Config) -> dict[str, Any]:
+    """A job control in use vs not, as ``measure_ev``: E1 with a dedup key per job; P2 on a
+    queue with an active rate limit that never binds."""
+    if sub == "dedup-e1":
+        return measure_simple(impl, "jc_dedup_e1", cfg, blocks=cfg.ev_e1_blocks)
+    return measure_simple(impl, "jc_rate_p2", cfg, n=cfg.n * cfg.ev_p2_blocks,
                           blocks=cfg.ev_p2_blocks)
 
 
@@ -540,6 +551,11 @@ def plan_round(impls: list[Impl], scenarios: list[str], round_no: int,
                     for sub in EV_SCENARIOS:
                         tasks.append((impl.name, scenario, sub,
                                       lambda i=impl, v=sub: measure_ev(i, v, cfg)))
+            elif scenario == "jc":
+                for _ in range(cfg.ev_repeats):
+                    for sub in JC_SCENARIOS:
+                        tasks.append((impl.name, scenario, sub,
+                                      lambda i=impl, v=sub: measure_jc(i, v, cfg)))
             elif scenario == "w1":
                 for mode in impl.w1_modes:
                     tasks.append((impl.name, scenario, mode,
@@ -564,7 +580,7 @@ def primary(scenario: str, result: dict[str, Any]) -> dict[str, float]:
         return {}
     if scenario == "l1":
         return {"p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"]}
-    if scenario == "ev":
+    if scenario in ("ev", "jc"):
         return {k: result[k] for k in (
             "ratio", "on_ops", "off_ops", "script_us_per_job_on", "script_us_per_job_off",
             "xadd_us_per_job_on", "client_us_per_job_on", "client_us_per_job_off")}
@@ -812,9 +828,10 @@ def floor_tables(summary: dict[str, Any], raw: list[dict[str, Any]]) -> list[str
     return lines
 
 
-def ev_cost(summary: dict[str, Any], sub: str) -> dict[str, Any] | None:
-    """Events on vs off for one scenario: the median over the measurements of on/off."""
-    entry = summary.get(f"omniq-async/ev/{sub}")
+def ev_cost(summary: dict[str, Any], sub: str, family: str = "ev") -> dict[str, Any] | None:
+    """On vs off for one scenario of EV (events) or JC (job controls): the median over the
+    measurements of on/off."""
+    entry = summary.get(f"omniq-async/{family}/{sub}")
     if entry is None or "ratio" not in entry["metrics"]:
         return None
     met = entry["metrics"]
@@ -849,6 +866,32 @@ def ev_table(summary: dict[str, Any]) -> list[str]:
             f"{c.get('script_us_per_job_on', 0):.1f} / {c.get('script_us_per_job_off', 0):.1f} "
             f"({c.get('xadd_us_per_job_on', 0):.1f}) | {c.get('client_us_per_job_on', 0):.1f} / "
             f"{c.get('client_us_per_job_off', 0):.1f} |")
+    return lines
+
+
+def jc_table(summary: dict[str, Any]) -> list[str]:
+    lines = [
+        "| scenario | control in use | N per state | with it, ops/s (median, min - max) "
+        "| without (median, min - max) | with/without per measurement | (median) "
+        "| throughput cost | server: script us/job with / without "
+        "| client CPU us/job with / without |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    what = {"dedup-e1": "E1, a distinct `dedup_key` per job",
+            "rate-p2": "P2, a queue-wide rate limit of 10^6 jobs/s (never binding)"}
+    for sub in JC_SCENARIOS:
+        c = ev_cost(summary, sub, "jc")
+        if c is None:
+            continue
+        on, off = c["on"], c["off"]
+        per = ", ".join(f"{x:.3f}" for x in c["ratios"])
+        lines.append(
+            f"| {sub.split('-')[1].upper()} | {what[sub]} | {fmt_num(c['n'])} | "
+            f"{fmt_num(on['median'])} ({fmt_num(on['min'])} - {fmt_num(on['max'])}) | "
+            f"{fmt_num(off['median'])} ({fmt_num(off['min'])} - {fmt_num(off['max'])}) | "
+            f"{per} | {c['ratio']:.3f} | {c['cost'] * 100:+.1f}% | "
+            f"{c.get('script_us_per_job_on', 0):.1f} / {c.get('script_us_per_job_off', 0):.1f} | "
+            f"{c.get('client_us_per_job_on', 0):.1f} / {c.get('client_us_per_job_off', 0):.1f} |")
     return lines
 
 
@@ -1127,6 +1170,17 @@ def render(doc: dict[str, Any]) -> str:
                    "process's CPU time per job.")
         out.append("")
         out += ev_table(summary)
+        out.append("")
+    if any("/jc/" in k for k in summary):
+        out += ["## JC: the cost of job controls when used (ours, async API)", ""]
+        out.append("Measured as EV (alternating blocks in one process on one fresh server), "
+                   "with the control in use vs not: E1 publishing with a distinct dedup key "
+                   "per job (one more key written and read per job), P2 draining a queue that "
+                   "has an active queue-wide rate limit that never binds (the sliding-window "
+                   "log is written per reservation). A queue without controls pays nothing "
+                   "for their existence (P1/P2/E1 above).")
+        out.append("")
+        out += jc_table(summary)
         out.append("")
     if any("/w1/" in k for k in summary):
         out += ["## W1: waiting for a result, from the ack to the waiter waking", ""]

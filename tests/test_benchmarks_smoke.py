@@ -43,6 +43,16 @@ async def test_our_events_cost_scenarios_run(omniq_redis_url: str) -> None:
     assert p2["script_calls_on"] > 0
 
 
+async def test_our_job_control_cost_scenarios_run(omniq_redis_url: str) -> None:
+    # each asserts inside that the controlled queues hold their jobs / keep their limit
+    e1 = await omniq_async.jc_dedup_e1(omniq_redis_url, N, blocks=2)
+    assert e1["n"] == N
+    assert e1["on_ops"] > 0
+    p2 = await omniq_async.jc_rate_p2(omniq_redis_url, N, blocks=2)
+    assert p2["n"] == N
+    assert p2["ratio"] > 0
+
+
 def test_w1_measurement_runs() -> None:
     # the runner's own W1 flow: a worker process, a waiter process, a fresh server
     result = run.measure_w1(run.IMPL_BY_NAME["omniq-async"], "wait", run.Config(w1_n=30))

@@ -228,6 +228,57 @@ async def ev_p2(url: str, n: int, blocks: int = 2, concurrency: int = 50) -> dic
                       events_maxlen=on.events_maxlen)
 
 
+# JC: the cost of job controls when used (rate limit, dedup keys), as EV: on/off blocks
+JC_RATE = (1_000_000, 1000)  # an active queue-wide limit that never binds: 10^6 jobs per s
+
+
+async def jc_dedup_e1(url: str, n: int, blocks: int = 4) -> dict[str, Any]:
+    """E1 with a distinct ``dedup_key`` per job (on) and without (off): one client, each
+    state its own queue, 2 x ``blocks`` alternating blocks of n / blocks publishes."""
+    per = n // blocks
+    async with AsyncOmniq(url=url) as client:
+        await _warm(client)
+        rec = _EvBlocks(client)
+        publish = client.publish
+        for k, state in enumerate(_abba(blocks)):
+            queue = f"{QUEUE}-{'on' if state else 'off'}"
+            await rec.begin()
+            if state:
+                for i in range(per):
+                    await publish(queue, {"i": i}, dedup_key=f"k{k}-{i}")
+            else:
+                for i in range(per):
+                    await publish(queue, {"i": i})
+            await rec.end(state)
+        for name in (f"{QUEUE}-on", f"{QUEUE}-off"):
+            assert (await client.stats(name)).waiting == per * blocks
+    return rec.result(per * blocks, per, control="dedup_key")
+
+
+async def jc_rate_p2(url: str, n: int, blocks: int = 2, concurrency: int = 50) -> dict[str, Any]:
+    """P2 on a queue with an active (never binding) rate limit (on) and on one without
+    (off), as ``ev_p2``: 2 x ``blocks`` drains of n / blocks queued jobs, alternating."""
+    per = n // blocks
+    async with AsyncOmniq(url=url) as client:
+        await _warm(client)
+        rec = _EvBlocks(client)
+        for k, state in enumerate(_abba(blocks)):
+            queue = f"{QUEUE}-{'on' if state else 'off'}-{k}"
+            if state:
+                await client.set_rate_limit(queue, *JC_RATE)
+            for start in range(0, per, 10_000):
+                await client.publish_many(
+                    queue, [{"i": i} for i in range(start, min(per, start + 10_000))])
+            worker = Worker(client, queue, _noop, concurrency=concurrency, drain=True)
+            await rec.begin()
+            await worker.run()
+            await rec.end(state)
+            assert worker.stats.completed == per, (worker.stats.completed, per)
+            assert (await client.get_rate_limit(queue) is not None) == state
+    return rec.result(per * blocks, per, concurrency=concurrency, control="rate_limit",
+                      rate_limit=list(JC_RATE))
+
+
 async def _stamp(ctx: Any) -> float:
     return time.time()  # W1: the result is the handler's clock just before it returns
 
@@ -303,7 +354,7 @@ async def m1(url: str, n: int) -> dict[str, Any]:
 SCENARIOS = {
     "e1": e1, "e2": e2, "p1": p1, "p2": p2, "l1_worker": l1_worker,
     "l1_publish": l1_publish, "h1": h1, "m1": m1, "w1_worker": w1_worker, "w1_wait": w1_wait,
-    "ev_e1": ev_e1, "ev_p2": ev_p2,
+    "ev_e1": ev_e1, "ev_p2": ev_p2, "jc_dedup_e1": jc_dedup_e1, "jc_rate_p2": jc_rate_p2,
 }
 
 if __name__ == "__main__":
