@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         DuplicateJobError,
         InvalidArgument,
         InvalidPayload,
+        JobCancelled,
         JobFailed,
         JobNotFound,
         LaneMismatch,
@@ -68,7 +69,8 @@ _LAZY: dict[str, str] = {
     "PayloadT": "omniq.types",
     **{name: "omniq.errors" for name in (
         "ConnectionFailed", "CounterError", "DuplicateJobError", "InvalidArgument",
-        "InvalidPayload", "JobFailed", "JobNotFound", "LaneMismatch", "LeaseLost", "OmniqError",
+        "InvalidPayload", "JobCancelled", "JobFailed", "JobNotFound", "LaneMismatch",
+        "LeaseLost", "OmniqError",
         "PartialPublishError", "PartitionError", "PermissionDenied", "ProtocolError",
         "ScriptError", "ServerError", "SettingsError", "SyncClientError")},
     **{name: "omniq.types" for name in (
@@ -106,6 +108,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidPayload",
     "JobContext",
+    "JobCancelled",
     "JobCtx",
     "JobEvent",
     "JobFailed",

@@ -14,6 +14,7 @@ Every exception of ours derives from :class:`OmniqError`; bad arguments also der
     │   ├── LaneMismatch                  LANE_MISMATCH / NOT_IN_LANE / NOT_FAILED / ACTIVE
     │   ├── CounterError                  parent/child counter errors (NO_COUNTER, ALREADY_INIT ...)
     │   └── PartitionError                partition layout refused (PARTITION_CONFLICT ...)
+    ├── JobCancelled                      ctx.exec / ctx.progress once the attempt was stopped
     ├── PartialPublishError               publish_many over partitions: some written, some refused
     ├── ConnectionFailed (ConnectionError) the server could not be reached or the link broke
     ├── PermissionDenied                  the server refused the credentials or an ACL denied it
@@ -37,6 +38,7 @@ __all__ = [
     "DuplicateJobError",
     "InvalidArgument",
     "InvalidPayload",
+    "JobCancelled",
     "JobFailed",
     "JobNotFound",
     "LaneMismatch",
@@ -131,6 +133,12 @@ class JobFailed(OmniqError):
 
     def __reduce__(self) -> Any:
         return (type(self), (self.queue, self.job_id, self.error, self.attempts))
+
+
+class JobCancelled(OmniqError):
+    """The attempt of the job being handled was stopped by the worker (the job was
+    cancelled, or ran past its run timeout): raised by ``ctx.exec`` calls and
+    ``ctx.progress`` once ``ctx.cancelled`` is True."""
 
 
 class PartialPublishError(OmniqError):

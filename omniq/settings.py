@@ -80,6 +80,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     drain: bool = False
     verbose: bool = False
     grace_period_s: float = 30.0
+    run_timeout_ms: int = 0
     maintenance_interval_s: float = 1.0
     poll_max_s: float = 0.5
 
@@ -172,7 +173,7 @@ CLIENT_FIELDS = (
 """The fields that are options of ``AsyncOmniq``."""
 WORKER_FIELDS = (
     "concurrency", "threads", "processes", "drain", "verbose", "grace_period_s",
-    "maintenance_interval_s", "poll_max_s",
+    "run_timeout_ms", "maintenance_interval_s", "poll_max_s",
 )
 """The fields that are options of ``Worker`` (``queues`` apart)."""
 
@@ -259,6 +260,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "threads": _optional(_int_check(check_positive, "threads")),
     "processes": _optional(_int_check(check_positive, "processes")),
     "grace_period_s": _seconds("grace_period_s", positive=False),
+    "run_timeout_ms": _int_check(check_non_negative, "run_timeout_ms"),
     "maintenance_interval_s": _seconds("maintenance_interval_s", positive=True),
     "poll_max_s": _seconds("poll_max_s", positive=True),
 }

@@ -19,7 +19,7 @@ import anyio.from_thread  # noqa: F401
 
 from omniq import _bridge
 from omniq.codec import decode_payload
-from omniq.errors import LeaseLost
+from omniq.errors import JobCancelled, LeaseLost
 from omniq.types import BatchResult, JobInfo, PublishOptions, QueueStats, ReservedJob
 
 if TYPE_CHECKING:
@@ -41,6 +41,8 @@ class JobContext:
     """
 
     __slots__ = (
+        "_cancel_flag",
+        "_cancelled",
         "_payload",
         "attempt",
         "check_completion",
@@ -70,6 +72,8 @@ class JobContext:
         self.timeout_ms = job.timeout_ms
         self.lease_lost = False
         self._payload: Any = _UNSET
+        self._cancelled = False
+        self._cancel_flag: Any = None  # a process handler's shared flag (set by the worker)
         self.exec: Any = None
         self.check_completion: Any = None
 
@@ -83,11 +87,28 @@ class JobContext:
         :raises InvalidArgument: not JSON, or too large. :raises LeaseLost: the lease is
             gone (``lease_lost`` turns True).
         """
+        self.check_cancelled()
         if self.exec is None:
             raise RuntimeError(
                 "ctx.progress is not available in a process handler: report progress from "
                 "an async or thread handler")
         return self.exec.progress(value)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the worker stopped this attempt: the job was cancelled or ran past its
+        run timeout. A thread or process handler should return soon (the worker has already
+        failed the attempt and will ignore its result); ``ctx.exec`` calls and
+        ``ctx.progress`` raise :class:`~omniq.JobCancelled` from then on."""
+        if self._cancelled:
+            return True
+        flag = self._cancel_flag
+        return flag is not None and bool(flag.value)
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`~omniq.JobCancelled` when :attr:`cancelled` is True."""
+        if self.cancelled:
+            raise JobCancelled(f"job {self.job_id} was stopped: its attempt is over")
 
     @property
     def payload(self) -> Any:
@@ -141,28 +162,34 @@ class Exec:
 
     async def publish(self, queue: str, payload: Any, **options: Unpack[PublishOptions]) -> str:
         """Publish a job (options as :meth:`AsyncOmniq.publish`); returns its id."""
+        self._ctx.check_cancelled()
         return await self._client.publish(queue, payload, **options)
 
     async def publish_json(
         self, queue: str, payload: Any, **options: Unpack[PublishOptions]
     ) -> str:
         """Publish a struct, dataclass or pydantic model (see :meth:`AsyncOmniq.publish_json`)."""
+        self._ctx.check_cancelled()
         return await self._client.publish_json(queue, payload, **options)
 
     async def pause(self, queue: str) -> None:
         """Pause a queue."""
+        self._ctx.check_cancelled()
         await self._client.pause(queue)
 
     async def resume(self, queue: str) -> bool:
         """Resume a queue; returns whether it was paused."""
+        self._ctx.check_cancelled()
         return await self._client.resume(queue)
 
     async def is_paused(self, queue: str) -> bool:
         """Whether a queue is paused."""
+        self._ctx.check_cancelled()
         return await self._client.is_paused(queue)
 
     async def childs_init(self, key: str, expected: int, *, ttl_ms: int = 0) -> None:
         """Start a completion counter expecting ``expected`` children."""
+        self._ctx.check_cancelled()
         await self._client.childs_init(key, expected, ttl_ms=ttl_ms)
 
     async def child_ack(self, key: str, child_id: str | None = None) -> int:
@@ -171,6 +198,7 @@ class Exec:
         The child id defaults to the current job id, so retries of a child count once.
         Returns -1 when the counter does not exist (the OmniQ v1 convention).
         """
+        self._ctx.check_cancelled()
         return await self._client.child_ack(key, child_id or self._ctx.job_id)
 
     async def heartbeat(self) -> int:
@@ -178,6 +206,7 @@ class Exec:
 
         :raises LeaseLost: the lease is gone (the handler should stop).
         """
+        self._ctx.check_cancelled()
         ctx = self._ctx
         try:
             lock = await self._client.heartbeat(ctx.queue, ctx.job_id, ctx.lease_token)
@@ -192,6 +221,7 @@ class Exec:
     async def progress(self, value: Any) -> None:
         """Store the current job's progress and emit a ``progress`` event (see
         :meth:`JobContext.progress`). :raises LeaseLost: the lease is gone."""
+        self._ctx.check_cancelled()
         ctx = self._ctx
         try:
             await self._client.progress(ctx.queue, ctx.job_id, ctx.lease_token, value)
@@ -206,32 +236,39 @@ class Exec:
     ) -> Any:
         """Wait for another job's result (see :meth:`AsyncOmniq.wait`; the handler holds
         its concurrency slot meanwhile)."""
+        self._ctx.check_cancelled()
         return await self._client.wait(queue, job_id, timeout=timeout)
 
     async def retry_failed(self, queue: str, job_id: str) -> None:
         """Move a failed job back to its lane (see :meth:`AsyncOmniq.retry_failed`)."""
+        self._ctx.check_cancelled()
         await self._client.retry_failed(queue, job_id)
 
     async def retry_failed_batch(self, queue: str, job_ids: Sequence[str]) -> list[BatchResult]:
         """Retry up to 100 failed jobs (see :meth:`AsyncOmniq.retry_failed_batch`)."""
+        self._ctx.check_cancelled()
         return await self._client.retry_failed_batch(queue, job_ids)
 
     async def remove_job(self, queue: str, job_id: str, lane: str) -> None:
         """Remove a job from a lane (see :meth:`AsyncOmniq.remove_job`)."""
+        self._ctx.check_cancelled()
         await self._client.remove_job(queue, job_id, lane)
 
     async def remove_jobs_batch(
         self, queue: str, lane: str, job_ids: Sequence[str]
     ) -> list[BatchResult]:
         """Remove up to 100 jobs of a lane (see :meth:`AsyncOmniq.remove_jobs_batch`)."""
+        self._ctx.check_cancelled()
         return await self._client.remove_jobs_batch(queue, lane, job_ids)
 
     async def get_job(self, queue: str, job_id: str) -> JobInfo | None:
         """A job's stored record (see :meth:`AsyncOmniq.get_job`)."""
+        self._ctx.check_cancelled()
         return await self._client.get_job(queue, job_id)
 
     async def stats(self, queue: str) -> QueueStats:
         """A queue's counts (see :meth:`AsyncOmniq.stats`)."""
+        self._ctx.check_cancelled()
         return await self._client.stats(queue)
 
 

@@ -28,11 +28,9 @@ that type; a payload that fails validation fails the job for good (no retry). Ra
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import inspect
 import logging
-import multiprocessing
 import random
 import signal
 import sys
@@ -49,8 +47,9 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub
 
 from omniq._keys import QueueKeys, validate_queue_name
-from omniq._protocol.common import check_concurrency, check_positive
+from omniq._protocol.common import check_concurrency, check_non_negative, check_positive
 from omniq.aio._connect import open_pubsub
+from omniq.aio._processes import ProcessDied, ProcessPool
 from omniq.aio._routing import Targets
 from omniq.aio.context import CheckCompletion, Exec, JobContext, SyncCheckCompletion, SyncExec
 from omniq.codec import encode_result, failure_text, format_due, truncate_error
@@ -102,7 +101,8 @@ class _Failure:
 
 
 class _Running:
-    __slots__ = ("ctx", "hb_due", "hb_interval", "job", "lost", "started", "task")
+    __slots__ = ("ctx", "final", "hb_due", "hb_interval", "interrupted", "job", "lost",
+                 "started", "task", "timer")
 
     def __init__(self, job: ReservedJob, ctx: JobContext) -> None:
         self.job = job
@@ -112,6 +112,10 @@ class _Running:
         self.started = time.perf_counter()
         self.hb_interval = max(job.timeout_ms / 3000.0, 0.02)
         self.hb_due = time.monotonic() + self.hb_interval
+        # why the worker stopped the attempt ("cancelled", "timed out: ..."), or None
+        self.interrupted: str | None = None
+        self.final = False  # whether that failure is final (no retry)
+        self.timer: asyncio.TimerHandle | None = None  # the run timeout, when one applies
 
 
 class Worker:
@@ -121,6 +125,12 @@ class Worker:
     ``drain=True``, until nothing is ready and nothing is in flight), or
     ``async with Worker(...)`` / ``start()`` and ``stop()`` to run it in the background,
     for example in a FastAPI lifespan.
+
+    ``run_timeout_ms`` (0: none) stops a handler that runs longer, for jobs published
+    without their own ``run_timeout_ms``: the attempt fails with ``timed out`` and retries
+    as usual (docs/control.md). With ``processes=N`` a handler process that dies fails only
+    its attempt (``worker process died``) and is replaced. ``drain=True`` also waits for the
+    retries of the jobs it failed, so every job it touched ends completed or failed.
     """
 
     def __init__(
@@ -135,6 +145,7 @@ class Worker:
         threads: int | None = None,
         processes: int | None = None,
         grace_period_s: float = 30.0,
+        run_timeout_ms: int = 0,
         maintenance_interval_s: float = 1.0,
         poll_max_s: float = 0.5,
         handle_signals: bool = False,
@@ -156,6 +167,7 @@ class Worker:
         self.drain = drain
         self.verbose = verbose
         self.grace_period_s = grace_period_s
+        self.run_timeout_ms = check_non_negative(run_timeout_ms, "run_timeout_ms")
         self.maintenance_interval_s = maintenance_interval_s
         self.poll_max_s = poll_max_s
         self.handle_signals = handle_signals
@@ -167,7 +179,9 @@ class Worker:
             if self._is_async:
                 raise InvalidArgument("processes= needs a plain (def) handler, not async def")
         self.processes = processes
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._pool: ProcessPool | None = None
+        # drain=True: job id -> (physical queue, due ms) of the retries this worker scheduled
+        self._retries: dict[str, tuple[str, int]] = {}
         # physical queues per priority level: [q] or the partitions [q.p0, ..., q.pN-1];
         # None until read from Redis (at the first reservation)
         self._levels: list[Targets] | None = None
@@ -265,9 +279,7 @@ class Worker:
         remove_signals = self._install_signals()
         remove_console = self._verbose_console()
         if self.processes is not None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                self.processes, mp_context=multiprocessing.get_context("spawn")
-            )
+            self._pool = ProcessPool(self.processes)
         try:
             await self._dispatch_loop()
             await self._shutdown()
@@ -275,7 +287,7 @@ class Worker:
             remove_signals()
             remove_console()
             if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool.close()
                 self._pool = None
             if self._wake_task is not None:
                 helpers.append(self._wake_task)
@@ -353,7 +365,12 @@ class Worker:
                         await self._maintenance_once()
                         drained_check = True
                         continue
-                    return
+                    pause = await self._retries_pending()
+                    if pause is None:
+                        return
+                    await self._wait(pause)
+                    drained_check = False
+                    continue
                 idle_wait = min(max(idle_wait * 2, 0.005), self.poll_max_s)
                 if paused:
                     idle_wait = max(idle_wait, min(0.25, self.poll_max_s))
@@ -364,6 +381,25 @@ class Worker:
                 await self._wait(idle_wait)
             else:
                 await self._wait(None)
+
+    async def _retries_pending(self) -> float | None:
+        """drain=True: how long to wait for the retries this worker scheduled (None: none
+        is left). A retry still delayed or waiting is waited for, until its due time and,
+        past it, while it is still there (the server's clock decides when it is due); one
+        that is gone (another worker took it, someone removed it) is not."""
+        if not self._retries:
+            return None
+        now_ms = time.time() * 1000
+        soonest = min(due for _, due in self._retries.values())
+        if soonest > now_ms:
+            return (soonest - now_ms) / 1000 + 0.002
+        for job_id, (queue, due) in list(self._retries.items()):
+            if due > now_ms:
+                continue
+            state = await self.client.redis.hget(QueueKeys(queue).job(job_id), "state")
+            if state not in (b"delayed", b"wait", "delayed", "wait"):
+                del self._retries[job_id]
+        return 0.02 if self._retries else None
 
     async def _wait(self, seconds: float | None) -> None:
         if self._signal.is_set():
@@ -440,6 +476,8 @@ class Worker:
         attempt = "" if failure is None else f" (attempt {failure.attempt}/{failure.max_attempts})"
         if outcome.status == "RETRY":
             self.stats.retried += 1
+            if self.drain and outcome.due_ms is not None:
+                self._retries[ack.job_id] = (queue, outcome.due_ms)
             due = "later" if outcome.due_ms is None else format_due(outcome.due_ms)
             logger.warning("omniq: %s/%s failed%s, will retry %s: %s", queue, ack.job_id,
                            attempt, due, error, exc_info=exc_info)
@@ -467,7 +505,13 @@ class Worker:
         if self.verbose:
             logger.info("omniq: reserved %s/%s attempt %d/%d", job.queue, job.job_id,
                         job.attempt, job.max_attempts)
-        run.task = asyncio.get_running_loop().create_task(self._execute(run))
+        loop = asyncio.get_running_loop()
+        run.task = loop.create_task(self._execute(run))
+        if self._retries:
+            self._retries.pop(job.job_id, None)
+        limit_ms = job.run_timeout_ms or self.run_timeout_ms
+        if limit_ms > 0:
+            run.timer = loop.call_later(limit_ms / 1000, self._time_out, run, limit_ms)
         if run.hb_due < self._hb_wake_at:  # only when it must wake earlier than planned
             self._wake_heartbeats_at(run.hb_due)
 
@@ -486,20 +530,24 @@ class Worker:
             if self._is_async:
                 value = await self.handler(*args)
             elif self._pool is not None:
-                # CPU-bound handler in a process: it gets a copy of ctx without exec;
-                # a lost lease is only flagged here (the process cannot be interrupted)
+                # CPU-bound handler in a process: it gets a copy of ctx without exec; a
+                # lost lease is only flagged here, a cancel or run timeout kills the process
                 remote = JobContext(run.job, ctx.logical_queue)
                 remote._payload = ctx.payload
-                value = await asyncio.get_running_loop().run_in_executor(
-                    self._pool, _call, self.handler, (remote, *args[1:])
-                )
+
+                def share_flag(flag: Any) -> None:
+                    ctx._cancel_flag = flag  # ctx.cancelled sets it for the process too
+
+                value = await self._pool.run(self.handler, (remote, *args[1:]), share_flag)
             else:
                 value = await anyio.to_thread.run_sync(
                     _call, self.handler, args, limiter=self._limiter, abandon_on_cancel=True
                 )
-            ack = self._success(run, value)
+            ack = self._success(run, value) if run.interrupted is None else None
         except asyncio.CancelledError:
             ack = None  # lease lost or hard stop: leave the lease to expire
+        except ProcessDied as exc:  # the process was replaced; the attempt fails as any
+            ack = self._failed(ctx, exc, truncate_error(str(exc)), final=False)
         except _Rejected as exc:  # the text is the whole story: no traceback
             ack = self._failed(ctx, None, truncate_error(str(exc)), final=True)
         except Fail as exc:
@@ -507,14 +555,43 @@ class Worker:
         except Exception as exc:
             ack = self._failed(ctx, exc, failure_text(exc), final=False)
         finally:
+            if run.timer is not None:
+                run.timer.cancel()
             if self._running.get(ctx.job_id) is run:  # not a newer lease of the same job
                 del self._running[ctx.job_id]
             if self.verbose:
                 logger.info("omniq: %s/%s handled in %.1f ms", ctx.queue, ctx.job_id,
                             (time.perf_counter() - run.started) * 1000)
+        if run.interrupted is not None:  # stopped by the worker: fails with the reason
+            ack = self._failed(ctx, None, run.interrupted, final=run.final)
         if ack is not None and not ctx.lease_lost:
             self._pending.setdefault(ctx.queue, []).append(ack)
         self._signal.set()
+
+    def _time_out(self, run: _Running, limit_ms: int) -> None:
+        logger.warning("omniq: %s/%s ran past its run timeout (%d ms): stopping it",
+                       run.job.queue, run.job.job_id, limit_ms)
+        self._interrupt(run, f"timed out: ran longer than {limit_ms} ms", final=False)
+
+    def _interrupt(self, run: _Running, reason: str, *, final: bool) -> None:
+        """Stop one attempt now and fail it with ``reason`` (``final``: no retry; the
+        scripts also make any failure of a job with a cancel request final).
+
+        ``ctx.cancelled`` turns True (for a process handler through its slot's shared
+        flag). An async handler's task is cancelled; a thread handler is abandoned (its
+        thread runs on unobserved, its result is ignored, its slot is free at once); a
+        process handler's process is killed and replaced. The failed ack goes with the
+        worker's next round trip.
+        """
+        if run.interrupted is not None or run.task is None or run.task.done():
+            return
+        run.interrupted = reason
+        run.final = final
+        ctx = run.ctx
+        ctx._cancelled = True
+        if ctx._cancel_flag is not None:
+            ctx._cancel_flag.value = 1
+        run.task.cancel()
 
     def _failed(
         self, ctx: JobContext, exc: BaseException | None, text: str, *, final: bool

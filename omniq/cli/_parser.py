@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="log every job on stderr")
     p.add_argument("--grace-period", type=_positive_float, default=None, metavar="S",
                    help="seconds in-flight jobs get to finish on SIGTERM (default 30)")
+    p.add_argument("--run-timeout-ms", type=_positive_int, default=None, metavar="MS",
+                   help="stop a handler running longer than this (default: none; a job's "
+                   "own run_timeout_ms wins)")
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                    help="event loop (auto: uvloop when installed)")
 

@@ -118,6 +118,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = load_settings(
         args, queues=list(args.queues) or None, concurrency=args.concurrency,
         threads=args.threads, processes=args.processes, grace_period_s=args.grace_period,
+        run_timeout_ms=args.run_timeout_ms,
         drain=True if args.drain else None, verbose=True if args.verbose else None)
     routes = routes_of(load_handler(args.handler), args.handler, list(settings.queues))
     factory, loop_name = _loop_factory(args.loop)

@@ -13,3 +13,30 @@ def cpu_handler(ctx: Any) -> dict[str, Any]:
 
 def failing_handler(ctx: Any) -> None:
     raise ValueError(f"bad input {ctx.payload['n']}")
+
+
+def crash_or_work(ctx: Any) -> dict[str, Any]:
+    """Kills its own process (no cleanup, as a segfault would) when the payload says so."""
+    if ctx.payload.get("crash"):
+        os._exit(1)
+    return {"pid": os.getpid(), "n": ctx.payload["n"]}
+
+
+def report_pid_then_hang(ctx: Any) -> None:
+    """Pushes its pid to the Redis list the payload names, then blocks (until killed)."""
+    import time
+
+    import redis
+
+    redis.Redis.from_url(ctx.payload["url"]).rpush(ctx.payload["ledger"], os.getpid())
+    time.sleep(3600)
+
+
+def hang_unless_retried(ctx: Any) -> dict[str, Any]:
+    """The first attempt blocks (past any run timeout); later attempts return at once."""
+    import time
+
+    if ctx.attempt == 1:
+        time.sleep(3600)
+    return {"attempt": ctx.attempt, "pid": os.getpid()}
+
