@@ -30,10 +30,9 @@ from omniq._limits import (
     ENQUEUE_FIELDS,
     PUBLISH_CHUNK,
 )
-from omniq._protocol import admin, children, enqueue, reads
+from omniq._protocol import admin, children, enqueue, rate_limits, reads
 from omniq._protocol import events as events_proto
 from omniq._protocol import leases as leasing
-from omniq._protocol import rate_limits
 from omniq._protocol.common import (
     check_batch,
     check_lane,
