@@ -45,9 +45,9 @@ def check_gid(gid: object) -> str:
     return v
 
 
-def set_args(gid: str, max_jobs: object, per_ms: object) -> tuple[str, int, int]:
+def set_args(now: int, gid: str, max_jobs: object, per_ms: object) -> tuple[int, str, int, int]:
     """ARGV of set_rate_limit.lua (``gid`` from :func:`check_gid`)."""
-    return (gid, check_up_to(max_jobs, "max_jobs", MAX_RATE_JOBS),
+    return (now, gid, check_up_to(max_jobs, "max_jobs", MAX_RATE_JOBS),
             check_up_to(per_ms, "per_ms", MAX_INT))
 
 
@@ -71,9 +71,9 @@ def parse_set(reply: Any) -> bool:
     return parse_ok("set_rate_limit", reply)[1] == "1"
 
 
-def clear_args(gid: str) -> tuple[str]:
+def clear_args(now: int, gid: str) -> tuple[int, str]:
     """ARGV of clear_rate_limit.lua."""
-    return (gid,)
+    return (now, gid)
 
 
 def parse_clear(reply: Any) -> bool:

@@ -1033,7 +1033,8 @@ class AsyncOmniq:
     # -- rate limits -------------------------------------------------------------------
 
     async def set_rate_limit(
-        self, queue: str, max_jobs: int, per_ms: int, *, gid: str | None = None
+        self, queue: str, max_jobs: int, per_ms: int, *, gid: str | None = None,
+        now_ms: int = 0,
     ) -> None:
         """Let at most ``max_jobs`` (1-100000) jobs of the queue, or of group ``gid``, be
         reserved in any ``per_ms`` window (sliding), across every worker; replaces the
@@ -1048,27 +1049,29 @@ class AsyncOmniq:
             ``max_jobs`` below the partition count.
         """
         g = rate_limits.check_gid(gid)
-        rate_limits.set_args(g, max_jobs, per_ms)  # validates before the layout is read
+        now = check_now(now_ms)
+        args = rate_limits.set_args(now, g, max_jobs, per_ms)  # validated before any I/O
         t = await self.routing.targets(queue)
         if g or not t.partitioned:
             part = self.routing.publish_target(queue, g, None) if g else t.parts[0]
-            reply = await self.routing.call(rate_limits.SET_RATE_LIMIT, part,
-                                            rate_limits.set_args(g, max_jobs, per_ms))
-            rate_limits.parse_set(reply)
+            rate_limits.parse_set(
+                await self.routing.call(rate_limits.SET_RATE_LIMIT, part, args))
             return
         shares = rate_limits.split_max_jobs(max_jobs, len(t.parts))
         calls: list[QueueCall] = [
-            (rate_limits.SET_RATE_LIMIT, part, rate_limits.set_args("", n, per_ms))
+            (rate_limits.SET_RATE_LIMIT, part, rate_limits.set_args(now, "", n, per_ms))
             for part, n in zip(t.parts, shares, strict=True)]
         for r in await self.routing.call_all(calls):
             rate_limits.parse_set(r)
 
-    async def clear_rate_limit(self, queue: str, *, gid: str | None = None) -> bool:
+    async def clear_rate_limit(
+        self, queue: str, *, gid: str | None = None, now_ms: int = 0
+    ) -> bool:
         """Remove the queue-wide rate limit (or group ``gid``'s); returns whether there
         was one. A group parked by its limit is back in line at once."""
         g = rate_limits.check_gid(gid)
+        args = rate_limits.clear_args(check_now(now_ms), g)
         t = await self.routing.targets(queue)
-        args = rate_limits.clear_args(g)
         if g:
             part = self.routing.publish_target(queue, g, None)
             return rate_limits.parse_clear(

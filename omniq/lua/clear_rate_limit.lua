@@ -1,9 +1,11 @@
 -- clear_rate_limit: remove the rate limit of the queue (gid '') or of one group, and its
 -- window's log. A parked group is put back in line.
--- ARGV: gid ('' = the queue-wide limit)
+-- ARGV: now_ms, gid ('' = the queue-wide limit)
 -- Reply: {'OK', '1' when there was such a limit else '0'} | {'ERR', 'BAD_ARGS', detail}
-if #ARGV ~= 1 then return err('BAD_ARGS', 'argument count') end
-local gid = ARGV[1]
+if #ARGV ~= 2 then return err('BAD_ARGS', 'argument count') end
+local now = clock(ARGV[1])
+if now == nil then return err('BAD_ARGS', 'now_ms') end
+local gid = ARGV[2]
 if gid ~= '' and not valid_id(gid) then return err('BAD_ARGS', 'gid') end
 local removed
 if gid == '' then
@@ -15,7 +17,7 @@ else
     redis.call('HDEL', K_RATE, 'groups')
   end
   redis.call('DEL', gkey(gid, ':rate_log'))
-  unpark_group(gid, clock(''))
+  unpark_group(gid, now)
 end
 if removed == 1 then redis.call('PUBLISH', WAKE_CHANNEL, 'limits') end
 return {'OK', fmt(removed)}

@@ -421,7 +421,7 @@ local function rate_note(log, per, tokens, now)
 end
 
 -- The start of a reservation under rate limits: one HMGET when the queue has none. Moves
--- parked groups that are due back to groups:ready, and returns how many jobs the
+-- parked groups that are due back to groups:ready (those with work and room), and returns how many jobs the
 -- queue-wide limit lets this call lease (count when there is none) and, when that is 0,
 -- in how many ms its window allows one.
 local function rate_begin(count, now)
@@ -432,7 +432,7 @@ local function rate_begin(count, now)
     local due = redis.call('ZRANGEBYSCORE', K_LIMITED, '-inf', now, 'LIMIT', 0, MAX_UNPARK)
     if #due > 0 then
       redis.call('ZREM', K_LIMITED, unpack(due))
-      for _, gid in ipairs(due) do redis.call('ZADD', K_READY, 'NX', now, gid) end
+      for _, gid in ipairs(due) do maybe_ready(gid, group_inflight(gid), now) end
     end
   end
   local max, per = rate_parse(h[1])

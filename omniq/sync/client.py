@@ -369,15 +369,16 @@ class OmniqClient:
     # -- rate limits -------------------------------------------------------------------
 
     def set_rate_limit(
-        self, queue: str, max_jobs: int, per_ms: int, *, gid: str | None = None
+        self, queue: str, max_jobs: int, per_ms: int, *, gid: str | None = None,
+        now_ms: int = 0,
     ) -> None:
         """At most ``max_jobs`` reservations of the queue (or group ``gid``) per ``per_ms``
         window (see ``AsyncOmniq.set_rate_limit``)."""
-        self._run(lambda c: c.set_rate_limit(queue, max_jobs, per_ms, gid=gid))
+        self._run(lambda c: c.set_rate_limit(queue, max_jobs, per_ms, gid=gid, now_ms=now_ms))
 
-    def clear_rate_limit(self, queue: str, *, gid: str | None = None) -> bool:
+    def clear_rate_limit(self, queue: str, *, gid: str | None = None, now_ms: int = 0) -> bool:
         """Remove the queue-wide (or group ``gid``'s) rate limit; whether there was one."""
-        return self._run(lambda c: c.clear_rate_limit(queue, gid=gid))
+        return self._run(lambda c: c.clear_rate_limit(queue, gid=gid, now_ms=now_ms))
 
     def get_rate_limit(
         self, queue: str, *, gid: str | None = None, now_ms: int = 0

@@ -224,13 +224,13 @@ async def test_partitioned_queue_group_limit_on_its_partition(omniq):
 
 
 def test_set_script_replies(raw):
-    assert run_script(raw, "set_rate_limit", "{q}:meta", "", "5", "100") == ["OK", "1"]
-    assert run_script(raw, "set_rate_limit", "{q}:meta", "", "6", "100") == ["OK", "0"]
-    assert run_script(raw, "set_rate_limit", "{q}:meta", "g", "1", "100") == ["OK", "1"]
+    assert run_script(raw, "set_rate_limit", "{q}:meta", T0, "", "5", "100") == ["OK", "1"]
+    assert run_script(raw, "set_rate_limit", "{q}:meta", T0, "", "6", "100") == ["OK", "0"]
+    assert run_script(raw, "set_rate_limit", "{q}:meta", T0, "g", "1", "100") == ["OK", "1"]
     assert raw.hgetall(qk("q", "rate_limits")) == {"queue": "6 100", "g:g": "1 100",
                                                    "groups": "1"}
     assert run_script(raw, "get_rate_limit", "{q}:meta", str(T0), "all", "") == [
         "OK", "2", "", "6", "100", "0", "g", "1", "100", "0"]
-    assert run_script(raw, "clear_rate_limit", "{q}:meta", "g") == ["OK", "1"]
-    assert run_script(raw, "clear_rate_limit", "{q}:meta", "g") == ["OK", "0"]
+    assert run_script(raw, "clear_rate_limit", "{q}:meta", T0, "g") == ["OK", "1"]
+    assert run_script(raw, "clear_rate_limit", "{q}:meta", T0, "g") == ["OK", "0"]
     assert raw.hgetall(qk("q", "rate_limits")) == {"queue": "6 100"}
