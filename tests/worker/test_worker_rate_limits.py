@@ -13,7 +13,7 @@ from typing import Any
 
 from worker_util import Spy, jk, poll_until, qk, within
 
-from omniq import JobSpec
+from omniq import JobSpec, RateLimit
 from omniq.aio.context import JobContext
 from omniq.aio.worker import Worker
 
@@ -174,3 +174,26 @@ async def test_group_limits_hold_across_three_worker_processes(omniq, raw, spawn
     # C was never held up by the limited groups: all its jobs went in the first window
     assert max(times["C"]) - min(times["C"]) < per
     assert raw.zcard(qk("q", "groups:limited")) == 0
+
+
+async def test_handlers_set_limits_through_ctx_exec(omniq):
+    """A handler that hits an upstream's limit (HTTP 429) tightens its group's rate."""
+    seen: list[Any] = []
+
+    async def ahandler(ctx: JobContext) -> None:
+        await ctx.exec.set_rate_limit("other", 3, 1000, gid=ctx.gid)
+        seen.append(await ctx.exec.get_rate_limit("other", gid=ctx.gid))
+        seen.append(await ctx.exec.clear_rate_limit("other"))
+
+    def shandler(ctx: JobContext) -> None:
+        ctx.exec.set_rate_limit("other", 4, 2000)
+        seen.append(ctx.exec.get_rate_limit("other"))
+        seen.append(ctx.exec.clear_rate_limit("other", gid="acme"))
+
+    await omniq.publish("q", {}, gid="acme")
+    await within(Worker(omniq, "q", ahandler, drain=True).run(), 10, "the async handler")
+    await omniq.publish("q", {})
+    await within(Worker(omniq, "q", shandler, drain=True).run(), 10, "the thread handler")
+    assert [(x.max_jobs, x.per_ms, x.gid) if hasattr(x, "gid") else x for x in seen] == [
+        (3, 1000, "acme"), False, (4, 2000, None), True]
+    assert await omniq.rate_limits("other") == [RateLimit(max_jobs=4, per_ms=2000)]
