@@ -420,7 +420,7 @@ local function rate_note(log, per, tokens, now)
   redis.call('PEXPIRE', log, per)
 end
 
--- The start of a reservation under rate limits: one HMGET when the queue has none. Moves
+-- The start of a reservation when the queue has rate limits (one HMGET reads them). Moves
 -- parked groups that are due back to groups:ready (those with work and room), and returns how many jobs the
 -- queue-wide limit lets this call lease (count when there is none) and, when that is 0,
 -- in how many ms its window allows one.
@@ -550,12 +550,15 @@ end
 -- LIMITED retry_after_ms scope (nothing leased because of rate limits: the queue-wide
 -- one, scope 'queue', or parked groups, scope 'group', the earliest due in retry_after_ms).
 local function reserve_into(out, count, now)
-  if redis.call('EXISTS', K_PAUSED) == 1 then
+  -- one EXISTS for the pause flag and the rate limits: the paused key is named twice, so
+  -- it counts 2 and the limits 1 (a queue without limits pays nothing more)
+  local flags = redis.call('EXISTS', K_PAUSED, K_PAUSED, K_RATE)
+  if flags >= 2 then
     out[#out + 1] = 'PAUSED'
     return 0
   end
-  local wait
-  count, wait = rate_begin(count, now)
+  local wait = 0
+  if flags == 1 then count, wait = rate_begin(count, now) end
   if count == 0 then
     out[#out + 1] = 'LIMITED'
     out[#out + 1] = fmt(wait)
