@@ -509,7 +509,8 @@ class AsyncOmniq:
 
     async def reserve(self, queue: str, *, now_ms: int = 0,
                       now_ms_override: int = 0) -> ReservedJob | None:
-        """Lease the next job of the queue, or return None (empty or paused)."""
+        """Lease the next job of the queue, or return None (empty, paused or held by a
+        rate limit)."""
         res = await self.reserve_many(queue, 1, now_ms=pick_now(now_ms, now_ms_override))
         return res.jobs[0] if res.jobs else None
 
@@ -519,6 +520,8 @@ class AsyncOmniq:
         Groups are served round-robin, FIFO within a group, alternating with ungrouped jobs.
         On a partitioned queue the batch is filled from several partitions, starting at a
         partition that rotates on every call; each job's ``queue`` is its partition.
+        ``"LIMITED"`` (nothing leased because of rate limits) says when to ask again
+        (``retry_after_ms``, ``limited_by``).
         """
         t = await self.routing.targets(queue)
         _, res = await self.routing.reserve(

@@ -420,10 +420,10 @@ local function rate_note(log, per, tokens, now)
   redis.call('PEXPIRE', log, per)
 end
 
--- The start of a reservation when the queue has rate limits (one HMGET reads them). Moves
--- parked groups that are due back to groups:ready (those with work and room), and returns how many jobs the
--- queue-wide limit lets this call lease (count when there is none) and, when that is 0,
--- in how many ms its window allows one.
+-- The start of a reservation when the queue has rate limits (one HMGET reads them).
+-- Moves parked groups that are due back to groups:ready (those with work and room), and
+-- returns how many jobs the queue-wide limit lets this call lease (count when there is
+-- none) and, when that is 0, in how many ms its window allows one.
 local function rate_begin(count, now)
   local h = redis.call('HMGET', K_RATE, 'queue', 'groups')
   if not h[1] and not h[2] then return count, 0 end
@@ -559,7 +559,7 @@ local function reserve_into(out, count, now)
   end
   local wait = 0
   if flags == 1 then count, wait = rate_begin(count, now) end
-  if count == 0 then
+  if wait > 0 then
     out[#out + 1] = 'LIMITED'
     out[#out + 1] = fmt(wait)
     out[#out + 1] = 'queue'
