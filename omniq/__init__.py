@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         JobSpec,
         Lease,
         QueueStats,
+        RateLimit,
         ReservedJob,
         ReserveResult,
     )
@@ -75,7 +76,7 @@ _LAZY: dict[str, str] = {
         "ScriptError", "ServerError", "SettingsError", "SyncClientError")},
     **{name: "omniq.types" for name in (
         "Ack", "BatchResult", "FailOutcome", "JobEvent", "JobInfo", "JobSpec", "Lease",
-        "QueueStats", "ReservedJob", "ReserveResult")},
+        "QueueStats", "RateLimit", "ReservedJob", "ReserveResult")},
 }
 
 
@@ -127,6 +128,7 @@ __all__ = [
     "ProtocolError",
     "QueueMonitor",
     "QueueStats",
+    "RateLimit",
     "ReserveResult",
     "ReservedJob",
     "ScriptError",

@@ -36,6 +36,7 @@ __all__ = [
     "MAX_PAGE",
     "MAX_PARTITIONS",
     "MAX_PROGRESS_BYTES",
+    "MAX_RATE_JOBS",
     "MAX_RESERVE",
     "PUBLISH_CHUNK",
     "RESERVE_FIELDS",
@@ -74,6 +75,9 @@ MAX_EXPIRE_TRIM = 1000
 """Most finished jobs one call deletes because their ``keep_*_ms`` time is over."""
 MAX_PROGRESS_BYTES = 65_536
 """Longest progress value (its JSON text) a job keeps."""
+MAX_RATE_JOBS = 100_000
+"""Largest ``max_jobs`` of a rate limit (the window's log holds at most that many entries;
+for more, use a shorter window)."""
 RESERVE_FIELDS = 9
 """Reply fields per job of a reservation (the shape of ``lease()`` in lib.lua)."""
 
@@ -93,6 +97,7 @@ LUA_SHARED = {
     "ENQUEUE_FIELDS": ENQUEUE_FIELDS,
     "MAX_EXPIRE_TRIM": MAX_EXPIRE_TRIM,
     "MAX_PROGRESS_BYTES": MAX_PROGRESS_BYTES,
+    "MAX_RATE_JOBS": MAX_RATE_JOBS,
 }
 """Every shared constant by its Lua name (the test compares lib.lua against this)."""
 

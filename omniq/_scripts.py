@@ -32,6 +32,9 @@ _QUEUE_SCRIPTS = (
     "remove_jobs_batch",
     "partition",
     "progress",
+    "set_rate_limit",
+    "clear_rate_limit",
+    "get_rate_limit",
 )
 _STANDALONE_SCRIPTS = ("childs_init", "child_ack")
 

@@ -24,6 +24,7 @@ __all__ = [
     "Lease",
     "PublishOptions",
     "QueueStats",
+    "RateLimit",
     "ReserveResult",
     "ReservedJob",
 ]
@@ -69,10 +70,27 @@ class ReservedJob(msgspec.Struct, frozen=True, gc=False):
 
 
 class ReserveResult(NamedTuple):
-    """Outcome of ``reserve_many``: ``status`` is ``"JOB"``, ``"EMPTY"`` or ``"PAUSED"``."""
+    """Outcome of ``reserve_many``: ``status`` is ``"JOB"``, ``"EMPTY"``, ``"PAUSED"`` or
+    ``"LIMITED"``: nothing was leased because of rate limits; ``retry_after_ms`` says when
+    a window allows a job again, and ``limited_by`` whether the queue-wide limit
+    (``"queue"``: no job of the queue can run before then) or parked groups (``"group"``:
+    other groups' new jobs can) stopped it."""
 
-    status: Literal["JOB", "EMPTY", "PAUSED"]
+    status: Literal["JOB", "EMPTY", "PAUSED", "LIMITED"]
     jobs: list[ReservedJob]
+    retry_after_ms: int = 0
+    limited_by: Literal["", "queue", "group"] = ""
+
+
+class RateLimit(msgspec.Struct, frozen=True, kw_only=True):
+    """A rate limit: at most ``max_jobs`` reservations in any ``per_ms`` window (sliding),
+    of the whole queue (``gid`` None) or of one group. ``in_window``: the reservations its
+    window holds now."""
+
+    max_jobs: int
+    per_ms: int
+    gid: str | None = None
+    in_window: int = 0
 
 
 class FailOutcome(NamedTuple):

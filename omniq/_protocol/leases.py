@@ -92,6 +92,12 @@ def _reserve_at(queue: str, r: list[str], i: int) -> ReserveResult:
         return _EMPTY
     if status == "PAUSED":
         return _PAUSED
+    if status == "LIMITED":
+        scope = r[i + 2]
+        if scope not in ("queue", "group"):
+            raise ProtocolError(f"reserve: unexpected reply {r!r}")
+        return ReserveResult("LIMITED", [], int(r[i + 1]),
+                             "queue" if scope == "queue" else "group")
     raise ProtocolError(f"reserve: unexpected reply {r!r}")
 
 

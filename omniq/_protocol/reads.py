@@ -106,14 +106,16 @@ PROBE_READS = 3
 
 
 def probe_commands(k: QueueKeys) -> list[Command]:
-    """Cheap reads telling whether a queue is paused or looks reservable."""
-    return [("EXISTS", k.paused), ("LLEN", k.wait), ("ZCARD", k.groups_ready)]
+    """Cheap reads telling whether a queue is paused or looks reservable (groups parked
+    by a rate limit count: the reservation answers when they may run)."""
+    return [("EXISTS", k.paused), ("LLEN", k.wait), ("ZCARD", k.groups_ready),
+            ("ZCARD", k.base + ":groups:limited")]
 
 
 def parse_probe(results: Sequence[Any]) -> bool | None:
     """None when paused, else whether the queue has reservable-looking work."""
-    paused, wait, ready = results
-    return None if paused else bool(int(wait) or int(ready))
+    paused, wait, ready, limited = results
+    return None if paused else bool(int(wait) or int(ready) or int(limited))
 
 
 def parse_layout(queue: str, value: Any) -> int:

@@ -97,12 +97,25 @@ def _split(count: int, order: Sequence[str]) -> dict[str, int]:
             if base or i < extra}
 
 
-def _collect(part: str, res: ReserveResult, jobs: list[ReservedJob], paused: set[str]) -> int:
-    """Add one partition's reservation to ``jobs`` (and to ``paused``); returns its size."""
+def _collect(part: str, res: ReserveResult, jobs: list[ReservedJob], paused: set[str],
+             limited: dict[str, ReserveResult]) -> int:
+    """Add one partition's reservation to ``jobs`` (and to ``paused`` or ``limited``);
+    returns its size."""
     if res.status == "PAUSED":
         paused.add(part)
+    elif res.status == "LIMITED":
+        limited[part] = res
     jobs += res.jobs
     return len(res.jobs)
+
+
+def _limited(limited: dict[str, ReserveResult], paused: set[str], k: int) -> ReserveResult:
+    """The LIMITED reservation of a partitioned queue: ``"queue"`` only when every
+    partition is paused or stopped by its share of the queue-wide limit (else a wake-up
+    may bring a job another partition can lease), due at the earliest partition's time."""
+    whole = len(paused) + sum(r.limited_by == "queue" for r in limited.values()) == k
+    return ReserveResult("LIMITED", [], min(r.retry_after_ms for r in limited.values()),
+                         "queue" if whole else "group")
 
 
 class Routing:
@@ -341,6 +354,7 @@ class Routing:
         outcomes: dict[str, list[leases.AckOutcome]] = {}
         jobs: list[ReservedJob] = []
         paused: set[str] = set()
+        limited: dict[str, ReserveResult] = {}
         calls: list[QueueCall] = []
         asked: list[tuple[str, int, list[str] | None]] = []
         for part in order:
@@ -363,12 +377,12 @@ class Routing:
                 res = leases.parse_reserve(part, reply)
             if res is None or c == 0:
                 continue
-            remaining -= _collect(part, res, jobs, paused)
+            remaining -= _collect(part, res, jobs, paused, limited)
             if len(res.jobs) == c:
                 full.append(part)
         try:
             if remaining > 0:
-                await self._top_up(order, shares, full, remaining, now, jobs, paused)
+                await self._top_up(order, shares, full, remaining, now, jobs, paused, limited)
         except OmniqError:
             if not jobs:
                 raise
@@ -377,6 +391,8 @@ class Routing:
             return outcomes, None
         if jobs:
             return outcomes, ReserveResult("JOB", jobs)
+        if len(paused) < k and limited:
+            return outcomes, _limited(limited, paused, k)
         return outcomes, ReserveResult("PAUSED" if len(paused) == k else "EMPTY", [])
 
     def _reserve_args(self, now: int, count: int) -> tuple[int, int, int]:
@@ -404,6 +420,7 @@ class Routing:
     async def _top_up(
         self, order: list[str], shares: dict[str, int], full: list[str], remaining: int,
         now: int, jobs: list[ReservedJob], paused: set[str],
+        limited: dict[str, ReserveResult],
     ) -> None:
         """Later rounds of :meth:`reserve`; appends to ``jobs`` and ``paused``."""
         # some partitions were not asked: look which have work
@@ -423,7 +440,7 @@ class Routing:
             replies = await self.call_all(calls)
             candidates = [part for part in candidates if part not in round_shares]
             for (part, c), reply in zip(round_shares.items(), replies, strict=True):
-                got = _collect(part, leases.parse_reserve(part, reply), jobs, paused)
+                got = _collect(part, leases.parse_reserve(part, reply), jobs, paused, limited)
                 remaining -= got
                 if got == c:
                     candidates.append(part)

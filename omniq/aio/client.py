@@ -30,7 +30,7 @@ from omniq._limits import (
     ENQUEUE_FIELDS,
     PUBLISH_CHUNK,
 )
-from omniq._protocol import admin, children, enqueue, reads
+from omniq._protocol import admin, children, enqueue, rate_limits, reads
 from omniq._protocol import events as events_proto
 from omniq._protocol import leases as leasing
 from omniq._protocol.common import (
@@ -73,6 +73,7 @@ from omniq.types import (
     OnFailure,
     PublishOptions,
     QueueStats,
+    RateLimit,
     ReservedJob,
     ReserveResult,
 )
@@ -508,7 +509,8 @@ class AsyncOmniq:
 
     async def reserve(self, queue: str, *, now_ms: int = 0,
                       now_ms_override: int = 0) -> ReservedJob | None:
-        """Lease the next job of the queue, or return None (empty or paused)."""
+        """Lease the next job of the queue, or return None (empty, paused or held by a
+        rate limit)."""
         res = await self.reserve_many(queue, 1, now_ms=pick_now(now_ms, now_ms_override))
         return res.jobs[0] if res.jobs else None
 
@@ -518,6 +520,8 @@ class AsyncOmniq:
         Groups are served round-robin, FIFO within a group, alternating with ungrouped jobs.
         On a partitioned queue the batch is filled from several partitions, starting at a
         partition that rotates on every call; each job's ``queue`` is its partition.
+        ``"LIMITED"`` (nothing leased because of rate limits) says when to ask again
+        (``retry_after_ms``, ``limited_by``).
         """
         t = await self.routing.targets(queue)
         _, res = await self.routing.reserve(
@@ -1028,6 +1032,88 @@ class AsyncOmniq:
         """The physical queues of ``queue``: ``[queue]`` when it is not partitioned, else
         ``[queue.p0, ..., queue.p<N-1>]`` (the layout is read once and cached)."""
         return list((await self.routing.targets(queue)).parts)
+
+    # -- rate limits -------------------------------------------------------------------
+
+    async def set_rate_limit(
+        self, queue: str, max_jobs: int, per_ms: int, *, gid: str | None = None,
+        now_ms: int = 0,
+    ) -> None:
+        """Let at most ``max_jobs`` (1-100000) jobs of the queue, or of group ``gid``, be
+        reserved in any ``per_ms`` window (sliding), across every worker; replaces the
+        limit there was. Group limits hold beside ``group_limit`` (concurrency); a limited
+        group waits parked and never blocks the others (docs/control.md, "Rate limits").
+
+        On a partitioned queue a group's limit lives on the group's partition, and a
+        queue-wide limit is shared among the partitions (``max_jobs`` split as evenly as
+        possible, so they never lease more than ``max_jobs`` together per window).
+
+        :raises InvalidArgument: a bad value, or (partitioned queue, queue-wide limit)
+            ``max_jobs`` below the partition count.
+        """
+        g = rate_limits.check_gid(gid)
+        now = check_now(now_ms)
+        args = rate_limits.set_args(now, g, max_jobs, per_ms)  # validated before any I/O
+        t = await self.routing.targets(queue)
+        if g or not t.partitioned:
+            part = self.routing.publish_target(queue, g, None) if g else t.parts[0]
+            rate_limits.parse_set(
+                await self.routing.call(rate_limits.SET_RATE_LIMIT, part, args))
+            return
+        shares = rate_limits.split_max_jobs(max_jobs, len(t.parts))
+        calls: list[QueueCall] = [
+            (rate_limits.SET_RATE_LIMIT, part, rate_limits.set_args(now, "", n, per_ms))
+            for part, n in zip(t.parts, shares, strict=True)]
+        for r in await self.routing.call_all(calls):
+            rate_limits.parse_set(r)
+
+    async def clear_rate_limit(
+        self, queue: str, *, gid: str | None = None, now_ms: int = 0
+    ) -> bool:
+        """Remove the queue-wide rate limit (or group ``gid``'s); returns whether there
+        was one. A group parked by its limit is back in line at once."""
+        g = rate_limits.check_gid(gid)
+        args = rate_limits.clear_args(check_now(now_ms), g)
+        t = await self.routing.targets(queue)
+        if g:
+            part = self.routing.publish_target(queue, g, None)
+            return rate_limits.parse_clear(
+                await self.routing.call(rate_limits.CLEAR_RATE_LIMIT, part, args))
+        replies = await self.routing.call_each(t, rate_limits.CLEAR_RATE_LIMIT, args)
+        return any([rate_limits.parse_clear(r) for r in replies])
+
+    async def get_rate_limit(
+        self, queue: str, *, gid: str | None = None, now_ms: int = 0
+    ) -> RateLimit | None:
+        """The queue-wide rate limit (or group ``gid``'s), with the reservations its window
+        holds now (``in_window``), or None. On a partitioned queue the queue-wide limit is
+        the sum of the partitions' shares."""
+        g = rate_limits.check_gid(gid)
+        now = check_now(now_ms)
+        t = await self.routing.targets(queue)
+        args = rate_limits.get_args(now, g)
+        if g:
+            part = self.routing.publish_target(queue, g, None)
+            found = rate_limits.parse_get(
+                await self.routing.call(rate_limits.GET_RATE_LIMIT, part, args))
+            return found[0] if found else None
+        replies = await self.routing.call_each(t, rate_limits.GET_RATE_LIMIT, args)
+        return rate_limits.merge_queue_limits(
+            [next(iter(rate_limits.parse_get(r)), None) for r in replies])
+
+    async def rate_limits(self, queue: str, *, now_ms: int = 0) -> list[RateLimit]:
+        """Every rate limit of the queue: the queue-wide one first (``gid`` None), then the
+        groups' in gid order (``omniq limit QUEUE`` prints them)."""
+        now = check_now(now_ms)
+        t = await self.routing.targets(queue)
+        replies = await self.routing.call_each(t, rate_limits.GET_RATE_LIMIT,
+                                               rate_limits.get_args(now, None))
+        each = [rate_limits.parse_get(r) for r in replies]
+        whole = rate_limits.merge_queue_limits(
+            [next((x for x in found if x.gid is None), None) for found in each])
+        groups = sorted((x for found in each for x in found if x.gid is not None),
+                        key=lambda x: x.gid or "")
+        return ([whole] if whole is not None else []) + groups
 
 
 def _base_name(key: str | bytes, suffix: str) -> str:

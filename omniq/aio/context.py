@@ -20,7 +20,14 @@ import anyio.from_thread  # noqa: F401
 from omniq import _bridge
 from omniq.codec import decode_payload
 from omniq.errors import JobCancelled, LeaseLost
-from omniq.types import BatchResult, JobInfo, PublishOptions, QueueStats, ReservedJob
+from omniq.types import (
+    BatchResult,
+    JobInfo,
+    PublishOptions,
+    QueueStats,
+    RateLimit,
+    ReservedJob,
+)
 
 if TYPE_CHECKING:
     from omniq.aio.client import AsyncOmniq
@@ -187,6 +194,23 @@ class Exec:
         self._ctx.check_cancelled()
         return await self._client.is_paused(queue)
 
+    async def set_rate_limit(
+        self, queue: str, max_jobs: int, per_ms: int, *, gid: str | None = None
+    ) -> None:
+        """Set a queue's (or group's) rate limit, such as after an upstream's HTTP 429."""
+        self._ctx.check_cancelled()
+        await self._client.set_rate_limit(queue, max_jobs, per_ms, gid=gid)
+
+    async def clear_rate_limit(self, queue: str, *, gid: str | None = None) -> bool:
+        """Remove a queue's (or group's) rate limit; returns whether there was one."""
+        self._ctx.check_cancelled()
+        return await self._client.clear_rate_limit(queue, gid=gid)
+
+    async def get_rate_limit(self, queue: str, *, gid: str | None = None) -> RateLimit | None:
+        """A queue's (or group's) rate limit, or None."""
+        self._ctx.check_cancelled()
+        return await self._client.get_rate_limit(queue, gid=gid)
+
     async def childs_init(self, key: str, expected: int, *, ttl_ms: int = 0) -> None:
         """Start a completion counter expecting ``expected`` children."""
         self._ctx.check_cancelled()
@@ -341,6 +365,20 @@ class SyncExec:
     def is_paused(self, queue: str) -> bool:
         """Whether a queue is paused."""
         return _blocking(self._loop, self._async.is_paused, queue)
+
+    def set_rate_limit(
+        self, queue: str, max_jobs: int, per_ms: int, *, gid: str | None = None
+    ) -> None:
+        """Set a queue's (or group's) rate limit, such as after an upstream's HTTP 429."""
+        _blocking(self._loop, self._async.set_rate_limit, queue, max_jobs, per_ms, gid=gid)
+
+    def clear_rate_limit(self, queue: str, *, gid: str | None = None) -> bool:
+        """Remove a queue's (or group's) rate limit; returns whether there was one."""
+        return _blocking(self._loop, self._async.clear_rate_limit, queue, gid=gid)
+
+    def get_rate_limit(self, queue: str, *, gid: str | None = None) -> RateLimit | None:
+        """A queue's (or group's) rate limit, or None."""
+        return _blocking(self._loop, self._async.get_rate_limit, queue, gid=gid)
 
     def childs_init(self, key: str, expected: int, *, ttl_ms: int = 0) -> None:
         """Start a completion counter expecting ``expected`` children."""

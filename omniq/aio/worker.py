@@ -196,6 +196,11 @@ class Worker:
         self._hb_signal = asyncio.Event()
         self._hb_wake_at = float("inf")  # when the heartbeat loop wakes up next
         self._hb_timer: asyncio.TimerHandle | None = None
+        # rate limits: queue (as listed) -> time.monotonic() until which its queue-wide
+        # limit allows no job (no reservation is asked meanwhile; a 'limits' wake-up ends
+        # it), and the wait the last _fill asks for (None: no limit in the way)
+        self._limited_until: dict[str, float] = {}
+        self._limit_wait: float | None = None
         self._stopping = False
         self._hard_stop = False
         self._stopped = asyncio.Event()
@@ -358,6 +363,13 @@ class Worker:
                 # without a wake-up of this loop (one event loop iteration per job less)
                 await asyncio.sleep(0)
                 continue
+            if free > 0 and self._limit_wait is not None:
+                # rate-limited: come back when a window allows a job (or on a wake-up, a
+                # finished job, a stop; at the latest after poll_max_s, for jobs of other
+                # groups or queues published without a wake-up signal), neither spinning
+                # nor ending a drain
+                await self._wait(min(self._limit_wait, self.poll_max_s))
+                continue
             if free > 0 and not self._running and not self._pending_count():
                 if self.drain:
                     if not drained_check:
@@ -433,12 +445,16 @@ class Worker:
         got = 0
         paused = False
         want = 0 if self._stopping else free
+        self._limit_wait = None
         for t in levels:
             acks = {part: pending.pop(part) for part in t.parts if part in pending}
-            if not acks and want <= 0:
+            ask = want
+            if want > 0 and self._limited_until and self._queue_limited(t.queue):
+                ask = 0
+            if not acks and ask <= 0:
                 continue
             try:
-                outcomes, res = await routing.reserve(t, max(want, 0), acks, 0)
+                outcomes, res = await routing.reserve(t, max(ask, 0), acks, 0)
             except ConnectionFailed:
                 for part, a in acks.items():  # not sent: they go with the next call
                     pending.setdefault(part, [])[:0] = a
@@ -455,7 +471,28 @@ class Worker:
                 want -= len(res.jobs)
             elif res.status == "PAUSED":
                 paused = True
+            elif res.status == "LIMITED":
+                self._note_limited(t.queue, res.retry_after_ms, res.limited_by == "queue")
         return got, paused
+
+    def _queue_limited(self, queue: str) -> bool:
+        """Whether the queue-wide rate limit of ``queue`` allows no job yet; if so the wait
+        of this ``_fill`` is at most the time left."""
+        left = self._limited_until.get(queue, 0.0) - time.monotonic()
+        if left <= 0:
+            self._limited_until.pop(queue, None)
+            return False
+        self._limit_wait = left if self._limit_wait is None else min(self._limit_wait, left)
+        return True
+
+    def _note_limited(self, queue: str, retry_after_ms: int, whole_queue: bool) -> None:
+        """A LIMITED reservation: wait ``retry_after_ms`` (plus a millisecond, so the
+        window has moved on when the worker asks again); with ``whole_queue`` the queue is
+        not asked again before then."""
+        wait = (retry_after_ms + 1) / 1000.0
+        if whole_queue:
+            self._limited_until[queue] = time.monotonic() + wait
+        self._limit_wait = wait if self._limit_wait is None else min(self._limit_wait, wait)
 
     def _log_ack(self, queue: str, ack: Ack, outcome: Any) -> None:
         """Count and log one settled ack. Failures are logged whatever ``verbose`` says:
@@ -509,9 +546,8 @@ class Worker:
         run.task = loop.create_task(self._execute(run))
         if self._retries:
             self._retries.pop(job.job_id, None)
-        limit_ms = job.run_timeout_ms or self.run_timeout_ms
-        if limit_ms > 0:
-            run.timer = loop.call_later(limit_ms / 1000, self._time_out, run, limit_ms)
+        if self._pool is None:  # a process handler's clock starts when it has a process
+            self._arm_run_timeout(run)
         if run.hb_due < self._hb_wake_at:  # only when it must wake earlier than planned
             self._wake_heartbeats_at(run.hb_due)
 
@@ -537,6 +573,7 @@ class Worker:
 
                 def share_flag(flag: Any) -> None:
                     ctx._cancel_flag = flag  # ctx.cancelled sets it for the process too
+                    self._arm_run_timeout(run)
 
                 value = await self._pool.run(self.handler, (remote, *args[1:]), share_flag)
             else:
@@ -567,6 +604,12 @@ class Worker:
         if ack is not None and not ctx.lease_lost:
             self._pending.setdefault(ctx.queue, []).append(ack)
         self._signal.set()
+
+    def _arm_run_timeout(self, run: _Running) -> None:
+        limit_ms = run.job.run_timeout_ms or self.run_timeout_ms
+        if limit_ms > 0:
+            run.timer = asyncio.get_running_loop().call_later(
+                limit_ms / 1000, self._time_out, run, limit_ms)
 
     def _time_out(self, run: _Running, limit_ms: int) -> None:
         logger.warning("omniq: %s/%s ran past its run timeout (%d ms): stopping it",
@@ -766,6 +809,8 @@ class Worker:
                 while True:
                     msg = await pubsub.get_message(timeout=None)
                     if msg is not None:
+                        if msg.get("data") in ("limits", b"limits"):
+                            self._limited_until.clear()  # a rate limit changed
                         self._signal.set()
             except asyncio.CancelledError:
                 raise

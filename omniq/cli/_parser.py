@@ -272,6 +272,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true",
                    help="copy what the streams hold now, then exit")
 
+    p = _add(sub, "limit", common, "show, set or clear the rate limits of a queue",
+             "  omniq limit emails 100 60000       (100 jobs per minute, the whole queue)\n"
+             "  omniq limit emails --gid acme 5 1000\n"
+             "  omniq limit emails --gid acme --clear\n"
+             "  omniq limit emails                 (every limit of the queue)",
+             "limit.cmd_limit",
+             usage="omniq limit [options] QUEUE [--gid G] [MAX PER_MS | --clear]")
+    # one positional list, as for retry/remove: QUEUE then MAX PER_MS around --gid
+    p.add_argument("targets", nargs="+", metavar="QUEUE [MAX PER_MS]",
+                   help="the queue, then at most MAX reservations per PER_MS milliseconds "
+                   "(a sliding window; omit both to show the limits)")
+    p.add_argument("--gid", default=None, help="the limit of this group (default: the "
+                   "queue-wide limit)")
+    p.add_argument("--clear", action="store_true", help="remove the limit")
+    _json_flag(p)
+
     p = _add(sub, "server", common, "run an embedded Redis/Valkey server in the foreground",
              "  omniq server --port 6379 --dir ./data --appendonly yes", "server.cmd_server")
     p.add_argument("--port", type=_positive_int, default=None,

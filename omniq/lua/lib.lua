@@ -31,6 +31,10 @@ local MAX_PROGRESS_BYTES = 65536
 -- Lua side only: bounds on the work of one reservation.
 local MAX_GROUP_POPS = 10
 local MAX_ORPHAN_SKIPS = 100
+-- Most parked (rate-limited) groups one reservation moves back to groups:ready.
+local MAX_UNPARK = 100
+-- Largest max_jobs of a rate limit (its window log holds at most that many entries).
+local MAX_RATE_JOBS = 100000
 
 local ANCHOR = KEYS[1]
 local B = ANCHOR
@@ -62,6 +66,15 @@ local K_EVENTS = B .. ':events'
 -- omniq extension: finished jobs kept for a time (keep_completed_ms / keep_failed_ms),
 -- scored by the time they may be deleted.
 local K_EXPIRE = B .. ':expire'
+-- omniq extension: rate limits (docs/control.md). K_RATE holds them: field 'queue' (the
+-- queue-wide limit) and 'g:<gid>' (one group's), each "max_jobs per_ms", and 'groups', how
+-- many group limits there are. K_RATE_LOG (queue-wide) and gkey(gid, ':rate_log') are
+-- sliding-window logs: zsets of reservation times, one entry per lease (its token).
+-- K_LIMITED holds the groups a limit parked, scored by when they may run again.
+-- Official clients neither read nor write them.
+local K_RATE = B .. ':rate_limits'
+local K_RATE_LOG = B .. ':rate_log'
+local K_LIMITED = B .. ':groups:limited'
 
 -- MAXLEN ~ of the event stream, from the script's events_maxlen argument (0: no events)
 local events_maxlen = 0
@@ -81,6 +94,10 @@ local stamps = {}
 -- the others, and ties go by gid, so one batch would keep serving the same group.
 local served = {}
 local served_head, served_tail = 1, 0
+
+-- Rate limits of this call (see rate_begin): whether the queue has group limits, the
+-- group limits read so far (gid -> {max, per} | false) and the queue-wide window (per_ms).
+local rate = {groups = false, cache = {}, queue_per = nil}
 
 local function job_key(id) return B .. ':job:' .. id end
 local function gkey(gid, suffix) return B .. ':g:' .. gid .. suffix end
@@ -372,6 +389,89 @@ local function lease(id, gid, now)
     h[7] or '0'}
 end
 
+-- "max_jobs per_ms" of a stored rate limit, or nil.
+local function rate_parse(v)
+  if not v then return nil end
+  local m, p = string.match(v, '^(%d+) (%d+)$')
+  if not m then return nil end
+  return tonumber(m), tonumber(p)
+end
+
+-- Slide a window log to `now` (its entries are the times of (now - per, now]): returns
+-- how many it holds and 0 when one more fits under max, else in how many ms one will.
+local function rate_window(log, max, per, now)
+  redis.call('ZREMRANGEBYSCORE', log, '-inf', now - per)
+  local n = redis.call('ZCARD', log)
+  if n < max then return n, 0 end
+  local e = redis.call('ZRANGE', log, n - max, n - max, 'WITHSCORES')
+  local wait = tonumber(e[2]) + per - now
+  if wait < 1 then wait = 1 end
+  return n, wait
+end
+
+-- Count reservations (their lease tokens) in a window log; it expires with its window.
+local function rate_note(log, per, tokens, now)
+  local args = {log}
+  for _, t in ipairs(tokens) do
+    args[#args + 1] = now
+    args[#args + 1] = t
+  end
+  redis.call('ZADD', unpack(args))
+  redis.call('PEXPIRE', log, per)
+end
+
+-- The start of a reservation when the queue has rate limits (one HMGET reads them).
+-- Moves parked groups that are due back to groups:ready (those with work and room), and
+-- returns how many jobs the queue-wide limit lets this call lease (count when there is
+-- none) and, when that is 0, in how many ms its window allows one.
+local function rate_begin(count, now)
+  local h = redis.call('HMGET', K_RATE, 'queue', 'groups')
+  if not h[1] and not h[2] then return count, 0 end
+  rate.groups = (tonumber(h[2]) or 0) > 0
+  if rate.groups then
+    local due = redis.call('ZRANGEBYSCORE', K_LIMITED, '-inf', now, 'LIMIT', 0, MAX_UNPARK)
+    if #due > 0 then
+      redis.call('ZREM', K_LIMITED, unpack(due))
+      for _, gid in ipairs(due) do maybe_ready(gid, group_inflight(gid), now) end
+    end
+  end
+  local max, per = rate_parse(h[1])
+  if not max then return count, 0 end
+  rate.queue_per = per
+  local n, wait = rate_window(K_RATE_LOG, max, per, now)
+  if wait > 0 then return 0, wait end
+  if max - n < count then return max - n, 0 end
+  return count, 0
+end
+
+-- Whether a group's rate limit lets it lease a job now; when not, the group is parked in
+-- groups:limited until its window allows one (it is out of groups:ready already).
+local function group_rate_ok(gid, now)
+  local c = rate.cache[gid]
+  if c == nil then
+    local max, per = rate_parse(redis.call('HGET', K_RATE, 'g:' .. gid))
+    c = max and {max, per} or false
+    rate.cache[gid] = c
+  end
+  if not c then return true end
+  local _, wait = rate_window(gkey(gid, ':rate_log'), c[1], c[2], now)
+  if wait == 0 then return true end
+  redis.call('ZADD', K_LIMITED, now + wait, gid)
+  return false
+end
+
+-- Count one lease of a group in its window (when the group has a limit).
+local function group_rate_note(gid, token, now)
+  local c = rate.cache[gid]
+  if c then rate_note(gkey(gid, ':rate_log'), c[2], {token}, now) end
+end
+
+-- Take a parked group out of groups:limited (its limit changed): back in line when it
+-- has work and capacity.
+local function unpark_group(gid, now)
+  if redis.call('ZREM', K_LIMITED, gid) == 1 then maybe_ready(gid, group_inflight(gid), now) end
+end
+
 local function pop_ungrouped(now)
   for _ = 1, MAX_ORPHAN_SKIPS do
     local id = redis.call('LPOP', K_WAIT)
@@ -407,11 +507,12 @@ local function pop_grouped(now)
     if not gid then return nil end
     local inflight = group_inflight(gid)
     local limit = group_limit(gid)
-    if inflight < limit then
+    if inflight < limit and (not rate.groups or group_rate_ok(gid, now)) then
       local id = redis.call('LPOP', gkey(gid, ':wait'))
       if id then
         local job = lease(id, gid, now)
         if job then
+          if rate.groups then group_rate_note(gid, job[7], now) end
           inflight = redis.call('INCR', gkey(gid, ':inflight'))
           if inflight < limit and redis.call('LLEN', gkey(gid, ':wait')) > 0 then
             served_tail = served_tail + 1
@@ -424,7 +525,8 @@ local function pop_grouped(now)
       end
       forget_idle_group(gid)
     end
-    -- at capacity: left out of groups:ready until a slot is released
+    -- at capacity: left out of groups:ready until a slot is released; rate-limited:
+    -- parked in groups:limited
   end
   return nil
 end
@@ -444,10 +546,23 @@ local function reserve_one(now)
   return job
 end
 
--- Reserve up to count jobs; appends the reply to out: PAUSED | EMPTY | JOB n fields...
+-- Reserve up to count jobs; appends the reply to out: PAUSED | EMPTY | JOB n fields... |
+-- LIMITED retry_after_ms scope (nothing leased because of rate limits: the queue-wide
+-- one, scope 'queue', or parked groups, scope 'group', the earliest due in retry_after_ms).
 local function reserve_into(out, count, now)
-  if redis.call('EXISTS', K_PAUSED) == 1 then
+  -- one EXISTS for the pause flag and the rate limits: the paused key is named twice, so
+  -- it counts 2 and the limits 1 (a queue without limits pays nothing more)
+  local flags = redis.call('EXISTS', K_PAUSED, K_PAUSED, K_RATE)
+  if flags >= 2 then
     out[#out + 1] = 'PAUSED'
+    return 0
+  end
+  local wait = 0
+  if flags == 1 then count, wait = rate_begin(count, now) end
+  if wait > 0 then
+    out[#out + 1] = 'LIMITED'
+    out[#out + 1] = fmt(wait)
+    out[#out + 1] = 'queue'
     return 0
   end
   local jobs = {}
@@ -457,7 +572,19 @@ local function reserve_into(out, count, now)
     jobs[#jobs + 1] = job
   end
   requeue_served(now)
+  if rate.queue_per and #jobs > 0 then
+    local tokens = {}
+    for i, job in ipairs(jobs) do tokens[i] = job[7] end
+    rate_note(K_RATE_LOG, rate.queue_per, tokens, now)
+  end
   if #jobs == 0 then
+    local first = rate.groups and redis.call('ZRANGE', K_LIMITED, 0, 0, 'WITHSCORES') or {}
+    if #first > 0 then
+      out[#out + 1] = 'LIMITED'
+      out[#out + 1] = fmt(math.max(tonumber(first[2]) - now, 1))
+      out[#out + 1] = 'group'
+      return 0
+    end
     out[#out + 1] = 'EMPTY'
     return 0
   end

@@ -57,6 +57,7 @@ from omniq.types import (
     OnFailure,
     PublishOptions,
     QueueStats,
+    RateLimit,
     ReservedJob,
     ReserveResult,
 )
@@ -364,6 +365,30 @@ class OmniqClient:
     def queue_partitions(self, queue: str) -> list[str]:
         """The physical queues of ``queue`` (``[queue]`` when it is not partitioned)."""
         return self._run(lambda c: c.queue_partitions(queue))
+
+    # -- rate limits -------------------------------------------------------------------
+
+    def set_rate_limit(
+        self, queue: str, max_jobs: int, per_ms: int, *, gid: str | None = None,
+        now_ms: int = 0,
+    ) -> None:
+        """At most ``max_jobs`` reservations of the queue (or group ``gid``) per ``per_ms``
+        window (see ``AsyncOmniq.set_rate_limit``)."""
+        self._run(lambda c: c.set_rate_limit(queue, max_jobs, per_ms, gid=gid, now_ms=now_ms))
+
+    def clear_rate_limit(self, queue: str, *, gid: str | None = None, now_ms: int = 0) -> bool:
+        """Remove the queue-wide (or group ``gid``'s) rate limit; whether there was one."""
+        return self._run(lambda c: c.clear_rate_limit(queue, gid=gid, now_ms=now_ms))
+
+    def get_rate_limit(
+        self, queue: str, *, gid: str | None = None, now_ms: int = 0
+    ) -> RateLimit | None:
+        """The queue-wide (or group ``gid``'s) rate limit, or None."""
+        return self._run(lambda c: c.get_rate_limit(queue, gid=gid, now_ms=now_ms))
+
+    def rate_limits(self, queue: str, *, now_ms: int = 0) -> list[RateLimit]:
+        """Every rate limit of the queue, the queue-wide one first."""
+        return self._run(lambda c: c.rate_limits(queue, now_ms=now_ms))
 
     # -- consuming ---------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
     python worker_proc.py group URL QUEUE TAG CONCURRENCY LIMIT HOLD_S
     python worker_proc.py block URL QUEUE TAG
+    python worker_proc.py rate URL QUEUE TAG CONCURRENCY
 
 Everything it does is recorded in Redis keys under ``t:`` (ledgers the test reads):
 
@@ -17,6 +18,10 @@ Everything it does is recorded in Redis keys under ``t:`` (ledgers the test read
     worker). The handler appends ``{"id", "attempt"}`` to ``t:started:TAG`` and then blocks
     until an item appears in ``t:release:TAG``. Every record of the ``omniq`` logger is
     appended to ``t:log:TAG``.
+``rate``
+    As ``group`` (ready, go, stop), with a handler that only appends ``TAG:<job_id>`` to
+    ``t:done``; at the end it stores in ``t:calls:TAG`` how many reservation round trips
+    (``client.routing.reserve`` calls) the worker made.
 """
 
 from __future__ import annotations
@@ -99,11 +104,41 @@ async def block_mode(url: str, queue: str, tag: str) -> None:
     print("worker exited cleanly", flush=True)
 
 
+async def rate_mode(url: str, queue: str, tag: str, concurrency: int) -> None:
+    client = AsyncOmniq(url=url)
+    r = client.redis
+    calls = 0
+    real = client.routing.reserve
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await real(*args, **kwargs)
+
+    client.routing.reserve = counted  # type: ignore[method-assign]
+
+    async def handler(ctx: Any) -> None:
+        await r.rpush("t:done", f"{tag}:{ctx.job_id}")
+
+    await r.rpush("t:ready", tag)
+    if await r.blpop([f"t:go:{tag}"], timeout=30) is None:
+        raise SystemExit("no go signal")
+    worker = Worker(client, queue, handler, concurrency=concurrency)
+    await worker.start()
+    if await r.blpop([f"t:stop:{tag}"], timeout=60) is None:
+        raise SystemExit("no stop signal")
+    await worker.stop()
+    await r.set(f"t:calls:{tag}", calls)
+    await client.aclose()
+
+
 def main() -> None:
     mode, url, queue, tag, *rest = sys.argv[1:]
     if mode == "group":
         concurrency, limit, hold = int(rest[0]), int(rest[1]), float(rest[2])
         asyncio.run(group_mode(url, queue, tag, concurrency, limit, hold))
+    elif mode == "rate":
+        asyncio.run(rate_mode(url, queue, tag, int(rest[0])))
     elif mode == "block":
         asyncio.run(block_mode(url, queue, tag))
     else:

@@ -382,3 +382,49 @@ for _script, _args in WRITES_BEFORE_EVENTS_MAXLEN.items():
                          ("blank-padded", " 10"), ("beyond-2^53", "1" + "0" * 20)):
         CASES.append((f"{_script}-events-maxlen-{_label}", _script, Q, [*_args, _bad],
                       ["ERR", "BAD_ARGS", "events_maxlen"]))
+
+# -- rate limits: set_rate_limit, clear_rate_limit, get_rate_limit -------------------------
+
+_BAD_INTS = (("negative", "-1"), ("zero", "0"), ("fraction", "1.5"), ("text", "ten"),
+             ("empty", ""), ("blank-padded", " 5"), ("beyond-2^53", "1" + "0" * 20))
+for _label, _bad in _BAD_INTS:
+    CASES.append((f"set-rate-limit-max-jobs-{_label}", "set_rate_limit", Q, [T, "", _bad, "1000"],
+                  ["ERR", "BAD_ARGS", "max_jobs"]))
+    CASES.append((f"set-rate-limit-per-ms-{_label}", "set_rate_limit", Q, [T, "grp", "5", _bad],
+                  ["ERR", "BAD_ARGS", "per_ms"]))
+CASES += [
+    ("set-rate-limit-max-jobs-over-the-maximum", "set_rate_limit", Q, [T, "", "100001", "1000"],
+     ["ERR", "BAD_ARGS", "max_jobs"]),
+    ("set-rate-limit-gid-control", "set_rate_limit", Q, [T, "a\nb", "5", "1000"],
+     ["ERR", "BAD_ARGS", "gid"]),
+    ("set-rate-limit-gid-257", "set_rate_limit", Q, [T, "g" * 257, "5", "1000"],
+     ["ERR", "BAD_ARGS", "gid"]),
+    ("set-rate-limit-too-few-args", "set_rate_limit", Q, [T, "", "5"],
+     ["ERR", "BAD_ARGS", "argument count"]),
+    ("set-rate-limit-too-many-args", "set_rate_limit", Q, [T, "", "5", "1000", "x"],
+     ["ERR", "BAD_ARGS", "argument count"]),
+    ("clear-rate-limit-gid-control", "clear_rate_limit", Q, [T, "a\tb"],
+     ["ERR", "BAD_ARGS", "gid"]),
+    ("clear-rate-limit-no-args", "clear_rate_limit", Q, [],
+     ["ERR", "BAD_ARGS", "argument count"]),
+    ("clear-rate-limit-three-args", "clear_rate_limit", Q, [T, "", ""],
+     ["ERR", "BAD_ARGS", "argument count"]),
+    ("set-rate-limit-now-negative", "set_rate_limit", Q, ["-1", "", "5", "1000"],
+     ["ERR", "BAD_ARGS", "now_ms"]),
+    ("set-rate-limit-now-fraction", "set_rate_limit", Q, ["1.5", "", "5", "1000"],
+     ["ERR", "BAD_ARGS", "now_ms"]),
+    ("clear-rate-limit-now-text", "clear_rate_limit", Q, ["soon", ""],
+     ["ERR", "BAD_ARGS", "now_ms"]),
+    ("get-rate-limit-now-negative", "get_rate_limit", Q, ["-5", "queue", ""],
+     ["ERR", "BAD_ARGS", "now_ms"]),
+    ("get-rate-limit-now-text", "get_rate_limit", Q, ["soon", "queue", ""],
+     ["ERR", "BAD_ARGS", "now_ms"]),
+    ("get-rate-limit-which-unknown", "get_rate_limit", Q, [T, "groups", ""],
+     ["ERR", "BAD_ARGS", "which"]),
+    ("get-rate-limit-group-without-gid", "get_rate_limit", Q, [T, "group", ""],
+     ["ERR", "BAD_ARGS", "gid"]),
+    ("get-rate-limit-queue-with-gid", "get_rate_limit", Q, [T, "queue", "grp"],
+     ["ERR", "BAD_ARGS", "gid"]),
+    ("get-rate-limit-too-few-args", "get_rate_limit", Q, [T, "all"],
+     ["ERR", "BAD_ARGS", "argument count"]),
+]

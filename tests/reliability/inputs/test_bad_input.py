@@ -689,3 +689,56 @@ async def test_events_maxlen_cases_would_write(world, script):
     assert reply[0] != "ERR", reply
     assert world.raw.xlen("{q}:events") > n, reply
     assert world.snap() != before
+
+
+# -- rate limits ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("max_jobs", "per_ms"), [
+    pytest.param(0, 1000, id="max-zero"), pytest.param(-1, 1000, id="max-negative"),
+    pytest.param(100_001, 1000, id="max-over-100000"), pytest.param(1.5, 1000, id="max-float"),
+    pytest.param("5", 1000, id="max-text"), pytest.param(True, 1000, id="max-bool"),
+    pytest.param(5, 0, id="per-zero"), pytest.param(5, -10, id="per-negative"),
+    pytest.param(5, 2**53, id="per-beyond-2^53"), pytest.param(5, None, id="per-none"),
+])
+async def test_set_rate_limit_bad_numbers(world, max_jobs, per_ms):
+    await refused(world, InvalidArgument, world.client.set_rate_limit(Q, max_jobs, per_ms))
+    await refused(world, InvalidArgument,
+                  world.client.set_rate_limit(Q, max_jobs, per_ms, gid="grp"))
+
+
+@pytest.mark.parametrize("gid", [
+    pytest.param("", id="empty"), pytest.param("  ", id="blank"), pytest.param(5, id="int"),
+    pytest.param("a\nb", id="control"), pytest.param("g" * 257, id="too-long"),
+])
+async def test_rate_limit_bad_gid(world, gid):
+    await refused(world, InvalidArgument, world.client.set_rate_limit(Q, 5, 1000, gid=gid))
+    await refused(world, InvalidArgument, world.client.clear_rate_limit(Q, gid=gid))
+    await refused(world, InvalidArgument, world.client.get_rate_limit(Q, gid=gid))
+
+
+async def test_rate_limit_bad_queue_and_clock(world):
+    await refused(world, InvalidArgument, world.client.set_rate_limit("q\n", 5, 1000))
+    await refused(world, InvalidArgument, world.client.clear_rate_limit("{q}"))
+    await refused(world, InvalidArgument, world.client.get_rate_limit(Q, now_ms=-1))
+    await refused(world, InvalidArgument, world.client.set_rate_limit(Q, 5, 100, now_ms=-1))
+    await refused(world, InvalidArgument, world.client.clear_rate_limit(Q, now_ms=1.5))
+    await refused(world, InvalidArgument, world.client.rate_limits(Q, now_ms=-1))
+
+
+async def test_queue_rate_limit_below_the_partition_count(world):
+    await world.client.partition_queue("rlp", 4)
+    await refused(world, InvalidArgument, world.client.set_rate_limit("rlp", 3, 1000))
+
+
+@pytest.mark.parametrize("script", ["set_rate_limit", "clear_rate_limit"])
+async def test_rate_limit_cases_would_write(world, script):
+    """The control of the rate-limit rows: the same calls with good arguments write."""
+    before = world.snap()
+    args = ["0", "grp", "5", "1000"]
+    if script == "clear_rate_limit":
+        world.script("set_rate_limit", "{q}:meta", *args)
+        before = world.snap()
+        args = ["0", "grp"]
+    assert world.script(script, "{q}:meta", *args) == ["OK", "1"]
+    assert world.snap() != before

@@ -23,6 +23,14 @@ Retention by age: a job published with ``keep_completed_ms`` / ``keep_failed_ms`
 ``expire_ms`` = finish time + that when it completes / fails for good, and an entry in the
 zset ``{q}:expire``; it is deleted by the first ack, promote or reap call (one that does
 work) at or after that time, at most MAX_EXPIRE_TRIM per call.
+
+Rate limits (docs/control.md): ``{q}:rate_limits`` holds them (``queue``, ``g:<gid>``:
+``"max per"``, ``groups``: how many group limits); a reservation slides the windows (the
+zsets ``{q}:rate_log`` and ``{q}:g:<gid>:rate_log``, member = lease token, score = the
+reservation time, entries at or before ``now - per`` dropped, ``PEXPIRE per`` on every
+add), leases only what they allow, parks a group whose window is full in
+``{q}:groups:limited`` (scored by when it may run) and moves due ones back first; when it
+leases nothing because of a limit it answers ``LIMITED retry_after scope``.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from typing import Any
 DEFAULT_TIMEOUT_MS = 60_000  # a lease of a job whose timeout_ms is <= 0
 MAX_GROUP_POPS = 10
 MAX_ORPHAN_SKIPS = 100
+MAX_UNPARK = 100  # parked (rate-limited) groups one reservation moves back at most
 MAX_ERR_BYTES = 4096
 MAX_BATCH = 100
 MAX_FAILED_TRIM = 1000  # failed jobs one call trims at most (keep_failed)
@@ -161,6 +170,17 @@ class QueueModel:
         self.has_groups = False
         self.stats: Hash = {}
         self._served: deque[str] = deque()
+        # rate limits: the limits hash, the window logs (with the ms of their last PEXPIRE)
+        # and the parked groups; per reservation: group limits on?, limits read, window
+        self.rate: Hash = {}
+        self.rate_log = ZSet()
+        self.rate_log_ttl = 0
+        self.grate_log: dict[str, ZSet] = {}
+        self.grate_ttl: dict[str, int] = {}
+        self.limited = ZSet()
+        self._rate_groups = False
+        self._rate_cache: dict[str, tuple[int, int] | None] = {}
+        self._queue_per: int | None = None
 
     # -- shared rules ------------------------------------------------------------------
 
@@ -337,6 +357,112 @@ class QueueModel:
             return self._served.popleft()
         return None
 
+    # -- rate limits -------------------------------------------------------------------
+
+    @staticmethod
+    def _window(log: ZSet, max_jobs: int, per: int, now: int) -> int:
+        """Slide a window log to ``now``: 0 when one more reservation fits, else in how
+        many ms one will."""
+        for m in [m for m, sc in log.items() if sc <= now - per]:
+            del log[m]
+        n = len(log)
+        if n < max_jobs:
+            return 0
+        ordered = sorted(log.items(), key=lambda kv: (kv[1], kv[0].encode()))
+        return max(ordered[n - max_jobs][1] + per - now, 1)
+
+    @staticmethod
+    def _limit_of(v: str | None) -> tuple[int, int] | None:
+        if v is None:
+            return None
+        m, p = v.split(" ")
+        return int(m), int(p)
+
+    def _rate_begin(self, count: int, now: int) -> tuple[int, int]:
+        self._rate_groups, self._rate_cache, self._queue_per = False, {}, None
+        if "queue" not in self.rate and "groups" not in self.rate:
+            return count, 0
+        self._rate_groups = (number(self.rate.get("groups")) or 0) > 0
+        if self._rate_groups:
+            for gid in self.limited.due(now, MAX_UNPARK):
+                del self.limited[gid]
+                self.maybe_ready(gid, self.inflight.get(gid, 0), now)
+        q = self._limit_of(self.rate.get("queue"))
+        if q is None:
+            return count, 0
+        self._queue_per = q[1]
+        wait = self._window(self.rate_log, q[0], q[1], now)
+        if wait:
+            return 0, wait
+        return min(count, q[0] - len(self.rate_log)), 0
+
+    def _group_rate_ok(self, gid: str, now: int) -> bool:
+        if gid not in self._rate_cache:
+            self._rate_cache[gid] = self._limit_of(self.rate.get("g:" + gid))
+        c = self._rate_cache[gid]
+        if c is None:
+            return True
+        log = self.grate_log.setdefault(gid, ZSet())
+        wait = self._window(log, c[0], c[1], now)
+        if not log:
+            del self.grate_log[gid]
+            self.grate_ttl.pop(gid, None)
+        if not wait:
+            return True
+        self.limited[gid] = now + wait
+        return False
+
+    def _group_rate_note(self, gid: str, token: str, now: int) -> None:
+        c = self._rate_cache.get(gid)
+        if c is not None:
+            self.grate_log.setdefault(gid, ZSet())[token] = now
+            self.grate_ttl[gid] = c[1]
+
+    def _unpark(self, gid: str, now: int) -> None:
+        if self.limited.pop(gid, None) is not None:
+            self.maybe_ready(gid, self.inflight.get(gid, 0), now)
+
+    def set_rate_limit(self, gid: str, max_jobs: int, per: int, now: int) -> Reply:
+        field = "g:" + gid if gid else "queue"
+        new = field not in self.rate
+        self.rate[field] = f"{max_jobs} {per}"
+        if gid:
+            if new:
+                self.rate["groups"] = fmt((number(self.rate.get("groups")) or 0) + 1)
+            self._unpark(gid, now)
+        return ("OK", "1" if new else "0")
+
+    def clear_rate_limit(self, gid: str, now: int) -> Reply:
+        field = "g:" + gid if gid else "queue"
+        removed = self.rate.pop(field, None) is not None
+        if not gid:
+            self.rate_log = ZSet()
+        else:
+            if removed:
+                n = (number(self.rate.get("groups")) or 0) - 1
+                if n <= 0:
+                    self.rate.pop("groups", None)
+                else:
+                    self.rate["groups"] = fmt(n)
+            self.grate_log.pop(gid, None)
+            self.grate_ttl.pop(gid, None)
+            self._unpark(gid, now)
+        return ("OK", "1" if removed else "0")
+
+    def get_rate_limit(self, gid: str | None, now: int) -> list[tuple[str, int, int, int]]:
+        """(gid, max_jobs, per_ms, in_window): gid '' = queue-wide, None = every limit."""
+        groups = sorted((f for f in self.rate if f.startswith("g:")), key=lambda f: f[2:].encode())
+        fields = ["queue"] if gid == "" else ["g:" + gid] if gid else ["queue", *groups]
+        out = []
+        for f in fields:
+            c = self._limit_of(self.rate.get(f))
+            if c is None:
+                continue
+            g = f[2:] if f.startswith("g:") else ""
+            log = self.grate_log.get(g, ZSet()) if g else self.rate_log
+            out.append((g, c[0], c[1], sum(1 for sc in log.values() if sc > now - c[1])))
+        return out
+
     def _pop_grouped(self, now: int) -> tuple[Any, ...] | None:
         for _ in range(MAX_GROUP_POPS + MAX_ORPHAN_SKIPS):
             gid = self._next_group()
@@ -344,11 +470,14 @@ class QueueModel:
                 return None
             inflight = self.inflight.get(gid, 0)
             limit = self.group_limit(gid)
-            if inflight < limit:  # else: at capacity, out of line until a release
+            # else: at capacity, out of line until a release; rate-limited: parked
+            if inflight < limit and (not self._rate_groups or self._group_rate_ok(gid, now)):
                 lst = self.gwait.get(gid)
                 if lst:
                     job = self._lease(lst.pop(0), gid, now)
                     if job:
+                        if self._rate_groups:
+                            self._group_rate_note(gid, job[6], now)
                         inflight = self.inflight.get(gid, 0) + 1
                         self.inflight[gid] = inflight
                         if inflight < limit and self.gwait.get(gid):
@@ -371,6 +500,9 @@ class QueueModel:
     def reserve_into(self, count: int, now: int) -> tuple[Reply, int]:
         if self.paused:
             return ("PAUSED",), 0
+        count, wait = self._rate_begin(count, now)
+        if count == 0:
+            return ("LIMITED", wait, "queue"), 0
         jobs = []
         self._served = deque()
         for _ in range(count):
@@ -381,7 +513,14 @@ class QueueModel:
         for gid in self._served:
             self.ready.add_nx(gid, now)
         self._served = deque()
+        if self._queue_per is not None and jobs:
+            for job in jobs:
+                self.rate_log[job[6]] = now
+            self.rate_log_ttl = self._queue_per
         if not jobs:
+            if self._rate_groups and self.limited:
+                first = min(self.limited.values())
+                return ("LIMITED", max(first - now, 1), "group"), 0
             return ("EMPTY",), 0
         self.stats["last_reserve_ms"] = fmt(now)
         return ("JOB", jobs), len(jobs)
@@ -724,7 +863,9 @@ class QueueModel:
             assert self.gwait.get(gid), ("empty group ready", gid)
         for gid, lst in self.gwait.items():  # no group with work and room is left out
             if lst and self.inflight.get(gid, 0) < self.group_limit(gid):
-                assert gid in self.ready, ("group not ready", gid)
+                assert gid in self.ready or gid in self.limited, ("group not ready", gid)
+        for gid in self.limited:  # only a group with a rate limit is parked
+            assert "g:" + gid in self.rate, ("parked without a limit", gid)
 
     # -- rendering ---------------------------------------------------------------------
 
@@ -753,6 +894,15 @@ class QueueModel:
                 out[f"{b}:{suffix}"] = ("zset", dict(z), None)
         if self.leases:
             out[f"{b}:leases"] = ("hash", dict(self.leases), None)
+        if self.rate:
+            out[f"{b}:rate_limits"] = ("hash", dict(self.rate), None)
+        if self.rate_log:
+            out[f"{b}:rate_log"] = ("zset", dict(self.rate_log), self.rate_log_ttl)
+        for gid, z in self.grate_log.items():
+            if z:
+                out[f"{b}:g:{gid}:rate_log"] = ("zset", dict(z), self.grate_ttl[gid])
+        if self.limited:
+            out[f"{b}:groups:limited"] = ("zset", dict(self.limited), None)
         if self.paused:
             out[f"{b}:paused"] = ("string", "1", None)
         if self.has_groups:

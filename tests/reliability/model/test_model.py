@@ -68,6 +68,8 @@ def encoded(value: Any) -> str:
 def reserve_tuple(res: ReserveResult | None) -> tuple[Any, ...] | None:
     if res is None:
         return None
+    if res.status == "LIMITED":
+        return ("LIMITED", res.retry_after_ms, res.limited_by)
     if res.status != "JOB":
         return (res.status,)
     return ("JOB", [(j.job_id, j.payload_raw, j.lock_until_ms, j.attempt, j.max_attempts, j.gid,
@@ -463,6 +465,43 @@ class QueueMachine(RuleBasedStateMachine):
         assert ("OK", self.run(self.c.resume(queue))) == qm.resume()
 
     # -- admin ---------------------------------------------------------------------------
+
+    # -- rate limits ---------------------------------------------------------------------
+    # windows of 10 s and more: the window logs also expire on the server's own clock
+
+    @rule(data=st.data(), gid=st.sampled_from(GIDS), max_jobs=st.sampled_from([1, 1, 2, 3]),
+          per_ms=st.sampled_from([10_000, 60_000]))
+    def set_rate_limit(self, data: st.DataObject, gid: str | None, max_jobs: int,
+                       per_ms: int) -> None:
+        queue, qm = self.q(data)
+        self.run(self.c.set_rate_limit(queue, max_jobs, per_ms, gid=gid, now_ms=self.now))
+        qm.set_rate_limit(gid or "", max_jobs, per_ms, self.now)
+
+    @precondition(lambda self: any(q.rate for q in self.model.queues.values()))
+    @rule(data=st.data())
+    def reserve_under_limits(self, data: st.DataObject) -> None:
+        """Reserve until the limits stop it (LIMITED by the queue or by parked groups)."""
+        queue, _ = self.q(data, prefer=lambda m: m.rate)
+        for _ in range(4):
+            self._reserve(data, 3, queue)
+
+    @rule(data=st.data(), gid=st.sampled_from(GIDS))
+    def clear_rate_limit(self, data: st.DataObject, gid: str | None) -> None:
+        queue, qm = self.q(data, prefer=lambda m: m.rate)
+        got = self.run(self.c.clear_rate_limit(queue, gid=gid, now_ms=self.now))
+        assert ("OK", "1" if got else "0") == qm.clear_rate_limit(gid or "", self.now)
+
+    @rule(data=st.data(), gid=st.sampled_from((*GIDS, "*")))
+    def get_rate_limit(self, data: st.DataObject, gid: str | None) -> None:
+        queue, qm = self.q(data, prefer=lambda m: m.rate)
+        if gid == "*":
+            got = self.run(self.c.rate_limits(queue, now_ms=self.now))
+            want = qm.get_rate_limit(None, self.now)
+        else:
+            one = self.run(self.c.get_rate_limit(queue, gid=gid, now_ms=self.now))
+            got = [one] if one is not None else []
+            want = qm.get_rate_limit(gid or "", self.now)
+        assert [(x.gid or "", x.max_jobs, x.per_ms, x.in_window) for x in got] == want
 
     @rule(data=st.data())
     def retry_failed(self, data: st.DataObject) -> None:
