@@ -596,7 +596,7 @@ local function trim_finished(list_key, idx_key, state, n, keep, budget, now)
     if h[1] == state then
       redis.call('DEL', job_key(old))
       redis.call('ZREM', K_EXPIRE, old)
-      if h[3] == 'block' and now then release_hold(h[2], ':blocked', old, now) end
+      if h[3] == 'block' and h[2] and now then release_hold(h[2], ':blocked', old, now) end
     end
   end
 end
@@ -632,7 +632,7 @@ local function expire_finished(now)
         redis.call('LREM', K_FAILED, -1, id)
         redis.call('ZREM', K_IDX_FAILED, id)
         redis.call('DEL', jk)
-        if h[4] == 'block' then release_hold(h[3], ':blocked', id, now) end
+        if h[4] == 'block' and h[3] then release_hold(h[3], ':blocked', id, now) end
         deleted = deleted + 1
       end
     end
