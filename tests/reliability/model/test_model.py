@@ -378,13 +378,12 @@ class QueueMachine(RuleBasedStateMachine):
         job_id = data.draw(st.sampled_from(sorted(
             j for j in qm.active if qm.jobs.get(j, {}).get("group_order") == "strict")),
             label="job")
-        token = qm.jobs[job_id]["lease_token"]
+        token, gid = qm.jobs[job_id]["lease_token"], qm.jobs[job_id]["gid"]
         got, code = self.attempt(self.c.ack_fail(queue, job_id, token, "boom",
                                                  now_ms=self.now))
         want = qm.ack_fail(self.now, job_id, token, "boom", False, self.keep_failed)
         assert (outcome_tuple(got) if code is None else ("ERR", code)) == want
-        if push:
-            gid = qm.jobs[job_id]["gid"]
+        if push:  # (the failed job itself may be gone: keep_failed trims)
             new_id = f"s{len(qm.jobs)}{len(qm.events)}"  # usually new
             _, code = self.attempt(self.c.publish(queue, {}, job_id=new_id, gid=gid,
                                                   max_attempts=1, now_ms=self.now))
