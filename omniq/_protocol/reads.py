@@ -284,15 +284,8 @@ def parse_group_state(gid: str, results: Sequence[Any]) -> GroupState:
     return GroupState(gid=gid, inflight=opt_int(inflight) or 0,
                       limit=lim if lim and lim > 0 else None, ready=score is not None,
                       ready_ms=None if score is None else _score(score),
-                      waiting=int(waiting or 0), held_by=_text(held),
-                      blocked_by=_text(blocked))
-
-
-def _text(v: Any) -> str | None:
-    """A string reply (bytes or str) as str; None stays None."""
-    if v is None:
-        return None
-    return v.decode() if isinstance(v, bytes) else str(v)
+                      waiting=int(waiting or 0), held_by=None if held is None else _text(held),
+                      blocked_by=None if blocked is None else _text(blocked))
 
 
 def combine_group_states(gid: str, each: Sequence[GroupState]) -> GroupState:

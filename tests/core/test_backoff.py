@@ -21,7 +21,8 @@ async def _fail_sequence(omniq, queue: str, n: int, **opts) -> list[int]:
         job = await omniq.reserve(queue, now_ms=t)
         assert job is not None
         out = await omniq.ack_fail(queue, job.job_id, job.lease_token, "boom", now_ms=t)
-        assert out.status == "RETRY" and out.due_ms is not None
+        assert out.status == "RETRY"
+        assert out.due_ms is not None
         delays.append(out.due_ms - t)
         t = out.due_ms
         assert await omniq.promote_delayed(queue, now_ms=t) == 1
@@ -63,7 +64,8 @@ async def test_jitter_is_equal_jitter_and_deterministic(omniq, raw):
     for attempt in range(1, 7):
         t += 7
         job = await omniq.reserve("q", now_ms=t)
-        assert job is not None and job.attempt == attempt
+        assert job is not None
+        assert job.attempt == attempt
         out = await omniq.ack_fail("q", jid, job.lease_token, now_ms=t)
         assert out.due_ms is not None
         d = 1000 * 2 ** (attempt - 1)
@@ -95,7 +97,8 @@ async def test_huge_attempt_does_not_overflow(omniq, raw):
                               now_ms=T0)
     raw.hset(jk("q", jid), "attempt", str(10**15))
     job = await omniq.reserve("q", now_ms=T0 + 1)
-    assert job is not None and job.attempt == 10**15 + 1
+    assert job is not None
+    assert job.attempt == 10**15 + 1
     out = await omniq.ack_fail("q", jid, job.lease_token, now_ms=T0 + 1)
     assert out == ("RETRY", MAX_INT)  # delay capped at 2^53-1, due too
     assert raw.hget(jk("q", jid), "due_ms") == str(MAX_INT)
@@ -129,10 +132,14 @@ async def test_reap_uses_the_same_backoff(omniq):
     assert job is not None
     assert await omniq.reap_expired("q", now_ms=T0 + 50) == 1
     info = await omniq.get_job("q", job.job_id)
-    assert info is not None and info.state == "delayed" and info.due_ms == T0 + 150
+    assert info is not None
+    assert info.state == "delayed"
+    assert info.due_ms == T0 + 150
     await omniq.promote_delayed("q", now_ms=T0 + 150)
     job = await omniq.reserve("q", now_ms=T0 + 150)
-    assert job is not None and job.attempt == 2
+    assert job is not None
+    assert job.attempt == 2
     assert await omniq.reap_expired("q", now_ms=T0 + 200) == 1
     info = await omniq.get_job("q", job.job_id)
-    assert info is not None and info.due_ms == T0 + 200 + 200
+    assert info is not None
+    assert info.due_ms == T0 + 200 + 200

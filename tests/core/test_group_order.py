@@ -20,7 +20,8 @@ async def _lease(omniq, t: int, want: str | None):
     if want is None:
         assert job is None, job
         return None
-    assert job is not None and job.job_id == want, job
+    assert job is not None, job
+    assert job.job_id == want, job
     return job
 
 
@@ -98,7 +99,9 @@ async def _blocked(omniq, raw) -> None:
     await omniq.publish("q", {}, job_id="C", gid="g", now_ms=T0 + 1060)  # re-readies g
     await _lease(omniq, T0 + 1070, None)
     state = (await omniq.group_states("q", ["g"]))[0]
-    assert state.blocked_by == "A" and state.waiting == 2 and not state.ready
+    assert state.blocked_by == "A"
+    assert state.waiting == 2
+    assert not state.ready
 
 
 async def test_block_released_by_retry_failed(omniq, raw):
@@ -213,4 +216,6 @@ async def test_strict_delayed_publish_goes_to_the_tail(omniq, raw):
 async def test_strict_job_info(omniq):
     await _publish_ab(omniq, **{**STRICT, "on_failure": "block"})
     info = await omniq.get_job("q", "A")
-    assert info is not None and info.group_order == "strict" and info.on_failure == "block"
+    assert info is not None
+    assert info.group_order == "strict"
+    assert info.on_failure == "block"
