@@ -219,3 +219,20 @@ async def test_strict_job_info(omniq):
     assert info is not None
     assert info.group_order == "strict"
     assert info.on_failure == "block"
+
+
+async def test_strict_on_a_partitioned_queue(omniq):
+    await omniq.partition_queue("pq", 4)
+    await omniq.publish("pq", {}, job_id="A", now_ms=T0, **STRICT)
+    await omniq.publish("pq", {}, job_id="B", now_ms=T0 + 1, **STRICT)
+    a = await omniq.reserve("pq", now_ms=T0 + 10)
+    assert a is not None
+    assert a.job_id == "A"
+    await omniq.ack_fail(a.queue, "A", a.lease_token, now_ms=T0 + 20)
+    assert await omniq.reserve("pq", now_ms=T0 + 30) is None
+    state = (await omniq.group_states("pq", ["g"]))[0]
+    assert state.held_by == "A"
+    await omniq.promote_delayed("pq", now_ms=T0 + 1020)
+    a = await omniq.reserve("pq", now_ms=T0 + 1030)
+    assert a is not None
+    assert a.job_id == "A"
