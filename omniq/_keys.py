@@ -200,5 +200,6 @@ class QueueKeys:
         return self.base + ":job:" + job_id
 
     def group(self, gid: str, suffix: str) -> str:
-        """Key of a per-group value: suffix is ``wait``, ``inflight`` or ``limit``."""
+        """Key of a per-group value: suffix is ``wait``, ``inflight``, ``limit``, ``held`` or
+        ``blocked``."""
         return self.base + ":g:" + gid + ":" + suffix

@@ -327,7 +327,12 @@ class JobPage(msgspec.Struct, frozen=True, kw_only=True):
 class GroupState(msgspec.Struct, frozen=True, kw_only=True):
     """The scheduling state of one group (``group_states``): jobs running, the stored
     limit (None when unset: the scripts then use 1), whether it is offered to reserve
-    (``ready``, with the score of ``groups:ready``) and how many jobs wait in it."""
+    (``ready``, with the score of ``groups:ready``) and how many jobs wait in it.
+
+    ``held_by`` / ``blocked_by`` (strict order, docs/control.md): the id of the strict job
+    whose failed attempt waits out its backoff at the head of the group, or of the job that
+    failed for good with ``on_failure="block"``; no job of the group starts meanwhile.
+    """
 
     gid: str
     inflight: int
@@ -335,6 +340,8 @@ class GroupState(msgspec.Struct, frozen=True, kw_only=True):
     ready: bool
     ready_ms: int | None
     waiting: int
+    held_by: str | None = None
+    blocked_by: str | None = None
 
 
 # -- the official SDK's names (``omniq.types`` of PyPI omniq 4.0.0) ---------------------

@@ -269,23 +269,25 @@ def merge_index_pages(rows: Sequence[Sequence[tuple[str, int]]], offsets: Sequen
     return [(i, jid, score) for score, jid, i in picked], nxt
 
 
-GROUP_READS = 4
+GROUP_READS = 6
 
 
 def group_state_commands(k: QueueKeys, gid: str) -> list[Command]:
     """The reads of one group's :class:`GroupState` (``GROUP_READS`` commands)."""
     return [("GET", k.group(gid, "inflight")), ("GET", k.group(gid, "limit")),
-            ("LLEN", k.group(gid, "wait")), ("ZSCORE", k.groups_ready, gid)]
+            ("LLEN", k.group(gid, "wait")), ("ZSCORE", k.groups_ready, gid),
+            ("GET", k.group(gid, "held")), ("GET", k.group(gid, "blocked"))]
 
 
 def parse_group_state(gid: str, results: Sequence[Any]) -> GroupState:
     """Build a :class:`GroupState` from the replies of :func:`group_state_commands`."""
-    inflight, limit, waiting, score = results
+    inflight, limit, waiting, score, held, blocked = results
     lim = opt_int(limit)
     return GroupState(gid=gid, inflight=opt_int(inflight) or 0,
                       limit=lim if lim and lim > 0 else None, ready=score is not None,
                       ready_ms=None if score is None else _score(score),
-                      waiting=int(waiting or 0))
+                      waiting=int(waiting or 0), held_by=None if held is None else _text(held),
+                      blocked_by=None if blocked is None else _text(blocked))
 
 
 def combine_group_states(gid: str, each: Sequence[GroupState]) -> GroupState:
@@ -298,4 +300,6 @@ def combine_group_states(gid: str, each: Sequence[GroupState]) -> GroupState:
     return GroupState(gid=gid, inflight=sum(s.inflight for s in each),
                       limit=max(limits) if limits else None, ready=any(s.ready for s in each),
                       ready_ms=min(scores) if scores else None,
-                      waiting=sum(s.waiting for s in each))
+                      waiting=sum(s.waiting for s in each),
+                      held_by=next((s.held_by for s in each if s.held_by), None),
+                      blocked_by=next((s.blocked_by for s in each if s.blocked_by), None))

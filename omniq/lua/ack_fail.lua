@@ -1,4 +1,5 @@
--- ack_fail: fail a leased job; it retries after backoff_ms or ends failed.
+-- ack_fail: fail a leased job; it retries after its backoff (backoff_delay in lib.lua) or
+-- ends failed.
 -- ARGV: job_id, now_ms, lease_token, [error text], [final: '1' = fail for good, no retry],
 --   [keep_failed: '' = keep every failed job, N = keep the newest N], [events_maxlen]
 -- Reply: {'RETRY', due_ms} | {'FAILED'} | {'ERR', code}

@@ -501,12 +501,72 @@ local function requeue_served(now)
   served_head, served_tail = 1, 0
 end
 
+-- Strict order within a group (group_order='strict', docs/control.md). Two omniq keys:
+-- g:<gid>:held = the id of a strict job of the group waiting out the backoff of a failed
+-- attempt; g:<gid>:blocked = the id of a strict job with on_failure='block' that failed
+-- for good. While either names a job that is still in that state, reserve starts no job
+-- of the group (the group is left out of groups:ready); whoever clears a hold puts the
+-- group back in line. A hold whose job is gone or has moved on (an official client
+-- promoted it, a retention trim deleted it) is stale: the first reserve that meets it
+-- drops it.
+local function group_held(gid, held, blocked)
+  if held then
+    local h = redis.call('HMGET', job_key(held), 'state', 'gid')
+    if h[1] == 'delayed' and h[2] == gid then return true end
+    redis.call('DEL', gkey(gid, ':held'))
+  end
+  if blocked then
+    local h = redis.call('HMGET', job_key(blocked), 'state', 'gid')
+    if h[1] == 'failed' and h[2] == gid then return true end
+    redis.call('DEL', gkey(gid, ':blocked'))
+  end
+  return false
+end
+
+-- Drop the hold (suffix ':held' or ':blocked') of a group when `id` holds it; put the
+-- group back in line when it can run. True when id held it.
+local function release_hold(gid, suffix, id, now)
+  local k = gkey(gid, suffix)
+  if redis.call('GET', k) ~= id then return false end
+  redis.call('DEL', k)
+  maybe_ready(gid, group_inflight(gid), now)
+  return true
+end
+
+-- Queue a strict job at the head of its group (its retry, or an admin retry of the job
+-- that blocked the group): it runs before the jobs that came after it.
+local function push_head(id, gid, now, limit)
+  redis.call('ZADD', K_IDX_WAIT, now, id)
+  local gl = tonumber(limit or '')
+  if gl and gl > 0 then redis.call('SET', gkey(gid, ':limit'), fmt(gl), 'NX') end
+  redis.call('LPUSH', gkey(gid, ':wait'), id)
+end
+
+-- A due delayed job enters its lane (promote_delayed). A strict job's retry (attempt > 0)
+-- goes to the head of its group and ends the hold it had; anything else to the tail.
+local function push_promoted(id, gid, now, limit, order, attempt)
+  if order == 'strict' and gid ~= '' and (tonumber(attempt or '') or 0) > 0 then
+    push_head(id, gid, now, limit)
+    if not release_hold(gid, ':held', id, now) then maybe_ready(gid, group_inflight(gid), now) end
+    return
+  end
+  push_ready(id, gid, now, limit)
+end
+
 local function pop_grouped(now)
   for _ = 1, MAX_GROUP_POPS + MAX_ORPHAN_SKIPS do
     local gid = next_group()
     if not gid then return nil end
-    local inflight = group_inflight(gid)
-    local limit = group_limit(gid)
+    -- one read for the slot count, the limit and the strict-order holds (an MGET of
+    -- four keys costs what one GET does)
+    local g = redis.call('MGET', gkey(gid, ':inflight'), gkey(gid, ':limit'),
+      gkey(gid, ':held'), gkey(gid, ':blocked'))
+    local inflight = tonumber(g[1] or '') or 0
+    local limit = tonumber(g[2] or '')
+    if limit == nil or limit <= 0 then limit = 1 end
+    if (g[3] or g[4]) and group_held(gid, g[3], g[4]) then
+      limit = 0  -- held by a strict job: no new start; left out of groups:ready
+    end
     if inflight < limit and (not rate.groups or group_rate_ok(gid, now)) then
       local id = redis.call('LPOP', gkey(gid, ':wait'))
       if id then
@@ -652,15 +712,18 @@ end
 -- Keep only the newest `keep` of the n ids of a finished list (completed or failed), at
 -- most `budget` trimmed: the oldest leave the list and its index, and their hashes are
 -- deleted only if still in `state` (never the hash of a reused id alive again, D9).
-local function trim_finished(list_key, idx_key, state, n, keep, budget)
+-- (now: given for the failed lane, where a deleted job may free the strict group it blocked)
+local function trim_finished(list_key, idx_key, state, n, keep, budget, now)
   while n > keep and budget > 0 do
     local old = redis.call('RPOP', list_key)
     n = n - 1
     budget = budget - 1
     redis.call('ZREM', idx_key, old)
-    if redis.call('HGET', job_key(old), 'state') == state then
+    local h = redis.call('HMGET', job_key(old), 'state', 'gid', 'on_failure')
+    if h[1] == state then
       redis.call('DEL', job_key(old))
       redis.call('ZREM', K_EXPIRE, old)
+      if h[3] == 'block' and h[2] and now then release_hold(h[2], ':blocked', old, now) end
     end
   end
 end
@@ -685,7 +748,7 @@ local function expire_finished(now)
     local id = due[i]
     redis.call('ZREM', K_EXPIRE, id)
     local jk = job_key(id)
-    local h = redis.call('HMGET', jk, 'state', 'expire_ms')
+    local h = redis.call('HMGET', jk, 'state', 'expire_ms', 'gid', 'on_failure')
     if tonumber(h[2] or '') == tonumber(due[i + 1]) then
       if h[1] == 'completed' then
         redis.call('LREM', K_COMPLETED, -1, id)  -- the oldest are at the tail
@@ -696,6 +759,7 @@ local function expire_finished(now)
         redis.call('LREM', K_FAILED, -1, id)
         redis.call('ZREM', K_IDX_FAILED, id)
         redis.call('DEL', jk)
+        if h[4] == 'block' and h[3] then release_hold(h[3], ':blocked', id, now) end
         deleted = deleted + 1
       end
     end
@@ -730,16 +794,43 @@ local function keep_failed_arg(v)
 end
 
 -- Keep only the newest `keep` failed jobs (at most MAX_FAILED_TRIM trimmed per call).
-local function trim_failed(keep)
+local function trim_failed(keep, now)
   trim_finished(K_FAILED, K_IDX_FAILED, 'failed', redis.call('LLEN', K_FAILED), keep,
-    MAX_FAILED_TRIM)
+    MAX_FAILED_TRIM, now)
 end
 
 -- Shared by ack_fail and reap: retry with backoff or fail for good (final = no retry).
 -- keep_failed < 0 keeps every failed job; text is the error the events carry.
+-- The delay before retry `attempt` (docs/control.md "Backoff strategies"): backoff_ms
+-- ('fixed'), or backoff_ms * 2^(attempt-1) ('exp', the exponent capped at 53 so the
+-- product stays finite); backoff_max_ms (> 0) caps either; with jitter the delay is drawn
+-- from [d - floor(d/2), d] ("equal" jitter) by a hash of id, attempt and now, so every
+-- replica and replay computes the same value. At most MAX_INT.
+local function backoff_delay(id, attempt, now, base, kind, cap, jitter)
+  local d = base
+  if kind == 'exp' and d > 0 then
+    local e = attempt - 1
+    if e < 0 then e = 0 end
+    if e > 53 then e = 53 end
+    d = d * 2 ^ e
+  end
+  if cap > 0 and d > cap then d = cap end
+  if d > MAX_INT then d = MAX_INT end
+  if jitter and d > 1 then
+    local half = math.floor(d / 2)
+    local r = tonumber(string.sub(redis.sha1hex(id .. ':' .. fmt(attempt) .. ':' .. fmt(now)),
+      1, 13), 16) / 4503599627370496  -- 52 bits: r in [0, 1)
+    local j = math.floor(r * (half + 1))
+    if j > half then j = half end
+    d = d - half + j
+  end
+  return d
+end
+
 local function fail_or_retry(id, jk, now, final, keep_failed, text)
   local h = redis.call('HMGET', jk, 'attempt', 'max_attempts', 'backoff_ms', 'gid',
-    'keep_failed_ms')
+    'keep_failed_ms', 'backoff', 'backoff_max_ms', 'backoff_jitter', 'group_order',
+    'on_failure')
   local attempt = tonumber(h[1]) or 0
   local max_attempts = tonumber(h[2]) or 1
   if max_attempts < 1 then max_attempts = 1 end
@@ -752,12 +843,29 @@ local function fail_or_retry(id, jk, now, final, keep_failed, text)
     local ttl = tonumber(h[5] or '') or 0
     if ttl > 0 then expire_later(id, jk, now, ttl) end
     emit('failed', id, h[4], now, 'attempt', fmt(attempt), 'error', text)
-    if keep_failed >= 0 then trim_failed(keep_failed) end
+    if h[10] == 'block' and h[4] and h[4] ~= '' then
+      -- a strict group with on_failure='block' stays held until an admin retries or
+      -- removes this job (set before the trim: a trim of this very job drops it again)
+      redis.call('SET', gkey(h[4], ':blocked'), id)
+      redis.call('ZREM', K_READY, h[4])
+    end
+    if keep_failed >= 0 then trim_failed(keep_failed, now) end
     return 'FAILED', ''
   end
   local backoff = tonumber(h[3]) or 0
   if backoff < 0 then backoff = 0 end
+  if h[6] or h[7] or h[8] then
+    backoff = backoff_delay(id, attempt, now, backoff, h[6], tonumber(h[7] or '') or 0,
+      h[8] == '1')
+  end
   local due = now + backoff
+  if due > MAX_INT then due = MAX_INT end
+  if h[9] == 'strict' and h[4] and h[4] ~= '' then
+    -- the failed attempt keeps the head of its group: nothing else of the group starts
+    -- before this retry (promote puts it back at the head and ends the hold)
+    redis.call('SET', gkey(h[4], ':held'), id, 'NX')
+    redis.call('ZREM', K_READY, h[4])
+  end
   redis.call('HSET', jk, 'state', 'delayed', 'due_ms', fmt(due), 'updated_ms', fmt(now),
     'lease_token', '', 'lock_until_ms', '')
   redis.call('ZADD', K_DELAYED, due, id)
@@ -782,7 +890,7 @@ end
 local function retry_failed_one(id, now)
   if not valid_id(id) then return 'BAD_JOB_ID' end
   local jk = job_key(id)
-  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_limit')
+  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_limit', 'group_order')
   if not h[1] then return 'NO_JOB' end
   if h[1] ~= 'failed' then return 'NOT_FAILED' end
   redis.call('LREM', K_FAILED, 1, id)
@@ -792,7 +900,14 @@ local function retry_failed_one(id, now)
   redis.call('ZREM', K_EXPIRE, id)
   redis.call('HSET', jk, 'state', 'wait', 'attempt', '0', 'lease_token', '', 'lock_until_ms', '',
     'due_ms', '', 'failed_ms', '', 'expire_ms', '', 'updated_ms', fmt(now))
-  push_ready(id, h[2] or '', now, h[3])
+  local gid = h[2] or ''
+  if h[4] == 'strict' and gid ~= '' and redis.call('GET', gkey(gid, ':blocked')) == id then
+    -- the job that blocked its group runs again first
+    push_head(id, gid, now, h[3])
+    release_hold(gid, ':blocked', id, now)
+  else
+    push_ready(id, gid, now, h[3])
+  end
   emit('retried', id, h[2], now)
   return nil
 end
@@ -804,7 +919,7 @@ local LANE_STATE = {wait = 'wait', gwait = 'wait', delayed = 'delayed', failed =
 local function remove_one(id, lane, now)
   if not valid_id(id) then return 'BAD_JOB_ID' end
   local jk = job_key(id)
-  local h = redis.call('HMGET', jk, 'state', 'gid')
+  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_order')
   if not h[1] then return 'NO_JOB' end
   if redis.call('ZSCORE', K_ACTIVE, id) then return 'ACTIVE' end
   local want = LANE_STATE[lane]
@@ -835,6 +950,11 @@ local function remove_one(id, lane, now)
     failed = K_IDX_FAILED, completed = K_IDX_COMPLETED}
   redis.call('ZREM', idx[lane], id)
   if lane == 'gwait' then forget_idle_group(gid) end
+  if h[3] == 'strict' and gid ~= '' then
+    -- a strict job waiting out its backoff, or blocking its group, frees the group
+    if lane == 'delayed' then release_hold(gid, ':held', id, now)
+    elseif lane == 'failed' then release_hold(gid, ':blocked', id, now) end
+  end
   emit('removed', id, gid, now, 'lane', lane)
   return nil
 end

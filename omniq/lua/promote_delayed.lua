@@ -1,4 +1,5 @@
--- promote_delayed: move due delayed jobs to the tail of their lane.
+-- promote_delayed: move due delayed jobs to the tail of their lane (the retry of a
+-- group_order='strict' job: to the head of its group).
 -- ARGV: now_ms, max_promote, [events_maxlen]
 -- Also deletes finished jobs whose keep_*_ms time is over (the worker calls it on a timer).
 -- Reply: {'OK', count}
@@ -15,11 +16,11 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', K_DELAYED, id)
   redis.call('ZREM', K_IDX_DELAYED, id)
   local jk = job_key(id)
-  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_limit')
+  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_limit', 'group_order', 'attempt')
   -- a vanished hash is dropped, never resurrected as a partial job (D11)
   if h[1] then
     redis.call('HSET', jk, 'state', 'wait', 'updated_ms', fmt(now))
-    push_ready(id, h[2] or '', now, h[3])
+    push_promoted(id, h[2] or '', now, h[3], h[4], h[5])
     emit('promoted', id, h[2], now)
     moved = moved + 1
   end

@@ -1,4 +1,5 @@
--- retry_failed: move a failed job back to the tail of its lane with attempt 0.
+-- retry_failed: move a failed job back to the tail of its lane with attempt 0 (the job
+-- that blocks its strict group: to the head of the group, ending the block).
 -- ARGV: job_id, now_ms, [events_maxlen]
 -- Reply: {'OK'} | {'ERR', code}
 local now = clock(ARGV[2])

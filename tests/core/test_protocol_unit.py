@@ -434,8 +434,11 @@ def test_lane_and_page_checks():
     for bad in (0, 1001, True, 2.0):
         with pytest.raises(InvalidArgument):
             reads.check_page_limit(bad)
-    st = reads.parse_group_state("g", [b"2", None, 3, b"17"])
+    st = reads.parse_group_state("g", [b"2", None, 3, b"17", None, None])
     assert (st.inflight, st.limit, st.ready, st.ready_ms, st.waiting) == (2, None, True, 17, 3)
+    assert (st.held_by, st.blocked_by) == (None, None)
+    st = reads.parse_group_state("g", [None, b"1", 1, None, b"A", "B"])
+    assert (st.held_by, st.blocked_by, st.ready) == ("A", "B", False)
 
 
 def test_pick_now():

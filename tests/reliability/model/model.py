@@ -31,6 +31,14 @@ reservation time, entries at or before ``now - per`` dropped, ``PEXPIRE per`` on
 add), leases only what they allow, parks a group whose window is full in
 ``{q}:groups:limited`` (scored by when it may run) and moves due ones back first; when it
 leases nothing because of a limit it answers ``LIMITED retry_after scope``.
+
+Backoff strategies and strict group order (docs/control.md): a retry waits backoff_ms, or
+backoff_ms * 2^(attempt-1) with ``backoff='exp'`` (exponent at most 53), capped by
+backoff_max_ms and 2^53-1, and with ``backoff_jitter`` drawn from [d - d//2, d] by the
+SHA1 of ``"<id>:<attempt>:<now>"``. A strict job's failed attempt holds its group
+(``g:<gid>:held``), its terminal failure with on_failure='block' blocks it
+(``g:<gid>:blocked``); reserve starts nothing in a group held by a job still in that
+state, and drops a hold whose job moved on.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ MAX_ERR_BYTES = 4096
 MAX_BATCH = 100
 MAX_FAILED_TRIM = 1000  # failed jobs one call trims at most (keep_failed)
 MAX_EXPIRE_TRIM = 1000  # finished jobs one call deletes at most (keep_*_ms)
+MAX_INT = 2**53 - 1
 SERVER_CLOCK = "*"  # the ms of an event stamped with the server's clock (pause / resume)
 FINISHED_TTL_MS = 86_400_000  # {cc:K}:finished marker
 LANE_STATE = {"wait": "wait", "gwait": "wait", "delayed": "delayed", "failed": "failed",
@@ -118,6 +127,25 @@ def control_fields(c: dict[str, Any], now: int) -> Hash:
     return h
 
 
+def backoff_delay(job_id: str, attempt: float, now: int, h: Hash) -> float:
+    """The delay before the retry of ``attempt`` (the job's stored backoff fields)."""
+    d = max(number(h.get("backoff_ms")) or 0, 0)
+    if not (h.get("backoff") or h.get("backoff_max_ms") or h.get("backoff_jitter")):
+        return d
+    if h.get("backoff") == "exp" and d > 0:
+        d = d * 2.0 ** min(max(attempt - 1, 0), 53)
+    cap = number(h.get("backoff_max_ms")) or 0
+    if cap > 0 and d > cap:
+        d = cap
+    d = min(d, MAX_INT)
+    if h.get("backoff_jitter") == "1" and d > 1:
+        half = d // 2
+        digest = hashlib.sha1(f"{job_id}:{fmt(attempt)}:{now}".encode()).hexdigest()
+        r = int(digest[:13], 16) / 2**52
+        d = d - half + min(int(r * (half + 1)), half)
+    return d
+
+
 class ZSet(dict[str, int]):
     """member -> score; ordered by (score, member) like a Redis sorted set."""
 
@@ -164,6 +192,8 @@ class QueueModel:
         self.inflight: dict[str, int] = {}
         self.limit: dict[str, str] = {}
         self.leases: dict[str, str] = {}  # omniq extension: job id -> gid of grouped leases
+        self.held: dict[str, str] = {}  # g:<gid>:held: gid -> strict job waiting out a backoff
+        self.blocked: dict[str, str] = {}  # g:<gid>:blocked: gid -> strict job failed for good
         self.paused = False
         self.rr: str | None = None
         self.seq = 0
@@ -216,6 +246,8 @@ class QueueModel:
                 del lane[len(lane) - 1 - lane[::-1].index(job_id)]
             self.idx[h["state"]].pop(job_id, None)
             del self.jobs[job_id]
+            if h["state"] == "failed" and h.get("on_failure") == "block" and h.get("gid"):
+                self.release_hold(h["gid"], self.blocked, job_id, now)
             deleted += 1
         return deleted
 
@@ -264,6 +296,33 @@ class QueueModel:
             self.maybe_ready(gid, self.inflight.get(gid, 0), now)
         else:
             self.wait.append(job_id)
+
+    def push_head(self, job_id: str, gid: str, now: int, limit: Any) -> None:
+        """Head of its group (a strict retry, or the admin retry of a blocking job)."""
+        self.idx["wait"][job_id] = now
+        gl = number(limit)
+        if gl is not None and gl > 0:
+            self.limit.setdefault(gid, fmt(gl))
+        self.gwait.setdefault(gid, []).insert(0, job_id)
+
+    def release_hold(self, gid: str, holds: dict[str, str], job_id: str, now: int) -> bool:
+        if holds.get(gid) != job_id:
+            return False
+        del holds[gid]
+        self.maybe_ready(gid, self.inflight.get(gid, 0), now)
+        return True
+
+    def group_held(self, gid: str) -> bool:
+        """Whether a hold of the group is live; stale ones are dropped."""
+        for holds, state in ((self.held, "delayed"), (self.blocked, "failed")):
+            job_id = holds.get(gid)
+            if job_id is None:
+                continue
+            h = self.jobs.get(job_id, {})
+            if h.get("state") == state and h.get("gid") == gid:
+                return True
+            del holds[gid]
+        return False
 
     # -- enqueue -----------------------------------------------------------------------
 
@@ -470,6 +529,8 @@ class QueueModel:
                 return None
             inflight = self.inflight.get(gid, 0)
             limit = self.group_limit(gid)
+            if (gid in self.held or gid in self.blocked) and self.group_held(gid):
+                limit = 0  # held by a strict job: no new start
             # else: at capacity, out of line until a release; rate-limited: parked
             if inflight < limit and (not self._rate_groups or self._group_rate_ok(gid, now)):
                 lst = self.gwait.get(gid)
@@ -594,15 +655,18 @@ class QueueModel:
                 self.expire.pop(old, None)
         return None
 
-    def _trim_failed(self, keep: int) -> None:
+    def _trim_failed(self, keep: int, now: int) -> None:
         budget = MAX_FAILED_TRIM
         while len(self.failed) > keep and budget > 0:
             old = self.failed.pop()
             budget -= 1
             self.idx["failed"].pop(old, None)
-            if self.jobs.get(old, {}).get("state") == "failed":
+            h = self.jobs.get(old, {})
+            if h.get("state") == "failed":
                 del self.jobs[old]
                 self.expire.pop(old, None)
+                if h.get("on_failure") == "block" and h.get("gid"):
+                    self.release_hold(h["gid"], self.blocked, old, now)
 
     def _fail_or_retry(self, job_id: str, h: Hash, now: int, final: bool,
                        keep_failed: int | None, text: str) -> Reply:
@@ -620,11 +684,18 @@ class QueueModel:
             if ttl > 0:
                 self.expire_later(job_id, h, now, int(ttl))
             self.emit("failed", job_id, h.get("gid"), now, attempt=fmt(attempt), error=text)
+            gid = h.get("gid")
+            if h.get("on_failure") == "block" and gid:
+                self.blocked[gid] = job_id
+                self.ready.pop(gid, None)
             if keep_failed is not None:
-                self._trim_failed(keep_failed)
+                self._trim_failed(keep_failed, now)
             return ("FAILED",)
-        backoff = max(number(h.get("backoff_ms")) or 0, 0)
-        due = int(now + backoff)
+        due = int(min(now + backoff_delay(job_id, attempt, now, h), MAX_INT))
+        gid = h.get("gid")
+        if h.get("group_order") == "strict" and gid:
+            self.held.setdefault(gid, job_id)
+            self.ready.pop(gid, None)
         h.update(state="delayed", due_ms=fmt(due), updated_ms=fmt(now), lease_token="",
                  lock_until_ms="")
         self.delayed[job_id] = due
@@ -701,7 +772,14 @@ class QueueModel:
             h = self.jobs.get(job_id)
             if h is not None and "state" in h:  # a vanished hash is dropped (D11)
                 h.update(state="wait", updated_ms=fmt(now))
-                self.push_ready(job_id, h.get("gid") or "", now, h.get("group_limit"))
+                gid = h.get("gid") or ""
+                if (h.get("group_order") == "strict" and gid
+                        and (number(h.get("attempt")) or 0) > 0):
+                    self.push_head(job_id, gid, now, h.get("group_limit"))
+                    if not self.release_hold(gid, self.held, job_id, now):
+                        self.maybe_ready(gid, self.inflight.get(gid, 0), now)
+                else:
+                    self.push_ready(job_id, gid, now, h.get("group_limit"))
                 self.emit("promoted", job_id, h.get("gid"), now)
                 moved += 1
         if ids or expired:
@@ -771,7 +849,12 @@ class QueueModel:
         self.expire.pop(job_id, None)
         h.update(state="wait", attempt="0", lease_token="", lock_until_ms="", due_ms="",
                  failed_ms="", expire_ms="", updated_ms=fmt(now))
-        self.push_ready(job_id, h.get("gid") or "", now, h.get("group_limit"))
+        gid = h.get("gid") or ""
+        if h.get("group_order") == "strict" and gid and self.blocked.get(gid) == job_id:
+            self.push_head(job_id, gid, now, h.get("group_limit"))
+            self.release_hold(gid, self.blocked, job_id, now)
+        else:
+            self.push_ready(job_id, gid, now, h.get("group_limit"))
         self.emit("retried", job_id, h.get("gid"), now)
         return None
 
@@ -827,6 +910,11 @@ class QueueModel:
         self.idx[LANE_INDEX[lane]].pop(job_id, None)
         if lane == "gwait":
             self.forget_idle_group(gid)
+        if h.get("group_order") == "strict" and gid:
+            if lane == "delayed":
+                self.release_hold(gid, self.held, job_id, now)
+            elif lane == "failed":
+                self.release_hold(gid, self.blocked, job_id, now)
         self.emit("removed", job_id, gid, now, lane=lane)
         return None
 
@@ -862,6 +950,8 @@ class QueueModel:
         for gid in self.ready:
             assert self.gwait.get(gid), ("empty group ready", gid)
         for gid, lst in self.gwait.items():  # no group with work and room is left out
+            if gid in self.held or gid in self.blocked:  # a strict hold keeps it out
+                continue
             if lst and self.inflight.get(gid, 0) < self.group_limit(gid):
                 assert gid in self.ready or gid in self.limited, ("group not ready", gid)
         for gid in self.limited:  # only a group with a rate limit is parked
@@ -886,6 +976,10 @@ class QueueModel:
             out[f"{b}:g:{gid}:inflight"] = ("string", fmt(n), None)
         for gid, v in self.limit.items():
             out[f"{b}:g:{gid}:limit"] = ("string", v, None)
+        for gid, v in self.held.items():
+            out[f"{b}:g:{gid}:held"] = ("string", v, None)
+        for gid, v in self.blocked.items():
+            out[f"{b}:g:{gid}:blocked"] = ("string", v, None)
         zsets = {"delayed": self.delayed, "active": self.active, "groups:ready": self.ready,
                  "expire": self.expire}
         zsets.update({f"idx:{lane}": z for lane, z in self.idx.items()})

@@ -98,8 +98,13 @@ job_specs = st.fixed_dictionaries({
     "keep_ms": st.sampled_from([(None, None), (None, None), (10, None), (None, 10),
                                 (0, 0), (100, 1000)]),
     # job-control options (publish keyword arguments; the model reads the same names)
-    "control": st.sampled_from([{}, {}, {}, {"run_timeout_ms": 500}, {"backoff_max_ms": 100}]),
-})
+    "control": st.sampled_from([
+        {}, {}, {}, {"run_timeout_ms": 500}, {"backoff_max_ms": 100},
+        {"backoff": "exp"}, {"backoff": "exp", "backoff_max_ms": 2000},
+        {"backoff": "exp", "backoff_jitter": True}, {"backoff_jitter": True},
+        {"group_order": "strict"}, {"group_order": "strict", "on_failure": "block"},
+        {"group_order": "strict", "backoff": "exp", "backoff_jitter": True}]),
+}).map(lambda s: {**s, "gid": s["gid"] or "a"} if s["control"].get("group_order") else s)
 KEEP_MS = st.sampled_from([0, 0, 1, 10, 1000])  # the client's keep_completed_ms / keep_failed_ms
 PROGRESS_VALUES = st.sampled_from([0, 50.5, "half", {"pct": 50, "step": "é"}, [1, None]])
 
@@ -359,6 +364,42 @@ class QueueMachine(RuleBasedStateMachine):
         want = self.model.queue(queue).ack_fail(
             self.now, job_id, token, cut_utf8(error or ""), final, self.keep_failed)
         assert (outcome_tuple(got) if code is None else ("ERR", code)) == want
+
+    @precondition(lambda self: any(
+        q.jobs[j].get("group_order") == "strict" for q in self.model.queues.values()
+        for j in q.active if j in q.jobs))
+    @rule(data=st.data(), wait=st.booleans(), push=st.booleans())
+    def strict_retry(self, data: st.DataObject, wait: bool, push: bool) -> None:
+        """Fail the attempt of a running strict job, (``push``) publish one more job into
+        its group (which offers the held group to reserve again), reserve during its
+        backoff, and (``wait``) move the clock to its due time and promote it."""
+        queue = data.draw(st.sampled_from([n for n in self.queues if any(
+            self.model.queue(n).jobs.get(j, {}).get("group_order") == "strict"
+            for j in self.model.queue(n).active)]), label="queue")
+        qm = self.model.queue(queue)
+        job_id = data.draw(st.sampled_from(sorted(
+            j for j in qm.active if qm.jobs.get(j, {}).get("group_order") == "strict")),
+            label="job")
+        token, gid = qm.jobs[job_id]["lease_token"], qm.jobs[job_id]["gid"]
+        got, code = self.attempt(self.c.ack_fail(queue, job_id, token, "boom",
+                                                 now_ms=self.now))
+        want = qm.ack_fail(self.now, job_id, token, "boom", False, self.keep_failed)
+        assert (outcome_tuple(got) if code is None else ("ERR", code)) == want
+        if push:  # (the failed job itself may be gone: keep_failed trims)
+            new_id = f"s{len(qm.jobs)}{len(qm.events)}"  # usually new
+            _, code = self.attempt(self.c.publish(queue, {}, job_id=new_id, gid=gid,
+                                                  max_attempts=1, now_ms=self.now))
+            mj = {"id": new_id, "payload": "{}", "max_attempts": 1, "timeout_ms": 30_000,
+                  "backoff_ms": 5000, "due_ms": 0, "delay_ms": 0, "gid": gid,
+                  "group_limit": 0, "keep_completed_ms": self.keep_ms[0],
+                  "keep_failed_ms": self.keep_ms[1]}
+            assert (("OK", 1) if code is None else ("ERR", code)) == qm.enqueue(
+                self.now, [mj])[:2]
+        self._reserve(data, 3, queue)
+        if wait and want[0] == "RETRY":
+            self.now = max(self.now, want[1])
+            got = self.run(self.c.promote_delayed(queue, now_ms=self.now))
+            assert ("OK", got) == qm.promote(self.now, 1000)
 
     @rule(data=st.data(), n=st.integers(0, 3), count=st.integers(0, 3))
     def ack_reserve(self, data: st.DataObject, n: int, count: int) -> None:
