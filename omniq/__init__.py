@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from omniq.types import (
         Ack,
         BatchResult,
+        CancelRequested,
+        CancelResult,
         FailOutcome,
         JobEvent,
         JobInfo,
@@ -75,8 +77,9 @@ _LAZY: dict[str, str] = {
         "PartialPublishError", "PartitionError", "PermissionDenied", "ProtocolError",
         "ScriptError", "ServerError", "SettingsError", "SyncClientError")},
     **{name: "omniq.types" for name in (
-        "Ack", "BatchResult", "FailOutcome", "JobEvent", "JobInfo", "JobSpec", "Lease",
-        "QueueStats", "RateLimit", "ReservedJob", "ReserveResult")},
+        "Ack", "BatchResult", "CancelRequested", "CancelResult", "FailOutcome", "JobEvent",
+        "JobInfo", "JobSpec", "Lease", "QueueStats", "RateLimit", "ReservedJob",
+        "ReserveResult")},
 }
 
 
@@ -101,6 +104,8 @@ __all__ = [
     "Ack",
     "AsyncOmniq",
     "BatchResult",
+    "CancelRequested",
+    "CancelResult",
     "ConnectionFailed",
     "CounterError",
     "DuplicateJobError",
@@ -109,8 +114,8 @@ __all__ = [
     "InvalidArgument",
     "InvalidPayload",
     "JobContext",
-    "JobCancelled",
     "JobCtx",
+    "JobCancelled",
     "JobEvent",
     "JobFailed",
     "JobInfo",

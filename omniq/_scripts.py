@@ -35,6 +35,7 @@ _QUEUE_SCRIPTS = (
     "set_rate_limit",
     "clear_rate_limit",
     "get_rate_limit",
+    "cancel",
 )
 _STANDALONE_SCRIPTS = ("childs_init", "child_ack")
 

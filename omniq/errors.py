@@ -138,7 +138,8 @@ class JobFailed(OmniqError):
 class JobCancelled(OmniqError):
     """The attempt of the job being handled was stopped by the worker (the job was
     cancelled, or ran past its run timeout): raised by ``ctx.exec`` calls and
-    ``ctx.progress`` once ``ctx.cancelled`` is True."""
+    ``ctx.progress`` once ``ctx.cancelled`` is True. Let it propagate (or return): the
+    attempt fails with ``cancelled`` / ``timed out`` whatever the handler does next."""
 
 
 class PartialPublishError(OmniqError):

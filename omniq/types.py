@@ -15,6 +15,8 @@ __all__ = [
     "OnFailure",
     "Ack",
     "BatchResult",
+    "CancelResult",
+    "CancelRequested",
     "FailOutcome",
     "GroupState",
     "JobEvent",
@@ -41,6 +43,19 @@ failed attempt keeps the head of its group."""
 OnFailure = Literal["release", "block"]
 """``publish(on_failure=)`` of a strict group: a job that fails for good frees its group, or
 holds it until it is retried or removed."""
+
+
+CancelResult = Literal["cancelled", "cancelling", "finished", "not_found"]
+"""``cancel()``: ``cancelled`` (it was waiting or delayed: it never runs and is now failed
+with error ``cancelled``), ``cancelling`` (it is running: its worker stops it and fails it),
+``finished`` (it had completed or failed already) or ``not_found`` (no such job)."""
+
+
+class CancelRequested(int):
+    """A ``heartbeat_many`` result: the lease was extended to this ``lock_until_ms`` (it is
+    that int), and the job's cancel was requested: stop its handler and fail it."""
+
+    __slots__ = ()
 
 
 class ReservedJob(msgspec.Struct, frozen=True, gc=False):
@@ -196,7 +211,7 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ``attempt`` is set on reserved, progress, completed, failed, retry_scheduled and
     lease_expired; ``due_ms`` on delayed and retry_scheduled; ``error`` on failed,
     retry_scheduled and lease_expired; ``lane`` on removed; ``progress_raw`` (JSON text)
-    on progress.
+    on progress; ``state`` (the state the job was in) on cancelled.
     """
 
     id: str
@@ -211,6 +226,7 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     error: str | None = None
     lane: str | None = None
     progress_raw: str | None = None
+    state: str | None = None
 
     @property
     def progress(self) -> Any:

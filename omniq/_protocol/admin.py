@@ -1,6 +1,6 @@
 """Maintenance and admin scripts: ``promote_delayed``, ``reap_expired``, ``pause``,
-``resume``, ``retry_failed``, ``retry_failed_batch``, ``remove_job``, ``remove_jobs_batch``
-and ``partition`` (the layout of a partitioned queue).
+``resume``, ``retry_failed``, ``retry_failed_batch``, ``remove_job``, ``remove_jobs_batch``,
+``cancel`` and ``partition`` (the layout of a partitioned queue).
 
 Each ``*_args`` builds the ARGV of one physical queue's call; the parsers read its reply.
 """
@@ -13,9 +13,11 @@ from typing import Any
 from omniq._limits import MAX_PARTITIONS
 from omniq._protocol.common import check_positive, check_up_to, parse_count, parse_ok
 from omniq._scripts import scripts
-from omniq.types import BatchResult
+from omniq.errors import ProtocolError
+from omniq.types import BatchResult, CancelResult
 
 __all__ = [
+    "CANCEL",
     "PARTITION",
     "PAUSE",
     "PROMOTE_DELAYED",
@@ -25,9 +27,11 @@ __all__ = [
     "RESUME",
     "RETRY_FAILED",
     "RETRY_FAILED_BATCH",
+    "cancel_args",
     "check_partitions",
     "lane_state",
     "parse_batch",
+    "parse_cancel",
     "parse_count",
     "parse_partition",
     "parse_pause",
@@ -48,6 +52,7 @@ __all__ = [
  REMOVE_JOBS_BATCH, PARTITION) = scripts(
     "promote_delayed", "reap_expired", "pause", "resume", "retry_failed", "retry_failed_batch",
     "remove_job", "remove_jobs_batch", "partition")
+(CANCEL,) = scripts("cancel")
 
 
 # -- maintenance: reply {'OK', count} --------------------------------------------------
@@ -130,6 +135,27 @@ def parse_batch(op: str, reply: Any) -> list[BatchResult]:
         job_id, status, reason = r[2 + 3 * k], r[3 + 3 * k], r[4 + 3 * k]
         out.append(BatchResult(job_id, status, reason or None))
     return out
+
+
+# -- cancel ----------------------------------------------------------------------------
+
+_CANCEL_RESULTS: dict[str, CancelResult] = {
+    "cancelled": "cancelled", "cancelling": "cancelling", "finished": "finished",
+    "not_found": "not_found"}
+
+
+def cancel_args(job_id: str, now: int, keep_failed: str, events_maxlen: int) -> tuple[Any, ...]:
+    """ARGV of cancel.lua (``keep_failed``: ``""`` keeps every failed job)."""
+    return (job_id, now, keep_failed, events_maxlen)
+
+
+def parse_cancel(reply: Any, job_id: str) -> CancelResult:
+    """cancel.lua replies ``{'OK', result, state it was in}``."""
+    r = parse_ok("cancel", reply, job_id)
+    result = _CANCEL_RESULTS.get(r[1] if len(r) > 1 else "")
+    if result is None:
+        raise ProtocolError(f"cancel: unexpected reply {r!r}")
+    return result
 
 
 # -- partition layout ------------------------------------------------------------------

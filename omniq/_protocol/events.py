@@ -54,6 +54,7 @@ EVENT_TYPES = (
     "retry_scheduled",
     "lease_expired",
     "removed",
+    "cancelled",
     "retried",
     "paused",
     "resumed",
@@ -186,6 +187,7 @@ def parse_entry(
         error=fields.get("error") or None,
         lane=fields.get("lane") or None,
         progress_raw=fields.get("progress"),
+        state=fields.get("state") or None,
     )
 
 

@@ -19,7 +19,7 @@ from omniq._protocol.common import (
 )
 from omniq._scripts import scripts
 from omniq.errors import ProtocolError, ScriptError, error_for_code
-from omniq.types import Ack, FailOutcome, ReservedJob, ReserveResult
+from omniq.types import Ack, CancelRequested, FailOutcome, ReservedJob, ReserveResult
 
 __all__ = [
     "ACK_FAIL",
@@ -162,13 +162,16 @@ def heartbeat_args(now: int, leases: Sequence[tuple[str, str]]) -> list[Any]:
 
 
 def parse_heartbeats(reply: Any, job_ids: Sequence[str]) -> list[int | ScriptError]:
-    """Per lease: the new lock_until_ms, or the error (LeaseLost for a lost lease)."""
+    """Per lease: the new lock_until_ms (a :class:`CancelRequested` when the job's cancel
+    was requested), or the error (LeaseLost for a lost lease)."""
     r = parse_ok("heartbeat", reply)
     out: list[int | ScriptError] = []
     for k, job_id in enumerate(job_ids):
         status, value = r[2 + 2 * k], r[3 + 2 * k]
         if status == "OK":
             out.append(int(value))
+        elif status == "CANCEL":
+            out.append(CancelRequested(value))
         else:
             out.append(error_for_code("heartbeat", value, None, job_id))
     return out

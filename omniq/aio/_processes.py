@@ -17,7 +17,6 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.sharedctypes
-import pickle
 import signal
 import traceback
 from collections.abc import Callable
@@ -145,7 +144,7 @@ class ProcessPool:
                 on_slot(slot.flag)
             try:
                 slot.conn.send((fn, args))
-            except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            except Exception as exc:  # the handler or its arguments do not pickle
                 raise TypeError(f"cannot send the job to a handler process: {exc}") from exc
             loop = asyncio.get_running_loop()
             try:

@@ -62,6 +62,7 @@ from omniq.types import (
     Ack,
     Backoff,
     BatchResult,
+    CancelResult,
     DedupMode,
     FailOutcome,
     GroupOrder,
@@ -751,6 +752,27 @@ class AsyncOmniq:
         return await self._batch(t, admin.REMOVE_JOBS_BATCH, ids, admin.lane_state(lane),
                                  lambda sel: admin.remove_batch_args(
                                      lane, sel, now, self.defaults.events_maxlen))
+
+    async def cancel(self, queue: str, job_id: str, *, now_ms: int = 0) -> CancelResult:
+        """Cancel a job. A waiting, delayed or group-waiting job leaves its lane at once
+        and never runs (``"cancelled"``); a running job is flagged and its worker told
+        (``"cancelling"``): the worker stops the handler and the job ends failed with error
+        ``cancelled``, without retry. ``"finished"``: it had completed or failed already;
+        ``"not_found"``: no such job. Emits a ``cancelled`` event (docs/control.md).
+
+        :raises InvalidArgument: a malformed queue name or job id.
+        """
+        t = await self.routing.targets(queue)
+        validate_job_id(job_id)
+        now = check_now(now_ms)
+        by_part, _ = await self.routing.locate(t, [job_id], None)
+        if not by_part:
+            return "not_found"
+        d = self.defaults
+        reply = await self.routing.call(admin.CANCEL, next(iter(by_part)),
+                                        admin.cancel_args(job_id, now, d.keep_failed_arg,
+                                                          d.events_maxlen))
+        return admin.parse_cancel(reply, job_id)
 
     async def _batch(
         self, t: Targets, script: Any, ids: list[str], want_state: str,

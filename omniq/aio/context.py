@@ -22,6 +22,7 @@ from omniq.codec import decode_payload
 from omniq.errors import JobCancelled, LeaseLost
 from omniq.types import (
     BatchResult,
+    CancelResult,
     JobInfo,
     PublishOptions,
     QueueStats,
@@ -79,7 +80,7 @@ class JobContext:
         self.timeout_ms = job.timeout_ms
         self.lease_lost = False
         self._payload: Any = _UNSET
-        self._cancelled = False
+        self._cancelled = False  # set by the worker (Worker._interrupt)
         self._cancel_flag: Any = None  # a process handler's shared flag (set by the worker)
         self.exec: Any = None
         self.check_completion: Any = None
@@ -285,6 +286,11 @@ class Exec:
         self._ctx.check_cancelled()
         return await self._client.remove_jobs_batch(queue, lane, job_ids)
 
+    async def cancel(self, queue: str, job_id: str) -> CancelResult:
+        """Cancel a job (see :meth:`AsyncOmniq.cancel`)."""
+        self._ctx.check_cancelled()
+        return await self._client.cancel(queue, job_id)
+
     async def get_job(self, queue: str, job_id: str) -> JobInfo | None:
         """A job's stored record (see :meth:`AsyncOmniq.get_job`)."""
         self._ctx.check_cancelled()
@@ -415,6 +421,10 @@ class SyncExec:
     def remove_jobs_batch(self, queue: str, lane: str, job_ids: Sequence[str]) -> list[BatchResult]:
         """Remove up to 100 jobs from a lane."""
         return _blocking(self._loop, self._async.remove_jobs_batch, queue, lane, job_ids)
+
+    def cancel(self, queue: str, job_id: str) -> CancelResult:
+        """Cancel a job."""
+        return _blocking(self._loop, self._async.cancel, queue, job_id)
 
     def get_job(self, queue: str, job_id: str) -> JobInfo | None:
         """Read a job's record."""

@@ -55,7 +55,7 @@ from omniq.aio.context import CheckCompletion, Exec, JobContext, SyncCheckComple
 from omniq.codec import encode_result, failure_text, format_due, truncate_error
 from omniq.errors import ConnectionFailed, InvalidArgument, LeaseLost, OmniqError
 from omniq.settings import Settings, resolve
-from omniq.types import Ack, Lease, ReservedJob
+from omniq.types import Ack, CancelRequested, Lease, ReservedJob
 
 if TYPE_CHECKING:
     from omniq.aio.client import AsyncOmniq
@@ -626,11 +626,13 @@ class Worker:
         process handler's process is killed and replaced. The failed ack goes with the
         worker's next round trip.
         """
-        if run.interrupted is not None or run.task is None or run.task.done():
+        if run.interrupted is not None or run.lost or run.task is None or run.task.done():
             return
         run.interrupted = reason
         run.final = final
         ctx = run.ctx
+        if reason == "cancelled":
+            logger.warning("omniq: %s/%s cancelled: stopping it", ctx.queue, ctx.job_id)
         ctx._cancelled = True
         if ctx._cancel_flag is not None:
             ctx._cancel_flag.value = 1
@@ -669,6 +671,18 @@ class Worker:
                            run.job.queue, run.job.job_id)
         if cancel and self._is_async and run.task is not None:
             run.task.cancel()
+
+    def _on_cancel_message(self, channel: Any, data: Any) -> None:
+        """A ``cancel:<job_id>`` message on a queue's wake channel (cancel.lua)."""
+        text = data.decode() if isinstance(data, bytes) else str(data)
+        if not text.startswith("cancel:"):
+            return
+        run = self._running.get(text[7:])
+        if run is None:
+            return
+        ch = channel.decode() if isinstance(channel, bytes) else str(channel)
+        if ch == QueueKeys(run.job.queue).wake:
+            self._interrupt(run, "cancelled", final=True)
 
     async def _shutdown(self) -> None:
         deadline = time.monotonic() + self.grace_period_s
@@ -751,7 +765,11 @@ class Worker:
                 await asyncio.sleep(0.1)
                 continue
             for r, result in zip(due, results, strict=True):
-                if isinstance(result, int):
+                if isinstance(result, CancelRequested):
+                    r.ctx.lock_until_ms = int(result)
+                    if self._running.get(r.job.job_id) is r:
+                        self._interrupt(r, "cancelled", final=True)
+                elif isinstance(result, int):
                     r.ctx.lock_until_ms = result
                 elif isinstance(result, LeaseLost):
                     if self._running.get(r.job.job_id) is r:
@@ -811,6 +829,8 @@ class Worker:
                     if msg is not None:
                         if msg.get("data") in ("limits", b"limits"):
                             self._limited_until.clear()  # a rate limit changed
+                        elif msg.get("type") == "message" and msg.get("data") not in (b"1", "1"):
+                            self._on_cancel_message(msg.get("channel"), msg.get("data"))
                         self._signal.set()
             except asyncio.CancelledError:
                 raise

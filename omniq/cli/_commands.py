@@ -262,6 +262,24 @@ async def _bulk(
     return _summary(done, args.queue, results, args.json)
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """One line per job: ``ID: cancelled | cancelling | finished | not_found``; exit 1 when
+    any job was not found."""
+    async def go() -> int:
+        results: dict[str, str] = {}
+        async with _client(args) as client:
+            for jid in _dedupe(args.job_ids):
+                results[jid] = await client.cancel(args.queue, jid)
+        if args.json:
+            print_json({"queue": args.queue, "results": results})
+        else:
+            for jid, result in results.items():
+                print(f"{jid}: {result}")
+        return EXIT_FAILED if "not_found" in results.values() else EXIT_OK
+
+    return _run(go())
+
+
 # -- pause / resume ------------------------------------------------------------------
 
 

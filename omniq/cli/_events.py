@@ -56,7 +56,7 @@ def _iso(ms: int) -> str:
 def event_line(ev: JobEvent) -> str:
     """One event on one line: time, queue, type, job id, then its fields."""
     parts = [_iso(ev.ms), ev.queue, ev.type, ev.job_id or "-"]
-    for name in ("attempt", "gid", "due_ms", "lane"):
+    for name in ("attempt", "gid", "due_ms", "lane", "state"):
         value = getattr(ev, name)
         if value is not None:
             parts.append(f"{name}={value}")

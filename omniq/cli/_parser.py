@@ -198,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _json_flag(p)
 
+    p = _add(sub, "cancel", common, "cancel jobs: waiting or delayed ones never run, running "
+             "ones are stopped by their worker", "  omniq cancel emails 01J9Z6V4Q3R8T5X2M7N1K0PABC",
+             "commands.cmd_cancel", usage="omniq cancel [options] QUEUE ID [ID ...]")
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("job_ids", nargs="+", metavar="ID")
+    _json_flag(p)
+
     p = _add(sub, "pause", common, "stop new reservations on a queue",
              "  omniq pause emails", "commands.cmd_pause")
     p.add_argument("queue", metavar="QUEUE")

@@ -799,6 +799,15 @@ local function trim_failed(keep, now)
     MAX_FAILED_TRIM, now)
 end
 
+-- A job whose cancel was requested fails for good with error 'cancelled' (recorded as its
+-- last_error unless the worker already sent that text), whatever the ack or reap said.
+local function cancelled_error(jk, now, text)
+  if text ~= 'cancelled' then
+    redis.call('HSET', jk, 'last_error', 'cancelled', 'last_error_ms', fmt(now))
+  end
+  return 'cancelled'
+end
+
 -- Shared by ack_fail and reap: retry with backoff or fail for good (final = no retry).
 -- keep_failed < 0 keeps every failed job; text is the error the events carry.
 -- The delay before retry `attempt` (docs/control.md "Backoff strategies"): backoff_ms
@@ -830,7 +839,8 @@ end
 local function fail_or_retry(id, jk, now, final, keep_failed, text)
   local h = redis.call('HMGET', jk, 'attempt', 'max_attempts', 'backoff_ms', 'gid',
     'keep_failed_ms', 'backoff', 'backoff_max_ms', 'backoff_jitter', 'group_order',
-    'on_failure')
+    'on_failure', 'cancel_requested_ms')
+  if h[11] then final, text = true, cancelled_error(jk, now, text) end  -- cancel requested
   local attempt = tonumber(h[1]) or 0
   local max_attempts = tonumber(h[2]) or 1
   if max_attempts < 1 then max_attempts = 1 end
@@ -843,9 +853,10 @@ local function fail_or_retry(id, jk, now, final, keep_failed, text)
     local ttl = tonumber(h[5] or '') or 0
     if ttl > 0 then expire_later(id, jk, now, ttl) end
     emit('failed', id, h[4], now, 'attempt', fmt(attempt), 'error', text)
-    if h[10] == 'block' and h[4] and h[4] ~= '' then
+    if h[10] == 'block' and not h[11] and h[4] and h[4] ~= '' then
       -- a strict group with on_failure='block' stays held until an admin retries or
-      -- removes this job (set before the trim: a trim of this very job drops it again)
+      -- removes this job (set before the trim: a trim of this very job drops it again);
+      -- a cancel is that admin's decision already, so a cancelled job never blocks
       redis.call('SET', gkey(h[4], ':blocked'), id)
       redis.call('ZREM', K_READY, h[4])
     end
@@ -900,6 +911,7 @@ local function retry_failed_one(id, now)
   redis.call('ZREM', K_EXPIRE, id)
   redis.call('HSET', jk, 'state', 'wait', 'attempt', '0', 'lease_token', '', 'lock_until_ms', '',
     'due_ms', '', 'failed_ms', '', 'expire_ms', '', 'updated_ms', fmt(now))
+  redis.call('HDEL', jk, 'cancel_requested_ms')  -- a retried job runs again in full
   local gid = h[2] or ''
   if h[4] == 'strict' and gid ~= '' and redis.call('GET', gkey(gid, ':blocked')) == id then
     -- the job that blocked its group runs again first
@@ -957,4 +969,57 @@ local function remove_one(id, lane, now)
   end
   emit('removed', id, gid, now, 'lane', lane)
   return nil
+end
+
+
+-- Cancel one job (cancel.lua). A waiting (ungrouped or grouped) or delayed job leaves its
+-- lane and ends failed with error 'cancelled'; an active job gets cancel_requested_ms
+-- (its heartbeats answer CANCEL, its next fail ack or reap is final) and its worker is told
+-- on the wake channel. Returns the result (cancelled | cancelling | finished | not_found)
+-- and the state the job was in.
+local function cancel_one(id, now, keep_failed)
+  local jk = job_key(id)
+  local h = redis.call('HMGET', jk, 'state', 'gid', 'cancel_requested_ms', 'attempt',
+    'keep_failed_ms')
+  local state = h[1]
+  if not state then return 'not_found', '' end
+  if state == 'completed' or state == 'failed' then return 'finished', state end
+  local gid = h[2] or ''
+  if state == 'active' then
+    if not h[3] then
+      redis.call('HSET', jk, 'cancel_requested_ms', fmt(now), 'updated_ms', fmt(now))
+      emit('cancelled', id, gid, now, 'state', 'active')
+    end
+    redis.call('PUBLISH', WAKE_CHANNEL, 'cancel:' .. id)
+    return 'cancelling', state
+  end
+  if state == 'wait' then
+    redis.call('ZREM', K_IDX_WAIT, id)
+    if gid ~= '' then
+      local wk = gkey(gid, ':wait')
+      redis.call('LREM', wk, 1, id)
+      if redis.call('LLEN', wk) == 0 then redis.call('ZREM', K_READY, gid) end
+      forget_idle_group(gid)
+    else
+      redis.call('LREM', K_WAIT, 1, id)
+    end
+  elseif state == 'delayed' then
+    redis.call('ZREM', K_DELAYED, id)
+    redis.call('ZREM', K_IDX_DELAYED, id)
+    -- a strict job waiting out its backoff holds its group: the cancel frees it
+    if gid ~= '' then release_hold(gid, ':held', id, now) end
+  else
+    return 'finished', state  -- a state this client does not know: leave it alone
+  end
+  redis.call('HSET', jk, 'state', 'failed', 'failed_ms', fmt(now), 'updated_ms', fmt(now),
+    'last_error', 'cancelled', 'last_error_ms', fmt(now), 'lease_token', '',
+    'lock_until_ms', '')
+  redis.call('LPUSH', K_FAILED, id)
+  redis.call('ZADD', K_IDX_FAILED, now, id)
+  local ttl = tonumber(h[5] or '') or 0
+  if ttl > 0 then expire_later(id, jk, now, ttl) end
+  emit('failed', id, gid, now, 'attempt', h[4] or '0', 'error', 'cancelled')
+  emit('cancelled', id, gid, now, 'state', state)
+  if keep_failed >= 0 then trim_failed(keep_failed, now) end
+  return 'cancelled', state
 end

@@ -45,6 +45,7 @@ from omniq.types import (
     Ack,
     Backoff,
     BatchResult,
+    CancelResult,
     DedupMode,
     FailOutcome,
     GroupOrder,
@@ -594,6 +595,10 @@ class OmniqClient:
     ) -> list[BatchResult]:
         """remove_job for up to 100 jobs of one lane; one ``(job_id, status, reason)`` each."""
         return self._run(lambda c: c.remove_jobs_batch(queue, lane, job_ids, now_ms=now_ms))
+
+    def cancel(self, queue: str, job_id: str, *, now_ms: int = 0) -> CancelResult:
+        """Cancel a job (see :meth:`AsyncOmniq.cancel`)."""
+        return self._run(lambda c: c.cancel(queue, job_id, now_ms=now_ms))
 
     # -- parent / child ----------------------------------------------------------------
 

@@ -119,7 +119,7 @@ def test_help_is_fast_and_every_command_has_an_example() -> None:
         best = min(best, time.perf_counter() - start)
         assert proc.returncode == 0
     assert best < 0.5, f"omniq --help took {best:.2f} s"
-    commands = ["worker", "stats", "jobs", "job", "retry", "remove", "pause", "resume",
+    commands = ["worker", "stats", "jobs", "job", "retry", "remove", "cancel", "pause", "resume",
                 "publish", "events", "wait", "eventlog", "server"]
     for name in commands:
         assert name in proc.stdout
@@ -369,6 +369,26 @@ async def test_retry_and_remove_by_id_report_refusals(
                    2, r"unknown lane 'bogus'")
     one_line_error(cli("remove", "q", "--lane", "wait", url=omniq_redis_url), 2,
                    r"give job ids or --all")
+
+
+async def test_cancel_prints_each_result(omniq: AsyncOmniq, omniq_redis_url: str) -> None:
+    running = await omniq.publish("q", {"n": 1})
+    job = await omniq.reserve("q")
+    assert job is not None
+    assert job.job_id == running
+    waiting = await omniq.publish("q", {"n": 2})
+    missing = "01J9Z6V4Q3R8T5X2M7N1K0PABC"
+    proc = cli("cancel", "q", waiting, running, url=omniq_redis_url)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"{waiting}: cancelled", f"{running}: cancelling"]
+    proc = cli("cancel", "q", waiting, missing, "--json", url=omniq_redis_url)
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout) == {"queue": "q", "results": {
+        waiting: "finished", missing: "not_found"}}
+    info = await omniq.get_job("q", waiting)
+    assert info is not None
+    assert info.state == "failed"
+    one_line_error(cli("cancel", "q", url=omniq_redis_url), 2, r"ID")
 
 
 def cli_on_a_terminal(*args: str, url: str, answer: str) -> subprocess.CompletedProcess[str]:

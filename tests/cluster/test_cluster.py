@@ -273,3 +273,35 @@ def test_embedded_cluster_is_a_full_cluster(cluster, nodes):
         EmbeddedCluster(masters=0)
     with pytest.raises(TypeError):
         EmbeddedCluster(extra_args="--foo")
+
+
+async def test_cancel_on_a_partitioned_queue_across_nodes(omniq, nodes):
+    """cancel finds each job's partition (on whichever master); a running job's worker is
+    told through the wake channel of its partition and fails it 'cancelled'."""
+    from omniq import JobFailed
+
+    assert await omniq.partition_queue("jobs", 6) is True
+    ids = [await omniq.publish("jobs", {"i": i}, gid=f"g{i}") for i in range(12)]
+    results = [await omniq.cancel("jobs", jid) for jid in ids[:6]]
+    assert results == ["cancelled"] * 6
+    assert await omniq.cancel("jobs", "missing") == "not_found"
+    started = asyncio.Event()
+    ran: list[int] = []
+
+    async def handler(ctx):
+        if ctx.payload["i"] == 6:
+            started.set()
+            await asyncio.Event().wait()
+        ran.append(ctx.payload["i"])
+
+    async with Worker(omniq, "jobs", handler, concurrency=4):
+        await asyncio.wait_for(started.wait(), 10)
+        assert await omniq.cancel("jobs", ids[6]) == "cancelling"
+        with pytest.raises(JobFailed) as err:
+            await asyncio.wait_for(omniq.wait("jobs", ids[6]), 10)
+        assert err.value.error == "cancelled"
+        for jid in ids[7:]:
+            await asyncio.wait_for(omniq.wait("jobs", jid), 10)
+    assert sorted(ran) == list(range(7, 12))
+    for jid in ids[:6]:
+        assert await omniq.cancel("jobs", jid) == "finished"

@@ -236,3 +236,24 @@ async def test_strict_on_a_partitioned_queue(omniq):
     a = await omniq.reserve("pq", now_ms=T0 + 1030)
     assert a is not None
     assert a.job_id == "A"
+
+
+async def test_cancel_of_delayed_strict_job_frees_the_group(omniq, raw):
+    await _publish_ab(omniq, **STRICT)
+    a = await _lease(omniq, T0 + 10, "A")
+    await omniq.ack_fail("q", "A", a.lease_token, now_ms=T0 + 20)
+    assert raw.get(gk("q", "g", "held")) == "A"
+    assert await omniq.cancel("q", "A", now_ms=T0 + 30) == "cancelled"
+    assert raw.exists(gk("q", "g", "held")) == 0
+    await _lease(omniq, T0 + 40, "B")
+
+
+async def test_cancelled_block_job_does_not_block_its_group(omniq, raw):
+    await _publish_ab(omniq, **{**STRICT, "on_failure": "block"})
+    a = await _lease(omniq, T0 + 10, "A")
+    assert await omniq.cancel("q", "A", now_ms=T0 + 20) == "cancelling"
+    assert await omniq.ack_fail("q", "A", a.lease_token, now_ms=T0 + 30) == (
+        "FAILED", None)
+    assert raw.hget(jk("q", "A"), "last_error") == "cancelled"
+    assert raw.exists(gk("q", "g", "blocked")) == 0
+    await _lease(omniq, T0 + 40, "B")

@@ -40,7 +40,7 @@ from omniq.errors import (
     ProtocolError,
     ScriptError,
 )
-from omniq.types import BatchResult, FailOutcome
+from omniq.types import BatchResult, CancelRequested, FailOutcome
 
 # -- keys ----------------------------------------------------------------------------------
 
@@ -261,6 +261,21 @@ def test_parse_heartbeats():
     assert out[2] == 30
     assert isinstance(out[1], LeaseLost)
     assert out[1].job_id == "b"
+    assert not isinstance(out[0], CancelRequested)
+
+
+def test_parse_heartbeat_cancel_and_cancel_reply():
+    out = leases.parse_heartbeats(["OK", "2", "CANCEL", "10", "OK", "20"], ["a", "b"])
+    assert isinstance(out[0], CancelRequested)
+    assert out[0] == 10
+    assert not isinstance(out[1], CancelRequested)
+    assert admin.cancel_args("j", 5, "", 10) == ("j", 5, "", 10)
+    for result in ("cancelled", "cancelling", "finished", "not_found"):
+        assert admin.parse_cancel(["OK", result, "wait"], "j") == result
+    with pytest.raises(ProtocolError):
+        admin.parse_cancel(["OK", "maybe", ""], "j")
+    with pytest.raises(InvalidArgument):
+        admin.parse_cancel(["ERR", "BAD_ARGS", "now_ms"], "j")
 
 
 def test_parse_ack_reserve():

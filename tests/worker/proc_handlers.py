@@ -28,7 +28,14 @@ def report_pid_then_hang(ctx: Any) -> None:
 
     import redis
 
-    redis.Redis.from_url(ctx.payload["url"]).rpush(ctx.payload["ledger"], os.getpid())
+    url: str = ctx.payload["url"]
+    if url.startswith("redis+cluster://"):  # omniq's scheme for a cluster
+        from redis.cluster import RedisCluster
+
+        RedisCluster.from_url("redis://" + url.removeprefix("redis+cluster://")).rpush(
+            ctx.payload["ledger"], os.getpid())
+    else:
+        redis.Redis.from_url(url).rpush(ctx.payload["ledger"], os.getpid())
     time.sleep(3600)
 
 

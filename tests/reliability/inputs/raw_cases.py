@@ -344,6 +344,24 @@ CASES += [
      ["ERR", "BAD_ARGS", "now_ms"]),
 ]
 
+# -- cancel.lua: job_id, now_ms, [keep_failed], [events_maxlen] -----------------------------
+
+CASES += [
+    ("cancel-no-args", "cancel", Q, [], ["ERR", "BAD_JOB_ID"]),
+    ("cancel-id-missing", "cancel", Q, ["", T], ["ERR", "BAD_JOB_ID"]),
+    ("cancel-id-257", "cancel", Q, ["w" * 257, T], ["ERR", "BAD_JOB_ID"]),
+    ("cancel-id-control", "cancel", Q, ["w\n1", T], ["ERR", "BAD_JOB_ID"]),
+    ("cancel-now-text", "cancel", Q, ["w1", "soon"], ["ERR", "BAD_ARGS", "now_ms"]),
+    ("cancel-now-negative", "cancel", Q, ["w1", "-5"], ["ERR", "BAD_ARGS", "now_ms"]),
+    ("cancel-now-fraction", "cancel", Q, ["w1", "1.5"], ["ERR", "BAD_ARGS", "now_ms"]),
+    ("cancel-keep-failed-negative", "cancel", Q, ["w1", T, "-1"],
+     ["ERR", "BAD_ARGS", "keep_failed"]),
+    ("cancel-keep-failed-text", "cancel", Q, ["w1", T, "all"],
+     ["ERR", "BAD_ARGS", "keep_failed"]),
+    ("cancel-keep-failed-fraction", "cancel", Q, ["a1", T, "0.5"],
+     ["ERR", "BAD_ARGS", "keep_failed"]),
+]
+
 # -- enqueue: keep_completed_ms / keep_failed_ms -------------------------------------------
 
 for _field, _name in (("kc", "keep_completed_ms"), ("kf", "keep_failed_ms")):
@@ -375,6 +393,7 @@ WRITES_BEFORE_EVENTS_MAXLEN: dict[str, list[str]] = {
     "pause": [],
     "resume": [],
     "progress": ["a1", "@a1", '{"pct":50}', T],
+    "cancel": ["w1", T, ""],
 }
 
 for _script, _args in WRITES_BEFORE_EVENTS_MAXLEN.items():

@@ -675,6 +675,24 @@ async def test_progress_bad_arguments(world):
     await refused(world, InvalidArgument, world.client.progress("{q}", "a1", token, 1))
 
 
+async def test_cancel_bad_arguments(world):
+    c = world.client
+    await refused(world, InvalidArgument, c.cancel(Q, ""))
+    await refused(world, InvalidArgument, c.cancel(Q, "w" * 257))
+    await refused(world, InvalidArgument, c.cancel(Q, "w\x001"))
+    await refused(world, InvalidArgument, c.cancel(Q, "w1", now_ms=-1))
+    await refused(world, InvalidArgument, c.cancel("{q}", "w1"))
+    await refused(world, InvalidArgument, c.cancel("", "w1"))
+
+
+async def test_cancel_of_finished_or_unknown_job_writes_nothing(world):
+    before = world.snap()
+    assert await world.client.cancel(Q, "c1") == "finished"
+    assert await world.client.cancel(Q, "f1") == "finished"
+    assert await world.client.cancel(Q, "ghost") == "not_found"
+    world.unchanged(before)
+
+
 @pytest.mark.parametrize("script", sorted(WRITES_BEFORE_EVENTS_MAXLEN))
 async def test_events_maxlen_cases_would_write(world, script):
     """The control of the events_maxlen rows: the same call with a good events_maxlen

@@ -617,7 +617,7 @@ class QueueModel:
             lock = int(now + timeout)  # never cumulative (D1)
             self.active[job_id] = lock
             h.update(lock_until_ms=fmt(lock), updated_ms=fmt(now))
-            out.append(("OK", lock))
+            out.append(("CANCEL" if "cancel_requested_ms" in h else "OK", lock))
         return out
 
     def end_lease(self, job_id: str, gid: str | None, now: int) -> None:
@@ -674,6 +674,11 @@ class QueueModel:
         max_attempts = number(h.get("max_attempts"))
         if max_attempts is None or max_attempts < 1:
             max_attempts = 1
+        if "cancel_requested_ms" in h:  # cancel requested: final, error 'cancelled'
+            final = True
+            if text != "cancelled":
+                h.update(last_error="cancelled", last_error_ms=fmt(now))
+            text = "cancelled"
         self.idx["active"].pop(job_id, None)
         if final or attempt >= max_attempts:
             h.update(state="failed", failed_ms=fmt(now), updated_ms=fmt(now), lease_token="",
@@ -685,7 +690,7 @@ class QueueModel:
                 self.expire_later(job_id, h, now, int(ttl))
             self.emit("failed", job_id, h.get("gid"), now, attempt=fmt(attempt), error=text)
             gid = h.get("gid")
-            if h.get("on_failure") == "block" and gid:
+            if h.get("on_failure") == "block" and gid and "cancel_requested_ms" not in h:
                 self.blocked[gid] = job_id
                 self.ready.pop(gid, None)
             if keep_failed is not None:
@@ -849,6 +854,7 @@ class QueueModel:
         self.expire.pop(job_id, None)
         h.update(state="wait", attempt="0", lease_token="", lock_until_ms="", due_ms="",
                  failed_ms="", expire_ms="", updated_ms=fmt(now))
+        h.pop("cancel_requested_ms", None)
         gid = h.get("gid") or ""
         if h.get("group_order") == "strict" and gid and self.blocked.get(gid) == job_id:
             self.push_head(job_id, gid, now, h.get("group_limit"))
@@ -933,6 +939,58 @@ class QueueModel:
         if any(r[1] == "OK" for r in out):
             self.finish(now)
         return out
+
+    def cancel(self, now: int, job_id: str, keep_failed: int | None) -> Reply:
+        """cancel.lua: a waiting or delayed job ends failed ('cancelled') at once; an active
+        one is flagged (heartbeat CANCEL, its next fail or reap is final). A cancel of an
+        active job writes no stats (its wake message is not modelled)."""
+        if not valid_id(job_id):
+            return ("ERR", "BAD_JOB_ID")
+        h = self.jobs.get(job_id)
+        if h is None or "state" not in h:
+            return ("OK", "not_found", "")
+        state = h["state"]
+        gid = h.get("gid") or ""
+        if state == "active":
+            if "cancel_requested_ms" not in h:
+                h.update(cancel_requested_ms=fmt(now), updated_ms=fmt(now))
+                self.emit("cancelled", job_id, gid, now, state="active")
+            return ("OK", "cancelling", state)
+        if state == "wait":
+            self.idx["wait"].pop(job_id, None)
+            if gid:
+                lst = self.gwait.get(gid, [])
+                list_remove(lst, job_id)
+                if not lst:
+                    self.gwait.pop(gid, None)
+                    self.ready.pop(gid, None)
+                self.forget_idle_group(gid)
+            else:
+                list_remove(self.wait, job_id)
+        elif state == "delayed":
+            self.delayed.pop(job_id, None)
+            self.idx["delayed"].pop(job_id, None)
+            if gid:  # a strict job waiting out its backoff frees its group
+                self.release_hold(gid, self.held, job_id, now)
+        else:  # completed, failed (or a state this client does not know)
+            return ("OK", "finished", state)
+        h.update(state="failed", failed_ms=fmt(now), updated_ms=fmt(now),
+                 last_error="cancelled", last_error_ms=fmt(now), lease_token="",
+                 lock_until_ms="")
+        self.failed.insert(0, job_id)
+        self.idx["failed"][job_id] = now
+        ttl = number(h.get("keep_failed_ms")) or 0
+        if ttl > 0:
+            self.expire_later(job_id, h, now, int(ttl))
+        self.emit("failed", job_id, gid, now, attempt=h.get("attempt") or "0",
+                  error="cancelled")
+        self.emit("cancelled", job_id, gid, now, state=state)
+        if keep_failed is not None:
+            self._trim_failed(keep_failed, now)
+        self.stats["last_finish_ms"] = fmt(now)
+        self.expire_finished(now)
+        self.finish(now)
+        return ("OK", "cancelled", state)
 
     def vanish(self, job_id: str) -> None:
         """The job hash disappears behind the scripts' back (eviction, TTL, manual DEL)."""

@@ -33,7 +33,7 @@ from hypothesis.stateful import (
 from keydump import dump_keyspace
 from model import SERVER_CLOCK, Model, QueueModel, cut_utf8
 
-from omniq import AsyncOmniq, JobSpec, Lease, ScriptError
+from omniq import AsyncOmniq, CancelRequested, JobSpec, Lease, ScriptError
 from omniq._limits import DEFAULT_EVENTS_MAXLEN
 from omniq.aio._connect import is_cluster_url, plain_url
 from omniq.types import Ack, ReserveResult
@@ -333,14 +333,16 @@ class QueueMachine(RuleBasedStateMachine):
         queue, job_id, token = self.lease(data)
         got, code = self.attempt(self.c.heartbeat(queue, job_id, token, now_ms=self.now))
         want = self.model.queue(queue).heartbeat(self.now, [(job_id, token)])[0]
-        assert (("OK", got) if code is None else ("ERR", code)) == want
+        status = "CANCEL" if isinstance(got, CancelRequested) else "OK"
+        assert ((status, got) if code is None else ("ERR", code)) == want
 
     @rule(data=st.data(), n=st.integers(1, 3))
     def heartbeat_many(self, data: st.DataObject, n: int) -> None:
         leases = [self.lease(data) for _ in range(n)]
         got = self.run(self.c.heartbeat_many([Lease(*x) for x in leases], now_ms=self.now))
         want = [self.model.queue(q).heartbeat(self.now, [(j, t)])[0] for q, j, t in leases]
-        assert [("ERR", g.code) if isinstance(g, ScriptError) else ("OK", g)
+        assert [("ERR", g.code) if isinstance(g, ScriptError)
+                else ("CANCEL" if isinstance(g, CancelRequested) else "OK", g)
                 for g in got] == want
 
     @precondition(held)
@@ -575,6 +577,14 @@ class QueueMachine(RuleBasedStateMachine):
         lane = self.lane_for(data, qm, ids[0] if ids else "")
         got = self.run(self.c.remove_jobs_batch(queue, lane, ids, now_ms=self.now))
         assert [tuple(g) for g in got] == qm.remove_jobs_batch(self.now, lane, ids)
+
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        """Cancel any job (waiting, delayed, grouped, active, finished or unknown)."""
+        queue, qm = self.q(data, prefer=lambda m: m.jobs)
+        job_id = data.draw(st.sampled_from(sorted(qm.jobs) or JOB_IDS), label="job")
+        got = self.run(self.c.cancel(queue, job_id, now_ms=self.now))
+        assert got == qm.cancel(self.now, job_id, self.keep_failed)[1]
 
     @rule(data=st.data())
     def vanish(self, data: st.DataObject) -> None:
