@@ -89,12 +89,15 @@ class ReserveResult(NamedTuple):
     ``"LIMITED"``: nothing was leased because of rate limits; ``retry_after_ms`` says when
     a window allows a job again, and ``limited_by`` whether the queue-wide limit
     (``"queue"``: no job of the queue can run before then) or parked groups (``"group"``:
-    other groups' new jobs can) stopped it."""
+    other groups' new jobs can) stopped it. ``more``: see below."""
 
     status: Literal["JOB", "EMPTY", "PAUSED", "LIMITED"]
     jobs: list[ReservedJob]
     retry_after_ms: int = 0
     limited_by: Literal["", "queue", "group"] = ""
+    more: bool = False
+    """``EMPTY`` only: the call failed as many expired jobs as one call may (docs/control.md,
+    "Expiry") before it found a job, so more may wait behind them: reserve again now."""
 
 
 class RateLimit(msgspec.Struct, frozen=True, kw_only=True):
@@ -211,7 +214,7 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ``attempt`` is set on reserved, progress, completed, failed, retry_scheduled and
     lease_expired; ``due_ms`` on delayed and retry_scheduled; ``error`` on failed,
     retry_scheduled and lease_expired; ``lane`` on removed; ``progress_raw`` (JSON text)
-    on progress; ``state`` (the state the job was in) on cancelled.
+    on progress; ``state`` (the state the job was in) on cancelled and expired.
     """
 
     id: str

@@ -2,7 +2,9 @@
 
 ARGV: ``now_ms, count``, then ``ENQUEUE_FIELDS`` fields per job (:func:`job_fields`), then
 ``events_maxlen``.
-Reply: ``{'OK', n}`` or ``{'ERR', code, detail}``.
+Reply: ``{'OK', n}``, or ``{'OK', n, id_1 .. id_n}`` when a job of the call has a dedup key
+(each job's id now: its own, or that of the live job holding its key), or
+``{'ERR', code, detail}``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from omniq._protocol.common import check_non_negative, check_positive, parse_ok
 from omniq._scripts import scripts
 from omniq.errors import InvalidArgument
 
-__all__ = ["ENQUEUE", "JobOptions", "args", "chunks", "job_fields", "parse"]
+__all__ = ["ENQUEUE", "JobOptions", "args", "batch_job_options", "check_dedup_options",
+           "chunks", "job_fields", "parse"]
 
 (ENQUEUE,) = scripts("enqueue")
 
@@ -26,8 +29,9 @@ __all__ = ["ENQUEUE", "JobOptions", "args", "chunks", "job_fields", "parse"]
 class JobOptions:
     """Validated per-job options, shared by ``publish`` and ``publish_many``."""
 
-    __slots__ = ("backoff_ms", "delay_ms", "due_ms", "extras", "gid", "group_limit",
-                 "keep_completed_ms", "keep_failed_ms", "max_attempts", "timeout_ms")
+    __slots__ = ("backoff_ms", "dedup_key", "delay_ms", "due_ms", "extras", "gid",
+                 "group_limit", "keep_completed_ms", "keep_failed_ms", "max_attempts",
+                 "timeout_ms")
 
     def __init__(
         self,
@@ -64,6 +68,7 @@ class JobOptions:
         self.group_limit = check_non_negative(group_limit, "group_limit")
         self.keep_completed_ms = check_non_negative(keep_completed_ms, "keep_completed_ms")
         self.keep_failed_ms = check_non_negative(keep_failed_ms, "keep_failed_ms")
+        self.dedup_key = None if dedup_key is None else validate_dedup_key(dedup_key)
         self.extras = _extras(
             self.gid, dedup_key=dedup_key, dedup_ttl_ms=dedup_ttl_ms, dedup=dedup,
             expires_ms=expires_ms, expire_in_ms=expire_in_ms, run_timeout_ms=run_timeout_ms,
@@ -79,6 +84,36 @@ _CHOICES = {
     "on_failure": ("release", "block"),
 }
 _encode_extras = msgspec.json.Encoder().encode
+
+
+# A time a JobSpec gives in one form replaces the batch's time in the other form.
+_TIME_PAIRS = (("due_ms", "delay_ms"), ("expires_ms", "expire_in_ms"))
+
+
+def batch_job_options(batch: dict[str, Any], given: dict[str, Any]) -> JobOptions:
+    """The options of one job of a ``publish_many`` batch: the batch's keyword arguments
+    (``batch``) overridden by those its JobSpec sets (``given``). A JobSpec time replaces
+    the batch's time in the other form (``due_ms`` the batch's ``delay_ms``, ``expires_ms``
+    its ``expire_in_ms``, and back); the batch's ``dedup`` and ``dedup_ttl_ms`` apply only
+    to jobs with a ``dedup_key``."""
+    out = {**batch, **given}
+    for a, b in _TIME_PAIRS:
+        if given.get(a) and b not in given:
+            out.pop(b, None)
+        elif given.get(b) and a not in given:
+            out.pop(a, None)
+    if out.get("dedup_key") is None:
+        for k in ("dedup", "dedup_ttl_ms"):
+            if k not in given:
+                out.pop(k, None)
+    return JobOptions(**out)
+
+
+def check_dedup_options(dedup: object, dedup_ttl_ms: object) -> None:
+    """Validate ``dedup=`` and ``dedup_ttl_ms`` on their own (``publish_many``'s batch
+    values, which apply to the jobs that have a ``dedup_key``)."""
+    _choice(dedup, "dedup")
+    check_non_negative(dedup_ttl_ms, "dedup_ttl_ms")
 
 
 def _choice(value: object, name: str) -> str:
@@ -164,6 +199,15 @@ def chunks(
             for i in range(0, len(fields), step)]
 
 
-def parse(reply: Any, job_id: str | None = None) -> int:
-    """The number of jobs written; raises the refusal (``DUPLICATE``, ``PARTITIONED`` ...)."""
-    return int(parse_ok("enqueue", reply, job_id)[1])
+def parse(reply: Any, job_id: str | None = None) -> list[str] | None:
+    """The id each job of the call has now (``None`` when no job had a dedup key: then
+    every job was written under its own id); raises the refusal (``DUPLICATE``,
+    ``PARTITIONED`` ...)."""
+    ok = parse_ok("enqueue", reply, job_id)
+    if len(ok) <= 2:
+        return None
+    return [_text(v) for v in ok[2:]]
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)

@@ -55,6 +55,7 @@ EVENT_TYPES = (
     "lease_expired",
     "removed",
     "cancelled",
+    "expired",
     "retried",
     "paused",
     "resumed",

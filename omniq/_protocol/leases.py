@@ -48,6 +48,7 @@ AckOutcome = FailOutcome | ScriptError | None
 """Per ack of ``ack_reserve``: None (completed), a FailOutcome, or the refusal."""
 
 _EMPTY = ReserveResult("EMPTY", [])
+_EMPTY_MORE = ReserveResult("EMPTY", [], more=True)
 _PAUSED = ReserveResult("PAUSED", [])
 
 
@@ -89,7 +90,7 @@ def _reserve_at(queue: str, r: list[str], i: int) -> ReserveResult:
     if status == "JOB":
         return ReserveResult("JOB", _jobs(queue, r, i + 2, int(r[i + 1])))
     if status == "EMPTY":
-        return _EMPTY
+        return _EMPTY_MORE if i + 1 < len(r) and r[i + 1] == "MORE" else _EMPTY
     if status == "PAUSED":
         return _PAUSED
     if status == "LIMITED":

@@ -98,13 +98,15 @@ def _split(count: int, order: Sequence[str]) -> dict[str, int]:
 
 
 def _collect(part: str, res: ReserveResult, jobs: list[ReservedJob], paused: set[str],
-             limited: dict[str, ReserveResult]) -> int:
-    """Add one partition's reservation to ``jobs`` (and to ``paused`` or ``limited``);
-    returns its size."""
+             limited: dict[str, ReserveResult], more: set[str]) -> int:
+    """Add one partition's reservation to ``jobs`` (and to ``paused``, ``limited`` or
+    ``more``, an EMPTY reply that says to call again); returns its size."""
     if res.status == "PAUSED":
         paused.add(part)
     elif res.status == "LIMITED":
         limited[part] = res
+    elif res.more:
+        more.add(part)
     jobs += res.jobs
     return len(res.jobs)
 
@@ -197,11 +199,13 @@ class Routing:
 
     # -- publish -----------------------------------------------------------------------
 
-    def publish_target(self, queue: str, gid: str, job_id: str | None) -> str:
+    def publish_target(self, queue: str, gid: str, job_id: str | None,
+                       dedup_key: str | None = None) -> str:
         """The physical queue a job goes to, without I/O: ``queue`` itself unless it is
-        known to be partitioned, else the gid's partition, else the explicit job id's,
-        else the next one in turn. (A queue not known yet is published to as plain; the
-        enqueue script refuses a partitioned one with ``PARTITIONED``.)"""
+        known to be partitioned, else the gid's partition, else the dedup key's (so every
+        publish of one logical job meets its holder), else the explicit job id's, else the
+        next one in turn. (A queue not known yet is published to as plain; the enqueue
+        script refuses a partitioned one with ``PARTITIONED``.)"""
         n = self._layouts.get(queue)
         if not n:
             if n is None:
@@ -209,6 +213,8 @@ class Routing:
             return queue
         if gid:
             i = partition_index(gid, n)
+        elif dedup_key is not None:
+            i = partition_index(dedup_key, n)
         elif job_id is not None:
             i = partition_index(job_id, n)
         else:
@@ -355,6 +361,7 @@ class Routing:
         jobs: list[ReservedJob] = []
         paused: set[str] = set()
         limited: dict[str, ReserveResult] = {}
+        more: set[str] = set()
         calls: list[QueueCall] = []
         asked: list[tuple[str, int, list[str] | None]] = []
         for part in order:
@@ -377,12 +384,13 @@ class Routing:
                 res = leases.parse_reserve(part, reply)
             if res is None or c == 0:
                 continue
-            remaining -= _collect(part, res, jobs, paused, limited)
+            remaining -= _collect(part, res, jobs, paused, limited, more)
             if len(res.jobs) == c:
                 full.append(part)
         try:
             if remaining > 0:
-                await self._top_up(order, shares, full, remaining, now, jobs, paused, limited)
+                await self._top_up(order, shares, full, remaining, now, jobs, paused, limited,
+                                   more)
         except OmniqError:
             if not jobs:
                 raise
@@ -393,6 +401,8 @@ class Routing:
             return outcomes, ReserveResult("JOB", jobs)
         if len(paused) < k and limited:
             return outcomes, _limited(limited, paused, k)
+        if more:
+            return outcomes, ReserveResult("EMPTY", [], more=True)
         return outcomes, ReserveResult("PAUSED" if len(paused) == k else "EMPTY", [])
 
     def _reserve_args(self, now: int, count: int) -> tuple[int, int, int]:
@@ -420,9 +430,10 @@ class Routing:
     async def _top_up(
         self, order: list[str], shares: dict[str, int], full: list[str], remaining: int,
         now: int, jobs: list[ReservedJob], paused: set[str],
-        limited: dict[str, ReserveResult],
+        limited: dict[str, ReserveResult], more: set[str],
     ) -> None:
-        """Later rounds of :meth:`reserve`; appends to ``jobs`` and ``paused``."""
+        """Later rounds of :meth:`reserve`; appends to ``jobs``, ``paused``, ``limited``
+        and ``more``."""
         # some partitions were not asked: look which have work
         probe = [part for part in order if part not in shares]
         ready: dict[str, bool | None] = {}
@@ -440,7 +451,8 @@ class Routing:
             replies = await self.call_all(calls)
             candidates = [part for part in candidates if part not in round_shares]
             for (part, c), reply in zip(round_shares.items(), replies, strict=True):
-                got = _collect(part, leases.parse_reserve(part, reply), jobs, paused, limited)
+                got = _collect(part, leases.parse_reserve(part, reply), jobs, paused, limited,
+                               more)
                 remaining -= got
                 if got == c:
                     candidates.append(part)

@@ -277,7 +277,8 @@ class AsyncOmniq:
         now_ms: int = 0,
         now_ms_override: int = 0,
     ) -> str:
-        """Enqueue one job and return its id (a new ULID unless ``job_id`` is given).
+        """Enqueue one job and return its id (a new ULID unless ``job_id`` is given; with a
+        ``dedup_key`` that a live job holds, that job's id, and nothing is written).
 
         ``payload`` must be a JSON object or array (dict or list). ``due_ms`` is an absolute
         epoch time, ``delay_ms`` a delay from now. Jobs with the same ``gid`` run FIFO, at
@@ -307,24 +308,25 @@ class AsyncOmniq:
             backoff=backoff, backoff_max_ms=backoff_max_ms, backoff_jitter=backoff_jitter,
             group_order=group_order, on_failure=on_failure,
         )
-        target = routing.publish_target(queue, opts.gid, job_id)  # validates the name
+        # validates the name
+        target = routing.publish_target(queue, opts.gid, job_id, opts.dedup_key)
         jid = new_job_id() if job_id is None else validate_job_id(job_id)
         data = encode_payload(payload, self.max_payload_bytes)
         now = pick_now(now_ms, now_ms_override)
         args = enqueue.args(now, enqueue.job_fields(jid, data, opts),
                             self.defaults.events_maxlen)
         try:
-            enqueue.parse(await routing.call(enqueue.ENQUEUE, target, args), jid)
+            now_ids = enqueue.parse(await routing.call(enqueue.ENQUEUE, target, args), jid)
         except PartitionError as exc:  # a partitioned queue (nothing was written)
             if exc.code != "PARTITIONED" or target != queue:
                 raise
             await routing.read_layout(queue)
-            target = routing.publish_target(queue, opts.gid, job_id)
-            enqueue.parse(await routing.call(enqueue.ENQUEUE, target, args), jid)
+            target = routing.publish_target(queue, opts.gid, job_id, opts.dedup_key)
+            now_ids = enqueue.parse(await routing.call(enqueue.ENQUEUE, target, args), jid)
         else:
             if target == queue:
                 routing.note_unpartitioned(queue)
-        return jid
+        return now_ids[0] if now_ids else jid
 
     async def publish_json(
         self, queue: str, payload: Any, **options: Unpack[PublishOptions]
@@ -363,7 +365,8 @@ class AsyncOmniq:
         on_failure: OnFailure = "release",
         now_ms: int = 0,
     ) -> list[str]:
-        """Enqueue many jobs in one round trip; returns their ids in order.
+        """Enqueue many jobs in one round trip; returns their ids in order (for a job whose
+        ``dedup_key`` a live job holds, or an earlier job of the batch, that job's id).
 
         Each item is a payload (dict or list) or a :class:`JobSpec` for per-job options.
         Everything is validated before anything is sent. Jobs are written by chunks of
@@ -373,7 +376,8 @@ class AsyncOmniq:
         cannot be written atomically together, so when some are refused after others
         were written, :class:`~omniq.errors.PartialPublishError` says which ids were.
         The job-control options are those of :meth:`publish` (``dedup_key`` per job, in
-        its :class:`JobSpec`).
+        its :class:`JobSpec`; the batch's ``dedup`` and ``dedup_ttl_ms`` apply to the jobs
+        that have one).
         """
         routing = self.routing
         now = check_now(now_ms)
@@ -386,11 +390,12 @@ class AsyncOmniq:
             "backoff_max_ms": backoff_max_ms, "backoff_jitter": backoff_jitter,
             "group_order": group_order, "on_failure": on_failure,
         }
-        base_opts = enqueue.JobOptions(**defaults)
+        enqueue.check_dedup_options(dedup, dedup_ttl_ms)
+        base_opts = enqueue.batch_job_options(defaults, {})
         ids: list[str] = []
         fields: list[Any] = []
         seen: set[str] = set()
-        routes: list[tuple[str, str | None]] = []  # per job: gid, explicit id
+        routes: list[tuple[str, str | None, str | None]] = []  # gid, explicit id, dedup key
         limit = self.max_payload_bytes
         for job in jobs:
             explicit: str | None = None
@@ -398,7 +403,7 @@ class AsyncOmniq:
                 explicit = job.job_id
                 jid = new_job_id() if job.job_id is None else validate_job_id(job.job_id)
                 given = {k: getattr(job, k) for k in _SPEC_OPTIONS if getattr(job, k) is not None}
-                opts = enqueue.JobOptions(**{**defaults, **given}) if given else base_opts
+                opts = enqueue.batch_job_options(defaults, given) if given else base_opts
                 payload = job.payload
                 if not isinstance(payload, dict | list):
                     payload = to_json_value(payload)
@@ -408,7 +413,7 @@ class AsyncOmniq:
                 raise DuplicateJobError("publish_many", "DUPLICATE", "repeated in batch", jid)
             seen.add(jid)
             ids.append(jid)
-            routes.append((opts.gid, explicit))
+            routes.append((opts.gid, explicit, opts.dedup_key))
             fields.extend(enqueue.job_fields(jid, encode_payload(payload, limit), opts))
         if not ids:
             return ids
@@ -423,16 +428,18 @@ class AsyncOmniq:
 
     async def _enqueue_routed(
         self, queue: str, now: int, ids: list[str], fields: list[Any],
-        routes: list[tuple[str, str | None]],
+        routes: list[tuple[str, str | None, str | None]],
     ) -> None:
-        """Send the jobs of ``publish_many`` to their physical queues, one round trip."""
+        """Send the jobs of ``publish_many`` to their physical queues, one round trip.
+        ``ids`` gets the id each job has now (a deduplicated job: its holder's)."""
         routing = self.routing
         by_target: dict[str, list[int]] = {}
-        for k, (gid, explicit) in enumerate(routes):
-            by_target.setdefault(routing.publish_target(queue, gid, explicit), []).append(k)
+        for k, (gid, explicit, dedup_key) in enumerate(routes):
+            target = routing.publish_target(queue, gid, explicit, dedup_key)
+            by_target.setdefault(target, []).append(k)
         f = ENQUEUE_FIELDS
         calls: list[QueueCall] = []
-        call_ids: list[list[str]] = []
+        call_jobs: list[list[int]] = []  # per call: the jobs' positions in ids
         for target, idx in by_target.items():
             if len(by_target) == 1:
                 sel_fields = fields
@@ -442,16 +449,19 @@ class AsyncOmniq:
                                    enqueue.chunks(now, sel_fields,
                                                   self.defaults.events_maxlen), strict=True):
                 calls.append((enqueue.ENQUEUE, target, args))
-                call_ids.append([ids[k] for k in idx[start : start + PUBLISH_CHUNK]])
+                call_jobs.append(idx[start : start + PUBLISH_CHUNK])
         replies = await routing.call_all_results(calls)
         errors: list[OmniqError] = []
         written: list[str] = []
-        for reply, jids in zip(replies, call_ids, strict=True):
+        for reply, positions in zip(replies, call_jobs, strict=True):
             try:
                 if isinstance(reply, BaseException):
                     raise reply
-                enqueue.parse(reply)
-                written += jids
+                now_ids = enqueue.parse(reply)
+                if now_ids is not None:
+                    for k, now_id in zip(positions, now_ids, strict=True):
+                        ids[k] = now_id
+                written += [ids[k] for k in positions]
             except OmniqError as exc:
                 errors.append(exc)
         if errors:

@@ -201,6 +201,8 @@ class Worker:
         # it), and the wait the last _fill asks for (None: no limit in the way)
         self._limited_until: dict[str, float] = {}
         self._limit_wait: float | None = None
+        # a reservation stopped at its budget of expired jobs: reserve again at once
+        self._look_again = False
         self._stopping = False
         self._hard_stop = False
         self._stopped = asyncio.Event()
@@ -355,7 +357,7 @@ class Worker:
                 logger.warning("omniq worker: %s; retrying in %.1fs", exc, error_wait)
                 await self._wait(error_wait)
                 continue
-            if got:
+            if got or self._look_again:  # (look again: expired jobs were skipped)
                 idle_wait = 0.0
                 drained_check = False
                 # let the handlers just launched take their first step: those that finish
@@ -446,6 +448,7 @@ class Worker:
         paused = False
         want = 0 if self._stopping else free
         self._limit_wait = None
+        self._look_again = False
         for t in levels:
             acks = {part: pending.pop(part) for part in t.parts if part in pending}
             ask = want
@@ -473,6 +476,8 @@ class Worker:
                 paused = True
             elif res.status == "LIMITED":
                 self._note_limited(t.queue, res.retry_after_ms, res.limited_by == "queue")
+            elif res.more:
+                self._look_again = True
         return got, paused
 
     def _queue_limited(self, queue: str) -> bool:

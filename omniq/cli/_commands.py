@@ -306,8 +306,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
 # -- publish -------------------------------------------------------------------------
 
 _SPEC_KEYS = ("payload", "job_id", "gid", "group_limit", "max_attempts", "timeout_ms",
-              "backoff_ms", "due_ms", "delay_ms")
-_FLAG_OPTIONS = ("gid", "group_limit", "delay_ms", "max_attempts", "timeout_ms", "backoff_ms")
+              "backoff_ms", "due_ms", "delay_ms", "dedup_key", "dedup_ttl_ms", "dedup",
+              "expires_ms", "expire_in_ms", "run_timeout_ms", "backoff", "backoff_max_ms",
+              "backoff_jitter", "group_order", "on_failure")
+_FLAG_OPTIONS = ("gid", "group_limit", "delay_ms", "max_attempts", "timeout_ms", "backoff_ms",
+                 "dedup_key", "dedup_ttl_ms", "dedup", "expire_in_ms", "run_timeout_ms")
 
 
 def _reject_constant(name: str) -> Any:
@@ -348,7 +351,7 @@ def _validate(specs: list[tuple[str, JobSpec]], defaults: dict[str, Any]) -> Non
     line anywhere leaves the queue untouched."""
     from omniq._keys import validate_job_id
     from omniq._limits import DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS
-    from omniq._protocol.enqueue import JobOptions
+    from omniq._protocol.enqueue import batch_job_options, check_dedup_options
     from omniq.codec import encode_payload
     from omniq.errors import InvalidArgument
 
@@ -359,7 +362,8 @@ def _validate(specs: list[tuple[str, JobSpec]], defaults: dict[str, Any]) -> Non
         try:
             encode_payload(spec.payload)
             given = {k: getattr(spec, k) for k in _SPEC_KEYS[2:] if getattr(spec, k) is not None}
-            JobOptions(**{**base, **given})
+            check_dedup_options(base.get("dedup", "keep"), base.get("dedup_ttl_ms", 0))
+            batch_job_options(base, given)
             if spec.job_id is not None:
                 validate_job_id(spec.job_id)
                 if spec.job_id in seen:
@@ -386,6 +390,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
         raise CliError("give a JSON payload or --file, not both and not neither", EXIT_USAGE)
     if args.file is not None and args.job_id is not None:
         raise CliError("--job-id is for one job; in a file give each line a job_id",
+                       EXIT_USAGE)
+    if args.file is not None and args.dedup_key is not None:
+        raise CliError("--dedup-key is for one job; in a file give each line a dedup_key",
                        EXIT_USAGE)
     defaults = {k: getattr(args, k) for k in _FLAG_OPTIONS if getattr(args, k) is not None}
     if args.payload is not None:

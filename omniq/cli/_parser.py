@@ -231,6 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backoff-ms", type=_non_negative_int, default=None, metavar="N")
     p.add_argument("--job-id", default=None, metavar="ID",
                    help="the job's id (one job only; default: a new ULID)")
+    p.add_argument("--dedup-key", default=None, metavar="KEY",
+                   help="publish once: while a job with this key is waiting, delayed or "
+                   "running, print its id instead (one job only)")
+    p.add_argument("--dedup-ttl-ms", type=_non_negative_int, default=None, metavar="N",
+                   help="keep the key N ms after that job finished")
+    p.add_argument("--replace", dest="dedup", action="store_const", const="replace",
+                   default=None, help="a job holding the key that still waits takes this "
+                   "payload (debounce)")
+    p.add_argument("--expire-in-ms", type=_non_negative_int, default=None, metavar="N",
+                   help="fail the job (error 'expired') if no worker started it within N ms")
+    p.add_argument("--run-timeout-ms", type=_non_negative_int, default=None, metavar="N",
+                   help="fail an attempt that runs longer than N ms (retried as usual)")
     _json_flag(p)
 
     p = _add(sub, "events", common, "print the lifecycle events of queues as they happen",

@@ -43,7 +43,7 @@ if wrote then
   stamps[#stamps + 1] = 'last_finish_ms'
   expire_finished(now)
 end
-if count > 0 and reserve_into(out, count, now) > 0 then wrote = true end
+if count > 0 and (reserve_into(out, count, now) > 0 or expired_n > 0) then wrote = true end
 if wrote then
   -- our own reservation already took what the acks released; others may still want it
   finish(now)

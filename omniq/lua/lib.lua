@@ -35,6 +35,9 @@ local MAX_ORPHAN_SKIPS = 100
 local MAX_UNPARK = 100
 -- Largest max_jobs of a rate limit (its window log holds at most that many entries).
 local MAX_RATE_JOBS = 100000
+-- expired jobs one reserve call fails at most (the rest wait for the next call, which the
+-- wake-up signal asks for when this budget ran out before a job was found)
+local MAX_EXPIRED_PER_CALL = 100
 
 local ANCHOR = KEYS[1]
 local B = ANCHOR
@@ -75,6 +78,13 @@ local K_EXPIRE = B .. ':expire'
 local K_RATE = B .. ':rate_limits'
 local K_RATE_LOG = B .. ':rate_log'
 local K_LIMITED = B .. ':groups:limited'
+-- omniq extension: deduplication (docs/control.md). B:dedup:<key> is a hash: 'id', the job
+-- published with dedup_key <key>, which holds the key while it is waiting, delayed or
+-- active; when it finishes the key is deleted, or given 'until' (finish time +
+-- dedup_ttl_ms, on the scripts' clock) and a PEXPIRE of dedup_ttl_ms that only collects
+-- it. A key whose job finished without releasing it (an official worker acked it) is
+-- stale: the next publish with that key takes it over. Official clients ignore it.
+local DEDUP_PREFIX = B .. ':dedup:'
 
 -- MAXLEN ~ of the event stream, from the script's events_maxlen argument (0: no events)
 local events_maxlen = 0
@@ -85,6 +95,7 @@ local now_given = false
 
 
 local wake_needed = false
+local expired_n = 0  -- jobs this call failed because their expires_ms had passed
 -- last_*_ms stats fields to set with the stats write at the end of the script
 local stamps = {}
 
@@ -353,17 +364,92 @@ local function push_ready(id, gid, now, limit)
   end
 end
 
+-- Keep a finished job for `ms` more: it is deleted by expire_finished once the time is
+-- over. The job's expire_ms field must still match then, so an entry left behind never
+-- deletes a later job that reused the id.
+local function expire_later(id, jk, now, ms)
+  local at = now + ms
+  redis.call('HSET', jk, 'expire_ms', fmt(at))
+  redis.call('ZADD', K_EXPIRE, at, id)
+end
+
+-- The job that holds dedup key `key` at `now`: one waiting, delayed or active, or one
+-- that finished less than dedup_ttl_ms ago. Nil when the key is free or stale.
+local function dedup_holder(key, now)
+  local h = redis.call('HMGET', DEDUP_PREFIX .. key, 'id', 'until')
+  if not h[1] then return nil end
+  if h[2] then
+    if (tonumber(h[2]) or 0) > now then return h[1] end
+    return nil
+  end
+  local state = redis.call('HGET', job_key(h[1]), 'state')
+  if state == 'wait' or state == 'delayed' or state == 'active' then return h[1] end
+  return nil
+end
+
+-- Job `id` holds dedup key `key` from now on (a stale entry is replaced).
+local function dedup_take(id, key)
+  local k = DEDUP_PREFIX .. key
+  redis.call('DEL', k)
+  redis.call('HSET', k, 'id', id)
+end
+
+-- A job with dedup key `key` (may be nil) finished or left: when the key still names it,
+-- the key is deleted, or kept `ttl` ms more.
+local function dedup_release(id, key, ttl, now)
+  if not key or key == '' then return end
+  local k = DEDUP_PREFIX .. key
+  if redis.call('HGET', k, 'id') ~= id then return end
+  local ms = tonumber(ttl or '') or 0
+  if ms > 0 then
+    redis.call('HSET', k, 'until', fmt(now + ms))
+    redis.call('PEXPIRE', k, ms)
+  else
+    redis.call('DEL', k)
+  end
+end
+
+-- A job that did not start (it was waiting or delayed, and has left its lane and lane
+-- index) ends failed with error `reason` ('cancelled', 'expired'). h: its 'attempt',
+-- 'keep_failed_ms', 'dedup_key' and 'dedup_ttl_ms' fields.
+local function fail_unstarted(id, jk, gid, now, reason, attempt, keep_ms, dkey, dttl)
+  local t = fmt(now)
+  redis.call('HSET', jk, 'state', 'failed', 'failed_ms', t, 'updated_ms', t,
+    'last_error', reason, 'last_error_ms', t, 'lease_token', '', 'lock_until_ms', '')
+  redis.call('LPUSH', K_FAILED, id)
+  redis.call('ZADD', K_IDX_FAILED, now, id)
+  local ttl = tonumber(keep_ms or '') or 0
+  if ttl > 0 then expire_later(id, jk, now, ttl) end
+  dedup_release(id, dkey, dttl, now)
+  emit('failed', id, gid, now, 'attempt', attempt or '0', 'error', reason)
+end
+
+-- A job met by reserve or promote_delayed after its expires_ms: it never runs (docs/
+-- control.md "Expiry"). It has left its lane already; its lane index is `idx`.
+local function expire_job(id, jk, gid, now, idx, state, h_attempt, keep_ms, dkey, dttl)
+  redis.call('ZREM', idx, id)
+  fail_unstarted(id, jk, gid, now, 'expired', h_attempt, keep_ms, dkey, dttl)
+  emit('expired', id, gid, now, 'state', state)
+  if expired_n == 0 then stamps[#stamps + 1] = 'last_finish_ms' end
+  expired_n = expired_n + 1
+end
+
 -- Lease one popped id. Returns the reply tuple, or nil when the id must be skipped:
 -- its hash is gone (orphan, fixes D11) or it is not waiting (a stale duplicate entry).
 local function lease(id, gid, now)
   local jk = job_key(id)
   local h = redis.call('HMGET', jk, 'state', 'payload', 'attempt', 'max_attempts',
-    'timeout_ms', 'first_started_ms', 'run_timeout_ms', 'expires_ms')
+    'timeout_ms', 'first_started_ms', 'run_timeout_ms', 'expires_ms', 'keep_failed_ms',
+    'dedup_key', 'dedup_ttl_ms')
   if not h[1] then
     redis.call('ZREM', K_IDX_WAIT, id)
     return nil
   end
   if h[1] ~= 'wait' then return nil end
+  if h[8] and (tonumber(h[8]) or 0) > 0 and tonumber(h[8]) <= now then
+    expire_job(id, jk, gid, now, K_IDX_WAIT, 'wait', h[3], h[9], h[10], h[11])
+    return nil
+  end
   local timeout = tonumber(h[5]) or 0
   if timeout <= 0 then timeout = FALLBACK_LEASE_MS end
   local attempt = (tonumber(h[3]) or 0) + 1
@@ -474,6 +560,7 @@ end
 
 local function pop_ungrouped(now)
   for _ = 1, MAX_ORPHAN_SKIPS do
+    if expired_n >= MAX_EXPIRED_PER_CALL then return nil end
     local id = redis.call('LPOP', K_WAIT)
     if not id then return nil end
     local job = lease(id, '', now)
@@ -555,6 +642,7 @@ end
 
 local function pop_grouped(now)
   for _ = 1, MAX_GROUP_POPS + MAX_ORPHAN_SKIPS do
+    if expired_n >= MAX_EXPIRED_PER_CALL then return nil end
     local gid = next_group()
     if not gid then return nil end
     -- one read for the slot count, the limit and the strict-order holds (an MGET of
@@ -606,7 +694,7 @@ local function reserve_one(now)
   return job
 end
 
--- Reserve up to count jobs; appends the reply to out: PAUSED | EMPTY | JOB n fields... |
+-- Reserve up to count jobs; appends the reply to out: PAUSED | EMPTY [MORE] | JOB n fields... |
 -- LIMITED retry_after_ms scope (nothing leased because of rate limits: the queue-wide
 -- one, scope 'queue', or parked groups, scope 'group', the earliest due in retry_after_ms).
 local function reserve_into(out, count, now)
@@ -646,6 +734,12 @@ local function reserve_into(out, count, now)
       return 0
     end
     out[#out + 1] = 'EMPTY'
+    if expired_n >= MAX_EXPIRED_PER_CALL then
+      -- the expiry budget ran out before a job was found: more may wait behind the
+      -- expired ones, so the caller (and, by the wake-up, every worker) looks again
+      out[#out + 1] = 'MORE'
+      wake_needed = true
+    end
     return 0
   end
   out[#out + 1] = 'JOB'
@@ -666,14 +760,15 @@ local function check_lease(id, token)
 end
 
 -- The same gate for the acks, which end the lease: it also takes the job out of the active
--- zset and returns the job's gid, attempt and keep_completed_ms (one read for all).
+-- zset and returns the job's gid, attempt, keep_completed_ms, dedup_key and dedup_ttl_ms
+-- (one read for all).
 local function take_lease(id, token)
   if token == nil or token == '' then return 'TOKEN_REQUIRED' end
   local h = redis.call('HMGET', job_key(id), 'lease_token', 'gid', 'attempt',
-    'keep_completed_ms')
+    'keep_completed_ms', 'dedup_key', 'dedup_ttl_ms')
   if h[1] ~= token then return 'TOKEN_MISMATCH' end
   if redis.call('ZREM', K_ACTIVE, id) == 0 then return 'NOT_ACTIVE' end
-  return nil, h[2] or '', h[3] or '0', tonumber(h[4]) or 0
+  return nil, h[2] or '', h[3] or '0', tonumber(h[4]) or 0, h[5], h[6]
 end
 
 -- End a lease whose job hash exists (an ack): forget the lease map entry, free the slot.
@@ -728,15 +823,6 @@ local function trim_finished(list_key, idx_key, state, n, keep, budget, now)
   end
 end
 
--- Keep a finished job for `ms` more: it is deleted by expire_finished once the time is
--- over. The job's expire_ms field must still match then, so an entry left behind never
--- deletes a later job that reused the id.
-local function expire_later(id, jk, now, ms)
-  local at = now + ms
-  redis.call('HSET', jk, 'expire_ms', fmt(at))
-  redis.call('ZADD', K_EXPIRE, at, id)
-end
-
 -- Delete up to MAX_EXPIRE_TRIM finished jobs whose keep_*_ms time is over (called by the
 -- scripts that finish jobs and by promote_delayed, so no sweeper process is needed).
 -- Returns how many were deleted.
@@ -768,9 +854,10 @@ local function expire_finished(now)
 end
 
 local function ack_success_one(id, token, now, result, keep)
-  local code, gid, attempt, ttl = take_lease(id, token)
+  local code, gid, attempt, ttl, dkey, dttl = take_lease(id, token)
   if code then return code end
   local jk = job_key(id)
+  if dkey then dedup_release(id, dkey, dttl, now) end
   redis.call('HSET', jk, 'state', 'completed', 'completed_ms', fmt(now), 'updated_ms', fmt(now),
     'lease_token', '', 'lock_until_ms', '')
   if result ~= nil and result ~= '' then redis.call('HSET', jk, 'result', result) end
@@ -839,7 +926,7 @@ end
 local function fail_or_retry(id, jk, now, final, keep_failed, text)
   local h = redis.call('HMGET', jk, 'attempt', 'max_attempts', 'backoff_ms', 'gid',
     'keep_failed_ms', 'backoff', 'backoff_max_ms', 'backoff_jitter', 'group_order',
-    'on_failure', 'cancel_requested_ms')
+    'on_failure', 'cancel_requested_ms', 'dedup_key', 'dedup_ttl_ms')
   if h[11] then final, text = true, cancelled_error(jk, now, text) end  -- cancel requested
   local attempt = tonumber(h[1]) or 0
   local max_attempts = tonumber(h[2]) or 1
@@ -852,6 +939,7 @@ local function fail_or_retry(id, jk, now, final, keep_failed, text)
     redis.call('ZADD', K_IDX_FAILED, now, id)
     local ttl = tonumber(h[5] or '') or 0
     if ttl > 0 then expire_later(id, jk, now, ttl) end
+    dedup_release(id, h[12], h[13], now)
     emit('failed', id, h[4], now, 'attempt', fmt(attempt), 'error', text)
     if h[10] == 'block' and not h[11] and h[4] and h[4] ~= '' then
       -- a strict group with on_failure='block' stays held until an admin retries or
@@ -901,9 +989,14 @@ end
 local function retry_failed_one(id, now)
   if not valid_id(id) then return 'BAD_JOB_ID' end
   local jk = job_key(id)
-  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_limit', 'group_order')
+  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_limit', 'group_order', 'dedup_key')
   if not h[1] then return 'NO_JOB' end
   if h[1] ~= 'failed' then return 'NOT_FAILED' end
+  if h[5] then
+    -- the retried job holds its dedup key again, unless another live job took it over
+    local holder = dedup_holder(h[5], now)
+    if holder == nil or holder == id then dedup_take(id, h[5]) end
+  end
   redis.call('LREM', K_FAILED, 1, id)
   redis.call('ZREM', K_IDX_FAILED, id)
   redis.call('ZREM', K_DELAYED, id)
@@ -931,7 +1024,7 @@ local LANE_STATE = {wait = 'wait', gwait = 'wait', delayed = 'delayed', failed =
 local function remove_one(id, lane, now)
   if not valid_id(id) then return 'BAD_JOB_ID' end
   local jk = job_key(id)
-  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_order')
+  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_order', 'dedup_key')
   if not h[1] then return 'NO_JOB' end
   if redis.call('ZSCORE', K_ACTIVE, id) then return 'ACTIVE' end
   local want = LANE_STATE[lane]
@@ -957,6 +1050,7 @@ local function remove_one(id, lane, now)
   end
   if removed == 0 then return 'NOT_IN_LANE' end
   redis.call('DEL', jk)
+  dedup_release(id, h[4], 0, now)  -- a removed job frees its dedup key at once
   if lane == 'failed' or lane == 'completed' then redis.call('ZREM', K_EXPIRE, id) end
   local idx = {wait = K_IDX_WAIT, gwait = K_IDX_WAIT, delayed = K_IDX_DELAYED,
     failed = K_IDX_FAILED, completed = K_IDX_COMPLETED}
@@ -980,7 +1074,7 @@ end
 local function cancel_one(id, now, keep_failed)
   local jk = job_key(id)
   local h = redis.call('HMGET', jk, 'state', 'gid', 'cancel_requested_ms', 'attempt',
-    'keep_failed_ms')
+    'keep_failed_ms', 'dedup_key', 'dedup_ttl_ms')
   local state = h[1]
   if not state then return 'not_found', '' end
   if state == 'completed' or state == 'failed' then return 'finished', state end
@@ -1011,14 +1105,7 @@ local function cancel_one(id, now, keep_failed)
   else
     return 'finished', state  -- a state this client does not know: leave it alone
   end
-  redis.call('HSET', jk, 'state', 'failed', 'failed_ms', fmt(now), 'updated_ms', fmt(now),
-    'last_error', 'cancelled', 'last_error_ms', fmt(now), 'lease_token', '',
-    'lock_until_ms', '')
-  redis.call('LPUSH', K_FAILED, id)
-  redis.call('ZADD', K_IDX_FAILED, now, id)
-  local ttl = tonumber(h[5] or '') or 0
-  if ttl > 0 then expire_later(id, jk, now, ttl) end
-  emit('failed', id, gid, now, 'attempt', h[4] or '0', 'error', 'cancelled')
+  fail_unstarted(id, jk, gid, now, 'cancelled', h[4], h[5], h[6], h[7])
   emit('cancelled', id, gid, now, 'state', state)
   if keep_failed >= 0 then trim_failed(keep_failed, now) end
   return 'cancelled', state

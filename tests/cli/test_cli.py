@@ -481,6 +481,32 @@ async def test_publish_one_with_options(omniq: AsyncOmniq, omniq_redis_url: str)
             info.state) == ({"to": "ada"}, "g1", 7, 1234, 10, "delayed")
 
 
+async def test_publish_with_job_controls(omniq: AsyncOmniq, omniq_redis_url: str,
+                                         tmp_path: Path) -> None:
+    first = cli("publish", "q", '{"v": 1}', "--dedup-key", "nightly", "--dedup-ttl-ms",
+                "60000", "--expire-in-ms", "90000", "--run-timeout-ms", "5000",
+                url=omniq_redis_url)
+    assert first.returncode == 0, first.stderr
+    again = cli("publish", "q", '{"v": 2}', "--dedup-key", "nightly", "--replace",
+                url=omniq_redis_url)
+    assert (again.returncode, again.stdout) == (0, first.stdout), again.stderr
+    info = await omniq.get_job("q", first.stdout.strip())
+    assert info is not None
+    assert (info.payload, info.dedup_key, info.dedup_ttl_ms, info.run_timeout_ms) == (
+        {"v": 2}, "nightly", 60000, 5000)
+    assert info.expires_ms is not None
+    assert info.created_ms is not None
+    assert info.expires_ms > info.created_ms
+    f = tmp_path / "jobs.jsonl"
+    f.write_text(json.dumps({"payload": {}, "dedup_key": "nightly"}) + "\n"
+                 + json.dumps({"payload": {}, "expire_in_ms": 10}) + "\n")
+    proc = cli("publish", "q", "--file", str(f), "--json", url=omniq_redis_url)
+    assert proc.returncode == 0, proc.stderr
+    ids = json.loads(proc.stdout)["ids"]
+    assert ids[0] == first.stdout.strip()
+    assert (await omniq.stats("q")).waiting == 2
+
+
 async def test_publish_file_and_stdin(omniq: AsyncOmniq, omniq_redis_url: str,
                                       tmp_path: Path) -> None:
     lines = [json.dumps({"n": i}) for i in range(2500)]

@@ -228,6 +228,8 @@ def _job_fields(i: int, gid: str = "") -> list[str]:
 
 def test_parse_reserve():
     assert leases.parse_reserve("q", ["EMPTY"]).status == "EMPTY"
+    assert leases.parse_reserve("q", ["EMPTY"]).more is False
+    assert leases.parse_reserve("q", ["EMPTY", "MORE"]) == ("EMPTY", [], 0, "", True)
     paused = leases.parse_reserve("q", ["PAUSED"])
     assert paused.status == "PAUSED"
     assert paused.jobs == []

@@ -285,7 +285,10 @@ async def test_maintenance_batch_zero(world):
         pytest.param({"keep_failed_ms": 1.0}, id="keep-failed-ms-float"),
         pytest.param({"run_timeout_ms": -1}, id="run-timeout-negative"),
         pytest.param({"backoff": "exp2"}, id="backoff-unknown"),
-        pytest.param({"dedup_ttl_ms": 5}, id="dedup-ttl-without-key"),
+        # (a valid batch dedup_ttl_ms / dedup= applies to the jobs with a dedup_key)
+        pytest.param({"dedup_ttl_ms": -5}, id="dedup-ttl-negative"),
+        pytest.param({"dedup_ttl_ms": 1.5}, id="dedup-ttl-float"),
+        pytest.param({"dedup": "merge"}, id="dedup-mode-unknown"),
         pytest.param({"group_order": "strict"}, id="strict-without-gid"),
     ],
 )

@@ -51,6 +51,7 @@ DEFAULT_TIMEOUT_MS = 60_000  # a lease of a job whose timeout_ms is <= 0
 MAX_GROUP_POPS = 10
 MAX_ORPHAN_SKIPS = 100
 MAX_UNPARK = 100  # parked (rate-limited) groups one reservation moves back at most
+MAX_EXPIRED_PER_CALL = 100  # jobs past expires_ms one reservation call fails at most
 MAX_ERR_BYTES = 4096
 MAX_BATCH = 100
 MAX_FAILED_TRIM = 1000  # failed jobs one call trims at most (keep_failed)
@@ -194,6 +195,10 @@ class QueueModel:
         self.leases: dict[str, str] = {}  # omniq extension: job id -> gid of grouped leases
         self.held: dict[str, str] = {}  # g:<gid>:held: gid -> strict job waiting out a backoff
         self.blocked: dict[str, str] = {}  # g:<gid>:blocked: gid -> strict job failed for good
+        # dedup:<key>: key -> [holder id, 'until' ms (None while the holder is live),
+        # dedup_ttl_ms (the PEXPIRE, None while live)]
+        self.dedup: dict[str, list[Any]] = {}
+        self._expired_n = 0  # jobs the current reservation call expired
         self.paused = False
         self.rr: str | None = None
         self.seq = 0
@@ -326,18 +331,85 @@ class QueueModel:
 
     # -- enqueue -----------------------------------------------------------------------
 
+    # -- deduplication and expiry --------------------------------------------------------
+
+    def dedup_holder(self, key: str, now: int) -> str | None:
+        d = self.dedup.get(key)
+        if d is None:
+            return None
+        if d[1] is not None:
+            return d[0] if d[1] > now else None
+        state = self.jobs.get(d[0], {}).get("state")
+        return d[0] if state in ("wait", "delayed", "active") else None
+
+    def dedup_release(self, job_id: str, h: Hash, now: int, ttl: int | None = None) -> None:
+        key = h.get("dedup_key")
+        d = self.dedup.get(key) if key else None
+        if d is None or d[0] != job_id:
+            return
+        ms = number(h.get("dedup_ttl_ms")) or 0 if ttl is None else ttl
+        if ms > 0:
+            d[1], d[2] = now + int(ms), int(ms)
+        else:
+            del self.dedup[key]  # type: ignore[arg-type]
+
+    def fail_unstarted(self, job_id: str, h: Hash, gid: str, now: int, reason: str) -> None:
+        h.update(state="failed", failed_ms=fmt(now), updated_ms=fmt(now), last_error=reason,
+                 last_error_ms=fmt(now), lease_token="", lock_until_ms="")
+        self.failed.insert(0, job_id)
+        self.idx["failed"][job_id] = now
+        ttl = number(h.get("keep_failed_ms")) or 0
+        if ttl > 0:
+            self.expire_later(job_id, h, now, int(ttl))
+        self.dedup_release(job_id, h, now)
+        self.emit("failed", job_id, gid, now, attempt=h.get("attempt") or "0", error=reason)
+
+    def expire_job(self, job_id: str, h: Hash, gid: str, now: int, lane: str) -> None:
+        self.idx[lane].pop(job_id, None)
+        self.fail_unstarted(job_id, h, gid, now, "expired")
+        self.emit("expired", job_id, gid, now, state=lane)
+        self.stats["last_finish_ms"] = fmt(now)
+        self._expired_n += 1
+
+    @staticmethod
+    def expired(h: Hash, now: int) -> bool:
+        e = number(h.get("expires_ms")) or 0
+        return 0 < e <= now
+
     def enqueue(self, now: int, jobs: list[dict[str, Any]]) -> Reply:
         """``jobs``: dicts with id, payload (text), max_attempts, timeout_ms, backoff_ms,
         due_ms, delay_ms, gid, group_limit, and optionally keep_completed_ms,
         keep_failed_ms. All or nothing."""
         seen: set[str] = set()
+        batch_keys: dict[str, str] = {}
+        holders: list[str | None] = []
+        keyed = False
         for j in jobs:
-            if j["id"] in seen or j["id"] in self.jobs:
+            if j["id"] in seen:
                 return ("ERR", "DUPLICATE", j["id"])
             seen.add(j["id"])
-        for j in jobs:
+            key = j.get("control", {}).get("dedup_key")
+            holder = None
+            if key is not None:
+                keyed = True
+                holder = batch_keys.get(key) or self.dedup_holder(key, now)
+                if holder is None:
+                    batch_keys[key] = j["id"]
+            if holder is None and j["id"] in self.jobs:
+                return ("ERR", "DUPLICATE", j["id"])
+            holders.append(holder)
+        written = replaced = False
+        for j, holder in zip(jobs, holders, strict=True):
             jid, gid = j["id"], j["gid"]
             due = j["delay_ms"] + now if j["delay_ms"] > 0 else j["due_ms"]
+            control = j.get("control", {})
+            if holder is not None:
+                if control.get("dedup") == "replace":
+                    replaced = self._replace_into(holder, j["payload"], due, now) or replaced
+                continue
+            written = True
+            if control.get("dedup_key") is not None:
+                self.dedup[control["dedup_key"]] = [jid, None, None]
             sn = fmt(now)
             h: Hash = {
                 "id": jid, "payload": j["payload"], "state": "wait", "attempt": "0",
@@ -365,9 +437,24 @@ class QueueModel:
             else:
                 self.push_ready(jid, gid, now, j["group_limit"])
                 self.emit("enqueued", jid, gid, now)
-        self.stats["last_enqueue_ms"] = fmt(now)
-        self.finish(now)
+        if written or replaced:
+            self.stats["last_enqueue_ms"] = fmt(now)
+            self.finish(now)
+        if keyed:
+            return ("OK", len(jobs), *[h or j["id"] for j, h in zip(jobs, holders, strict=True)])
         return ("OK", len(jobs))
+
+    def _replace_into(self, holder: str, payload: str, due: int, now: int) -> bool:
+        """dedup='replace': a holder still waiting or delayed takes the new payload (a
+        delayed one also a later due time)."""
+        h = self.jobs.get(holder, {})  # (a finished holder may be deleted already)
+        if h.get("state") not in ("wait", "delayed"):
+            return False
+        h.update(payload=payload, updated_ms=fmt(now))
+        if h["state"] == "delayed" and due > (number(h.get("due_ms")) or 0):
+            h["due_ms"] = fmt(due)
+            self.delayed[holder] = due
+        return True
 
     # -- reserve -----------------------------------------------------------------------
 
@@ -377,6 +464,9 @@ class QueueModel:
             self.idx["wait"].pop(job_id, None)
             return None
         if h["state"] != "wait":  # stale duplicate entry
+            return None
+        if self.expired(h, now):
+            self.expire_job(job_id, h, gid, now, "wait")
             return None
         timeout = number(h.get("timeout_ms")) or 0
         if timeout <= 0:
@@ -401,7 +491,7 @@ class QueueModel:
 
     def _pop_ungrouped(self, now: int) -> tuple[Any, ...] | None:
         for _ in range(MAX_ORPHAN_SKIPS):
-            if not self.wait:
+            if not self.wait or self._expired_n >= MAX_EXPIRED_PER_CALL:
                 return None
             job = self._lease(self.wait.pop(0), "", now)
             if job:
@@ -524,6 +614,8 @@ class QueueModel:
 
     def _pop_grouped(self, now: int) -> tuple[Any, ...] | None:
         for _ in range(MAX_GROUP_POPS + MAX_ORPHAN_SKIPS):
+            if self._expired_n >= MAX_EXPIRED_PER_CALL:
+                return None
             gid = self._next_group()
             if gid is None:
                 return None
@@ -559,6 +651,13 @@ class QueueModel:
         return job
 
     def reserve_into(self, count: int, now: int) -> tuple[Reply, int]:
+        """One reservation; the count it returns includes the jobs it expired (the
+        caller writes the stats when either is non-zero; the wake-up is not modelled)."""
+        self._expired_n = 0
+        reply, n = self._reserve_into(count, now)
+        return reply, n + self._expired_n
+
+    def _reserve_into(self, count: int, now: int) -> tuple[Reply, int]:
         if self.paused:
             return ("PAUSED",), 0
         count, wait = self._rate_begin(count, now)
@@ -582,6 +681,8 @@ class QueueModel:
             if self._rate_groups and self.limited:
                 first = min(self.limited.values())
                 return ("LIMITED", max(first - now, 1), "group"), 0
+            if self._expired_n >= MAX_EXPIRED_PER_CALL:  # the budget ran out: call again
+                return ("EMPTY", "MORE"), 0
             return ("EMPTY",), 0
         self.stats["last_reserve_ms"] = fmt(now)
         return ("JOB", jobs), len(jobs)
@@ -635,6 +736,7 @@ class QueueModel:
         del self.active[job_id]
         h = self.jobs[job_id]
         gid = h.get("gid")
+        self.dedup_release(job_id, h, now)
         h.update(state="completed", completed_ms=fmt(now), updated_ms=fmt(now),
                  lease_token="", lock_until_ms="")
         if result:
@@ -688,6 +790,7 @@ class QueueModel:
             ttl = number(h.get("keep_failed_ms")) or 0
             if ttl > 0:
                 self.expire_later(job_id, h, now, int(ttl))
+            self.dedup_release(job_id, h, now)
             self.emit("failed", job_id, h.get("gid"), now, attempt=fmt(attempt), error=text)
             gid = h.get("gid")
             if h.get("on_failure") == "block" and gid and "cancel_requested_ms" not in h:
@@ -775,7 +878,12 @@ class QueueModel:
             del self.delayed[job_id]
             self.idx["delayed"].pop(job_id, None)
             h = self.jobs.get(job_id)
-            if h is not None and "state" in h:  # a vanished hash is dropped (D11)
+            if h is not None and "state" in h and self.expired(h, now):
+                gid = h.get("gid") or ""
+                self.expire_job(job_id, h, gid, now, "delayed")
+                if gid:  # a strict retry frees the group it held
+                    self.release_hold(gid, self.held, job_id, now)
+            elif h is not None and "state" in h:  # a vanished hash is dropped (D11)
                 h.update(state="wait", updated_ms=fmt(now))
                 gid = h.get("gid") or ""
                 if (h.get("group_order") == "strict" and gid
@@ -855,6 +963,9 @@ class QueueModel:
         h.update(state="wait", attempt="0", lease_token="", lock_until_ms="", due_ms="",
                  failed_ms="", expire_ms="", updated_ms=fmt(now))
         h.pop("cancel_requested_ms", None)
+        key = h.get("dedup_key")
+        if key and self.dedup_holder(key, now) in (None, job_id):
+            self.dedup[key] = [job_id, None, None]
         gid = h.get("gid") or ""
         if h.get("group_order") == "strict" and gid and self.blocked.get(gid) == job_id:
             self.push_head(job_id, gid, now, h.get("group_limit"))
@@ -911,6 +1022,7 @@ class QueueModel:
         if not removed:
             return "NOT_IN_LANE"
         del self.jobs[job_id]
+        self.dedup_release(job_id, h, now, ttl=0)
         if lane in ("failed", "completed"):
             self.expire.pop(job_id, None)
         self.idx[LANE_INDEX[lane]].pop(job_id, None)
@@ -974,16 +1086,7 @@ class QueueModel:
                 self.release_hold(gid, self.held, job_id, now)
         else:  # completed, failed (or a state this client does not know)
             return ("OK", "finished", state)
-        h.update(state="failed", failed_ms=fmt(now), updated_ms=fmt(now),
-                 last_error="cancelled", last_error_ms=fmt(now), lease_token="",
-                 lock_until_ms="")
-        self.failed.insert(0, job_id)
-        self.idx["failed"][job_id] = now
-        ttl = number(h.get("keep_failed_ms")) or 0
-        if ttl > 0:
-            self.expire_later(job_id, h, now, int(ttl))
-        self.emit("failed", job_id, gid, now, attempt=h.get("attempt") or "0",
-                  error="cancelled")
+        self.fail_unstarted(job_id, h, gid, now, "cancelled")
         self.emit("cancelled", job_id, gid, now, state=state)
         if keep_failed is not None:
             self._trim_failed(keep_failed, now)
@@ -1038,6 +1141,9 @@ class QueueModel:
             out[f"{b}:g:{gid}:held"] = ("string", v, None)
         for gid, v in self.blocked.items():
             out[f"{b}:g:{gid}:blocked"] = ("string", v, None)
+        for key, (holder, until, ttl) in self.dedup.items():
+            fields = {"id": holder} if until is None else {"id": holder, "until": fmt(until)}
+            out[f"{b}:dedup:{key}"] = ("hash", fields, ttl)
         zsets = {"delayed": self.delayed, "active": self.active, "groups:ready": self.ready,
                  "expire": self.expire}
         zsets.update({f"idx:{lane}": z for lane, z in self.idx.items()})

@@ -28,7 +28,7 @@ LAYOUT_KEY = "{" + LOGICAL + "}:partitions"
 
 
 def route(spec: dict[str, Any]) -> str:
-    key = (spec["gid"] or "").strip() or spec["id"]
+    key = (spec["gid"] or "").strip() or spec["control"].get("dedup_key") or spec["id"]
     return PHYSICAL[zlib.crc32(key.encode()) % PARTS]
 
 
@@ -67,7 +67,7 @@ class PartitionedMachine(QueueMachine):
             keep_failed_ms=spec["keep_ms"][1], **spec["control"], now_ms=self.now))
         want = qm.enqueue(self.now, [mj])
         assert (("OK", 1) if code is None else ("ERR", code)) == want[:2], want
-        assert code is not None or got == spec["id"]
+        assert code is not None or got == (want[2] if len(want) > 2 else spec["id"])
 
     @rule(specs=st.lists(job_specs, min_size=1, max_size=3))
     def publish_many(self, specs: list[dict[str, Any]]) -> None:  # type: ignore[override]
@@ -84,14 +84,16 @@ class PartitionedMachine(QueueMachine):
         if len(set(ids)) < len(ids):  # refused by the client before anything is sent
             assert code == "DUPLICATE"
             return
-        by_part: dict[str, list[dict[str, Any]]] = {}
-        for s, m in zip(specs, models, strict=True):
-            by_part.setdefault(route(s), []).append(m)
+        by_part: dict[str, list[int]] = {}
+        for k, s in enumerate(specs):
+            by_part.setdefault(route(s), []).append(k)
         first = None
-        for part, ms in by_part.items():  # each partition all-or-nothing on its own
-            want = self.model.queue(part).enqueue(self.now, ms)
+        for part, ks in by_part.items():  # each partition all-or-nothing on its own
+            want = self.model.queue(part).enqueue(self.now, [models[k] for k in ks])
             if want[0] != "OK" and first is None:
                 first = want[1]
+            for k, now_id in zip(ks, want[2:], strict=False):  # deduplicated: the holder's
+                ids[k] = now_id
         assert code == first
         assert code is not None or got == ids
 
