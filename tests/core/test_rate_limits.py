@@ -10,6 +10,7 @@ import pytest
 from core_util import T0, gk, qk, run_script
 
 from omniq import InvalidArgument, JobSpec, RateLimit
+from omniq.types import ReserveResult
 
 PER = 10_000
 
@@ -28,7 +29,7 @@ async def test_queue_limit_window_math_and_sliding(omniq, raw):
     assert await _ids(omniq, "q", 5, T0 + 2000) == ids[2:3]  # only one fits
     res = await omniq.reserve_many("q", 5, now_ms=T0 + 3000)
     # full until the first two leave the window at T0 + 1000 + PER
-    assert res == ("LIMITED", [], T0 + 1000 + PER - (T0 + 3000), "queue")
+    assert res == ReserveResult("LIMITED", [], T0 + 1000 + PER - (T0 + 3000), "queue")
     assert await omniq.reserve("q", now_ms=T0 + 1000 + PER - 1) is None
     # at T0 + 1000 + PER the first two have left: two more fit, not three
     assert await _ids(omniq, "q", 5, T0 + 1000 + PER) == ids[3:5]
@@ -86,7 +87,7 @@ async def test_group_limit_parks_the_group_and_serves_the_others(omniq, raw):
     assert raw.zscore(qk("q", "groups:ready"), "A") is None
     # nothing else to lease: LIMITED by the parked group, due when A's window allows
     res = await omniq.reserve_many("q", 8, now_ms=T0 + 100)
-    assert res == ("LIMITED", [], PER - 99, "group")
+    assert res == ReserveResult("LIMITED", [], PER - 99, "group")
     # ungrouped work is not blocked by the parked group
     await omniq.publish("q", {"u": 1}, now_ms=T0 + 200)
     got = await omniq.reserve_many("q", 8, now_ms=T0 + 300)
@@ -151,7 +152,7 @@ async def test_acked_job_re_readies_a_parked_group_which_parks_again(omniq, raw)
     await omniq.ack_success("q", first.job_id, first.lease_token, now_ms=T0 + 2)
     assert raw.zscore(qk("q", "groups:ready"), "A") == T0 + 2
     res = await omniq.reserve_many("q", 2, now_ms=T0 + 3)
-    assert res == ("LIMITED", [], PER - 2, "group")
+    assert res == ReserveResult("LIMITED", [], PER - 2, "group")
     assert raw.zscore(qk("q", "groups:ready"), "A") is None
     assert raw.zscore(qk("q", "groups:limited"), "A") == T0 + 1 + PER
 
@@ -166,7 +167,7 @@ async def test_ack_reserve_reply_carries_limited(omniq):
     outcomes, res = await omniq.ack_reserve(
         "q", [Ack(job.job_id, job.lease_token, True, b"")], 1, now_ms=T0 + 2)
     assert outcomes == [None]
-    assert res == ("LIMITED", [], PER - 1, "queue")
+    assert res == ReserveResult("LIMITED", [], PER - 1, "queue")
 
 
 async def test_list_every_limit(omniq):

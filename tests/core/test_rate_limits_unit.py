@@ -16,7 +16,7 @@ def test_parse_limited_reservation():
         "LIMITED", [], 250, "queue")
     assert leases.parse_reserve("q", ["LIMITED", "1", "group"]).limited_by == "group"
     _, res = leases.parse_ack_reserve("q", ["0", "LIMITED", "7", "queue"], [])
-    assert res == ("LIMITED", [], 7, "queue")
+    assert res == ReserveResult("LIMITED", [], 7, "queue")
     with pytest.raises(ProtocolError):
         leases.parse_reserve("q", ["LIMITED", "1", "tenant"])
 
@@ -74,8 +74,8 @@ def test_limited_over_partitions():
     q = ReserveResult("LIMITED", [], 300, "queue")
     g = ReserveResult("LIMITED", [], 100, "group")
     # every partition stopped by the queue-wide limit (or paused): the whole queue waits
-    assert _limited({"p0": q, "p1": q}, set(), 2) == ("LIMITED", [], 300, "queue")
+    assert _limited({"p0": q, "p1": q}, set(), 2) == ReserveResult("LIMITED", [], 300, "queue")
     assert _limited({"p0": q}, {"p1"}, 2).limited_by == "queue"
     # a partition that is merely empty, or held by groups only, may get work at any time
-    assert _limited({"p0": q}, set(), 2) == ("LIMITED", [], 300, "group")
-    assert _limited({"p0": q, "p1": g}, set(), 2) == ("LIMITED", [], 100, "group")
+    assert _limited({"p0": q}, set(), 2) == ReserveResult("LIMITED", [], 300, "group")
+    assert _limited({"p0": q, "p1": g}, set(), 2) == ReserveResult("LIMITED", [], 100, "group")

@@ -12,7 +12,7 @@ import signal
 import time
 from typing import Any
 
-from worker_util import Spy, jk, poll_until, qk, within
+from worker_util import Spy, jk, qk, run_until_done, within
 
 from omniq import JobSpec
 from omniq.aio.context import JobContext
@@ -44,23 +44,7 @@ async def test_group_limit_holds_across_three_processes(omniq, raw, spawn):
     ids = await omniq.publish_many("q", jobs)
     # 3 processes x 2 slots = the 6 slots the three groups allow: every process stays busy
     procs = [spawn("group", "q", tag, 2, limit, 0.1) for tag in range(3)]
-    try:
-        for _ in procs:
-            await blpop(omniq, "t:ready", 30, "the worker processes to start")
-        for tag in range(3):
-            await omniq.redis.rpush(f"t:go:{tag}", "1")
-
-        async def all_done() -> bool:
-            return int(await omniq.redis.llen("t:done")) >= len(ids)
-
-        await poll_until(all_done, 30, "every job to be handled", interval=0.05)
-        for tag in range(3):
-            await omniq.redis.rpush(f"t:stop:{tag}", "1")
-        for p in procs:
-            assert await p.wait(20) == 0, p.output()
-    finally:
-        for p in procs:
-            p.close()
+    await run_until_done(omniq, procs, len(ids))
 
     assert raw.smembers("t:violations") == set()
     # the limit was reached in every group (the test exercised it) and never exceeded

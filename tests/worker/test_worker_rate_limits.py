@@ -11,7 +11,7 @@ import asyncio
 import time
 from typing import Any
 
-from worker_util import Spy, jk, poll_until, qk, within
+from worker_util import Spy, jk, qk, run_until_done, within
 
 from omniq import JobSpec, RateLimit
 from omniq.aio.context import JobContext
@@ -110,24 +110,7 @@ async def test_limits_hold_across_three_worker_processes(omniq, raw, spawn):
     ids = await omniq.publish_many("q", [{"i": i} for i in range(n)])
     await omniq.set_rate_limit("q", limit, per)
     procs = [spawn("rate", "q", tag, 4) for tag in range(3)]
-    try:
-        for _ in procs:
-            item = await omniq.redis.blpop(["t:ready"], timeout=30)
-            assert item is not None, "the worker processes did not start"
-        for tag in range(3):
-            await omniq.redis.rpush(f"t:go:{tag}", "1")
-
-        async def all_done() -> bool:
-            return int(await omniq.redis.llen("t:done")) >= len(ids)
-
-        await poll_until(all_done, 30, "every job to be handled", interval=0.05)
-        for tag in range(3):
-            await omniq.redis.rpush(f"t:stop:{tag}", "1")
-        for p in procs:
-            assert await p.wait(20) == 0, p.output()
-    finally:
-        for p in procs:
-            p.close()
+    await run_until_done(omniq, procs, len(ids))
     times = reserved_times(raw, "q", ids)[""]
     assert len(times) == n
     assert most_in_a_window(times, per) == limit  # reached and never exceeded
@@ -150,23 +133,7 @@ async def test_group_limits_hold_across_three_worker_processes(omniq, raw, spawn
     for g, m in groups.items():
         await omniq.set_rate_limit("q", m, per, gid=g)
     procs = [spawn("rate", "q", tag, 3) for tag in range(3)]
-    try:
-        for _ in procs:
-            assert await omniq.redis.blpop(["t:ready"], timeout=30) is not None
-        for tag in range(3):
-            await omniq.redis.rpush(f"t:go:{tag}", "1")
-
-        async def all_done() -> bool:
-            return int(await omniq.redis.llen("t:done")) >= len(ids)
-
-        await poll_until(all_done, 30, "every job to be handled", interval=0.05)
-        for tag in range(3):
-            await omniq.redis.rpush(f"t:stop:{tag}", "1")
-        for p in procs:
-            assert await p.wait(20) == 0, p.output()
-    finally:
-        for p in procs:
-            p.close()
+    await run_until_done(omniq, procs, len(ids))
     times = reserved_times(raw, "q", ids)
     for g, m in groups.items():
         assert most_in_a_window(times[g], per) == m, g

@@ -18,7 +18,8 @@ from typing import Any
 
 from shared_util import ScriptProc, jk, poll_until, qk, within
 
-__all__ = ["AckLog", "Proc", "Spy", "jk", "now_ms", "numsub", "poll_until", "qk", "within"]
+__all__ = ["AckLog", "Proc", "Spy", "jk", "now_ms", "numsub", "poll_until", "qk",
+           "run_until_done", "within"]
 
 HERE = Path(__file__).resolve().parent
 PROC_SCRIPT = HERE / "worker_proc.py"
@@ -111,3 +112,27 @@ async def numsub(redis: Any, *channels: str) -> dict[str, int]:
         for c, n in zip(reply[::2], reply[1::2], strict=True):
             total[c if isinstance(c, str) else c.decode()] += int(n)
     return total
+
+
+async def run_until_done(omniq: Any, procs: list[Any], n_jobs: int) -> None:
+    """Drive worker_proc.py processes through their ledgers: wait until each reported
+    ``t:ready``, let them all go, wait until ``t:done`` holds ``n_jobs`` entries, stop them
+    and require a clean exit. The processes are closed whatever happens."""
+    try:
+        for _ in procs:
+            item = await omniq.redis.blpop(["t:ready"], timeout=30)
+            assert item is not None, "the worker processes did not start"
+        for tag in range(len(procs)):
+            await omniq.redis.rpush(f"t:go:{tag}", "1")
+
+        async def all_done() -> bool:
+            return int(await omniq.redis.llen("t:done")) >= n_jobs
+
+        await poll_until(all_done, 30, "every job to be handled", interval=0.05)
+        for tag in range(len(procs)):
+            await omniq.redis.rpush(f"t:stop:{tag}", "1")
+        for p in procs:
+            assert await p.wait(20) == 0, p.output()
+    finally:
+        for p in procs:
+            p.close()
