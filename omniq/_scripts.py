@@ -2,9 +2,10 @@
 
 Each queue script is ``lib.lua`` followed by the operation file; the parent/child scripts
 get only lib's numeric constants and helper functions, not its queue key set-up. Only the
-library functions an operation uses (directly or through other library functions) are
-included: Redis runs the whole chunk on every call, and each ``local function`` costs a
-closure per call. The source is sent with SCRIPT LOAD only after a NOSCRIPT reply.
+library functions and top-level definitions (a key name, a table, a state variable) an
+operation uses, directly or through other library code, are included: Redis runs the whole
+chunk on every call, so each ``local function`` costs a closure and each definition its
+string or table, per call. The source is sent with SCRIPT LOAD only after a NOSCRIPT reply.
 """
 
 from __future__ import annotations
@@ -60,15 +61,17 @@ def _read(name: str) -> str:
 
 _FUNCTION_START = re.compile(r"^local function (\w+)\(")
 _CONSTANT = re.compile(r"^local [A-Z][A-Z0-9_]* = -?\d+$")  # the shared limits
+_DEFINITION = re.compile(r"^local (\w+) = ")  # one name: linked only when used
 _WORD = re.compile(r"[A-Za-z_]\w*")
 _COMMENT = re.compile(r"--[^\n]*|'[^'\n]*'|\"[^\"\n]*\"")  # comments and strings
 
 
 def split_library(lib: str) -> tuple[list[str], dict[str, str]]:
-    """Split lib.lua into its other top-level lines and its ``local function`` blocks.
+    """Split lib.lua into its other top-level statements and its ``local function`` blocks.
 
     A block runs from ``local function NAME(`` at column 0 to the next line ``end`` (or is
-    that one line when it ends with ``end`` itself).
+    that one line when it ends with ``end`` itself). Other statements are one line each,
+    except a ``local NAME = {`` table, which runs until its braces balance.
     """
     other: list[str] = []
     functions: dict[str, str] = {}
@@ -77,7 +80,16 @@ def split_library(lib: str) -> tuple[list[str], dict[str, str]]:
     while i < len(lines):
         m = _FUNCTION_START.match(lines[i])
         if m is None:
-            other.append(lines[i])
+            start = i
+            if _DEFINITION.match(lines[i]):
+                depth = 0
+                while True:
+                    code = _COMMENT.sub("", lines[i])
+                    depth += code.count("{") - code.count("}")
+                    if depth <= 0 or i + 1 == len(lines):
+                        break
+                    i += 1
+            other.append("\n".join(lines[start : i + 1]))
             i += 1
             continue
         start = i
@@ -97,16 +109,30 @@ def link(lib: str, body: str, *, queue: bool = True) -> str:
     other, functions = split_library(lib)
     if not queue:
         other = [line for line in other if _CONSTANT.match(line)]
+    # statements defining one name (not the numeric constants) are linked like functions
+    defined: dict[str, str] = {}
+    for stmt in other:
+        m = _DEFINITION.match(stmt)
+        if m is not None and not _CONSTANT.match(stmt):
+            defined[m.group(1)] = stmt
     needed: set[str] = set()
-    todo = [body, *other]
+    todo = [body, *(stmt for stmt in other if stmt not in defined.values())]
     while todo:
         code = _COMMENT.sub("", todo.pop())
         for word in _WORD.findall(code):
-            if word in functions and word not in needed:
+            if word in needed:
+                continue
+            if word in functions:
                 needed.add(word)
                 todo.append(functions[word])
+            elif word in defined:
+                needed.add(word)
+                todo.append(defined[word])
+    kept_other = [stmt for stmt in other
+                  if (m := _DEFINITION.match(stmt)) is None or _CONSTANT.match(stmt)
+                  or m.group(1) in needed]
     kept = [src for name, src in functions.items() if name in needed]
-    return "\n".join([*other, *kept, body])
+    return "\n".join([*kept_other, *kept, body])
 
 
 def _load_all() -> dict[str, Script]:
