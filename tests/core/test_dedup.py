@@ -9,6 +9,7 @@ import asyncio
 import pytest
 import redis
 from core_util import T0, dump_db, jk, qk, real_stats, stored_stats
+from shared_util import within
 
 from omniq import AsyncOmniq, DuplicateJobError, InvalidArgument, JobSpec, OmniqClient
 
@@ -207,13 +208,23 @@ async def test_publish_many_without_keys_keeps_the_plain_reply(omniq, raw):
 
 async def test_concurrent_publishers_make_exactly_one_job(omniq_redis_url, raw):
     clients = [AsyncOmniq(url=omniq_redis_url) for _ in range(8)]
+    go = asyncio.Event()
+
+    async def publisher(c: AsyncOmniq) -> list[str]:
+        await go.wait()
+        return [await c.publish("q", {"i": i}, dedup_key="once") for i in range(5)]
+
     try:
-        got = await asyncio.gather(*(
-            c.publish("q", {"i": i}, dedup_key="once")
-            for i in range(5) for c in clients))
+        for c in clients:  # connect one by one: the race is between the publishes
+            assert await c.get_job("q", "warm-up") is None
+        tasks = [asyncio.create_task(publisher(c)) for c in clients]
+        go.set()
+        got = [jid for ids in await within(asyncio.gather(*tasks), 20, "the publishers")
+               for jid in ids]
     finally:
         for c in clients:
             await c.aclose()
+    assert len(got) == 40
     assert len(set(got)) == 1
     assert raw.llen(qk("q", "wait")) == 1
     assert raw.lrange(qk("q", "wait"), 0, -1) == [got[0]]
