@@ -1177,8 +1177,11 @@ def render(doc: dict[str, Any]) -> str:
                    "with the control in use vs not: E1 publishing with a distinct dedup key "
                    "per job (one more key written and read per job), P2 draining a queue that "
                    "has an active queue-wide rate limit that never binds (the sliding-window "
-                   "log is written per reservation). A queue without controls pays nothing "
-                   "for their existence (P1/P2/E1 above).")
+                   "log is written per reservation). A queue without controls still pays "
+                   "for their code: every script call runs the linked part of lib.lua, whose "
+                   "set-up (a closure per function, per upvalue) grew with issue 15; against "
+                   "commit f5e39e1 on the same machine P1 lost about 8%, P2 5% and E1 4% "
+                   "(docs/architecture.md, 'Script set-up cost').")
         out.append("")
         out += jc_table(summary)
         out.append("")
