@@ -409,19 +409,25 @@ local function dedup_release(id, key, ttl, now)
   end
 end
 
--- A job that did not start (it was waiting or delayed, and has left its lane and lane
--- index) ends failed with error `reason` ('cancelled', 'expired'). h: its 'attempt',
--- 'keep_failed_ms', 'dedup_key' and 'dedup_ttl_ms' fields.
-local function fail_unstarted(id, jk, gid, now, reason, attempt, keep_ms, dkey, dttl)
-  local t = fmt(now)
-  redis.call('HSET', jk, 'state', 'failed', 'failed_ms', t, 'updated_ms', t,
-    'last_error', reason, 'last_error_ms', t, 'lease_token', '', 'lock_until_ms', '')
+-- A job ends failed for good: the failed lane, its keep_failed_ms, its dedup key and the
+-- 'failed' event with `text`. The job has left its lane (and, unless it was active, its
+-- lane index). keep_ms, dkey, dttl: its keep_failed_ms, dedup_key and dedup_ttl_ms fields.
+local function to_failed_lane(id, jk, gid, now, attempt, text, keep_ms, dkey, dttl)
+  redis.call('HSET', jk, 'state', 'failed', 'failed_ms', fmt(now), 'updated_ms', fmt(now),
+    'lease_token', '', 'lock_until_ms', '')
   redis.call('LPUSH', K_FAILED, id)
   redis.call('ZADD', K_IDX_FAILED, now, id)
   local ttl = tonumber(keep_ms or '') or 0
   if ttl > 0 then expire_later(id, jk, now, ttl) end
   dedup_release(id, dkey, dttl, now)
-  emit('failed', id, gid, now, 'attempt', attempt or '0', 'error', reason)
+  emit('failed', id, gid, now, 'attempt', attempt, 'error', text)
+end
+
+-- A job that did not start (it was waiting or delayed, and has left its lane and lane
+-- index) ends failed with error `reason` ('cancelled', 'expired').
+local function fail_unstarted(id, jk, gid, now, reason, attempt, keep_ms, dkey, dttl)
+  redis.call('HSET', jk, 'last_error', reason, 'last_error_ms', fmt(now))
+  to_failed_lane(id, jk, gid, now, attempt or '0', reason, keep_ms, dkey, dttl)
 end
 
 -- A job met by reserve or promote_delayed after its expires_ms: it never runs (docs/
@@ -933,14 +939,7 @@ local function fail_or_retry(id, jk, now, final, keep_failed, text)
   if max_attempts < 1 then max_attempts = 1 end
   redis.call('ZREM', K_IDX_ACTIVE, id)
   if final or attempt >= max_attempts then
-    redis.call('HSET', jk, 'state', 'failed', 'failed_ms', fmt(now), 'updated_ms', fmt(now),
-      'lease_token', '', 'lock_until_ms', '')
-    redis.call('LPUSH', K_FAILED, id)
-    redis.call('ZADD', K_IDX_FAILED, now, id)
-    local ttl = tonumber(h[5] or '') or 0
-    if ttl > 0 then expire_later(id, jk, now, ttl) end
-    dedup_release(id, h[12], h[13], now)
-    emit('failed', id, h[4], now, 'attempt', fmt(attempt), 'error', text)
+    to_failed_lane(id, jk, h[4], now, fmt(attempt), text, h[5], h[12], h[13])
     if h[10] == 'block' and not h[11] and h[4] and h[4] ~= '' then
       -- a strict group with on_failure='block' stays held until an admin retries or
       -- removes this job (set before the trim: a trim of this very job drops it again);

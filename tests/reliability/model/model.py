@@ -353,16 +353,22 @@ class QueueModel:
         else:
             del self.dedup[key]  # type: ignore[arg-type]
 
-    def fail_unstarted(self, job_id: str, h: Hash, gid: str, now: int, reason: str) -> None:
-        h.update(state="failed", failed_ms=fmt(now), updated_ms=fmt(now), last_error=reason,
-                 last_error_ms=fmt(now), lease_token="", lock_until_ms="")
+    def to_failed_lane(self, job_id: str, h: Hash, gid: str | None, now: int, attempt: str,
+                       text: str) -> None:
+        """The job ends failed for good (lane, keep_failed_ms, dedup key, event)."""
+        h.update(state="failed", failed_ms=fmt(now), updated_ms=fmt(now), lease_token="",
+                 lock_until_ms="")
         self.failed.insert(0, job_id)
         self.idx["failed"][job_id] = now
         ttl = number(h.get("keep_failed_ms")) or 0
         if ttl > 0:
             self.expire_later(job_id, h, now, int(ttl))
         self.dedup_release(job_id, h, now)
-        self.emit("failed", job_id, gid, now, attempt=h.get("attempt") or "0", error=reason)
+        self.emit("failed", job_id, gid, now, attempt=attempt, error=text)
+
+    def fail_unstarted(self, job_id: str, h: Hash, gid: str, now: int, reason: str) -> None:
+        h.update(last_error=reason, last_error_ms=fmt(now))
+        self.to_failed_lane(job_id, h, gid, now, h.get("attempt") or "0", reason)
 
     def expire_job(self, job_id: str, h: Hash, gid: str, now: int, lane: str) -> None:
         self.idx[lane].pop(job_id, None)
@@ -783,15 +789,7 @@ class QueueModel:
             text = "cancelled"
         self.idx["active"].pop(job_id, None)
         if final or attempt >= max_attempts:
-            h.update(state="failed", failed_ms=fmt(now), updated_ms=fmt(now), lease_token="",
-                     lock_until_ms="")
-            self.failed.insert(0, job_id)
-            self.idx["failed"][job_id] = now
-            ttl = number(h.get("keep_failed_ms")) or 0
-            if ttl > 0:
-                self.expire_later(job_id, h, now, int(ttl))
-            self.dedup_release(job_id, h, now)
-            self.emit("failed", job_id, h.get("gid"), now, attempt=fmt(attempt), error=text)
+            self.to_failed_lane(job_id, h, h.get("gid"), now, fmt(attempt), text)
             gid = h.get("gid")
             if h.get("on_failure") == "block" and gid and "cancel_requested_ms" not in h:
                 self.blocked[gid] = job_id
