@@ -308,12 +308,13 @@ def _redacted(url: str) -> str:
     return f"{scheme}{sep}{user}{colon and ':***'}@{tail}"
 
 
-async def open_pubsub(redis: AnyRedis) -> PubSub | ClusterPubSub:
-    """A pub/sub object that drops subscribe confirmations.
+async def open_pubsub(redis: AnyRedis, *, confirmations: bool = False) -> PubSub | ClusterPubSub:
+    """A pub/sub object that drops subscribe confirmations (unless ``confirmations``: then
+    they come as messages of type ``subscribe``, one per channel).
 
     On a cluster, plain (not sharded) PUBLISH reaches every node, so subscribing through
     the node that owns the channel's slot is enough; the slot map is loaded first.
     """
     if isinstance(redis, RedisCluster):
         await redis.initialize()
-    return redis.pubsub(ignore_subscribe_messages=True)
+    return redis.pubsub(ignore_subscribe_messages=not confirmations)

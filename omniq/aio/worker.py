@@ -69,6 +69,7 @@ Handler = Callable[..., Any]
 # Cap of the reconnect backoff (dispatcher and wake subscription): after an outage the
 # worker is back within about a second of the server, at one attempt per second meanwhile.
 _RECONNECT_MAX_S = 1.0
+_SUBSCRIBE_WAIT_S = 2.0  # longest a starting worker waits for its wake subscription
 
 
 class Fail(Exception):
@@ -187,6 +188,7 @@ class Worker:
         self._levels: list[Targets] | None = None
         self._logical: dict[str, str] = {}  # physical queue -> the queue it was listed as
         self._levels_ready = asyncio.Event()
+        self._subscribed = asyncio.Event()  # the wake channels' subscription is in place
         self._wake_task: asyncio.Task[None] | None = None
         self._running: dict[str, _Running] = {}
         self._pending: dict[str, list[Ack]] = {}
@@ -442,6 +444,10 @@ class Worker:
         levels = self._levels
         if levels is None:
             levels = await self._resolve_levels()
+            # no job before the wake subscription: a cancel sent to a running job must not
+            # be missed (bounded: without pub/sub the worker still works, by polling)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._subscribed.wait(), _SUBSCRIBE_WAIT_S)
         routing = self.client.routing
         pending = self._pending
         got = 0
@@ -551,7 +557,8 @@ class Worker:
         run.task = loop.create_task(self._execute(run))
         if self._retries:
             self._retries.pop(job.job_id, None)
-        if self._pool is None:  # a process handler's clock starts when it has a process
+        # (a process handler's clock starts when it has a process)
+        if self._pool is None and (job.run_timeout_ms or self.run_timeout_ms):
             self._arm_run_timeout(run)
         if run.hb_due < self._hb_wake_at:  # only when it must wake earlier than planned
             self._wake_heartbeats_at(run.hb_due)
@@ -817,6 +824,18 @@ class Worker:
 
     # -- wake-up -----------------------------------------------------------------------
 
+    def _catch_up_cancels(self) -> None:
+        """The wake subscription is in place again (after a lost connection, a new
+        partition layout): heartbeat the jobs running now. A cancel message published in
+        between reached no one; the heartbeat answers CANCEL for it, so it is seen now
+        rather than one heartbeat interval later."""
+        if not self._running:
+            return
+        now = time.monotonic()
+        for r in self._running.values():
+            r.hb_due = min(r.hb_due, now)
+        self._wake_heartbeats_at(now)
+
     async def _wake_loop(self) -> None:
         await self._levels_ready.wait()
         assert self._levels is not None
@@ -825,14 +844,21 @@ class Worker:
         while True:
             pubsub: PubSub | ClusterPubSub | None = None
             try:
-                pubsub = await open_pubsub(self.client.redis)
+                pubsub = await open_pubsub(self.client.redis, confirmations=True)
                 await pubsub.subscribe(*channels)
                 backoff = 0.1
                 self._signal.set()  # look again: something may have arrived meanwhile
+                confirmed = 0
                 while True:
                     msg = await pubsub.get_message(timeout=None)
                     if msg is not None:
-                        if msg.get("data") in ("limits", b"limits"):
+                        if msg.get("type") == "subscribe":
+                            confirmed += 1
+                            if confirmed == len(channels):
+                                if self._subscribed.is_set():  # subscribed again
+                                    self._catch_up_cancels()
+                                self._subscribed.set()
+                        elif msg.get("data") in ("limits", b"limits"):
                             self._limited_until.clear()  # a rate limit changed
                         elif msg.get("type") == "message" and msg.get("data") not in (b"1", "1"):
                             self._on_cancel_message(msg.get("channel"), msg.get("data"))

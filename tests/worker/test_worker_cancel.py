@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+import redis
 from worker_util import jk, within
 
 from omniq import JobCancelled, JobFailed
@@ -167,3 +168,23 @@ async def test_thread_handler_that_ignores_cancel_frees_its_slot(omniq, raw):
     finally:
         release.set()
     assert raw.hget(jk("q", stuck), "state") == "failed"
+
+
+async def test_cancel_sent_while_the_wake_subscription_is_down_is_caught_up(omniq, raw):
+    """The worker's pub/sub connection is killed, then the job is cancelled: the message
+    reaches no one. Subscribed again, the worker heartbeats its running jobs at once and
+    learns the cancel then, long before the next heartbeat (every 20 s here)."""
+    started = asyncio.Event()
+
+    async def handler(ctx: JobContext) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    jid = await omniq.publish("q", {}, max_attempts=3, timeout_ms=60_000)
+    nodes = {"target_nodes": raw.ALL_NODES} if isinstance(raw, redis.RedisCluster) else {}
+    async with Worker(omniq, "q", handler):
+        await within(started.wait(), 10, "the handler to start")
+        assert raw.client_kill_filter(_type="pubsub", **nodes)
+        assert await omniq.cancel("q", jid) == "cancelling"
+        await _failed_cancelled(omniq, "q", jid, 5)
+    assert raw.hget(jk("q", jid), "last_error") == "cancelled"

@@ -83,9 +83,10 @@ async def test_thread_handler_past_its_run_timeout_is_abandoned_and_sees_cancell
     worker = Worker(omniq, "rt", handler, drain=True, threads=1, run_timeout_ms=300)
     try:
         await within(worker.run(), 20, "the drain")
+        # the abandoned thread goes on by itself: the drain may end before it gets here
+        assert await asyncio.to_thread(saw.wait, 10)
     finally:
         release.set()
-    assert saw.is_set()
     assert len(exec_error) == 1
     assert await omniq.result("rt", job_id) == {"attempt": 2}
     assert await omniq.result("rt", later) == {"attempt": 1}
