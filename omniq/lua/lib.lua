@@ -4,6 +4,12 @@
 -- KEYS[1] is the queue anchor "{name}:meta"; every other key is derived from the base
 -- "{name}" so the whole queue lives in one cluster slot.
 -- All time arguments are integer milliseconds. A now_ms of "0" or "" means "server clock".
+--
+-- The same code runs as scripts (EVALSHA: the chunk runs on every call) and as one Redis
+-- Functions library (the chunk runs once, at FUNCTION LOAD; omniq/_scripts.py). For the
+-- library, a top-level definition that reads KEYS/ARGV (or such a name), or whose name is
+-- lower-case, is assigned again at the start of every call: keep per-call state in
+-- lower-case names, and never change an upper-case table (it is shared by every call).
 
 -- Limits shared with omniq/_limits.py (one owner each: tests/core/test_limits.py checks
 -- that both sides agree). Numeric constants are linked into every script, the standalone
@@ -431,10 +437,12 @@ local function fail_unstarted(id, jk, gid, now, reason, attempt, keep_ms, dkey, 
 end
 
 -- A job met by reserve or promote_delayed after its expires_ms: it never runs (docs/
--- control.md "Expiry"). It has left its lane already; its lane index is `idx`.
-local function expire_job(id, jk, gid, now, idx, state, h_attempt, keep_ms, dkey, dttl)
+-- control.md "Expiry"). It has left its lane already; its lane index is `idx`. (The fields
+-- only this rare path needs are read here, not by every lease.)
+local function expire_job(id, jk, gid, now, idx, state, h_attempt)
   redis.call('ZREM', idx, id)
-  fail_unstarted(id, jk, gid, now, 'expired', h_attempt, keep_ms, dkey, dttl)
+  local h = redis.call('HMGET', jk, 'keep_failed_ms', 'dedup_key', 'dedup_ttl_ms')
+  fail_unstarted(id, jk, gid, now, 'expired', h_attempt, h[1], h[2], h[3])
   emit('expired', id, gid, now, 'state', state)
   if expired_n == 0 then stamps[#stamps + 1] = 'last_finish_ms' end
   expired_n = expired_n + 1
@@ -445,15 +453,14 @@ end
 local function lease(id, gid, now)
   local jk = job_key(id)
   local h = redis.call('HMGET', jk, 'state', 'payload', 'attempt', 'max_attempts',
-    'timeout_ms', 'first_started_ms', 'run_timeout_ms', 'expires_ms', 'keep_failed_ms',
-    'dedup_key', 'dedup_ttl_ms')
+    'timeout_ms', 'first_started_ms', 'run_timeout_ms', 'expires_ms')
   if not h[1] then
     redis.call('ZREM', K_IDX_WAIT, id)
     return nil
   end
   if h[1] ~= 'wait' then return nil end
   if h[8] and (tonumber(h[8]) or 0) > 0 and tonumber(h[8]) <= now then
-    expire_job(id, jk, gid, now, K_IDX_WAIT, 'wait', h[3], h[9], h[10], h[11])
+    expire_job(id, jk, gid, now, K_IDX_WAIT, 'wait', h[3])
     return nil
   end
   local timeout = tonumber(h[5]) or 0
@@ -766,15 +773,15 @@ local function check_lease(id, token)
 end
 
 -- The same gate for the acks, which end the lease: it also takes the job out of the active
--- zset and returns the job's gid, attempt, keep_completed_ms, dedup_key and dedup_ttl_ms
--- (one read for all).
+-- zset and returns the job's gid, attempt, keep_completed_ms and dedup_key (one read for
+-- all; dedup_ttl_ms is read only for a job with a key).
 local function take_lease(id, token)
   if token == nil or token == '' then return 'TOKEN_REQUIRED' end
   local h = redis.call('HMGET', job_key(id), 'lease_token', 'gid', 'attempt',
-    'keep_completed_ms', 'dedup_key', 'dedup_ttl_ms')
+    'keep_completed_ms', 'dedup_key')
   if h[1] ~= token then return 'TOKEN_MISMATCH' end
   if redis.call('ZREM', K_ACTIVE, id) == 0 then return 'NOT_ACTIVE' end
-  return nil, h[2] or '', h[3] or '0', tonumber(h[4]) or 0, h[5], h[6]
+  return nil, h[2] or '', h[3] or '0', tonumber(h[4]) or 0, h[5]
 end
 
 -- End a lease whose job hash exists (an ack): forget the lease map entry, free the slot.
@@ -820,7 +827,9 @@ local function trim_finished(list_key, idx_key, state, n, keep, budget, now)
     n = n - 1
     budget = budget - 1
     redis.call('ZREM', idx_key, old)
-    local h = redis.call('HMGET', job_key(old), 'state', 'gid', 'on_failure')
+    -- (only a failed job can hold its group: on_failure='block')
+    local h = state == 'failed' and redis.call('HMGET', job_key(old), 'state', 'gid', 'on_failure')
+      or {redis.call('HGET', job_key(old), 'state')}
     if h[1] == state then
       redis.call('DEL', job_key(old))
       redis.call('ZREM', K_EXPIRE, old)
@@ -860,10 +869,10 @@ local function expire_finished(now)
 end
 
 local function ack_success_one(id, token, now, result, keep)
-  local code, gid, attempt, ttl, dkey, dttl = take_lease(id, token)
+  local code, gid, attempt, ttl, dkey = take_lease(id, token)
   if code then return code end
   local jk = job_key(id)
-  if dkey then dedup_release(id, dkey, dttl, now) end
+  if dkey then dedup_release(id, dkey, redis.call('HGET', jk, 'dedup_ttl_ms'), now) end
   redis.call('HSET', jk, 'state', 'completed', 'completed_ms', fmt(now), 'updated_ms', fmt(now),
     'lease_token', '', 'lock_until_ms', '')
   if result ~= nil and result ~= '' then redis.call('HSET', jk, 'result', result) end

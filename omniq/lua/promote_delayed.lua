@@ -18,12 +18,12 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', K_IDX_DELAYED, id)
   local jk = job_key(id)
   local h = redis.call('HMGET', jk, 'state', 'gid', 'group_limit', 'group_order', 'attempt',
-    'expires_ms', 'keep_failed_ms', 'dedup_key', 'dedup_ttl_ms')
+    'expires_ms')
   local gid = h[2] or ''
   -- a vanished hash is dropped, never resurrected as a partial job (D11)
   if h[1] and h[6] and (tonumber(h[6]) or 0) > 0 and tonumber(h[6]) <= now then
     -- past its expires_ms: it never runs (a strict retry frees the group it held)
-    expire_job(id, jk, gid, now, K_IDX_DELAYED, 'delayed', h[5], h[7], h[8], h[9])
+    expire_job(id, jk, gid, now, K_IDX_DELAYED, 'delayed', h[5])
     if gid ~= '' then release_hold(gid, ':held', id, now) end
   elseif h[1] then
     redis.call('HSET', jk, 'state', 'wait', 'updated_ms', fmt(now))
