@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     print(out.getvalue())
     print(f"result: {result}  (wall {wall:.2f}s, includes set-up, under cProfile)")
     for name, v in sorted(stats.items(), key=lambda kv: -float(kv[1]["usec"])):
-        if name in ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_script|load", "cmdstat_xadd"):
+        if name in ("cmdstat_evalsha", "cmdstat_fcall", "cmdstat_eval", "cmdstat_script|load",
+                    "cmdstat_function|load", "cmdstat_xadd"):
             print(f"server {name.removeprefix('cmdstat_')}: {v['calls']} calls, "
                   f"{float(v['usec_per_call']):.1f} us per call")
     return 0

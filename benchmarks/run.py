@@ -383,8 +383,9 @@ def _monitor(url: str, shas: set[str], stop: threading.Event, out: dict[str, Any
                 name = parts[0].upper() if parts else ""
                 if name in ("INFO", "MONITOR"):
                     continue
-                if name == "EVALSHA" and len(parts) > 1 and parts[1] in shas:
-                    # ours: EVALSHA sha 1 key now count (id token)*count; official: one lease
+                if name in ("EVALSHA", "FCALL") and len(parts) > 1 and parts[1] in shas:
+                    # ours: FCALL function 1 key now count (id token)*count (EVALSHA sha ...
+                    # on a cluster); official: EVALSHA, one lease
                     count = parts[5] if len(parts) > 5 else ""
                     many = count.isdigit() and len(parts) == 6 + 2 * int(count)
                     seen.append((float(cmd["time"]), True, int(count) if many else 1))
@@ -460,7 +461,8 @@ def measure_h1(impl: Impl, cfg: Config, jobs: int) -> dict[str, Any]:
         "hb_calls_per_tick": mon["hb_calls"] / ticks,
         "hb_leases_per_call": mon["hb_leases"] / mon["hb_calls"],
         "client_commands_per_tick": mon["client_cmds"] / ticks,
-        "evalsha_per_tick": deltas.get("evalsha", 0) / ticks,
+        # script calls (EVALSHA, and FCALL: ours calls the queue scripts as functions)
+        "evalsha_per_tick": (deltas.get("evalsha", 0) + deltas.get("fcall", 0)) / ticks,
         "commandstats_per_tick": sum(deltas.values()) / ticks,
         "commandstats": deltas,
     }
@@ -1164,10 +1166,10 @@ def render(doc: dict[str, Any]) -> str:
                    "per state, each block its own queue), "
                    "so drift of the machine hits both alike. Throughput cost = 1 - on/off "
                    "(the median over the measurements); time per job = off/on - 1. Server: "
-                   "the time Redis spent in our scripts per job (INFO commandstats EVALSHA "
-                   "usec, read before and after each block; it includes the commands the "
-                   "scripts run) and, in brackets, the part in XADD itself; client: this "
-                   "process's CPU time per job.")
+                   "the time Redis spent in our scripts per job (INFO commandstats FCALL "
+                   "and EVALSHA usec, read before and after each block; it includes the "
+                   "commands the scripts run) and, in brackets, the part in XADD itself; "
+                   "client: this process's CPU time per job.")
         out.append("")
         out += ev_table(summary)
         out.append("")
@@ -1177,11 +1179,11 @@ def render(doc: dict[str, Any]) -> str:
                    "with the control in use vs not: E1 publishing with a distinct dedup key "
                    "per job (one more key written and read per job), P2 draining a queue that "
                    "has an active queue-wide rate limit that never binds (the sliding-window "
-                   "log is written per reservation). A queue without controls still pays "
-                   "for their code: every script call runs the linked part of lib.lua, whose "
-                   "set-up (a closure per function, per upvalue) grew with issue 15; against "
-                   "commit f5e39e1 on the same machine P1 lost about 8%, P2 5% and E1 4% "
-                   "(docs/architecture.md, 'Script set-up cost').")
+                   "log is written per reservation). A queue without controls pays nothing "
+                   "for their code on a call: the queue scripts run as Redis Functions, "
+                   "whose library code ran once at load (docs/architecture.md, 'Script "
+                   "set-up cost'); their fields cost a little per job (a read of "
+                   "run_timeout_ms, expires_ms and dedup_key).")
         out.append("")
         out += jc_table(summary)
         out.append("")
@@ -1205,10 +1207,10 @@ def render(doc: dict[str, Any]) -> str:
         out.append("A tick is the time in which every in-flight lease is extended once "
                    "(leases extended in the window / jobs in flight; configured intervals: "
                    "ours timeout/3, official max(1 s, timeout/2)). Heartbeat commands and "
-                   "client commands are counted with MONITOR (EVALSHA of the heartbeat script; "
-                   "commands a script runs are not client commands); the last column is the "
-                   "INFO commandstats delta over the window, which also counts the commands "
-                   "run inside scripts (server work).")
+                   "client commands are counted with MONITOR (FCALL or EVALSHA of the "
+                   "heartbeat script; commands a script runs are not client commands); the "
+                   "last column is the INFO commandstats delta over the window, which also "
+                   "counts the commands run inside scripts (server work).")
         out.append("")
         out += h1_table(summary, raw, impls)
         out.append("")

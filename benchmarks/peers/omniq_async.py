@@ -147,8 +147,10 @@ class _EvBlocks:
 
     async def _server_us(self) -> tuple[float, float, float]:
         stats = await self.probe.redis.info("commandstats")
-        evalsha = stats.get("cmdstat_evalsha", {})
-        return (float(evalsha.get("usec", 0)), float(evalsha.get("calls", 0)),
+        # our scripts: FCALL (EVALSHA where the server has no functions)
+        calls = [stats.get(f"cmdstat_{c}", {}) for c in ("evalsha", "fcall")]
+        return (sum(float(c.get("usec", 0)) for c in calls),
+                sum(float(c.get("calls", 0)) for c in calls),
                 float(stats.get("cmdstat_xadd", {}).get("usec", 0)))
 
     async def begin(self) -> None:
@@ -330,7 +332,7 @@ async def h1(url: str, jobs: int, timeout_ms: int) -> dict[str, Any]:
         await asyncio.wait_for(all_started.wait(), 30)
         h.ready({
             "hb_interval_s": timeout_ms / 3000.0,
-            "hb_shas": [SCRIPTS["heartbeat"].sha],
+            "hb_shas": [SCRIPTS["heartbeat"].sha, SCRIPTS["heartbeat"].function],
             "in_flight": worker.in_flight,
         })
         loop = asyncio.get_running_loop()

@@ -1,16 +1,33 @@
-"""NOSCRIPT recovery: every call path reloads scripts after SCRIPT FLUSH."""
+"""Reloading: every call path loads the scripts again after SCRIPT FLUSH and the function
+library after FUNCTION FLUSH (a restarted server without persistence has neither)."""
 
 from __future__ import annotations
 
+import redis
 from core_util import T0, qk
 
 from omniq import Lease
-from omniq._scripts import SCRIPTS
+from omniq._scripts import LIBRARY_NAME, SCRIPTS
+
+
+def _library_loaded(raw) -> bool:
+    return bool(raw.function_list(library=LIBRARY_NAME))
 
 
 def _flush(raw) -> None:
     raw.script_flush()
     assert not any(raw.script_exists(*[s.sha for s in SCRIPTS.values()]))
+    if not isinstance(raw, redis.RedisCluster):  # (a cluster client calls no functions)
+        raw.function_flush()
+        assert not _library_loaded(raw)
+
+
+def _loaded(raw, name: str) -> bool:
+    """Whether the script ``name`` is on the server in the form the client calls: the
+    library (FCALL), on a cluster the script (EVALSHA)."""
+    if isinstance(raw, redis.RedisCluster) or SCRIPTS[name].function is None:
+        return raw.script_exists(SCRIPTS[name].sha) == [True]
+    return _library_loaded(raw)
 
 
 async def test_single_calls_recover(omniq, raw):
@@ -24,7 +41,7 @@ async def test_single_calls_recover(omniq, raw):
     assert await omniq.heartbeat("q", jid, job.lease_token, now_ms=T0 + 2) > T0
     _flush(raw)
     await omniq.ack_success("q", jid, job.lease_token, now_ms=T0 + 3)
-    assert raw.script_exists(SCRIPTS["ack_success"].sha) == [True]
+    assert _loaded(raw, "ack_success")
 
 
 async def test_heartbeat_many_pipelined_recovers(omniq, raw):
@@ -37,6 +54,7 @@ async def test_heartbeat_many_pipelined_recovers(omniq, raw):
         [Lease("qa", a, ja.lease_token), Lease("qb", b, jb.lease_token)], now_ms=T0 + 10
     )
     assert res == [T0 + 10 + 30_000, T0 + 10 + 30_000]
+    assert _loaded(raw, "heartbeat")
 
 
 async def test_publish_many_multi_chunk_recovers(omniq, raw):
@@ -55,7 +73,9 @@ async def test_admin_and_children_recover(omniq, raw):
     await omniq.childs_init("k", 1)
     _flush(raw)
     assert await omniq.child_ack("k", "c") == 0
+    assert _loaded(raw, "child_ack")
     _flush(raw)
     assert await omniq.promote_delayed("q", now_ms=T0) == 0
     _flush(raw)
     assert await omniq.reap_expired("q", now_ms=T0) == 0
+    assert _loaded(raw, "reap_expired")

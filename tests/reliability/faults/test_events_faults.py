@@ -112,8 +112,10 @@ async def test_events_reader_resumes_across_a_server_restart_without_gaps(
     finally:
         await stream.aclose()
         await reader.aclose()
-    entries = await producer.redis.xrange(qk(QUEUE, "events"))
     await producer.aclose()
+    # a new connection: the producer's pooled one (its first XRANGE) died with the server
+    async with aredis.Redis.from_url(server.url, decode_responses=True) as probe:
+        entries = await probe.xrange(qk(QUEUE, "events"))
     want = [(eid, f) for eid, f in entries if eid != first_id]
     assert [e.id for e in seen] == [eid for eid, _ in want]  # no gap, no repeat
     assert [(e.type, e.job_id, e.attempt) for e in seen] == [

@@ -267,7 +267,46 @@ def acl_server(omniq_server_factory):
                           keys=["*"], channels=["*"], commands=["+@all", "-@scripting"])
         admin.acl_setuser("otherkeys", enabled=True, passwords=["+s3cret-eve"],
                           keys=["other:*"], channels=["*"], commands=["+@all"])
+        admin.acl_setuser("evalonly", enabled=True, passwords=["+s3cret-dan"],
+                          keys=["*"], channels=["*"],
+                          commands=["+@all", "-fcall", "-fcall_ro", "-function"])
     return server
+
+
+def _script_calls(server: Any) -> tuple[int, int]:
+    with redis.Redis.from_url(server.url) as admin:
+        stats = admin.info("commandstats")
+    return (int(stats.get("cmdstat_fcall", {}).get("calls", 0)),
+            int(stats.get("cmdstat_evalsha", {}).get("calls", 0)))
+
+
+async def test_scripts_run_as_functions_and_fall_back_to_evalsha_without_fcall(acl_server):
+    # a user with every right calls the queue scripts as Redis Functions
+    async with AsyncOmniq(url=acl_server.url, username="alice",
+                          password="s3cret-alice") as client:
+        await client.publish("fn-all", {"x": 1})
+    fcalls, evalshas = _script_calls(acl_server)
+    assert fcalls >= 1
+    assert evalshas == 0
+    # one whose ACL refuses FCALL and FUNCTION gets the same service by EVALSHA: the
+    # refused calls ran nothing, so every job is published and handled exactly once
+    async with AsyncOmniq(url=acl_server.url, username="evalonly",
+                          password="s3cret-dan") as client:
+        ids = [await client.publish("fn", {"x": i}) for i in range(3)]
+        ids += await client.publish_many("fn", [{"x": i} for i in range(3, 6)])
+        seen: list[str] = []
+
+        async def handler(ctx: Any) -> None:
+            seen.append(ctx.job_id)
+
+        await Worker(client, "fn", handler, drain=True).run()
+        assert len(ids) == 6
+        assert sorted(seen) == sorted(ids)
+    after = _script_calls(acl_server)
+    assert after[0] == fcalls  # (a refused command is not counted as a call)
+    assert after[1] >= 3  # three publishes, the batch, the worker's reservations
+    with redis.Redis.from_url(acl_server.url) as admin:
+        assert admin.info("commandstats")["cmdstat_fcall"]["rejected_calls"] == 1
 
 
 async def test_acl_user_with_password_works(acl_server):
