@@ -69,6 +69,11 @@ class JobOptions:
         self.keep_completed_ms = check_non_negative(keep_completed_ms, "keep_completed_ms")
         self.keep_failed_ms = check_non_negative(keep_failed_ms, "keep_failed_ms")
         self.dedup_key = None if dedup_key is None else validate_dedup_key(dedup_key)
+        controls = (dedup_key, dedup_ttl_ms, dedup, expires_ms, expire_in_ms, run_timeout_ms,
+                    backoff, backoff_max_ms, backoff_jitter, group_order, on_failure)
+        if controls == _NO_CONTROLS and tuple(map(type, controls)) == _NO_CONTROL_TYPES:
+            self.extras = b""  # the common case, on the publish hot path: nothing to check
+            return
         self.extras = _extras(
             self.gid, dedup_key=dedup_key, dedup_ttl_ms=dedup_ttl_ms, dedup=dedup,
             expires_ms=expires_ms, expire_in_ms=expire_in_ms, run_timeout_ms=run_timeout_ms,
@@ -84,6 +89,9 @@ _CHOICES = {
     "on_failure": ("release", "block"),
 }
 _encode_extras = msgspec.json.Encoder().encode
+# the job-control arguments of JobOptions at their defaults (the types too: False is not 0)
+_NO_CONTROLS = (None, 0, "keep", 0, 0, 0, "fixed", 0, False, "fifo", "release")
+_NO_CONTROL_TYPES = tuple(map(type, _NO_CONTROLS))
 
 
 # A time a JobSpec gives in one form replaces the batch's time in the other form.
