@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from omniq.aio.client import AsyncOmniq
     from omniq.aio.context import JobContext
+    from omniq.aio.scheduler import Scheduler
     from omniq.aio.worker import Fail, Worker, WorkerStats
     from omniq.errors import (
         ConnectionFailed,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
         PartitionError,
         PermissionDenied,
         ProtocolError,
+        ScheduleNotFound,
         ScriptError,
         ServerError,
         SettingsError,
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
         CancelRequested,
         CancelResult,
         FailOutcome,
+        FireResult,
         JobEvent,
         JobInfo,
         JobSpec,
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
         RateLimit,
         ReservedJob,
         ReserveResult,
+        ScheduleInfo,
     )
     from omniq.types import PayloadT as PayloadT
 
@@ -62,6 +66,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "AsyncOmniq": "omniq.aio.client",
     "JobContext": "omniq.aio.context",
+    "Scheduler": "omniq.aio.scheduler",
     "Fail": "omniq.aio.worker",
     "Worker": "omniq.aio.worker",
     "WorkerStats": "omniq.aio.worker",
@@ -75,11 +80,12 @@ _LAZY: dict[str, str] = {
         "InvalidPayload", "JobCancelled", "JobFailed", "JobNotFound", "LaneMismatch",
         "LeaseLost", "OmniqError",
         "PartialPublishError", "PartitionError", "PermissionDenied", "ProtocolError",
-        "ScriptError", "ServerError", "SettingsError", "SyncClientError")},
+        "ScheduleNotFound", "ScriptError", "ServerError", "SettingsError",
+        "SyncClientError")},
     **{name: "omniq.types" for name in (
-        "Ack", "BatchResult", "CancelRequested", "CancelResult", "FailOutcome", "JobEvent",
-        "JobInfo", "JobSpec", "Lease", "QueueStats", "RateLimit", "ReservedJob",
-        "ReserveResult")},
+        "Ack", "BatchResult", "CancelRequested", "CancelResult", "FailOutcome", "FireResult",
+        "JobEvent", "JobInfo", "JobSpec", "Lease", "QueueStats", "RateLimit", "ReservedJob",
+        "ReserveResult", "ScheduleInfo")},
 }
 
 
@@ -111,6 +117,7 @@ __all__ = [
     "DuplicateJobError",
     "Fail",
     "FailOutcome",
+    "FireResult",
     "InvalidArgument",
     "InvalidPayload",
     "JobContext",
@@ -136,6 +143,9 @@ __all__ = [
     "RateLimit",
     "ReserveResult",
     "ReservedJob",
+    "ScheduleInfo",
+    "ScheduleNotFound",
+    "Scheduler",
     "ScriptError",
     "ServerError",
     "Settings",

@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_MAINTENANCE_BATCH",
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_PAYLOAD_BYTES",
+    "DEFAULT_MISFIRE_GRACE_MS",
     "DEFAULT_TIMEOUT_MS",
     "DEFAULT_URL",
     "ENQUEUE_FIELDS",
@@ -38,6 +39,9 @@ __all__ = [
     "MAX_PROGRESS_BYTES",
     "MAX_RATE_JOBS",
     "MAX_RESERVE",
+    "MAX_SCHEDULES_DUE",
+    "MAX_SCHEDULE_CATCHUP",
+    "MIN_EVERY_MS",
     "PUBLISH_CHUNK",
     "RESERVE_FIELDS",
 ]
@@ -78,7 +82,17 @@ MAX_PROGRESS_BYTES = 65_536
 MAX_RATE_JOBS = 100_000
 """Largest ``max_jobs`` of a rate limit (the window's log holds at most that many entries;
 for more, use a shorter window)."""
-RESERVE_FIELDS = 9
+MAX_SCHEDULE_CATCHUP = 100
+"""Most occurrences one fire publishes for one schedule (``misfire="all"`` after downtime:
+older missed occurrences are skipped)."""
+MIN_EVERY_MS = 1000
+"""Shortest interval of an interval schedule."""
+MAX_SCHEDULES_DUE = 100
+"""Most due schedules one read (and one fire call) handles; more are fired by the next."""
+MAX_PAGE = 1000
+"""Most jobs (or groups, or schedules) one page of ``jobs`` / ``ready_groups`` /
+``schedules`` returns."""
+RESERVE_FIELDS = 11
 """Reply fields per job of a reservation (the shape of ``lease()`` in lib.lua)."""
 
 LUA_SHARED = {
@@ -98,6 +112,10 @@ LUA_SHARED = {
     "MAX_EXPIRE_TRIM": MAX_EXPIRE_TRIM,
     "MAX_PROGRESS_BYTES": MAX_PROGRESS_BYTES,
     "MAX_RATE_JOBS": MAX_RATE_JOBS,
+    "MAX_SCHEDULE_CATCHUP": MAX_SCHEDULE_CATCHUP,
+    "MIN_EVERY_MS": MIN_EVERY_MS,
+    "MAX_SCHEDULES_DUE": MAX_SCHEDULES_DUE,
+    "MAX_PAGE": MAX_PAGE,
 }
 """Every shared constant by its Lua name (the test compares lib.lua against this)."""
 
@@ -116,8 +134,6 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 """The server of a client, a worker or the ``omniq`` command given no URL."""
 MAX_NAME_LENGTH = 128
 """Longest queue name or completion key (the official clients' rule)."""
-MAX_PAGE = 1000
-"""Most jobs (or groups) one page of ``jobs`` / ``ready_groups`` returns."""
 DEFAULT_MAX_ATTEMPTS = 3
 """``publish`` default, as the official clients."""
 DEFAULT_TIMEOUT_MS = 30_000
@@ -126,6 +142,8 @@ DEFAULT_BACKOFF_MS = 5_000
 """``publish`` default delay before a retry, as the official clients."""
 DEFAULT_CHILD_TTL_MS = 7 * 24 * 3600 * 1000
 """Expiry of a parent/child counter started without ``ttl_ms`` (7 days)."""
+DEFAULT_MISFIRE_GRACE_MS = 60_000
+"""``schedule(misfire="skip")``: how late the lone due occurrence may be and still run."""
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 """Largest encoded payload or result accepted by default."""
 MAX_CONCURRENCY = 1000

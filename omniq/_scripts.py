@@ -45,6 +45,11 @@ _QUEUE_SCRIPTS = (
     "clear_rate_limit",
     "get_rate_limit",
     "cancel",
+    "schedule_set",
+    "schedule_read",
+    "schedule_fire",
+    "schedule_pause",
+    "schedule_remove",
 )
 _STANDALONE_SCRIPTS = ("childs_init", "child_ack")
 

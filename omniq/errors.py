@@ -13,7 +13,8 @@ Every exception of ours derives from :class:`OmniqError`; bad arguments also der
     │   ├── DuplicateJobError             the job id already exists (publish never overwrites)
     │   ├── LaneMismatch                  LANE_MISMATCH / NOT_IN_LANE / NOT_FAILED / ACTIVE
     │   ├── CounterError                  parent/child counter errors (NO_COUNTER, ALREADY_INIT ...)
-    │   └── PartitionError                partition layout refused (PARTITION_CONFLICT ...)
+    │   ├── PartitionError                partition layout refused (PARTITION_CONFLICT ...)
+    │   └── ScheduleNotFound              no schedule of that name (NO_SCHEDULE)
     ├── JobCancelled                      ctx.exec / ctx.progress once the attempt was stopped
     ├── PartialPublishError               publish_many over partitions: some written, some refused
     ├── ConnectionFailed (ConnectionError) the server could not be reached or the link broke
@@ -48,6 +49,7 @@ __all__ = [
     "PartitionError",
     "PermissionDenied",
     "ProtocolError",
+    "ScheduleNotFound",
     "ScriptError",
     "ServerError",
     "ServerNotFound",
@@ -116,6 +118,11 @@ class PartitionError(ScriptError):
     """A partition layout was refused: ``PARTITION_CONFLICT`` (the queue already has another
     partition count; ``detail`` is the stored one), ``QUEUE_NOT_EMPTY`` (the unpartitioned
     queue holds jobs) or ``PARTITIONED`` (a plain publish reached a partitioned queue)."""
+
+
+class ScheduleNotFound(ScriptError):
+    """No schedule of that name exists on the queue (``pause_schedule``,
+    ``resume_schedule``)."""
 
 
 class JobFailed(OmniqError):
@@ -218,6 +225,7 @@ _CODE_CLASSES: dict[str, type[ScriptError]] = {
     "PARTITION_CONFLICT": PartitionError,
     "QUEUE_NOT_EMPTY": PartitionError,
     "PARTITIONED": PartitionError,
+    "NO_SCHEDULE": ScheduleNotFound,
 }
 
 

@@ -83,6 +83,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     run_timeout_ms: int = 0
     maintenance_interval_s: float = 1.0
     poll_max_s: float = 0.5
+    schedules: bool = True
 
     def __post_init__(self) -> None:
         # the value rules hold however the struct was made (Settings(...) included)
@@ -173,7 +174,7 @@ CLIENT_FIELDS = (
 """The fields that are options of ``AsyncOmniq``."""
 WORKER_FIELDS = (
     "concurrency", "threads", "processes", "drain", "verbose", "grace_period_s",
-    "run_timeout_ms", "maintenance_interval_s", "poll_max_s",
+    "run_timeout_ms", "maintenance_interval_s", "poll_max_s", "schedules",
 )
 """The fields that are options of ``Worker`` (``queues`` apart)."""
 

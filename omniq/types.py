@@ -18,6 +18,7 @@ __all__ = [
     "CancelResult",
     "CancelRequested",
     "FailOutcome",
+    "FireResult",
     "GroupState",
     "JobEvent",
     "JobInfo",
@@ -29,6 +30,8 @@ __all__ = [
     "RateLimit",
     "ReserveResult",
     "ReservedJob",
+    "Misfire",
+    "ScheduleInfo",
 ]
 
 
@@ -43,6 +46,10 @@ failed attempt keeps the head of its group."""
 OnFailure = Literal["release", "block"]
 """``publish(on_failure=)`` of a strict group: a job that fails for good frees its group, or
 holds it until it is retried or removed."""
+
+Misfire = Literal["once", "skip", "all"]
+"""``schedule(misfire=)``: what a fire does with the occurrences that came due while no
+worker fired them (docs/schedules.md): publish the latest, none, or all (up to 100)."""
 
 
 CancelResult = Literal["cancelled", "cancelling", "finished", "not_found"]
@@ -72,6 +79,10 @@ class ReservedJob(msgspec.Struct, frozen=True, gc=False):
     timeout_ms: int
     run_timeout_ms: int = 0
     """The job's execution time limit (``publish(run_timeout_ms=)``), 0 when it has none."""
+    schedule: str = ""
+    """The name of the schedule that published the job ('' when none did)."""
+    occurrence_ms: int = 0
+    """The schedule's occurrence the job is for (epoch ms), 0 when no schedule published it."""
 
     @property
     def payload(self) -> Any:
@@ -109,6 +120,65 @@ class RateLimit(msgspec.Struct, frozen=True, kw_only=True):
     per_ms: int
     gid: str | None = None
     in_window: int = 0
+
+
+class ScheduleInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A schedule of a queue (``schedules``, ``get_schedule``; docs/schedules.md). Times
+    are epoch milliseconds on the server's clock.
+
+    The definition: ``cron`` (with ``tz``) or ``every_ms``, ``start_ms`` / ``end_ms``, the
+    misfire policy, ``jitter_ms``, the payload and ``options``, the publish options of its
+    jobs (those that differ from the defaults, by their publish keyword names). The state:
+    ``next_fire_ms`` (None while paused or once the pattern has no occurrence left),
+    ``last_fire_ms`` (the occurrence of the last job it published, whose id is
+    ``last_job_id``), ``fired_ms`` (when that fire ran), ``fires`` (jobs published),
+    ``misfired_ms`` (the latest occurrence the misfire policy skipped), ``rev`` (bumped by
+    every change of the definition). ``queue`` is the physical queue that holds it (a
+    partition of a partitioned queue), ``logical_queue`` the name it was read under.
+    """
+
+    queue: str
+    logical_queue: str
+    name: str
+    cron: str | None
+    every_ms: int | None
+    tz: str
+    start_ms: int | None
+    end_ms: int | None
+    misfire: str
+    misfire_grace_ms: int
+    jitter_ms: int
+    payload_raw: str
+    options: dict[str, Any]
+    paused: bool
+    next_fire_ms: int | None
+    last_fire_ms: int | None
+    last_job_id: str | None
+    fired_ms: int | None
+    fires: int
+    misfired_ms: int | None
+    created_ms: int | None
+    updated_ms: int | None
+    rev: int
+
+    @property
+    def payload(self) -> Any:
+        """The decoded payload of its jobs."""
+        return decode_payload(self.payload_raw)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the pattern has no occurrence left (``end_ms`` passed)."""
+        return not self.paused and self.next_fire_ms is None
+
+
+class FireResult(NamedTuple):
+    """Outcome of ``fire_schedules``: ``published`` jobs, and ``next_in_ms``, how long until
+    the next schedule of the queue is due by the server's clock (0: more are due now;
+    None: none is scheduled)."""
+
+    published: int
+    next_in_ms: int | None
 
 
 class FailOutcome(NamedTuple):
@@ -215,6 +285,10 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     lease_expired; ``due_ms`` on delayed and retry_scheduled; ``error`` on failed,
     retry_scheduled and lease_expired; ``lane`` on removed; ``progress_raw`` (JSON text)
     on progress; ``state`` (the state the job was in) on cancelled and expired.
+    Schedules (docs/schedules.md): ``fired`` (a schedule published the job ``job_id``)
+    has ``schedule`` and ``occurrence_ms``; ``misfired`` (``job_id`` ``""``: the misfire
+    policy skipped occurrences) has ``schedule`` and the skipped range, ``skipped_from_ms``
+    to ``occurrence_ms``.
     """
 
     id: str
@@ -230,6 +304,9 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     lane: str | None = None
     progress_raw: str | None = None
     state: str | None = None
+    schedule: str | None = None
+    occurrence_ms: int | None = None
+    skipped_from_ms: int | None = None
 
     @property
     def progress(self) -> Any:
@@ -283,6 +360,10 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
     group_order: str | None = None
     on_failure: str | None = None
     cancel_requested_ms: int | None = None
+    schedule: str | None = None
+    """The schedule that published the job (docs/schedules.md), None when none did."""
+    occurrence_ms: int | None = None
+    """The occurrence of ``schedule`` the job is for (epoch ms)."""
 
     @property
     def payload(self) -> Any:

@@ -59,6 +59,8 @@ EVENT_TYPES = (
     "retried",
     "paused",
     "resumed",
+    "fired",
+    "misfired",
 )
 """Every event type, in the order of a job's life."""
 
@@ -189,6 +191,9 @@ def parse_entry(
         lane=fields.get("lane") or None,
         progress_raw=fields.get("progress"),
         state=fields.get("state") or None,
+        schedule=fields.get("schedule") or None,
+        occurrence_ms=_opt_int(fields.get("occurrence")),
+        skipped_from_ms=_opt_int(fields.get("from")),
     )
 
 

@@ -80,6 +80,8 @@ def _jobs(queue: str, r: list[str], start: int, n: int) -> list[ReservedJob]:
                 lease_token=r[i + 6],
                 timeout_ms=int(r[i + 7]),
                 run_timeout_ms=int(r[i + 8] or 0),
+                schedule=r[i + 9],
+                occurrence_ms=int(r[i + 10] or 0),
             )
         )
     return jobs

@@ -143,10 +143,10 @@ _TIMES = ("created_ms", "updated_ms", "queued_ms", "first_started_ms", "last_sta
           "completed_ms", "failed_ms", "due_ms", "lock_until_ms", "last_error_ms",
           "progress_ms", "keep_completed_ms", "keep_failed_ms", "expire_ms",
           "dedup_ttl_ms", "expires_ms", "run_timeout_ms", "backoff_max_ms",
-          "cancel_requested_ms")
+          "cancel_requested_ms", "occurrence_ms")
 # str, None when unset
 _TEXTS = ("gid", "lease_token", "last_error", "dedup_key", "backoff", "group_order",
-          "on_failure")
+          "on_failure", "schedule")
 
 
 def job_info(queue: str, job_id: str, raw: Mapping[Any, Any]) -> JobInfo:

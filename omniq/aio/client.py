@@ -8,6 +8,7 @@ calls; :mod:`omniq._protocol` builds their arguments and parses their replies.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self, Unpack
 
@@ -26,13 +27,17 @@ from omniq._limits import (
     DEFAULT_MAINTENANCE_BATCH,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MISFIRE_GRACE_MS,
     DEFAULT_TIMEOUT_MS,
     ENQUEUE_FIELDS,
+    MAX_PAGE,
+    MAX_SCHEDULES_DUE,
     PUBLISH_CHUNK,
 )
 from omniq._protocol import admin, children, enqueue, rate_limits, reads
 from omniq._protocol import events as events_proto
 from omniq._protocol import leases as leasing
+from omniq._protocol import schedules as schedule_proto
 from omniq._protocol.common import (
     check_batch,
     check_lane,
@@ -55,6 +60,7 @@ from omniq.errors import (
     OmniqError,
     PartialPublishError,
     PartitionError,
+    ScheduleNotFound,
     ScriptError,
 )
 from omniq.settings import Settings, resolve
@@ -65,24 +71,32 @@ from omniq.types import (
     CancelResult,
     DedupMode,
     FailOutcome,
+    FireResult,
     GroupOrder,
     GroupState,
     JobInfo,
     JobPage,
     JobSpec,
     Lease,
+    Misfire,
     OnFailure,
     PublishOptions,
     QueueStats,
     RateLimit,
     ReservedJob,
     ReserveResult,
+    ScheduleInfo,
 )
 
 if TYPE_CHECKING:
     from omniq.aio.worker import Worker
 
 __all__ = ["DEFAULT_BACKOFF_MS", "DEFAULT_MAX_ATTEMPTS", "DEFAULT_TIMEOUT_MS", "AsyncOmniq"]
+
+logger = logging.getLogger("omniq")
+
+# how often a change that met a concurrent change (CHANGED) is read and tried again
+_SCHEDULE_TRIES = 5
 
 _SPEC_OPTIONS = ("max_attempts", "timeout_ms", "backoff_ms", "gid", "group_limit", "delay_ms",
                  "due_ms", "keep_completed_ms", "keep_failed_ms", "dedup_key", "dedup_ttl_ms",
@@ -190,6 +204,8 @@ class AsyncOmniq:
         self._runner = ScriptRunner(self.redis, self._lean)
         self.routing = Routing(self.redis, self._runner, self.defaults)
         self._waiters: Waiters | None = None
+        # (queue, schedule, rev) whose definition this client could not evaluate: logged once
+        self._unplannable: set[tuple[str, str, int]] = set()
 
     @classmethod
     def from_settings(
@@ -1146,6 +1162,278 @@ class AsyncOmniq:
         groups = sorted((x for found in each for x in found if x.gid is not None),
                         key=lambda x: x.gid or "")
         return ([whole] if whole is not None else []) + groups
+
+    # -- schedules ---------------------------------------------------------------------
+
+    async def schedule(
+        self,
+        queue: str,
+        name: str,
+        *,
+        cron: str | None = None,
+        every_ms: int | None = None,
+        payload: Any = None,
+        tz: str = "UTC",
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        misfire: Misfire = "once",
+        misfire_grace_ms: int = DEFAULT_MISFIRE_GRACE_MS,
+        jitter_ms: int = 0,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        backoff_ms: int = DEFAULT_BACKOFF_MS,
+        gid: str | None = None,
+        group_limit: int = 0,
+        keep_completed_ms: int | None = None,
+        keep_failed_ms: int | None = None,
+        dedup_key: str | None = None,
+        dedup_ttl_ms: int = 0,
+        dedup: DedupMode = "keep",
+        expire_in_ms: int = 0,
+        run_timeout_ms: int = 0,
+        backoff: Backoff = "fixed",
+        backoff_max_ms: int = 0,
+        backoff_jitter: bool = False,
+        group_order: GroupOrder = "fifo",
+        on_failure: OnFailure = "release",
+        now_ms: int = 0,
+    ) -> ScheduleInfo:
+        """Create or replace the schedule ``name`` of ``queue``: a job with ``payload``
+        (default ``{}``) published at every occurrence of ``cron`` (a cron expression in
+        time zone ``tz``; needs the ``cron`` extra) or every ``every_ms`` (at least 1000)
+        milliseconds, by the workers of the queue (or a :class:`~omniq.Scheduler`), each
+        occurrence exactly once (docs/schedule_proto.md).
+
+        The same call twice changes nothing. A replacement keeps the schedule's state (its
+        pause, counters and last occurrence) and, when its timing is unchanged, its next
+        fire time; a new timing starts from now. ``start_ms`` / ``end_ms`` bound the
+        occurrences (an interval counts from ``start_ms``, else from now; a ``start_ms``
+        in the past makes the occurrences since then due at once, and ``misfire``
+        decides). ``misfire``: what a fire does with occurrences that came due while no
+        worker ran: ``"once"`` publishes the latest, ``"skip"`` none (except a lone one
+        at most ``misfire_grace_ms`` late), ``"all"`` all of them, at most 100.
+        ``jitter_ms`` delays each job by 0..jitter_ms (a hash of name and occurrence).
+        The other keywords are :meth:`publish`'s options of every job (``expire_in_ms``
+        counts from the fire). Returns the stored schedule.
+
+        :raises InvalidArgument: a bad expression, time zone or option, both or neither of
+            ``cron`` and ``every_ms``, no occurrence left (nothing is written).
+        :raises ImportError: ``cron`` without the ``cron`` extra installed.
+        """
+        opts = enqueue.JobOptions(
+            max_attempts=max_attempts, timeout_ms=timeout_ms, backoff_ms=backoff_ms, gid=gid,
+            group_limit=group_limit, **self.defaults.ages(keep_completed_ms, keep_failed_ms),
+            dedup_key=dedup_key, dedup_ttl_ms=dedup_ttl_ms, dedup=dedup,
+            expire_in_ms=expire_in_ms, run_timeout_ms=run_timeout_ms, backoff=backoff,
+            backoff_max_ms=backoff_max_ms, backoff_jitter=backoff_jitter,
+            group_order=group_order, on_failure=on_failure,
+        )
+        spec = schedule_proto.ScheduleSpec(
+            name, cron=cron, every_ms=every_ms, tz=tz, start_ms=start_ms, end_ms=end_ms,
+            misfire=misfire, misfire_grace_ms=misfire_grace_ms, jitter_ms=jitter_ms,
+            payload=encode_payload({} if payload is None else payload, self.max_payload_bytes),
+            options=opts,
+        )
+        now = check_now(now_ms)
+        routing = self.routing
+        t = await routing.targets(queue)
+        # a partitioned queue keeps a schedule where its jobs go (the gid's partition, the
+        # dedup key's, else the name's), so every fire is one script call on one slot
+        target = routing.publish_target(queue, opts.gid, spec.name, opts.dedup_key)
+        read = schedule_proto.read_args(now, "one", spec.name)
+        for _ in range(_SCHEDULE_TRIES):
+            found = [schedule_proto.parse_read(r)
+                     for r in await routing.call_each(t, schedule_proto.SCHEDULE_READ, read)]
+            here = found[t.parts.index(target)]
+            moved = [part for part, rd in zip(t.parts, found, strict=True)
+                     if rd.records and part != target]
+            if moved:
+                # a replacement moved it to another partition (a new gid): the old copy
+                # goes first, so no occurrence can be fired from both
+                await routing.call_all([(schedule_proto.SCHEDULE_REMOVE, part,
+                                         schedule_proto.remove_args(spec.name)) for part in moved])
+            stored = here.records[0] if here.records else None
+            next_ms, anchor = schedule_proto.first_fire(spec, stored, here.now)
+            rev = int(stored["rev"]) if stored else 0
+            args = schedule_proto.set_args(now, spec, rev, next_ms, anchor)
+            try:
+                schedule_proto.parse_set(
+                    await routing.call(schedule_proto.SCHEDULE_SET, target, args))
+            except ScriptError as exc:
+                if exc.code == "CHANGED":  # changed since our read: read again
+                    continue
+                raise
+            info = await self.get_schedule(queue, spec.name, now_ms=now)
+            assert info is not None
+            return info
+        raise OmniqError(f"schedule {name!r} of {queue!r} kept changing under this call "
+                         f"({_SCHEDULE_TRIES} tries)")
+
+    async def unschedule(self, queue: str, name: str) -> bool:
+        """Delete the schedule ``name``; returns whether it existed. Jobs it published
+        stay; a fire planned before the removal publishes nothing."""
+        schedule_proto.check_schedule_name(name)
+        t = await self.routing.targets(queue)
+        replies = await self.routing.call_each(t, schedule_proto.SCHEDULE_REMOVE,
+                                               schedule_proto.remove_args(name))
+        return any([schedule_proto.parse_remove(r) for r in replies])
+
+    async def pause_schedule(self, queue: str, name: str, *, now_ms: int = 0) -> bool:
+        """Stop the schedule ``name`` from firing (at once: a fire planned before the pause
+        publishes nothing); returns whether it was running.
+
+        :raises ScheduleNotFound: no such schedule."""
+        schedule_proto.check_schedule_name(name)
+        now = check_now(now_ms)
+        t = await self.routing.targets(queue)
+        replies = await self.routing.call_all_results(
+            [(schedule_proto.SCHEDULE_PAUSE, part, schedule_proto.pause_args(now, name, True))
+             for part in t.parts])
+        return self._schedule_outcome(replies, name)
+
+    async def resume_schedule(self, queue: str, name: str, *, now_ms: int = 0) -> bool:
+        """Let a paused schedule fire again, from its next occurrence after now (what it
+        missed while paused is not published); returns whether it was paused.
+
+        :raises ScheduleNotFound: no such schedule."""
+        schedule_proto.check_schedule_name(name)
+        now = check_now(now_ms)
+        t = await self.routing.targets(queue)
+        read = schedule_proto.read_args(now, "one", name)
+        for _ in range(_SCHEDULE_TRIES):
+            found = await self.routing.call_each(t, schedule_proto.SCHEDULE_READ, read)
+            held = [(part, rd) for part, rd in zip(
+                t.parts, map(schedule_proto.parse_read, found), strict=True) if rd.records]
+            if not held:
+                raise ScheduleNotFound("schedule_pause", "NO_SCHEDULE", None, name)
+            part, rd = held[0]
+            rec = rd.records[0]
+            if rec["paused"] != "1":
+                return False
+            last = int(rec["last_ms"]) if rec["last_ms"] else None
+            nxt = schedule_proto.timing_of(rec).after(rd.now if last is None else max(rd.now, last))
+            args = schedule_proto.pause_args(now, name, False, int(rec["rev"]), nxt)
+            try:
+                return schedule_proto.parse_pause(
+                    await self.routing.call(schedule_proto.SCHEDULE_PAUSE, part, args), name)
+            except ScriptError as exc:
+                if exc.code != "CHANGED":
+                    raise
+        raise OmniqError(f"schedule {name!r} of {queue!r} kept changing under this call "
+                         f"({_SCHEDULE_TRIES} tries)")
+
+    @staticmethod
+    def _schedule_outcome(replies: list[Any], name: str) -> bool:
+        """The outcome of a call sent to every partition, one of which holds the schedule
+        (NO_SCHEDULE from the others)."""
+        changed = False
+        found = False
+        for r in replies:
+            if isinstance(r, ScheduleNotFound):
+                continue
+            if isinstance(r, BaseException):
+                raise r
+            found = True
+            changed = schedule_proto.parse_pause(r, name) or changed
+        if not found:
+            raise ScheduleNotFound("schedule_pause", "NO_SCHEDULE", None, name)
+        return changed
+
+    async def get_schedule(self, queue: str, name: str, *, now_ms: int = 0
+                           ) -> ScheduleInfo | None:
+        """The schedule ``name`` of ``queue`` (definition and state), or None."""
+        schedule_proto.check_schedule_name(name)
+        t = await self.routing.targets(queue)
+        replies = await self.routing.call_each(
+            t, schedule_proto.SCHEDULE_READ,
+            schedule_proto.read_args(check_now(now_ms), "one", name))
+        for part, r in zip(t.parts, replies, strict=True):
+            rd = schedule_proto.parse_read(r)
+            if rd.records:
+                return schedule_proto.info(part, queue, rd.records[0])
+        return None
+
+    async def schedules(self, queue: str, *, now_ms: int = 0) -> list[ScheduleInfo]:
+        """Every schedule of ``queue``, by name (``omniq schedules QUEUE`` prints them)."""
+        now = check_now(now_ms)
+        t = await self.routing.targets(queue)
+        out: list[ScheduleInfo] = []
+        offset = 0
+        parts = list(t.parts)
+        while parts:
+            replies = await self.routing.call_all(
+                [(schedule_proto.SCHEDULE_READ, part,
+                  schedule_proto.read_args(now, "page", offset, MAX_PAGE)) for part in parts])
+            more = []
+            for part, r in zip(parts, replies, strict=True):
+                rd = schedule_proto.parse_read(r)
+                out += [schedule_proto.info(part, queue, rec) for rec in rd.records]
+                if rd.tail is not None and rd.tail > offset + MAX_PAGE:
+                    more.append(part)
+            parts = more
+            offset += MAX_PAGE
+        # (a schedule whose next fire time changed between two pages may be read twice)
+        return sorted({s.name: s for s in out}.values(), key=lambda s: s.name)
+
+    async def fire_schedules(self, queue: str, *, now_ms: int = 0) -> FireResult:
+        """Publish the due occurrences of the queue's schedules (at most 100 schedules
+        per partition per call; ``next_in_ms`` 0 says more are due). Workers call it on
+        their own; a :class:`~omniq.Scheduler` calls it for queues consumed by other
+        clients. Any number of callers may race: each occurrence is published once.
+
+        A schedule this client cannot evaluate (a cron schedule without the ``cron``
+        extra) is left to others and logged once."""
+        now = check_now(now_ms)
+        t = await self.routing.targets(queue)
+        read = schedule_proto.read_args(now, "due", MAX_SCHEDULES_DUE)
+        calls: list[QueueCall] = []
+        planned: list[list[schedule_proto.FireItem]] = []
+        next_in: int | None = None
+        for part, r in zip(t.parts, await self.routing.call_each(
+                t, schedule_proto.SCHEDULE_READ, read), strict=True):
+            rd = schedule_proto.parse_read(r)
+            if rd.tail is not None:
+                wait = max(rd.tail - rd.now, 0)
+                next_in = wait if next_in is None else min(next_in, wait)
+            items = [it for rec in rd.records
+                     if (it := self._fire_item(part, rec, rd.now)) is not None]
+            for it in items:  # (the read is older than these fires' new next times)
+                if it.plan.next_ms is not None:
+                    wait = max(it.plan.next_ms - rd.now, 0)
+                    next_in = wait if next_in is None else min(next_in, wait)
+            if items:
+                calls.append((schedule_proto.SCHEDULE_FIRE, part,
+                              schedule_proto.fire_args(now, self.defaults.events_maxlen, items)))
+                planned.append(items)
+        published = 0
+        for items, reply in zip(planned, await self.routing.call_all(calls) if calls else [],
+                                strict=True):
+            for item, (status, n) in zip(items, schedule_proto.parse_fire(reply, len(items)),
+                                         strict=True):
+                published += n
+                if status == "FIRED" and item.plan.skipped:
+                    logger.warning("omniq: schedule %r of %r missed its occurrences from %d "
+                                   "to %d (misfire policy: skipped)", item.name, queue,
+                                   *item.plan.skipped)
+        return FireResult(published, next_in)
+
+    def _fire_item(
+        self, part: str, rec: dict[str, str], now: int
+    ) -> schedule_proto.FireItem | None:
+        """The plan of one due schedule, or None (not due; or a definition this client
+        cannot evaluate, logged once per revision)."""
+        try:
+            plan = schedule_proto.plan_for(rec, now)
+        except (InvalidArgument, ImportError) as exc:
+            key = (part, rec["name"], int(rec["rev"] or 0))
+            if key not in self._unplannable:
+                self._unplannable.add(key)
+                logger.warning("omniq: schedule %r of %r not fired by this client: %s",
+                               rec["name"], part, exc)
+            return None
+        if plan is None:
+            return None
+        return schedule_proto.FireItem(rec["name"], int(rec["rev"]), int(rec["next_ms"]), plan)
 
 
 def _base_name(key: str | bytes, suffix: str) -> str:

@@ -28,6 +28,7 @@ from omniq.types import (
     QueueStats,
     RateLimit,
     ReservedJob,
+    ScheduleInfo,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ class JobContext:
     ``lease_lost`` turns True when the lease is lost (stop work: it will not be acked).
     ``queue`` is the physical queue (``orders.p3`` for partition 3 of ``orders``);
     ``logical_queue`` the name the job was published to (``queue`` when not partitioned).
+    ``schedule`` is the name of the schedule that published the job and ``occurrence_ms``
+    the occurrence it is for (epoch ms, the time the schedule fired for); both None for a
+    job that no schedule published.
     """
 
     __slots__ = (
@@ -62,8 +66,10 @@ class JobContext:
         "lock_until_ms",
         "logical_queue",
         "max_attempts",
+        "occurrence_ms",
         "payload_raw",
         "queue",
+        "schedule",
         "timeout_ms",
     )
 
@@ -78,6 +84,8 @@ class JobContext:
         self.lease_token = job.lease_token
         self.gid = job.gid
         self.timeout_ms = job.timeout_ms
+        self.schedule: str | None = job.schedule or None
+        self.occurrence_ms: int | None = job.occurrence_ms or None
         self.lease_lost = False
         self._payload: Any = _UNSET
         self._cancelled = False  # set by the worker (Worker._interrupt)
@@ -211,6 +219,26 @@ class Exec:
         """A queue's (or group's) rate limit, or None."""
         self._ctx.check_cancelled()
         return await self._client.get_rate_limit(queue, gid=gid)
+
+    async def pause_schedule(self, queue: str, name: str) -> bool:
+        """Stop a schedule from firing; returns whether it was running."""
+        self._ctx.check_cancelled()
+        return await self._client.pause_schedule(queue, name)
+
+    async def resume_schedule(self, queue: str, name: str) -> bool:
+        """Let a paused schedule fire again; returns whether it was paused."""
+        self._ctx.check_cancelled()
+        return await self._client.resume_schedule(queue, name)
+
+    async def unschedule(self, queue: str, name: str) -> bool:
+        """Delete a schedule (``ctx.exec.client.schedule`` creates one); returns whether it
+        existed."""
+        self._ctx.check_cancelled()
+        return await self._client.unschedule(queue, name)
+
+    async def get_schedule(self, queue: str, name: str) -> ScheduleInfo | None:
+        """A schedule of a queue, or None."""
+        return await self._client.get_schedule(queue, name)
 
     async def childs_init(self, key: str, expected: int, *, ttl_ms: int = 0) -> None:
         """Start a completion counter expecting ``expected`` children."""
@@ -385,6 +413,22 @@ class SyncExec:
     def get_rate_limit(self, queue: str, *, gid: str | None = None) -> RateLimit | None:
         """A queue's (or group's) rate limit, or None."""
         return _blocking(self._loop, self._async.get_rate_limit, queue, gid=gid)
+
+    def pause_schedule(self, queue: str, name: str) -> bool:
+        """Stop a schedule from firing; returns whether it was running."""
+        return _blocking(self._loop, self._async.pause_schedule, queue, name)
+
+    def resume_schedule(self, queue: str, name: str) -> bool:
+        """Let a paused schedule fire again; returns whether it was paused."""
+        return _blocking(self._loop, self._async.resume_schedule, queue, name)
+
+    def unschedule(self, queue: str, name: str) -> bool:
+        """Delete a schedule; returns whether it existed."""
+        return _blocking(self._loop, self._async.unschedule, queue, name)
+
+    def get_schedule(self, queue: str, name: str) -> ScheduleInfo | None:
+        """A schedule of a queue, or None."""
+        return _blocking(self._loop, self._async.get_schedule, queue, name)
 
     def childs_init(self, key: str, expected: int, *, ttl_ms: int = 0) -> None:
         """Start a completion counter expecting ``expected`` children."""

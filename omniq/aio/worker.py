@@ -15,6 +15,8 @@ Design (one event loop, a fixed number of tasks whatever the number of jobs):
   handler and flags a thread handler; its job is never acked by this worker.
 * **maintenance** -- ``promote_delayed`` and ``reap_expired`` for every queue on their own
   jittered timer, even while every slot is busy (fixes D2).
+* **schedules** -- a :class:`~omniq.aio.scheduler.Scheduler` fires the due schedules of the
+  queues (docs/schedules.md), waking when the next occurrence is due.
 * **wake listener** -- a pub/sub subscription to the queues' wake channels.
 
 Handlers: ``async def handler(ctx)`` runs on the loop; ``def handler(ctx)`` runs in a
@@ -52,6 +54,7 @@ from omniq.aio._connect import open_pubsub
 from omniq.aio._processes import ProcessDied, ProcessPool
 from omniq.aio._routing import Targets
 from omniq.aio.context import CheckCompletion, Exec, JobContext, SyncCheckCompletion, SyncExec
+from omniq.aio.scheduler import Scheduler
 from omniq.codec import encode_result, failure_text, format_due, truncate_error
 from omniq.errors import ConnectionFailed, InvalidArgument, LeaseLost, OmniqError
 from omniq.settings import Settings, resolve
@@ -132,6 +135,11 @@ class Worker:
     as usual (docs/control.md). With ``processes=N`` a handler process that dies fails only
     its attempt (``worker process died``) and is replaced. ``drain=True`` also waits for the
     retries of the jobs it failed, so every job it touched ends completed or failed.
+
+    ``schedules=True`` (the default) fires the due schedules of its queues
+    (docs/schedules.md); ``False`` leaves them to other workers or a
+    :class:`~omniq.Scheduler`. Any number of workers fire them together, each occurrence
+    once.
     """
 
     def __init__(
@@ -151,6 +159,7 @@ class Worker:
         poll_max_s: float = 0.5,
         handle_signals: bool = False,
         log_fn: Callable[[str], None] | None = None,
+        schedules: bool = True,
     ) -> None:
         self.client = client
         self.log_fn = log_fn  # consume(logger=...): the official SDK's line sink
@@ -172,6 +181,9 @@ class Worker:
         self.maintenance_interval_s = maintenance_interval_s
         self.poll_max_s = poll_max_s
         self.handle_signals = handle_signals
+        if not isinstance(schedules, bool):
+            raise InvalidArgument("schedules must be True or False")
+        self.schedules = schedules
         self.stats = WorkerStats()
         self._is_async, self._payload_decoder = _inspect_handler(handler)
         self._limiter = anyio.CapacityLimiter(threads or concurrency)
@@ -285,6 +297,10 @@ class Worker:
             asyncio.create_task(self._heartbeat_loop(), name="omniq-heartbeat"),
             asyncio.create_task(self._maintenance_loop(), name="omniq-maintenance"),
         ]
+        if self.schedules and not self.drain:
+            scheduler = Scheduler(self.client, self.queues,
+                                  interval_s=self.maintenance_interval_s)
+            helpers.append(asyncio.create_task(scheduler.run(), name="omniq-scheduler"))
         remove_signals = self._install_signals()
         remove_console = self._verbose_console()
         if self.processes is not None:
@@ -377,8 +393,9 @@ class Worker:
             if free > 0 and not self._running and not self._pending_count():
                 if self.drain:
                     if not drained_check:
-                        # nothing ready: promote due delayed jobs and reap, then look again
-                        await self._maintenance_once()
+                        # nothing ready: fire due schedules, promote due delayed jobs and
+                        # reap, then look again
+                        await self._maintenance_once(fire=self.schedules)
                         drained_check = True
                         continue
                     pause = await self._retries_pending()
@@ -817,8 +834,10 @@ class Worker:
                 self._wake_task = asyncio.create_task(self._wake_loop(), name="omniq-wake")
             self._signal.set()
 
-    async def _maintenance_once(self) -> None:
+    async def _maintenance_once(self, *, fire: bool = False) -> None:
         for queue in self.queues:
+            if fire:  # (a drain's last look; a running worker has its Scheduler)
+                await self.client.fire_schedules(queue)
             await self.client.promote_delayed(queue)
             await self.client.reap_expired(queue)
 
@@ -872,7 +891,7 @@ class Worker:
             finally:
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # (typed from redis 8.2)
 
 
 def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:

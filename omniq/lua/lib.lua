@@ -41,6 +41,14 @@ local MAX_ORPHAN_SKIPS = 100
 local MAX_UNPARK = 100
 -- Largest max_jobs of a rate limit (its window log holds at most that many entries).
 local MAX_RATE_JOBS = 100000
+-- Schedules (docs/schedules.md): the most occurrences one fire publishes for a schedule
+-- (misfire='all' after downtime), the shortest interval, and the most due schedules one
+-- read returns.
+local MAX_SCHEDULE_CATCHUP = 100
+local MIN_EVERY_MS = 1000
+local MAX_SCHEDULES_DUE = 100
+-- Most entries one page read returns (schedule_read 'page').
+local MAX_PAGE = 1000
 -- expired jobs one reserve call fails at most (the rest wait for the next call, which the
 -- wake-up signal asks for when this budget ran out before a job was found)
 local MAX_EXPIRED_PER_CALL = 100
@@ -91,6 +99,25 @@ local K_LIMITED = B .. ':groups:limited'
 -- it. A key whose job finished without releasing it (an official worker acked it) is
 -- stale: the next publish with that key takes it over. Official clients ignore it.
 local DEDUP_PREFIX = B .. ':dedup:'
+-- omniq extension: schedules (docs/schedules.md). K_SCHEDULES is a zset of the queue's
+-- schedule names scored by their next fire time ('+inf' while paused or ended); schedule
+-- <name> is the hash B:schedule:<name>: its definition (SCHED_DEF), its job template and
+-- its state. Official clients neither read nor write them.
+local K_SCHEDULES = B .. ':schedules'
+local SCHED_PREFIX = B .. ':schedule:'
+-- The definition fields of a schedule, in the order schedule_set.lua takes them: the
+-- timing, then the job template (enqueue's fields without id, due_ms and delay_ms).
+local SCHED_DEF = {'cron', 'every_ms', 'tz', 'start_ms', 'end_ms', 'misfire',
+  'misfire_grace_ms', 'jitter_ms', 'payload', 'max_attempts', 'timeout_ms', 'backoff_ms',
+  'gid', 'group_limit', 'keep_completed_ms', 'keep_failed_ms', 'extras'}
+local SCHED_MISFIRE = {once = true, skip = true, all = true}
+-- What schedule_read returns of each schedule: its name, its definition, then its state.
+local SCHED_READ = {'name', 'cron', 'every_ms', 'tz', 'start_ms', 'end_ms', 'misfire',
+  'misfire_grace_ms', 'jitter_ms', 'payload', 'max_attempts', 'timeout_ms', 'backoff_ms',
+  'gid', 'group_limit', 'keep_completed_ms', 'keep_failed_ms', 'extras', 'rev', 'next_ms',
+  'paused', 'anchor_ms', 'last_ms', 'last_job_id', 'fired_ms', 'fires', 'misfired_ms',
+  'created_ms', 'updated_ms'}
+local CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 
 -- MAXLEN ~ of the event stream, from the script's events_maxlen argument (0: no events)
 local events_maxlen = 0
@@ -415,6 +442,144 @@ local function dedup_release(id, key, ttl, now)
   end
 end
 
+-- Validate the ENQUEUE_FIELDS fields of one job: t[o + 1] .. t[o + ENQUEUE_FIELDS] (an
+-- enqueue call's ARGV, or a schedule's job template, schedule_fire.lua), job i of the
+-- call. Returns {max_attempts, timeout_ms, backoff_ms (as stored), due, group_limit,
+-- keep_completed_ms, keep_failed_ms, extras (a table, or nil)}, or nil, code, detail.
+local function parse_job(t, o, now, i)
+  local id = t[o + 1]
+  if not valid_id(id) then return nil, 'BAD_JOB_ID', tostring(i) end
+  local payload = t[o + 2]
+  local c = string.sub(payload, 1, 1)
+  if c ~= '{' and c ~= '[' then return nil, 'BAD_PAYLOAD', id end
+  local ma, tm, bo = int(t[o + 3]), int(t[o + 4]), int(t[o + 5])
+  local due, delay, gl = int(t[o + 6]), int(t[o + 7]), int(t[o + 9])
+  if ma == nil or ma < 1 then return nil, 'BAD_ARGS', 'max_attempts' end
+  if tm == nil or tm < 1 then return nil, 'BAD_ARGS', 'timeout_ms' end
+  if bo == nil or bo < 0 then return nil, 'BAD_ARGS', 'backoff_ms' end
+  if due == nil or due < 0 then return nil, 'BAD_ARGS', 'due_ms' end
+  if delay == nil or delay < 0 then return nil, 'BAD_ARGS', 'delay_ms' end
+  if gl == nil or gl < 0 then return nil, 'BAD_ARGS', 'group_limit' end
+  local kc, kf = int(t[o + 10]), int(t[o + 11])
+  if kc == nil or kc < 0 then return nil, 'BAD_ARGS', 'keep_completed_ms' end
+  if kf == nil or kf < 0 then return nil, 'BAD_ARGS', 'keep_failed_ms' end
+  local gid = t[o + 8]
+  if gid ~= '' and not valid_id(gid) then return nil, 'BAD_GID', id end
+  local x = nil
+  if t[o + 12] ~= '' then
+    local bad
+    x, bad = parse_extras(t[o + 12], gid, now)
+    if x == nil then return nil, 'BAD_ARGS', bad end
+  end
+  if delay > 0 then due = now + delay end
+  return {canon(t[o + 3], ma), canon(t[o + 4], tm), canon(t[o + 5], bo), due, gl, kc, kf, x}
+end
+
+-- Write one job validated by parse_job (`job`) and put it in its lane: delayed when its
+-- due time is later than now, else waiting (and a wake-up). `more`: extra hash fields
+-- (field, value, ...) or nil. Emits 'delayed' or 'enqueued'; returns true when the job
+-- is ready now. The caller sets K_HAS_GROUPS for a grouped job and calls finish.
+local function write_job(id, gid, payload, job, now, more)
+  local sn = fmt(now)
+  local due, gl = job[4], job[5]
+  if job[8] and job[8].dedup_key then dedup_take(id, job[8].dedup_key) end
+  local fields = {job_key(id), 'id', id, 'payload', payload, 'state', 'wait', 'attempt', '0',
+    'max_attempts', job[1], 'timeout_ms', job[2], 'backoff_ms', job[3],
+    'created_ms', sn, 'updated_ms', sn, 'queued_ms', sn, 'first_started_ms', '',
+    'last_started_ms', '', 'completed_ms', '', 'failed_ms', ''}
+  if gid ~= '' then
+    fields[#fields + 1] = 'gid'
+    fields[#fields + 1] = gid
+    -- the job keeps its group_limit: the group's limit key lives only while the group has
+    -- work, and is set again from here when the job enters the wait list (D5)
+    if gl > 0 then
+      fields[#fields + 1] = 'group_limit'
+      fields[#fields + 1] = fmt(gl)
+    end
+  end
+  -- omniq extension fields, only when set (official clients ignore them)
+  if job[6] > 0 then
+    fields[#fields + 1] = 'keep_completed_ms'
+    fields[#fields + 1] = fmt(job[6])
+  end
+  if job[7] > 0 then
+    fields[#fields + 1] = 'keep_failed_ms'
+    fields[#fields + 1] = fmt(job[7])
+  end
+  if job[8] then extra_fields(fields, job[8]) end
+  if more then
+    for _, v in ipairs(more) do fields[#fields + 1] = v end
+  end
+  if due > now then
+    fields[7] = 'delayed'
+    fields[#fields + 1] = 'due_ms'
+    fields[#fields + 1] = fmt(due)
+  end
+  redis.call('HSET', unpack(fields))
+  if due > now then
+    redis.call('ZADD', K_DELAYED, due, id)
+    redis.call('ZADD', K_IDX_DELAYED, now, id)
+    emit('delayed', id, gid, now, 'due', fmt(due))
+    return false
+  end
+  push_ready(id, gid, now, gl)
+  emit('enqueued', id, gid, now)
+  return true
+end
+
+-- A duplicate publish with dedup='replace' (docs/control.md "Deduplication"): the live
+-- job `holder`, still waiting or delayed, takes the new payload; a delayed holder also the
+-- new due time when that is later (debounce). True when it was replaced.
+local function dedup_replace(holder, payload, due, now)
+  local hk = job_key(holder)
+  local h = redis.call('HMGET', hk, 'state', 'due_ms')
+  if h[1] ~= 'wait' and h[1] ~= 'delayed' then return false end
+  redis.call('HSET', hk, 'payload', payload, 'updated_ms', fmt(now))
+  if h[1] == 'delayed' and due > (tonumber(h[2] or '') or 0) then
+    redis.call('HSET', hk, 'due_ms', fmt(due))
+    redis.call('ZADD', K_DELAYED, due, holder)
+  end
+  return true
+end
+
+-- The id of the job of schedule `name` for its occurrence at `at` (epoch ms): a ULID whose
+-- time is the occurrence and whose 80 random bits are the first 80 bits of SHA1(name),
+-- so a replayed or raced fire can never publish one occurrence twice.
+local function sched_job_id(name, at)
+  local out = {}
+  local t = at
+  for i = 10, 1, -1 do
+    local d = t % 32
+    out[i] = string.sub(CROCKFORD, d + 1, d + 1)
+    t = (t - d) / 32
+  end
+  local h = redis.sha1hex(name)
+  for j = 0, 3 do
+    local v = tonumber(string.sub(h, j * 5 + 1, j * 5 + 5), 16)  -- 20 bits: 4 characters
+    for i = 4, 1, -1 do
+      local d = v % 32
+      out[10 + j * 4 + i] = string.sub(CROCKFORD, d + 1, d + 1)
+      v = (v - d) / 32
+    end
+  end
+  return table.concat(out)
+end
+
+-- How long after its occurrence `at` the job of schedule `name` is due: 0..jitter ms, by
+-- a hash of both (every replay of a fire computes the same value).
+local function sched_jitter(name, at, jitter)
+  if jitter <= 0 then return 0 end
+  local r = tonumber(string.sub(redis.sha1hex(name .. ':' .. fmt(at)), 1, 13), 16)
+  return r % (jitter + 1)
+end
+
+-- The job of a schedule as parse_job's fields: id, then the template values `v` (the
+-- payload .. extras of SCHED_DEF, from index `o` + 1 on), due_ms `due`, no delay.
+local function sched_job_fields(id, v, o, due)
+  return {id, v[o + 1], v[o + 2], v[o + 3], v[o + 4], fmt(due), '0', v[o + 5], v[o + 6],
+    v[o + 7], v[o + 8], v[o + 9]}
+end
+
 -- A job ends failed for good: the failed lane, its keep_failed_ms, its dedup key and the
 -- 'failed' event with `text`. The job has left its lane (and, unless it was active, its
 -- lane index). keep_ms, dkey, dttl: its keep_failed_ms, dedup_key and dedup_ttl_ms fields.
@@ -453,7 +618,8 @@ end
 local function lease(id, gid, now)
   local jk = job_key(id)
   local h = redis.call('HMGET', jk, 'state', 'payload', 'attempt', 'max_attempts',
-    'timeout_ms', 'first_started_ms', 'run_timeout_ms', 'expires_ms')
+    'timeout_ms', 'first_started_ms', 'run_timeout_ms', 'expires_ms', 'schedule',
+    'occurrence_ms')
   if not h[1] then
     redis.call('ZREM', K_IDX_WAIT, id)
     return nil
@@ -483,9 +649,9 @@ local function lease(id, gid, now)
   redis.call('ZADD', K_IDX_ACTIVE, now, id)
   if gid ~= '' then redis.call('HSET', K_LEASES, id, gid) end
   emit('reserved', id, gid, now, 'attempt', fmt(attempt))
-  -- the RESERVE_FIELDS (9) values of one job in a reservation reply
+  -- the RESERVE_FIELDS (11) values of one job in a reservation reply
   return {id, h[2] or '', fmt(lock), fmt(attempt), h[4] or '', gid, token, fmt(timeout),
-    h[7] or '0'}
+    h[7] or '0', h[9] or '', h[10] or ''}
 end
 
 -- "max_jobs per_ms" of a stored rate limit, or nil.

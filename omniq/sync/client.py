@@ -32,6 +32,7 @@ from omniq._limits import (
     DEFAULT_BACKOFF_MS,
     DEFAULT_MAINTENANCE_BATCH,
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MISFIRE_GRACE_MS,
     DEFAULT_TIMEOUT_MS,
 )
 from omniq._protocol.events import Since
@@ -48,6 +49,7 @@ from omniq.types import (
     CancelResult,
     DedupMode,
     FailOutcome,
+    FireResult,
     GroupOrder,
     GroupState,
     JobEvent,
@@ -55,12 +57,14 @@ from omniq.types import (
     JobPage,
     JobSpec,
     Lease,
+    Misfire,
     OnFailure,
     PublishOptions,
     QueueStats,
     RateLimit,
     ReservedJob,
     ReserveResult,
+    ScheduleInfo,
 )
 
 __all__ = ["OmniqClient", "SyncClientError", "SyncEventStream"]
@@ -390,6 +394,81 @@ class OmniqClient:
     def rate_limits(self, queue: str, *, now_ms: int = 0) -> list[RateLimit]:
         """Every rate limit of the queue, the queue-wide one first."""
         return self._run(lambda c: c.rate_limits(queue, now_ms=now_ms))
+
+    # -- schedules ---------------------------------------------------------------------
+
+    def schedule(
+        self,
+        queue: str,
+        name: str,
+        *,
+        cron: str | None = None,
+        every_ms: int | None = None,
+        payload: Any = None,
+        tz: str = "UTC",
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        misfire: Misfire = "once",
+        misfire_grace_ms: int = DEFAULT_MISFIRE_GRACE_MS,
+        jitter_ms: int = 0,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        backoff_ms: int = DEFAULT_BACKOFF_MS,
+        gid: str | None = None,
+        group_limit: int = 0,
+        keep_completed_ms: int | None = None,
+        keep_failed_ms: int | None = None,
+        dedup_key: str | None = None,
+        dedup_ttl_ms: int = 0,
+        dedup: DedupMode = "keep",
+        expire_in_ms: int = 0,
+        run_timeout_ms: int = 0,
+        backoff: Backoff = "fixed",
+        backoff_max_ms: int = 0,
+        backoff_jitter: bool = False,
+        group_order: GroupOrder = "fifo",
+        on_failure: OnFailure = "release",
+        now_ms: int = 0,
+    ) -> ScheduleInfo:
+        """Create or replace the schedule ``name`` of ``queue`` (a cron expression or an
+        interval; see ``AsyncOmniq.schedule`` and docs/schedules.md)."""
+        return self._run(lambda c: c.schedule(
+            queue, name, cron=cron, every_ms=every_ms, payload=payload, tz=tz,
+            start_ms=start_ms, end_ms=end_ms, misfire=misfire,
+            misfire_grace_ms=misfire_grace_ms, jitter_ms=jitter_ms, max_attempts=max_attempts,
+            timeout_ms=timeout_ms, backoff_ms=backoff_ms, gid=gid, group_limit=group_limit,
+            keep_completed_ms=keep_completed_ms, keep_failed_ms=keep_failed_ms,
+            dedup_key=dedup_key, dedup_ttl_ms=dedup_ttl_ms, dedup=dedup,
+            expire_in_ms=expire_in_ms, run_timeout_ms=run_timeout_ms, backoff=backoff,
+            backoff_max_ms=backoff_max_ms, backoff_jitter=backoff_jitter,
+            group_order=group_order, on_failure=on_failure, now_ms=now_ms,
+        ))
+
+    def unschedule(self, queue: str, name: str) -> bool:
+        """Delete the schedule ``name``; whether it existed."""
+        return self._run(lambda c: c.unschedule(queue, name))
+
+    def pause_schedule(self, queue: str, name: str, *, now_ms: int = 0) -> bool:
+        """Stop the schedule ``name`` from firing; whether it was running."""
+        return self._run(lambda c: c.pause_schedule(queue, name, now_ms=now_ms))
+
+    def resume_schedule(self, queue: str, name: str, *, now_ms: int = 0) -> bool:
+        """Let a paused schedule fire again from its next occurrence; whether it was
+        paused."""
+        return self._run(lambda c: c.resume_schedule(queue, name, now_ms=now_ms))
+
+    def get_schedule(self, queue: str, name: str, *, now_ms: int = 0) -> ScheduleInfo | None:
+        """The schedule ``name`` of ``queue``, or None."""
+        return self._run(lambda c: c.get_schedule(queue, name, now_ms=now_ms))
+
+    def schedules(self, queue: str, *, now_ms: int = 0) -> list[ScheduleInfo]:
+        """Every schedule of ``queue``, by name."""
+        return self._run(lambda c: c.schedules(queue, now_ms=now_ms))
+
+    def fire_schedules(self, queue: str, *, now_ms: int = 0) -> FireResult:
+        """Publish the due occurrences of the queue's schedules (see
+        ``AsyncOmniq.fire_schedules``)."""
+        return self._run(lambda c: c.fire_schedules(queue, now_ms=now_ms))
 
     # -- consuming ---------------------------------------------------------------------
 
