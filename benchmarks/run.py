@@ -65,10 +65,12 @@ SCENARIOS: dict[str, str] = {  # in the order of a round (floors first: E1 is ju
     "m1": "M1 memory per waiting job",
     "ev": "EV events cost: E1 and P2 with events on vs off (ours)",
     "jc": "JC job-control cost: E1 with dedup keys, P2 with a rate limit, vs without (ours)",
+    "sc": "SC schedules cost: P2 on a queue with 1,000 active schedules vs without (ours)",
     "w1": "W1 wait() latency, ack to the waiter waking",
 }
 EV_SCENARIOS = ("e1", "p2")  # the hot paths whose events cost is measured
 JC_SCENARIOS = ("dedup-e1", "rate-p2")  # job controls in use vs not (same measurement as EV)
+SC_SCENARIOS = ("fire-p2", "idle-p2")  # 1,000 schedules firing / none due, vs no schedules
 W1_WARMUP = 20  # W1: unmeasured publish-and-wait rounds first
 W1_POLLED = ("arq/result", "saq/apply")  # waits that poll every 0.5 s: fewer warm-up jobs
 W1_POLLED_WARMUP = 3
@@ -91,7 +93,8 @@ class Config:
     bench_c1_n: int = 20_000
     ev_e1_blocks: int = 8  # EV: blocks per state (on off off on ...), N jobs per state
     ev_p2_blocks: int = 2
-    ev_repeats: int = 3  # EV measurements per round and scenario
+    ev_repeats: int = 3  # EV measurements per round and scenario (JC and SC too)
+    sc_schedules: int = 1000  # SC: active schedules on the measured queue
     w1_n: int = 500
 
 
@@ -121,7 +124,7 @@ class Impl:
 
 IMPLS: list[Impl] = [
     Impl("omniq-async", "omniq (async API)", "ours",
-         ("e1", "e2", "p1", "p2", "l1", "h1", "h1k", "m1", "ev", "jc", "w1"),
+         ("e1", "e2", "p1", "p2", "l1", "h1", "h1k", "m1", "ev", "jc", "sc", "w1"),
          module="benchmarks.peers.omniq_async", w1_modes=("wait",),
          notes={"w1/wait": "AsyncOmniq.wait: woken by the completed event (XREAD BLOCK)"}),
     Impl("omniq-sync", "omniq (sync facade)", "ours", ("e1", "e2", "p1", "p2", "l1", "w1"),
@@ -319,6 +322,15 @@ def measure_jc(impl: Impl, sub: str, cfg: Config) -> dict[str, Any]:
         return measure_simple(impl, "jc_dedup_e1", cfg, blocks=cfg.ev_e1_blocks)
     return measure_simple(impl, "jc_rate_p2", cfg, n=cfg.n * cfg.ev_p2_blocks,
                           blocks=cfg.ev_p2_blocks)
+
+
+def measure_sc(impl: Impl, sub: str, cfg: Config) -> dict[str, Any]:
+    """P2 on a queue with ``cfg.sc_schedules`` active schedules vs on one without, as
+    ``measure_jc`` (a default, running worker in both: a draining one does not run its
+    scheduler): "fire-p2" one schedule due every 60 ms during the runs, "idle-p2" none."""
+    return measure_simple(impl, "sc_p2", cfg, n=cfg.n * cfg.ev_p2_blocks,
+                          blocks=cfg.ev_p2_blocks, variant=sub.split("-")[0],
+                          schedules=cfg.sc_schedules)
 
 
 def measure_w1(impl: Impl, mode: str, cfg: Config) -> dict[str, Any]:
@@ -558,6 +570,11 @@ def plan_round(impls: list[Impl], scenarios: list[str], round_no: int,
                     for sub in JC_SCENARIOS:
                         tasks.append((impl.name, scenario, sub,
                                       lambda i=impl, v=sub: measure_jc(i, v, cfg)))
+            elif scenario == "sc":
+                for _ in range(cfg.ev_repeats):
+                    for sub in SC_SCENARIOS:
+                        tasks.append((impl.name, scenario, sub,
+                                      lambda i=impl, v=sub: measure_sc(i, v, cfg)))
             elif scenario == "w1":
                 for mode in impl.w1_modes:
                     tasks.append((impl.name, scenario, mode,
@@ -582,10 +599,12 @@ def primary(scenario: str, result: dict[str, Any]) -> dict[str, float]:
         return {}
     if scenario == "l1":
         return {"p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"]}
-    if scenario in ("ev", "jc"):
+    if scenario in ("ev", "jc", "sc"):
+        sc = ("scheduled_per_s", "script_calls_on", "script_calls_off")
+        extra = sc if scenario == "sc" else ()
         return {k: result[k] for k in (
             "ratio", "on_ops", "off_ops", "script_us_per_job_on", "script_us_per_job_off",
-            "xadd_us_per_job_on", "client_us_per_job_on", "client_us_per_job_off")}
+            "xadd_us_per_job_on", "client_us_per_job_on", "client_us_per_job_off", *extra)}
     if scenario == "w1":
         return {k: result[k] for k in ("p50_ms", "p99_ms", "rt_p50_ms", "rt_p99_ms",
                                        "missed_wakeups") if k in result}
@@ -831,8 +850,8 @@ def floor_tables(summary: dict[str, Any], raw: list[dict[str, Any]]) -> list[str
 
 
 def ev_cost(summary: dict[str, Any], sub: str, family: str = "ev") -> dict[str, Any] | None:
-    """On vs off for one scenario of EV (events) or JC (job controls): the median over the
-    measurements of on/off."""
+    """On vs off for one scenario of EV (events), JC (job controls) or SC (schedules): the
+    median over the measurements of on/off."""
     entry = summary.get(f"omniq-async/{family}/{sub}")
     if entry is None or "ratio" not in entry["metrics"]:
         return None
@@ -843,7 +862,8 @@ def ev_cost(summary: dict[str, Any], sub: str, family: str = "ev") -> dict[str, 
             "time_cost": 1.0 / ratio - 1.0, "on": met["on_ops"], "off": met["off_ops"],
             **{k: met[k]["median"] for k in (
                 "script_us_per_job_on", "script_us_per_job_off", "xadd_us_per_job_on",
-                "client_us_per_job_on", "client_us_per_job_off") if k in met}}
+                "client_us_per_job_on", "client_us_per_job_off", "scheduled_per_s",
+                "script_calls_on", "script_calls_off") if k in met}}
 
 
 def ev_table(summary: dict[str, Any]) -> list[str]:
@@ -892,6 +912,38 @@ def jc_table(summary: dict[str, Any]) -> list[str]:
             f"{fmt_num(on['median'])} ({fmt_num(on['min'])} - {fmt_num(on['max'])}) | "
             f"{fmt_num(off['median'])} ({fmt_num(off['min'])} - {fmt_num(off['max'])}) | "
             f"{per} | {c['ratio']:.3f} | {c['cost'] * 100:+.1f}% | "
+            f"{c.get('script_us_per_job_on', 0):.1f} / {c.get('script_us_per_job_off', 0):.1f} | "
+            f"{c.get('client_us_per_job_on', 0):.1f} / {c.get('client_us_per_job_off', 0):.1f} |")
+    return lines
+
+
+def sc_table(summary: dict[str, Any], raw: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| scenario | the queue's schedules | N per state | with them, ops/s (median, "
+        "min - max) | without (median, min - max) | with/without per measurement "
+        "| (median) | throughput cost | scheduled jobs run per s (with) "
+        "| scheduler script calls (with - without) "
+        "| server: script us/job with / without | client CPU us/job with / without |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for sub in SC_SCENARIOS:
+        c = ev_cost(summary, sub, "sc")
+        if c is None:
+            continue
+        recs = [r["result"] for r in raw if r["impl"] == "omniq-async"
+                and r["scenario"] == "sc" and r["variant"] == sub and "ratio" in r["result"]]
+        count = recs[-1].get("schedules", 1000) if recs else 1000
+        what = (f"{count:,}, one due every 60 ms (each every {count * 60 / 1000:.0f} s)"
+                if sub.startswith("fire") else f"{count:,}, none due (the first an hour away)")
+        on, off = c["on"], c["off"]
+        per = ", ".join(f"{x:.3f}" for x in c["ratios"])
+        calls = c.get("script_calls_on", 0) - c.get("script_calls_off", 0)
+        lines.append(
+            f"| {sub.split('-')[0]} | {what} | {fmt_num(c['n'])} | "
+            f"{fmt_num(on['median'])} ({fmt_num(on['min'])} - {fmt_num(on['max'])}) | "
+            f"{fmt_num(off['median'])} ({fmt_num(off['min'])} - {fmt_num(off['max'])}) | "
+            f"{per} | {c['ratio']:.3f} | {c['cost'] * 100:+.1f}% | "
+            f"{c.get('scheduled_per_s', 0):.1f} | {calls:+.0f} | "
             f"{c.get('script_us_per_job_on', 0):.1f} / {c.get('script_us_per_job_off', 0):.1f} | "
             f"{c.get('client_us_per_job_on', 0):.1f} / {c.get('client_us_per_job_off', 0):.1f} |")
     return lines
@@ -1186,6 +1238,28 @@ def render(doc: dict[str, Any]) -> str:
                    "run_timeout_ms, expires_ms and dedup_key).")
         out.append("")
         out += jc_table(summary)
+        out.append("")
+    if any("/sc/" in k for k in summary):
+        out += ["## SC: the cost of active schedules on a worker (ours, async API)", ""]
+        out.append("Measured as JC (alternating blocks in one process on one fresh server): "
+                   f"P2 ({cfg.get('ev_p2_blocks', 2)} runs of N = {cfg.get('n', 10_000):,} "
+                   "queued no-op jobs per state, concurrency 50) on a queue that has "
+                   f"{cfg.get('sc_schedules', 1000):,} interval schedules vs on a queue without "
+                   "any. Both states run the default worker (`Worker(schedules=True)`), not "
+                   "draining: a draining worker does not run its scheduler (it fires the due "
+                   "schedules only at its last look); each run is timed from the worker's "
+                   "start to the acknowledgement of its last queued job, then the worker "
+                   "stops. Fire: the schedules are staggered so that one is due every 60 ms "
+                   "(about 17 a second) from the start of the run on; the worker fires them "
+                   "into the same queue and runs their jobs too, but only the queued jobs are "
+                   "counted (the scheduled jobs are extra work, shown per second). Idle: the "
+                   "same schedules with the first occurrence an hour away, so nothing is "
+                   "fired: the cost of having them (the scheduler's read of the due ones, "
+                   "once a second). Script calls: the difference in FCALLs over all the runs "
+                   "of a state (the scheduler's reads and fires); server and client time are "
+                   "per queued job and include the scheduled jobs' work.")
+        out.append("")
+        out += sc_table(summary, raw)
         out.append("")
     if any("/w1/" in k for k in summary):
         out += ["## W1: waiting for a result, from the ack to the waiter waking", ""]

@@ -156,22 +156,29 @@ class Timing:
                 out.append(t)
                 t -= self.every_ms
             return out
+        return self._cron_recent(low, high, limit)
+
+    def _cron_recent(self, low: int, high: int, limit: int) -> list[int]:
+        # Forward iteration only: cronsim's reverse iteration can disagree with its
+        # forward series around a daylight-saving change. The window before `high` grows
+        # until it holds `limit` occurrences (or reaches `low`), so a long outage costs a
+        # few short iterations, not one step per missed occurrence.
         cronsim = _cronsim()
-        # reverse iteration from just after `high` (a start with a fraction of a second
-        # makes cronsim include the whole second itself)
-        it = cronsim.CronSim(self._expr, _to_dt(high, self._zone) + timedelta(microseconds=1),
-                             reverse=True)
-        found: list[int] = []
-        try:
-            while len(found) < limit:
-                t = _to_ms(next(it))
-                if t < low:
-                    break
-                if t <= high:
+        window = 60_000 * (limit + 1)
+        while True:
+            start = max(low - 1, high - window)
+            found: list[int] = []
+            try:
+                for dt in cronsim.CronSim(self._expr, _to_dt(start, self._zone)):
+                    t = _to_ms(dt)
+                    if t > high:
+                        break
                     found.append(t)
-        except StopIteration:
-            pass
-        return found
+            except StopIteration:  # (no match in 50 years)
+                pass
+            if len(found) >= limit or start == low - 1:
+                return found[::-1][:limit]
+            window *= 4
 
 
 class FirePlan(NamedTuple):

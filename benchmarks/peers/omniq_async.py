@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import secrets
 import sys
 import time
 from typing import Any
@@ -281,6 +283,123 @@ async def jc_rate_p2(url: str, n: int, blocks: int = 2, concurrency: int = 50) -
                       rate_limit=list(JC_RATE))
 
 
+# SC: the cost of active schedules on a worker's throughput, as JC: with/without blocks
+SC_SCHEDULES = 1000  # schedules on the measured queue
+SC_STEP_MS = 60  # their stagger: one due every 60 ms, about 17 fires/s (1,000 every minute)
+SC_LEAD_MS = 300  # the first occurrence: this long plus 1.5 ms per schedule after creation
+SC_IDLE_START_MS = 3_600_000  # "idle": the first occurrence an hour away (none due)
+
+
+async def _create_schedules(client: AsyncOmniq, queue: str, count: int,
+                            firing: bool) -> tuple[float, float, float]:
+    """``count`` interval schedules on ``queue``, each every ``count * SC_STEP_MS`` ms,
+    staggered by SC_STEP_MS (schedule i starts i * SC_STEP_MS after the first), so one is
+    due every SC_STEP_MS whatever the count. ``firing``: the first is due a lead after the
+    creation began (longer than the creation takes on a healthy machine), and this waits
+    until then, so the worker starts on the first occurrence; else the first is an hour
+    away. Returns (seconds the creation took, seconds waited after it, ms the creation
+    overran the lead: the schedules due by then fire at the worker's start)."""
+    now_s, now_us = await client.redis.time()  # the server's clock: the one that fires
+    first = int(now_s) * 1000 + int(now_us) // 1000
+    first += SC_LEAD_MS + count * 3 // 2 if firing else SC_IDLE_START_MS
+    t0 = time.perf_counter()
+    for i in range(count):
+        await client.schedule(queue, f"s{i}", every_ms=count * SC_STEP_MS,
+                              start_ms=first + i * SC_STEP_MS, payload={"s": i})
+    took = time.perf_counter() - t0
+    if not firing:
+        return took, 0.0, 0.0
+    left = first - time.time() * 1000  # (the server's clock is this machine's)
+    if left > 0:
+        await asyncio.sleep(left / 1000)
+    return took, max(0.0, left / 1000), max(0.0, -left)
+
+
+async def _run_until(client: AsyncOmniq, queue: str, per: int, concurrency: int,
+                     rec: _EvBlocks, state: bool) -> int:
+    """P2 with a running worker (the default ``Worker``, which runs its ``Scheduler``; a
+    draining one fires schedules only at its last look), timed (``rec``) from its start
+    until the ``per`` queued jobs are acknowledged; the jobs the schedules published
+    meanwhile are run too, and not counted. Returns the scheduled jobs run in that time."""
+    done = 0
+    scheduled = 0
+    all_done = asyncio.Event()
+
+    async def handler(ctx: Any) -> None:
+        nonlocal done, scheduled
+        if ctx.schedule is not None:
+            scheduled += 1
+            return
+        done += 1
+        if done == per:
+            all_done.set()
+
+    worker = Worker(client, queue, handler, concurrency=concurrency)
+    await rec.begin()
+    await worker.start()
+    await all_done.wait()
+    # the last queued job's handler has returned: its ack goes with the next reserve call
+    # (no event tells; the worker counts it: look at each turn of the loop, one round trip)
+    target = per + scheduled
+    while worker.stats.completed < target:  # noqa: ASYNC110
+        await asyncio.sleep(0)
+    await rec.end(state)
+    in_window = scheduled
+    await worker.stop()
+    assert worker.stats.failed == 0, worker.stats
+    assert worker.stats.lost == 0, worker.stats
+    return in_window
+
+
+async def sc_p2(url: str, n: int, blocks: int = 2, concurrency: int = 50,
+                variant: str = "fire", schedules: int = SC_SCHEDULES) -> dict[str, Any]:
+    """P2 on a queue with ``schedules`` active schedules (on) and on one without (off), as
+    ``jc_rate_p2``: 2 x ``blocks`` runs of n / blocks queued jobs, alternating, each block
+    its own queue (prefilled, and its schedules created, untimed), each run by a default
+    (running) worker until its queued jobs are acknowledged. ``variant`` "fire": one
+    schedule is due every SC_STEP_MS during the run (about 17 a second; their jobs go to
+    the same queue and are run by the same worker, but only the queued jobs are counted);
+    "idle": none is due (the cost of having them: the scheduler's read of the due ones)."""
+    if variant not in ("fire", "idle"):
+        raise ValueError(f"variant must be 'fire' or 'idle', not {variant!r}")
+    firing = variant == "fire"
+    per = n // blocks
+    run_id = secrets.token_hex(3)  # fresh queues (the smoke test shares its server)
+    async with AsyncOmniq(url=url) as client:
+        await _warm(client)
+        rec = _EvBlocks(client)
+        scheduled = fires = 0
+        late_ms = create_s = pause_s = 0.0
+        for k, state in enumerate(_abba(blocks)):
+            queue = f"{QUEUE}-sc{run_id}-{'on' if state else 'off'}-{k}"
+            for start in range(0, per, 10_000):
+                await client.publish_many(
+                    queue, [{"i": i} for i in range(start, min(per, start + 10_000))])
+            if state:
+                took, pause_s, late = await _create_schedules(client, queue, schedules, firing)
+                create_s += took
+                late_ms += late
+            elif pause_s:
+                # as long an idle pause as before the last "on" block (the first block is
+                # one): a run that starts from idle may be slower, both states alike
+                await asyncio.sleep(pause_s)
+            gc.collect()  # (the creation's garbage is not collected in the window)
+            ran = await _run_until(client, queue, per, concurrency, rec, state)
+            infos = await client.schedules(queue)
+            assert len(infos) == (schedules if state else 0), len(infos)
+            if state:
+                scheduled += ran
+                fires += sum(s.fires for s in infos)
+        on_s = sum(rec.wall[True])
+    if not firing:
+        assert scheduled == 0, scheduled
+        assert fires == 0, fires
+    return rec.result(per * blocks, per, concurrency=concurrency, variant=variant,
+                      schedules=schedules, every_ms=schedules * SC_STEP_MS,
+                      scheduled_jobs=scheduled, scheduled_per_s=scheduled / on_s, fires=fires,
+                      late_ms_per_block=late_ms / blocks, create_s_per_block=create_s / blocks)
+
+
 async def _stamp(ctx: Any) -> float:
     return time.time()  # W1: the result is the handler's clock just before it returns
 
@@ -357,6 +476,7 @@ SCENARIOS = {
     "e1": e1, "e2": e2, "p1": p1, "p2": p2, "l1_worker": l1_worker,
     "l1_publish": l1_publish, "h1": h1, "m1": m1, "w1_worker": w1_worker, "w1_wait": w1_wait,
     "ev_e1": ev_e1, "ev_p2": ev_p2, "jc_dedup_e1": jc_dedup_e1, "jc_rate_p2": jc_rate_p2,
+    "sc_p2": sc_p2,
 }
 
 if __name__ == "__main__":

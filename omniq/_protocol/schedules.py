@@ -20,11 +20,11 @@ from typing import Any, NamedTuple
 
 from omniq._keys import validate_gid
 from omniq._limits import MAX_INT, MAX_SCHEDULE_CATCHUP, MIN_EVERY_MS
-from omniq._protocol.common import check_non_negative, parse_ok
+from omniq._protocol.common import check_non_negative, parse_ok, texts
 from omniq._protocol.enqueue import JobOptions
 from omniq._scripts import scripts
 from omniq._timing import MISFIRE_POLICIES, FirePlan, Timing, plan_fire
-from omniq.errors import InvalidArgument, ProtocolError
+from omniq.errors import InvalidArgument, ProtocolError, ScheduleNotFound
 from omniq.types import ScheduleInfo
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "fire_args",
     "first_fire",
     "info",
+    "not_found",
     "parse_fire",
     "parse_pause",
     "parse_read",
@@ -51,6 +52,7 @@ __all__ = [
     "plan_for",
     "read_args",
     "remove_args",
+    "schedule_jitter",
     "schedule_job_id",
     "set_args",
     "timing_of",
@@ -339,7 +341,15 @@ def pause_args(now: int, name: str, paused: bool, expected_rev: int = 0,
 
 def parse_pause(reply: Any, name: str) -> bool:
     """Whether the state changed; raises ScheduleNotFound, or ``CHANGED`` (resume)."""
-    return parse_ok("schedule_pause", reply, name)[1] == "1"
+    r = texts(reply)
+    if r[:2] == ["ERR", "NO_SCHEDULE"]:
+        raise not_found(name)
+    return parse_ok("schedule_pause", r)[1] == "1"
+
+
+def not_found(name: str) -> ScheduleNotFound:
+    """The error for a schedule that does not exist."""
+    return ScheduleNotFound("schedule_pause", "NO_SCHEDULE", f"no schedule {name!r}")
 
 
 def remove_args(name: str) -> list[Any]:
@@ -365,3 +375,11 @@ def schedule_job_id(name: str, at: int) -> str:
         raise InvalidArgument(f"occurrence time out of range: {at}")
     v = at << 80 | int(hashlib.sha1(name.encode()).hexdigest()[:20], 16)
     return "".join(_CROCKFORD[(v >> (5 * i)) & 31] for i in range(25, -1, -1))
+
+
+def schedule_jitter(name: str, at: int, jitter_ms: int) -> int:
+    """How long after its occurrence ``at`` the job of schedule ``name`` is due: 0 to
+    ``jitter_ms``, from SHA1("<name>:<at>") (the same as ``sched_jitter`` in lib.lua)."""
+    if jitter_ms <= 0:
+        return 0
+    return int(hashlib.sha1(f"{name}:{at}".encode()).hexdigest()[:13], 16) % (jitter_ms + 1)

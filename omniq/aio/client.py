@@ -1305,7 +1305,7 @@ class AsyncOmniq:
             held = [(part, rd) for part, rd in zip(
                 t.parts, map(schedule_proto.parse_read, found), strict=True) if rd.records]
             if not held:
-                raise ScheduleNotFound("schedule_pause", "NO_SCHEDULE", None, name)
+                raise schedule_proto.not_found(name)
             part, rd = held[0]
             rec = rd.records[0]
             if rec["paused"] != "1":
@@ -1329,14 +1329,15 @@ class AsyncOmniq:
         changed = False
         found = False
         for r in replies:
-            if isinstance(r, ScheduleNotFound):
-                continue
             if isinstance(r, BaseException):
                 raise r
+            try:
+                changed = schedule_proto.parse_pause(r, name) or changed
+            except ScheduleNotFound:
+                continue
             found = True
-            changed = schedule_proto.parse_pause(r, name) or changed
         if not found:
-            raise ScheduleNotFound("schedule_pause", "NO_SCHEDULE", None, name)
+            raise schedule_proto.not_found(name)
         return changed
 
     async def get_schedule(self, queue: str, name: str, *, now_ms: int = 0

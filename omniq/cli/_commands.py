@@ -20,7 +20,7 @@ from omniq.cli._output import (
     stdin_is_tty,
     table,
 )
-from omniq.cli._parser import load_settings, split_targets
+from omniq.cli._parser import job_options, load_settings, split_targets
 
 if TYPE_CHECKING:
     from omniq.aio.client import AsyncOmniq
@@ -309,8 +309,6 @@ _SPEC_KEYS = ("payload", "job_id", "gid", "group_limit", "max_attempts", "timeou
               "backoff_ms", "due_ms", "delay_ms", "dedup_key", "dedup_ttl_ms", "dedup",
               "expires_ms", "expire_in_ms", "run_timeout_ms", "backoff", "backoff_max_ms",
               "backoff_jitter", "group_order", "on_failure")
-_FLAG_OPTIONS = ("gid", "group_limit", "delay_ms", "max_attempts", "timeout_ms", "backoff_ms",
-                 "dedup_key", "dedup_ttl_ms", "dedup", "expire_in_ms", "run_timeout_ms")
 
 
 def _reject_constant(name: str) -> Any:
@@ -322,6 +320,14 @@ def _parse_json(text: str, where: str) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         raise CliError(f"{where}: bad JSON: {exc}", EXIT_USAGE) from None
+
+
+def parse_payload(text: str, where: str) -> Any:
+    """A payload given on the command line: a JSON object or array (else exit 2)."""
+    value = _parse_json(text, where)
+    if not isinstance(value, dict | list):
+        raise CliError(f"{where}: a payload must be a JSON object or array", EXIT_USAGE)
+    return value
 
 
 def _spec(value: Any, where: str) -> JobSpec:
@@ -394,13 +400,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if args.file is not None and args.dedup_key is not None:
         raise CliError("--dedup-key is for one job; in a file give each line a dedup_key",
                        EXIT_USAGE)
-    defaults = {k: getattr(args, k) for k in _FLAG_OPTIONS if getattr(args, k) is not None}
+    defaults = job_options(args, "delay_ms")
     if args.payload is not None:
-        value = _parse_json(args.payload, "JSON argument")
-        if not isinstance(value, dict | list):
-            raise CliError("JSON argument: a payload must be a JSON object or array",
-                           EXIT_USAGE)
-        return _run(_publish_one(args, value, defaults))
+        return _run(_publish_one(args, parse_payload(args.payload, "JSON argument"), defaults))
     specs = [(where, _spec(_parse_json(line, where), where))
              for where, line in _read_lines(args.file)]
     _validate(specs, defaults)

@@ -99,6 +99,37 @@ def _queue_and_ids(p: argparse.ArgumentParser) -> None:
                    help="the queue, then the job ids")
 
 
+JOB_OPTIONS = ("gid", "group_limit", "max_attempts", "timeout_ms", "backoff_ms", "dedup_key",
+               "dedup_ttl_ms", "dedup", "expire_in_ms", "run_timeout_ms")
+"""The publish options that ``_job_options`` adds as flags, by their keyword names."""
+
+
+def _job_options(p: argparse.ArgumentParser, dedup_key_help: str) -> None:
+    """The flags of a job's publish options (``omniq publish``, ``omniq schedule add``);
+    ``job_options(args)`` collects the given ones."""
+    p.add_argument("--gid", default=None, help="group id")
+    p.add_argument("--group-limit", type=_non_negative_int, default=None, metavar="N",
+                   help="jobs of the group running at once")
+    p.add_argument("--max-attempts", type=_positive_int, default=None, metavar="N")
+    p.add_argument("--timeout-ms", type=_positive_int, default=None, metavar="N")
+    p.add_argument("--backoff-ms", type=_non_negative_int, default=None, metavar="N")
+    p.add_argument("--dedup-key", default=None, metavar="KEY", help=dedup_key_help)
+    p.add_argument("--dedup-ttl-ms", type=_non_negative_int, default=None, metavar="N",
+                   help="keep the key N ms after that job finished")
+    p.add_argument("--replace", dest="dedup", action="store_const", const="replace",
+                   default=None, help="a job holding the key that still waits takes this "
+                   "payload (debounce)")
+    p.add_argument("--expire-in-ms", type=_non_negative_int, default=None, metavar="N",
+                   help="fail the job (error 'expired') if no worker started it within N ms")
+    p.add_argument("--run-timeout-ms", type=_non_negative_int, default=None, metavar="N",
+                   help="fail an attempt that runs longer than N ms (retried as usual)")
+
+
+def job_options(args: argparse.Namespace, *extra: str) -> dict[str, Any]:
+    """The publish options given as flags (``JOB_OPTIONS`` and ``extra``), by keyword."""
+    return {k: getattr(args, k) for k in (*JOB_OPTIONS, *extra) if getattr(args, k) is not None}
+
+
 def split_targets(args: argparse.Namespace) -> None:
     """``args.targets`` -> ``args.queue`` and ``args.job_ids``."""
     args.queue, args.job_ids = args.targets[0], list(args.targets[1:])
@@ -154,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "own run_timeout_ms wins)")
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                    help="event loop (auto: uvloop when installed)")
+    p.add_argument("--no-schedules", dest="schedules", action="store_false", default=None,
+                   help="do not fire the schedules of the queues (leave them to other "
+                   "workers or `omniq scheduler`)")
 
     p = _add(sub, "stats", common, "show the lanes of every queue (or the given ones)",
              "  omniq stats\n  omniq stats emails --watch 2", "commands.cmd_stats")
@@ -222,27 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default=None, metavar="F",
                    help="a JSONL file ('-': standard input): one payload per line, or an "
                    'object with a "payload" key and job options')
-    p.add_argument("--gid", default=None, help="group id")
-    p.add_argument("--group-limit", type=_non_negative_int, default=None, metavar="N",
-                   help="jobs of the group running at once")
     p.add_argument("--delay-ms", type=_non_negative_int, default=None, metavar="N")
-    p.add_argument("--max-attempts", type=_positive_int, default=None, metavar="N")
-    p.add_argument("--timeout-ms", type=_positive_int, default=None, metavar="N")
-    p.add_argument("--backoff-ms", type=_non_negative_int, default=None, metavar="N")
     p.add_argument("--job-id", default=None, metavar="ID",
                    help="the job's id (one job only; default: a new ULID)")
-    p.add_argument("--dedup-key", default=None, metavar="KEY",
-                   help="publish once: while a job with this key is waiting, delayed or "
-                   "running, print its id instead (one job only)")
-    p.add_argument("--dedup-ttl-ms", type=_non_negative_int, default=None, metavar="N",
-                   help="keep the key N ms after that job finished")
-    p.add_argument("--replace", dest="dedup", action="store_const", const="replace",
-                   default=None, help="a job holding the key that still waits takes this "
-                   "payload (debounce)")
-    p.add_argument("--expire-in-ms", type=_non_negative_int, default=None, metavar="N",
-                   help="fail the job (error 'expired') if no worker started it within N ms")
-    p.add_argument("--run-timeout-ms", type=_non_negative_int, default=None, metavar="N",
-                   help="fail an attempt that runs longer than N ms (retried as usual)")
+    _job_options(p, "publish once: while a job with this key is waiting, delayed or "
+                 "running, print its id instead (one job only)")
     _json_flag(p)
 
     p = _add(sub, "events", common, "print the lifecycle events of queues as they happen",
@@ -307,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clear", action="store_true", help="remove the limit")
     _json_flag(p)
 
+    _schedule_commands(sub, common)
+
     p = _add(sub, "server", common, "run an embedded Redis/Valkey server in the foreground",
              "  omniq server --port 6379 --dir ./data --appendonly yes", "server.cmd_server")
     p.add_argument("--port", type=_positive_int, default=None,
@@ -317,3 +337,85 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=("redis", "valkey"), default=None,
                    help="server binary to use (default: the first found)")
     return parser
+
+
+def _schedule_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``omniq schedules``, ``omniq schedule ACTION`` and ``omniq scheduler``."""
+    p = _add(sub, "schedules", common, "list the schedules of a queue",
+             "  omniq schedules emails\n  omniq schedules emails --json",
+             "schedules.cmd_schedules")
+    p.add_argument("queue", metavar="QUEUE")
+    _json_flag(p)
+
+    help_text = "create, replace, show, pause, resume or remove a schedule of a queue"
+    group: argparse.ArgumentParser = sub.add_parser(
+        "schedule", help=help_text, description=help_text,
+        epilog="example:\n  omniq schedule add emails digest --cron '0 8 * * 1-5' "
+        "--tz Europe/Paris --payload '{\"kind\": \"digest\"}'\n"
+        "  omniq schedule pause emails digest\n\n"
+        "Run `omniq schedule ACTION --help` for an action's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    group.set_defaults(run=None, command="schedule")
+    actions = group.add_subparsers(title="actions", metavar="ACTION", parser_class=_Parser,
+                                   required=True)
+
+    def action(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+        p = _add(actions, name, common, help_text, example, f"schedules.cmd_{name}")
+        p.set_defaults(command=f"schedule {name}")
+        p.add_argument("queue", metavar="QUEUE")
+        p.add_argument("name", metavar="NAME", help="the schedule's name")
+        return p
+
+    p = action("add", "create or replace a schedule: a job published at every occurrence "
+               "of a cron expression or interval",
+               "  omniq schedule add emails digest --cron '0 8 * * 1-5' --tz Europe/Paris "
+               "--payload '{\"kind\": \"digest\"}'\n"
+               "  omniq schedule add reports refresh --every-ms 300000 --misfire skip")
+    timing = p.add_mutually_exclusive_group(required=True)
+    timing.add_argument("--cron", default=None, metavar="EXPR",
+                        help="a cron expression (5 fields, or @hourly, @daily ...); needs "
+                        "cronsim (pip install 'omniq-aio[cron]')")
+    timing.add_argument("--every-ms", type=_non_negative_int, default=None, metavar="N",
+                        help="every N milliseconds (at least 1000)")
+    p.add_argument("--tz", default=None, metavar="ZONE",
+                   help="the time zone of --cron (an IANA name; default UTC)")
+    p.add_argument("--payload", default=None, metavar="JSON",
+                   help="the payload of every job: a JSON object or array (default {})")
+    p.add_argument("--start-ms", type=_non_negative_int, default=None, metavar="MS",
+                   help="no occurrence before this epoch time (in the past: the "
+                   "occurrences since then are due at once, --misfire decides)")
+    p.add_argument("--end-ms", type=_non_negative_int, default=None, metavar="MS",
+                   help="no occurrence after this epoch time")
+    p.add_argument("--misfire", choices=("once", "skip", "all"), default=None,
+                   help="occurrences missed while nothing fired: publish the latest (once, "
+                   "the default), none (skip) or all, at most 100")
+    p.add_argument("--misfire-grace-ms", type=_non_negative_int, default=None, metavar="N",
+                   help="--misfire skip still publishes a lone occurrence at most N ms late "
+                   "(default 60000)")
+    p.add_argument("--jitter-ms", type=_non_negative_int, default=None, metavar="N",
+                   help="delay each job by 0..N ms (fixed per occurrence)")
+    _job_options(p, "each job: not published while a job with this key is waiting, "
+                 "delayed or running")
+    _json_flag(p)
+
+    p = action("show", "show a schedule's definition and state",
+               "  omniq schedule show emails digest")
+    _json_flag(p)
+    p = action("pause", "stop a schedule from firing",
+               "  omniq schedule pause emails digest")
+    _json_flag(p)
+    p = action("resume", "let a paused schedule fire again, from its next occurrence",
+               "  omniq schedule resume emails digest")
+    _json_flag(p)
+    p = action("rm", "remove a schedule (the jobs it published stay)",
+               "  omniq schedule rm emails digest")
+    _json_flag(p)
+
+    p = _add(sub, "scheduler", common,
+             "fire the schedules of queues until SIGTERM/SIGINT (for queues whose "
+             "consumers do not)",
+             "  omniq scheduler -q emails -q reports", "schedules.cmd_scheduler")
+    p.add_argument("-q", "--queue", dest="queues", action="append", default=[],
+                   metavar="QUEUE", help="a queue whose schedules to fire (repeat)")
+    p.add_argument("--interval-s", type=_positive_float, default=1.0, metavar="S",
+                   help="the longest wait between two passes (default 1)")

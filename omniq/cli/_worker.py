@@ -118,16 +118,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = load_settings(
         args, queues=list(args.queues) or None, concurrency=args.concurrency,
         threads=args.threads, processes=args.processes, grace_period_s=args.grace_period,
-        run_timeout_ms=args.run_timeout_ms,
+        run_timeout_ms=args.run_timeout_ms, schedules=args.schedules,
         drain=True if args.drain else None, verbose=True if args.verbose else None)
     routes = routes_of(load_handler(args.handler), args.handler, list(settings.queues))
     factory, loop_name = _loop_factory(args.loop)
     _configure_logging()
     queues = [q for qs, _ in routes for q in qs]
     logging.getLogger("omniq").info(
-        "omniq %s worker: %s on %s, queues %s, concurrency %d%s, loop %s",
+        "omniq %s worker: %s on %s, queues %s, concurrency %d%s, loop %s%s",
         __version__, args.handler, hide_password(settings.url), ", ".join(queues),
-        settings.concurrency, " per queue" if len(routes) > 1 else "", loop_name)
+        settings.concurrency, " per queue" if len(routes) > 1 else "", loop_name,
+        "" if settings.schedules else ", schedules off")
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(_run_workers(settings, routes))
 

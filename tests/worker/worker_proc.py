@@ -3,6 +3,7 @@
     python worker_proc.py group URL QUEUE TAG CONCURRENCY LIMIT HOLD_S
     python worker_proc.py block URL QUEUE TAG
     python worker_proc.py rate URL QUEUE TAG CONCURRENCY
+    python worker_proc.py sched URL QUEUES TAG
 
 Everything it does is recorded in Redis keys under ``t:`` (ledgers the test reads):
 
@@ -22,6 +23,10 @@ Everything it does is recorded in Redis keys under ``t:`` (ledgers the test read
     As ``group`` (ready, go, stop), with a handler that only appends ``TAG:<job_id>`` to
     ``t:done``; at the end it stores in ``t:calls:TAG`` how many reservation round trips
     (``client.routing.reserve`` calls) the worker made.
+``sched``
+    Runs a :class:`Worker` (which fires the schedules) on the comma-separated QUEUES until
+    ``t:stop:TAG`` appears or it is killed; says ``t:ready`` <- TAG once started. Each job
+    appends ``<logical queue>|<schedule>|<occurrence_ms>|TAG`` to ``t:runs``.
 """
 
 from __future__ import annotations
@@ -132,6 +137,22 @@ async def rate_mode(url: str, queue: str, tag: str, concurrency: int) -> None:
     await client.aclose()
 
 
+async def sched_mode(url: str, queues: str, tag: str) -> None:
+    client = AsyncOmniq(url=url)
+    r = client.redis
+
+    async def handler(ctx: Any) -> None:
+        await r.rpush("t:runs", f"{ctx.logical_queue}|{ctx.schedule}|{ctx.occurrence_ms}|{tag}")
+
+    worker = Worker(client, queues.split(","), handler, concurrency=4,
+                    maintenance_interval_s=0.5)
+    await worker.start()
+    await r.rpush("t:ready", tag)
+    await r.blpop([f"t:stop:{tag}"], timeout=0)
+    await worker.stop()
+    await client.aclose()
+
+
 def main() -> None:
     mode, url, queue, tag, *rest = sys.argv[1:]
     if mode == "group":
@@ -139,6 +160,8 @@ def main() -> None:
         asyncio.run(group_mode(url, queue, tag, concurrency, limit, hold))
     elif mode == "rate":
         asyncio.run(rate_mode(url, queue, tag, int(rest[0])))
+    elif mode == "sched":
+        asyncio.run(sched_mode(url, queue, tag))
     elif mode == "block":
         asyncio.run(block_mode(url, queue, tag))
     else:

@@ -44,8 +44,12 @@ state, and drops a hold whose job moved on.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import deque
 from typing import Any
+
+from omniq._protocol.schedules import schedule_job_id
+from omniq._timing import Timing
 
 DEFAULT_TIMEOUT_MS = 60_000  # a lease of a job whose timeout_ms is <= 0
 MAX_GROUP_POPS = 10
@@ -63,6 +67,16 @@ LANE_STATE = {"wait": "wait", "gwait": "wait", "delayed": "delayed", "failed": "
               "completed": "completed"}
 LANE_INDEX = {"wait": "wait", "gwait": "wait", "delayed": "delayed", "failed": "failed",
               "completed": "completed"}
+# schedules (docs/schedules.md, the schedule_* script headers)
+INF = float("inf")  # the score of a paused or ended schedule
+MAX_SCHEDULE_CATCHUP = 100  # occurrences one fire of a misfire='all' schedule publishes at most
+MAX_SCHEDULES_DUE = 100  # schedules one fire call takes at most
+SCHED_DEF = ("cron", "every_ms", "tz", "start_ms", "end_ms", "misfire", "misfire_grace_ms",
+             "jitter_ms", "payload", "max_attempts", "timeout_ms", "backoff_ms", "gid",
+             "group_limit", "keep_completed_ms", "keep_failed_ms", "extras")
+SCHED_TIMING = SCHED_DEF[:5]
+SCHED_STATE = ("rev", "next_ms", "paused", "anchor_ms", "last_ms", "last_job_id", "fired_ms",
+               "fires", "misfired_ms", "created_ms", "updated_ms")
 STAT_COUNTERS = ("waiting", "group_waiting", "waiting_total", "active", "delayed", "failed",
                  "completed_kept", "groups_ready")
 
@@ -147,6 +161,133 @@ def backoff_delay(job_id: str, attempt: float, now: int, h: Hash) -> float:
     return d
 
 
+# -- schedules: when a definition fires (the planner the brief describes) ------------------
+
+def opt_int(v: str | None) -> int | None:
+    """A stored optional integer field ('' or missing: None)."""
+    return int(v) if v else None
+
+
+class Occurrences:
+    """The occurrence times of a schedule definition (SCHED_DEF fields as stored, plus
+    ``anchor_ms``). An interval schedule fires at ``anchor + k * every_ms`` (k >= 0; the
+    anchor is start_ms when given); a cron one at the matches of its expression in its
+    time zone (evaluated by omniq._timing, i.e. cronsim: the model checks the scripts,
+    not the cron parser). Both stay within [start_ms, end_ms]."""
+
+    def __init__(self, d: dict[str, str]) -> None:
+        self.start = opt_int(d.get("start_ms"))
+        self.end = opt_int(d.get("end_ms"))
+        self.every = opt_int(d.get("every_ms"))
+        self.anchor = self.start if self.start is not None else int(d.get("anchor_ms") or 0)
+        self.cron = None
+        if not self.every:
+            self.cron = Timing(cron=d["cron"], every_ms=None, tz=d["tz"] or "UTC",
+                               start_ms=self.start, end_ms=self.end)
+
+    def after(self, t: int) -> int | None:
+        """The first occurrence later than ``t`` (None: none left)."""
+        if self.cron is not None:
+            return self.cron.after(t)
+        assert self.every
+        if t < self.anchor:
+            found = self.anchor
+        else:
+            found = self.anchor + ((t - self.anchor) // self.every + 1) * self.every
+        return None if self.end is not None and found > self.end else found
+
+    def latest(self, lo: int, hi: int, n: int) -> list[int]:
+        """Up to ``n`` occurrences in [lo, hi], the latest first."""
+        if self.end is not None:
+            hi = min(hi, self.end)
+        if self.every:
+            lo = max(lo, self.anchor)
+            if hi < lo:
+                return []
+            t = self.anchor + (hi - self.anchor) // self.every * self.every
+            out = []
+            while t >= lo and len(out) < n:
+                out.append(t)
+                t -= self.every
+            return out
+        # cron: walk forward from lo (a short range in these tests)
+        found: deque[int] = deque(maxlen=n)
+        t = self.after(lo - 1)
+        steps = 0
+        while t is not None and t <= hi:
+            found.append(t)
+            steps += 1
+            assert steps < 20_000, "cron range too long for the model's forward walk"
+            t = self.after(t)
+        return list(reversed(found))
+
+
+def first_fire(d: dict[str, str], stored: Hash | None,
+               now: int) -> tuple[int | None, int] | None:
+    """The next fire time and anchor a schedule() call stores (brief, "Creation"): an
+    unchanged timing keeps both; else with start_ms the first occurrence at or after it,
+    without it the first after now (an interval anchored at now); never at or before the
+    stored last_ms. None: a new timing without an occurrence left (the call is refused)."""
+    if stored is not None and all(stored.get(f, "") == d[f] for f in SCHED_TIMING):
+        return opt_int(stored.get("next_ms")), int(stored.get("anchor_ms") or 0)
+    start = opt_int(d["start_ms"])
+    anchor = now if start is None else start
+    after = now if start is None else start - 1
+    last = opt_int(stored.get("last_ms")) if stored is not None else None
+    if last is not None:
+        after = max(after, last)
+    nxt = Occurrences({**d, "anchor_ms": fmt(anchor)}).after(after)
+    return None if nxt is None else (nxt, anchor)
+
+
+def resume_next(h: Hash, now: int) -> int | None:
+    """A resumed schedule's next fire time: the first occurrence after max(now, last_ms)."""
+    last = opt_int(h.get("last_ms"))
+    return Occurrences(h).after(now if last is None else max(now, last))
+
+
+FirePlanT = tuple[list[int], tuple[int, int] | None, int | None]  # times, skipped, new next
+
+
+def plan_fire(h: Hash, now: int) -> FirePlanT | None:
+    """What a fire at ``now`` does with a stored schedule (None: not due). The due
+    occurrences are those in [next_ms, now]: 'once' publishes the latest and skips the
+    older ones; 'skip' publishes the latest only when it is the only one due and at most
+    misfire_grace_ms late, else skips all; 'all' publishes all, at most the
+    MAX_SCHEDULE_CATCHUP latest (older ones skipped). The new next fire time is the first
+    occurrence after now."""
+    nxt = opt_int(h.get("next_ms"))
+    if h.get("paused") == "1" or nxt is None or nxt > now:
+        return None
+    occ = Occurrences(h)
+    misfire = h["misfire"]
+    due = occ.latest(nxt, now, MAX_SCHEDULE_CATCHUP + 1 if misfire == "all" else 2)
+    new_next = occ.after(now)
+    if not due:
+        return [], None, new_next
+    if misfire == "all":
+        times, skip_to = sorted(due[:MAX_SCHEDULE_CATCHUP]), (
+            due[MAX_SCHEDULE_CATCHUP] if len(due) > MAX_SCHEDULE_CATCHUP else None)
+    elif misfire == "once" or (len(due) == 1
+                               and now - due[0] <= int(h.get("misfire_grace_ms") or 0)):
+        times, skip_to = [due[0]], due[1] if len(due) > 1 else None
+    else:
+        times, skip_to = [], due[0]
+    if skip_to is None:
+        return times, None, new_next
+    first = occ.after(nxt - 1)  # the first skipped occurrence
+    assert first is not None
+    return times, (first, skip_to), new_next
+
+
+def sched_jitter(name: str, at: int, jitter: int) -> int:
+    """How long after its occurrence the job is due: the first 13 hex digits of
+    SHA1("<name>:<at>") as an integer, modulo jitter + 1."""
+    if jitter <= 0:
+        return 0
+    return int(hashlib.sha1(f"{name}:{at}".encode()).hexdigest()[:13], 16) % (jitter + 1)
+
+
 class ZSet(dict[str, int]):
     """member -> score; ordered by (score, member) like a Redis sorted set."""
 
@@ -216,6 +357,10 @@ class QueueModel:
         self._rate_groups = False
         self._rate_cache: dict[str, tuple[int, int] | None] = {}
         self._queue_per: int | None = None
+        # schedules: {q}:schedule:<name> hashes and the {q}:schedules zset (name -> next
+        # fire time, INF while paused or ended)
+        self.schedules: dict[str, Hash] = {}
+        self.sched_z = ZSet()
 
     # -- shared rules ------------------------------------------------------------------
 
@@ -406,7 +551,6 @@ class QueueModel:
             holders.append(holder)
         written = replaced = False
         for j, holder in zip(jobs, holders, strict=True):
-            jid, gid = j["id"], j["gid"]
             due = j["delay_ms"] + now if j["delay_ms"] > 0 else j["due_ms"]
             control = j.get("control", {})
             if holder is not None:
@@ -414,41 +558,51 @@ class QueueModel:
                     replaced = self._replace_into(holder, j["payload"], due, now) or replaced
                 continue
             written = True
-            if control.get("dedup_key") is not None:
-                self.dedup[control["dedup_key"]] = [jid, None, None]
-            sn = fmt(now)
-            h: Hash = {
-                "id": jid, "payload": j["payload"], "state": "wait", "attempt": "0",
-                "max_attempts": fmt(j["max_attempts"]), "timeout_ms": fmt(j["timeout_ms"]),
-                "backoff_ms": fmt(j["backoff_ms"]), "created_ms": sn, "updated_ms": sn,
-                "queued_ms": sn, "first_started_ms": "", "last_started_ms": "",
-                "completed_ms": "", "failed_ms": "",
-            }
-            self.jobs[jid] = h
-            if gid:
-                h["gid"] = gid
-                self.has_groups = True
-                if j["group_limit"] > 0:
-                    h["group_limit"] = fmt(j["group_limit"])
-            for field in ("keep_completed_ms", "keep_failed_ms"):  # stored only when set
-                if j.get(field, 0) > 0:
-                    h[field] = fmt(j[field])
-            h.update(control_fields(j.get("control", {}), now))
-            if due > now:
-                h["state"] = "delayed"
-                h["due_ms"] = fmt(due)
-                self.delayed[jid] = due
-                self.idx["delayed"][jid] = now
-                self.emit("delayed", jid, gid, now, due=fmt(due))
-            else:
-                self.push_ready(jid, gid, now, j["group_limit"])
-                self.emit("enqueued", jid, gid, now)
+            self.write_job(j, due, now)
         if written or replaced:
             self.stats["last_enqueue_ms"] = fmt(now)
             self.finish(now)
         if keyed:
             return ("OK", len(jobs), *[h or j["id"] for j, h in zip(jobs, holders, strict=True)])
         return ("OK", len(jobs))
+
+    def write_job(self, j: dict[str, Any], due: int, now: int,
+                  more: Hash | None = None) -> None:
+        """Write one validated job (``j``: an enqueue job dict) due at ``due``: its hash
+        (``more``: extra fields), its dedup key, its lane and its event."""
+        jid, gid = j["id"], j["gid"]
+        control = j.get("control", {})
+        if control.get("dedup_key") is not None:
+            self.dedup[control["dedup_key"]] = [jid, None, None]
+        sn = fmt(now)
+        h: Hash = {
+            "id": jid, "payload": j["payload"], "state": "wait", "attempt": "0",
+            "max_attempts": fmt(j["max_attempts"]), "timeout_ms": fmt(j["timeout_ms"]),
+            "backoff_ms": fmt(j["backoff_ms"]), "created_ms": sn, "updated_ms": sn,
+            "queued_ms": sn, "first_started_ms": "", "last_started_ms": "",
+            "completed_ms": "", "failed_ms": "",
+        }
+        self.jobs[jid] = h
+        if gid:
+            h["gid"] = gid
+            self.has_groups = True
+            if j["group_limit"] > 0:
+                h["group_limit"] = fmt(j["group_limit"])
+        for field in ("keep_completed_ms", "keep_failed_ms"):  # stored only when set
+            if j.get(field, 0) > 0:
+                h[field] = fmt(j[field])
+        h.update(control_fields(control, now))
+        if more:
+            h.update(more)
+        if due > now:
+            h["state"] = "delayed"
+            h["due_ms"] = fmt(due)
+            self.delayed[jid] = due
+            self.idx["delayed"][jid] = now
+            self.emit("delayed", jid, gid, now, due=fmt(due))
+        else:
+            self.push_ready(jid, gid, now, j["group_limit"])
+            self.emit("enqueued", jid, gid, now)
 
     def _replace_into(self, holder: str, payload: str, due: int, now: int) -> bool:
         """dedup='replace': a holder still waiting or delayed takes the new payload (a
@@ -493,7 +647,8 @@ class QueueModel:
         self.emit("reserved", job_id, gid, now, attempt=fmt(attempt))
         return (job_id, h.get("payload", ""), int(lock), int(attempt),
                 int(h.get("max_attempts") or 0), gid, token, int(timeout),
-                int(h.get("run_timeout_ms") or 0))
+                int(h.get("run_timeout_ms") or 0), h.get("schedule", ""),
+                int(h.get("occurrence_ms") or 0))
 
     def _pop_ungrouped(self, now: int) -> tuple[Any, ...] | None:
         for _ in range(MAX_ORPHAN_SKIPS):
@@ -1097,6 +1252,177 @@ class QueueModel:
         """The job hash disappears behind the scripts' back (eviction, TTL, manual DEL)."""
         self.jobs.pop(job_id, None)
 
+    # -- schedules (schedule_set / _read / _fire / _pause / _remove) --------------------
+
+    def schedule_set(self, now: int, name: str, expected_rev: int, values: list[str],
+                     next_ms: int | None, anchor_ms: int) -> Reply:
+        """Create or replace schedule ``name`` (``values``: the SCHED_DEF fields), only if
+        its rev is ``expected_rev`` (0: it must not exist), else CHANGED. An equal
+        definition writes nothing ('unchanged'); a replacement keeps the state (paused,
+        counters, last occurrence) and takes the given next_ms and anchor_ms."""
+        h = self.schedules.get(name)
+        rev = int(h["rev"]) if h is not None else 0
+        if rev != expected_rev:
+            return ("ERR", "CHANGED", fmt(rev))
+        d = dict(zip(SCHED_DEF, values, strict=True))
+        if h is not None and all(h.get(f, "") == d[f] for f in SCHED_DEF):
+            return ("OK", "unchanged", fmt(rev))
+        status = "replaced" if h is not None else "created"
+        if h is None:
+            h = self.schedules[name] = {"created_ms": fmt(now), "paused": "0", "fires": "0"}
+        h.update(d, name=name, rev=fmt(rev + 1), anchor_ms=fmt(anchor_ms), updated_ms=fmt(now),
+                 next_ms="" if next_ms is None else fmt(next_ms))
+        self.sched_z[name] = INF if h["paused"] == "1" or next_ms is None else next_ms
+        return ("OK", status, fmt(rev + 1))
+
+    def schedule_record(self, name: str) -> dict[str, str] | None:
+        """What schedule_read returns of one schedule (SCHED_READ field -> value)."""
+        h = self.schedules.get(name)
+        if h is None:
+            return None
+        return {f: h.get(f, "") for f in ("name", *SCHED_DEF, *SCHED_STATE)}
+
+    def schedules_due(self, now: int) -> tuple[list[str], int | None]:
+        """schedule_read 'due': the schedules due at ``now`` (by time, then name; at most
+        MAX_SCHEDULES_DUE names of the zset, those without a hash left out) and the next
+        fire time after them (None: none)."""
+        ordered = sorted(self.sched_z.items(), key=lambda kv: (kv[1], kv[0].encode()))
+        names = [m for m, sc in ordered if sc <= now][:MAX_SCHEDULES_DUE]
+        rest = ordered[len(names):]
+        tail = rest[0][1] if rest and rest[0][1] != INF else None
+        return [m for m in names if m in self.schedules], tail
+
+    def schedule_pause(self, now: int, name: str, paused: bool, expected_rev: int = 0,
+                       next_ms: int | None = None) -> Reply:
+        """Pause (score INF) or resume (from ``next_ms``, if the rev is still
+        ``expected_rev``) schedule ``name``; ('OK', '0') when it is in that state already."""
+        h = self.schedules.get(name)
+        if h is None:
+            return ("ERR", "NO_SCHEDULE")
+        want = "1" if paused else "0"
+        if h.get("paused") == want:
+            return ("OK", "0")
+        if paused:
+            h.update(paused="1", updated_ms=fmt(now))
+            self.sched_z[name] = INF
+            return ("OK", "1")
+        if int(h["rev"]) != expected_rev:
+            return ("ERR", "CHANGED", h["rev"])
+        h.update(paused="0", updated_ms=fmt(now), next_ms="" if next_ms is None else fmt(next_ms))
+        self.sched_z[name] = INF if next_ms is None else next_ms
+        return ("OK", "1")
+
+    def schedule_remove(self, name: str) -> Reply:
+        existed = self.schedules.pop(name, None) is not None
+        self.sched_z.pop(name, None)
+        return ("OK", "1" if existed else "0")
+
+    def _sched_job(self, name: str, h: Hash, t: int) -> dict[str, Any]:
+        """The job of occurrence ``t``: the schedule's template as an enqueue job dict."""
+        return {"id": schedule_job_id(name, t), "payload": h["payload"],
+                "max_attempts": int(h["max_attempts"]), "timeout_ms": int(h["timeout_ms"]),
+                "backoff_ms": int(h["backoff_ms"]), "gid": h.get("gid", ""),
+                "group_limit": int(h.get("group_limit") or 0),
+                "keep_completed_ms": int(h.get("keep_completed_ms") or 0),
+                "keep_failed_ms": int(h.get("keep_failed_ms") or 0),
+                "control": json.loads(h["extras"]) if h.get("extras") else {}}
+
+    @staticmethod
+    def _plan_ok(h: Hash, expected: int, plan: FirePlanT, now: int) -> str | None:
+        """The schedule_fire header's checks of one plan against its stored schedule."""
+        times, skipped, new_next = plan
+        end = opt_int(h.get("end_ms"))
+        first = skipped[0] if skipped else times[0] if times else expected
+        last = times[-1] if times else skipped[1] if skipped else -1
+        if (first < expected or last > now or (end is not None and last > end)
+                or (len(times) > 1 and h["misfire"] != "all")):
+            return "plan"
+        if new_next is not None and (new_next <= last or (end is not None and new_next > end)):
+            return "new_next"
+        return None
+
+    def schedule_fire(self, now: int,
+                      items: list[tuple[str, int, int, FirePlanT]]) -> Reply:
+        """Apply the plans (name, rev, expected next_ms, plan) whose schedule still has that
+        rev and next_ms (else STALE, PAUSED, GONE). Each occurrence t becomes the job
+        schedule_job_id(name, t) due at t + its jitter, with the fields schedule and
+        occurrence_ms, unless that id exists or a live job holds its dedup key (dedup=
+        'replace': the holder takes the payload); events 'fired' (before the job's own)
+        per job written, then 'misfired' for a skipped range. Reply: ('OK', [(status,
+        published), ...])."""
+        statuses = []
+        for name, rev, expected, plan in items:
+            h = self.schedules.get(name)
+            if h is None:
+                statuses.append("GONE")
+            elif h.get("paused") == "1":
+                statuses.append("PAUSED")
+            elif int(h["rev"]) != rev or opt_int(h.get("next_ms")) != expected:
+                statuses.append("STALE")
+            else:
+                bad = self._plan_ok(h, expected, plan, now)
+                if bad:
+                    return ("ERR", "BAD_ARGS", f"{bad} of {name}")
+                statuses.append("FIRED")
+        out = []
+        for (name, _, _, (times, skipped, new_next)), status in zip(items, statuses,
+                                                                     strict=True):
+            published = 0
+            if status == "FIRED":
+                h = self.schedules[name]
+                gid = h.get("gid", "")
+                for t in times:
+                    j = self._sched_job(name, h, t)
+                    if j["id"] in self.jobs:
+                        continue
+                    due = t + sched_jitter(name, t, int(h.get("jitter_ms") or 0))
+                    key = j["control"].get("dedup_key")
+                    holder = self.dedup_holder(key, now) if key else None
+                    if holder is not None:
+                        if j["control"].get("dedup") == "replace":
+                            self._replace_into(holder, h["payload"], due, now)
+                        continue
+                    self.emit("fired", j["id"], gid, now, schedule=name, occurrence=fmt(t))
+                    self.write_job(j, due, now, {"schedule": name, "occurrence_ms": fmt(t)})
+                    published += 1
+                h["next_ms"] = "" if new_next is None else fmt(new_next)
+                if times:
+                    h.update(last_ms=fmt(times[-1]), last_job_id=schedule_job_id(name, times[-1]),
+                             fired_ms=fmt(now), fires=fmt(int(h.get("fires") or 0) + published))
+                if skipped:
+                    h["misfired_ms"] = fmt(skipped[1])
+                    self.emit("misfired", "", gid, now, schedule=name, occurrence=fmt(skipped[1]),
+                              **{"from": fmt(skipped[0])})
+                self.sched_z[name] = INF if new_next is None else new_next
+            out.append((status, published))
+        if "FIRED" in statuses:
+            self.stats["last_enqueue_ms"] = fmt(now)
+            self.finish(now)
+        return ("OK", out)
+
+    def fire_due(self, now: int) -> tuple[int, int | None]:
+        """fire_schedules at ``now``: plan every due schedule, apply the plans; returns
+        (jobs published, ms until the next schedule is due or None)."""
+        names, tail = self.schedules_due(now)
+        items = []
+        for name in names:
+            h = self.schedules[name]
+            plan = plan_fire(h, now)
+            if plan is not None:
+                items.append((name, int(h["rev"]), int(h["next_ms"]), plan))
+        waits = [] if tail is None else [max(tail - now, 0)]
+        waits += [max(p[2] - now, 0) for _, _, _, p in items if p[2] is not None]
+        published = 0
+        if items:
+            reply = self.schedule_fire(now, items)
+            assert reply[0] == "OK", reply  # a plan of the model itself is never refused
+            published = sum(n for _, n in reply[1])
+        return published, min(waits) if waits else None
+
+    def vanish_schedule(self, name: str) -> None:
+        """A schedule hash disappears behind the scripts' back (its zset entry stays)."""
+        self.schedules.pop(name, None)
+
     # -- invariants omniq promises beyond v1 (checked on the model, equal to Redis) ----
 
     def check_invariants(self) -> None:
@@ -1115,6 +1441,9 @@ class QueueModel:
                 assert gid in self.ready or gid in self.limited, ("group not ready", gid)
         for gid in self.limited:  # only a group with a rate limit is parked
             assert "g:" + gid in self.rate, ("parked without a limit", gid)
+        for name, h in self.schedules.items():  # the zset scores the hash's next fire
+            score = INF if h.get("paused") == "1" or not h.get("next_ms") else int(h["next_ms"])
+            assert self.sched_z.get(name) == score, ("schedule score", name)
 
     # -- rendering ---------------------------------------------------------------------
 
@@ -1169,6 +1498,10 @@ class QueueModel:
             out[f"{b}:lease:seq"] = ("string", fmt(self.seq), None)
         if self.stats:
             out[f"{b}:stats"] = ("hash", dict(self.stats), None)
+        for name, h in self.schedules.items():
+            out[f"{b}:schedule:{name}"] = ("hash", dict(h), None)
+        if self.sched_z:
+            out[f"{b}:schedules"] = ("zset", dict(self.sched_z), None)
         if self.events:  # value: the fields of each entry, oldest first
             out[f"{b}:events"] = ("stream", [dict(e) for e in self.events], None)
         return out

@@ -31,12 +31,40 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from keydump import dump_keyspace
-from model import SERVER_CLOCK, Model, QueueModel, cut_utf8
+from model import (
+    INF,
+    SCHED_DEF,
+    SERVER_CLOCK,
+    FirePlanT,
+    Model,
+    QueueModel,
+    cut_utf8,
+    first_fire,
+    plan_fire,
+    resume_next,
+)
 
-from omniq import AsyncOmniq, CancelRequested, JobSpec, Lease, ScriptError
-from omniq._limits import DEFAULT_EVENTS_MAXLEN
+from omniq import (
+    AsyncOmniq,
+    CancelRequested,
+    FireResult,
+    InvalidArgument,
+    JobSpec,
+    Lease,
+    ScriptError,
+)
+from omniq._limits import (
+    DEFAULT_BACKOFF_MS,
+    DEFAULT_EVENTS_MAXLEN,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MISFIRE_GRACE_MS,
+    DEFAULT_TIMEOUT_MS,
+)
+from omniq._protocol import schedules as sched
+from omniq._protocol.enqueue import JobOptions
+from omniq._timing import FirePlan
 from omniq.aio._connect import is_cluster_url, plain_url
-from omniq.types import Ack, ReserveResult
+from omniq.types import Ack, ReserveResult, ScheduleInfo
 
 T0 = 1_000_000
 QUEUES = ("q1", "q2")
@@ -75,7 +103,8 @@ def reserve_tuple(res: ReserveResult | None) -> tuple[Any, ...] | None:
     if res.status != "JOB":
         return (res.status,)
     return ("JOB", [(j.job_id, j.payload_raw, j.lock_until_ms, j.attempt, j.max_attempts, j.gid,
-                     j.lease_token, j.timeout_ms, j.run_timeout_ms) for j in res.jobs])
+                     j.lease_token, j.timeout_ms, j.run_timeout_ms, j.schedule, j.occurrence_ms)
+                    for j in res.jobs])
 
 
 def outcome_tuple(o: Any) -> tuple[Any, ...]:
@@ -116,6 +145,31 @@ job_specs = st.fixed_dictionaries({
 }).map(lambda s: {**s, "gid": s["gid"] or "a"} if s["control"].get("group_order") else s)
 KEEP_MS = st.sampled_from([0, 0, 1, 10, 1000])  # the client's keep_completed_ms / keep_failed_ms
 PROGRESS_VALUES = st.sampled_from([0, 50.5, "half", {"pct": 50, "step": "é"}, [1, None]])
+
+SCHEDULE_NAMES = ("s1", "s2", "s3")
+# every_ms, or (cron, tz): 1 s and 3 s intervals; a 6-field cron every 5 s, one every 3 s in
+# a zone with DST, one every minute in a half-hour zone, one hourly (reached by reach_fire)
+SCHEDULE_TIMINGS = (1000, 3000, 1000, ("*/5 * * * * *", "UTC"),
+                    ("*/3 * * * * *", "America/New_York"), ("* * * * *", "Asia/Kolkata"),
+                    ("0 * * * *", "UTC"))
+schedule_specs = st.fixed_dictionaries({
+    "name": st.sampled_from(SCHEDULE_NAMES),
+    "timing": st.sampled_from(SCHEDULE_TIMINGS),
+    "misfire": st.sampled_from(["once", "skip", "all"]),
+    "grace": st.sampled_from([None, None, 0, 2000]),  # None: the default (60 s)
+    "jitter": st.sampled_from([0, 0, 500]),
+    # start_ms / end_ms relative to the clock (None: not given; "epoch": 0, so every
+    # occurrence since 1970 is due at once: the catch-up cap and the misfire policies)
+    "start": st.sampled_from([None, None, None, -4000, 2000, "epoch"]),
+    "end": st.sampled_from([None, None, None, 8000, -1]),
+    "payload": st.sampled_from([None, {"n": 1}, [1, "é"]]),
+    "opts": st.sampled_from([
+        {}, {}, {}, {"gid": "a"}, {"gid": "b", "group_limit": 2}, {"dedup_key": "d1"},
+        {"dedup_key": "d3", "dedup": "replace"}, {"dedup_key": "d3", "dedup_ttl_ms": 600_000},
+        {"expire_in_ms": 100}, {"max_attempts": 1, "timeout_ms": 100, "backoff_ms": 0},
+        {"keep_completed_ms": 10, "keep_failed_ms": 0},
+        {"gid": "a", "group_order": "strict", "backoff": "exp"}, {"run_timeout_ms": 500}]),
+})
 
 
 class QueueMachine(RuleBasedStateMachine):
@@ -598,12 +652,18 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def vanish(self, data: st.DataObject) -> None:
-        """A job hash disappears behind the scripts' back (eviction, TTL, manual DEL)."""
+        """A job or schedule hash disappears behind the scripts' back (eviction, TTL,
+        manual DEL); a schedule's zset entry stays."""
         queue, qm = self.q(data)
         if qm.jobs and data.draw(st.sampled_from([False, False, True]), label="vanish?"):
             job_id = data.draw(st.sampled_from(sorted(qm.jobs)), label="job")
             self.r.delete("{" + queue + "}:job:" + job_id)
             qm.vanish(job_id)
+        elif qm.schedules and data.draw(st.sampled_from([False] * 5 + [True]),
+                                        label="vanish schedule?"):
+            name = data.draw(st.sampled_from(sorted(qm.schedules)), label="schedule")
+            self.r.delete("{" + queue + "}:schedule:" + name)
+            qm.vanish_schedule(name)
 
     # -- parent / child ------------------------------------------------------------------
 
@@ -621,6 +681,290 @@ class QueueMachine(RuleBasedStateMachine):
         if want == ("ERR", "NO_COUNTER"):  # the client's contract: -1, nothing raised
             want = ("OK", -1)
         assert (("OK", got) if code is None else ("ERR", code)) == want
+
+    # -- schedules -----------------------------------------------------------------------
+    # (the partitioned machine overrides the three routing hooks)
+
+    def sched_queue(self, data: st.DataObject) -> str:
+        """The queue name schedule calls take."""
+        return self.q(data, prefer=lambda m: m.schedules)[0]
+
+    def sched_parts(self, queue: str) -> tuple[str, ...]:
+        """The physical queues behind ``queue``, in the client's order."""
+        return (queue,)
+
+    def sched_home(self, queue: str, name: str, gid: str | None, dedup_key: str | None) -> str:
+        """Where schedule() keeps ``name``."""
+        return queue
+
+    def sched_holder(self, queue: str, name: str) -> str | None:
+        for part in self.sched_parts(queue):
+            if name in self.model.queue(part).schedules:
+                return part
+        return None
+
+    def sched_name(self, data: st.DataObject, queue: str) -> str:
+        """Mostly a schedule that exists, sometimes any name."""
+        known = sorted({n for p in self.sched_parts(queue) for n in self.model.queue(p).schedules})
+        if known and data.draw(st.sampled_from([True] * 3 + [False]), label="existing?"):
+            return data.draw(st.sampled_from(known), label="schedule")
+        return data.draw(st.sampled_from(SCHEDULE_NAMES), label="schedule")
+
+    def _sched_kwargs(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """schedule()'s keyword arguments for a drawn spec (at the clock)."""
+        t = spec["timing"]
+        kw: dict[str, Any] = ({"every_ms": t} if isinstance(t, int)
+                              else {"cron": t[0], "tz": t[1]})
+        kw["misfire"] = spec["misfire"]
+        if spec["grace"] is not None:
+            kw["misfire_grace_ms"] = spec["grace"]
+        if spec["jitter"]:
+            kw["jitter_ms"] = spec["jitter"]
+        if spec["start"] is not None:
+            kw["start_ms"] = 0 if spec["start"] == "epoch" else self.now + spec["start"]
+        if spec["end"] is not None:
+            kw["end_ms"] = self.now + spec["end"]
+        if spec["payload"] is not None:
+            kw["payload"] = spec["payload"]
+        kw.update(spec["opts"])
+        return kw
+
+    def _sched_spec(self, name: str, kw: dict[str, Any]) -> sched.ScheduleSpec:
+        """The definition the client builds from these keywords (raises InvalidArgument
+        when it refuses them)."""
+        o = dict(kw)
+        payload = o.pop("payload", None)
+        timing = {k: o.pop(k) for k in ("cron", "every_ms", "start_ms", "end_ms") if k in o}
+        ages = self.c.defaults.ages(o.pop("keep_completed_ms", None),
+                                    o.pop("keep_failed_ms", None))
+        options = JobOptions(max_attempts=o.pop("max_attempts", DEFAULT_MAX_ATTEMPTS),
+                             timeout_ms=o.pop("timeout_ms", DEFAULT_TIMEOUT_MS),
+                             backoff_ms=o.pop("backoff_ms", DEFAULT_BACKOFF_MS), **ages,
+                             **{k: v for k, v in o.items() if k not in (
+                                 "tz", "misfire", "misfire_grace_ms", "jitter_ms")})
+        return sched.ScheduleSpec(
+            name, cron=timing.get("cron"), every_ms=timing.get("every_ms"),
+            tz=o.get("tz", "UTC"), start_ms=timing.get("start_ms"),
+            end_ms=timing.get("end_ms"), misfire=o["misfire"],
+            misfire_grace_ms=o.get("misfire_grace_ms", DEFAULT_MISFIRE_GRACE_MS),
+            jitter_ms=o.get("jitter_ms", 0),
+            payload=encoded({} if payload is None else payload).encode(), options=options)
+
+    @staticmethod
+    def _values(spec: sched.ScheduleSpec) -> list[str]:
+        """The SCHED_DEF fields as schedule_set receives (and stores) them."""
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in spec.values()]
+
+    def check_info(self, queue: str, name: str, got: ScheduleInfo | None) -> None:
+        part = self.sched_holder(queue, name)
+        rec = self.model.queue(part).schedule_record(name) if part is not None else None
+        assert got == (sched.info(part, queue, rec) if part is not None and rec else None)
+
+    def script(self, script: Any, part: str, args: list[Any]) -> tuple[Any, ...]:
+        """One script called directly (no client checks), its reply as text."""
+        reply = self.run(self.c.routing.call(script, part, args))
+        return tuple(x.decode() if isinstance(x, bytes) else x for x in reply)
+
+    @rule(data=st.data(), spec=schedule_specs, via=st.sampled_from(["client"] * 3 + ["script"]))
+    def schedule(self, data: st.DataObject, spec: dict[str, Any], via: str) -> None:
+        """Create, replace or leave unchanged a schedule (client: the whole schedule()
+        call; script: schedule_set with the model's next fire time and, sometimes, a stale
+        expected_rev, answered CHANGED)."""
+        self._schedule(data, self.sched_queue(data), spec, via)
+
+    def _schedule(self, data: st.DataObject, queue: str, spec: dict[str, Any],
+                  via: str = "client") -> None:
+        name = spec["name"]
+        kw = self._sched_kwargs(spec)
+        try:
+            sspec: sched.ScheduleSpec | None = self._sched_spec(name, kw)
+        except InvalidArgument:  # end_ms before start_ms
+            sspec = None
+        home = self.sched_home(queue, name, kw.get("gid"), kw.get("dedup_key"))
+        qm = self.model.queue(home)
+        elsewhere = [p for p in self.sched_parts(queue)
+                     if p != home and name in self.model.queue(p).schedules]
+        if via == "script" and sspec is not None and not elsewhere:
+            values = self._values(sspec)
+            stored = qm.schedules.get(name)
+            fire = first_fire(dict(zip(SCHED_DEF, values, strict=True)), stored, self.now)
+            nxt, anchor = fire or (None, self.now)  # (the script takes '': none left)
+            rev = int(stored["rev"]) if stored else 0
+            expected = data.draw(st.sampled_from([rev] * 3 + [rev + 1, max(rev - 1, 0)]),
+                                 label="expected_rev")
+            got = self.script(sched.SCHEDULE_SET, home,
+                              sched.set_args(self.now, sspec, expected, nxt, anchor))
+            assert got == qm.schedule_set(self.now, name, expected, values, nxt, anchor)
+            return
+        try:
+            info: ScheduleInfo | None = self.run(self.c.schedule(queue, name, **kw,
+                                                                 now_ms=self.now))
+        except InvalidArgument:
+            info = None
+        if sspec is None:
+            assert info is None, "end_ms before start_ms accepted"
+            return
+        values = self._values(sspec)
+        for part in elsewhere:  # a new gid moved it: the client removes the old copy first
+            self.model.queue(part).schedule_remove(name)
+        stored = qm.schedules.get(name)
+        fire = first_fire(dict(zip(SCHED_DEF, values, strict=True)), stored, self.now)
+        if fire is None:  # no occurrence left: refused, nothing written
+            assert info is None, "a schedule without occurrences accepted"
+            return
+        rev = int(stored["rev"]) if stored else 0
+        assert qm.schedule_set(self.now, name, rev, values, *fire)[0] == "OK"
+        self.check_info(queue, name, info)
+
+    @rule(data=st.data())
+    def pause_schedule(self, data: st.DataObject) -> None:
+        queue = self.sched_queue(data)
+        self._pause_schedule(queue, self.sched_name(data, queue))
+
+    def _pause_schedule(self, queue: str, name: str) -> None:
+        got, code = self.attempt(self.c.pause_schedule(queue, name, now_ms=self.now))
+        replies = [self.model.queue(p).schedule_pause(self.now, name, True)
+                   for p in self.sched_parts(queue)]
+        oks = [r for r in replies if r[0] == "OK"]
+        want = ("OK", any(r[1] == "1" for r in oks)) if oks else ("ERR", "NO_SCHEDULE")
+        assert (("OK", got) if code is None else ("ERR", code)) == want
+
+    @rule(data=st.data(), via=st.sampled_from(["client"] * 3 + ["script"]))
+    def resume_schedule(self, data: st.DataObject, via: str) -> None:
+        """resume_schedule (from the next occurrence after now and the last one); or
+        schedule_pause called directly: pause or resume, with a rev that may be stale."""
+        queue = self.sched_queue(data)
+        name = self.sched_name(data, queue)
+        if via == "script":
+            part = self.sched_holder(queue, name) or self.sched_parts(queue)[0]
+            qm = self.model.queue(part)
+            h = qm.schedules.get(name, {})
+            rev = int(h.get("rev") or 1)
+            paused = data.draw(st.booleans(), label="pause?")
+            expected = data.draw(st.sampled_from([rev] * 3 + [rev + 1, max(rev - 1, 1)]),
+                                 label="expected_rev")
+            nxt = resume_next(h, self.now) if h else self.now + 1000
+            got = self.script(sched.SCHEDULE_PAUSE, part,
+                              sched.pause_args(self.now, name, paused, expected, nxt))
+            assert got == qm.schedule_pause(self.now, name, paused, expected, nxt)
+            return
+        self._resume_schedule(queue, name)
+
+    def _resume_schedule(self, queue: str, name: str) -> None:
+        got, code = self.attempt(self.c.resume_schedule(queue, name, now_ms=self.now))
+        part = self.sched_holder(queue, name)
+        if part is None:
+            want: tuple[Any, ...] = ("ERR", "NO_SCHEDULE")
+        else:
+            qm = self.model.queue(part)
+            h = qm.schedules[name]
+            if h.get("paused") != "1":  # the client reads it running: no call
+                want = ("OK", False)
+            else:
+                r = qm.schedule_pause(self.now, name, False, int(h["rev"]),
+                                      resume_next(h, self.now))
+                want = ("OK", r[1] == "1")
+        assert (("OK", got) if code is None else ("ERR", code)) == want
+
+    @rule(data=st.data())
+    def unschedule(self, data: st.DataObject) -> None:
+        queue = self.sched_queue(data)
+        self._unschedule(queue, self.sched_name(data, queue))
+
+    def _unschedule(self, queue: str, name: str) -> None:
+        got = self.run(self.c.unschedule(queue, name))
+        want = [self.model.queue(p).schedule_remove(name) for p in self.sched_parts(queue)]
+        assert got == any(w[1] == "1" for w in want)
+
+    @rule(data=st.data())
+    def fire_schedules(self, data: st.DataObject) -> None:
+        self._fire(self.sched_queue(data))
+
+    def _fire(self, queue: str) -> None:
+        got = self.run(self.c.fire_schedules(queue, now_ms=self.now))
+        published, waits = 0, []
+        for part in self.sched_parts(queue):
+            n, wait = self.model.queue(part).fire_due(self.now)
+            published += n
+            if wait is not None:
+                waits.append(wait)
+        assert got == FireResult(published, min(waits) if waits else None)
+
+    def _next_fire(self, queue: str) -> int | None:
+        scores = [sc for p in self.sched_parts(queue)
+                  for sc in self.model.queue(p).sched_z.values() if sc != INF]
+        return int(min(scores)) if scores else None
+
+    def scheduled(self) -> bool:
+        return any(sc != INF for q in self.model.queues.values() for sc in q.sched_z.values())
+
+    @precondition(scheduled)
+    @rule(data=st.data(), offset=st.sampled_from([-1, 0, 0, 1, 2500]))
+    def reach_fire(self, data: st.DataObject, offset: int) -> None:
+        """Move the clock to the next fire time (one ms before, at, after it, or a few
+        occurrences later) and fire."""
+        queue = self.sched_queue(data)
+        nxt = self._next_fire(queue)
+        if nxt is not None:
+            self.now = max(self.now, nxt + offset)
+        self._fire(queue)
+
+    @precondition(scheduled)
+    @rule(data=st.data(), meanwhile=st.sampled_from(
+        ["nothing", "fire", "pause", "pause_resume", "unschedule", "replace"]))
+    def fire_raced(self, data: st.DataObject, meanwhile: str) -> None:
+        """schedule_fire with plans made from a read, after something else changed a
+        schedule (another fire, a pause, a removal, a replacement): FIRED when nothing
+        did, else STALE, PAUSED or GONE, and nothing written for it."""
+        queue = self.sched_queue(data)
+        nxt = self._next_fire(queue)
+        if nxt is not None:
+            self.now = max(self.now, nxt)
+        planned: list[tuple[str, list[tuple[str, int, int, FirePlanT]]]] = []
+        for part in self.sched_parts(queue):
+            qm = self.model.queue(part)
+            items = []
+            for name in qm.schedules_due(self.now)[0]:
+                h = qm.schedules[name]
+                plan = plan_fire(h, self.now)
+                if plan is not None:
+                    items.append((name, int(h["rev"]), int(h["next_ms"]), plan))
+            if items:
+                planned.append((part, items))
+        if not planned:
+            return
+        name = data.draw(st.sampled_from([it[0] for _, items in planned for it in items]),
+                         label="changed")
+        if meanwhile == "fire":
+            self._fire(queue)
+        elif meanwhile in ("pause", "pause_resume"):
+            self._pause_schedule(queue, name)
+            if meanwhile == "pause_resume":
+                self._resume_schedule(queue, name)
+        elif meanwhile == "unschedule":
+            self._unschedule(queue, name)
+        elif meanwhile == "replace":
+            self._schedule(data, queue, {**data.draw(schedule_specs, label="new"), "name": name})
+        for part, items in planned:
+            fire_items = [sched.FireItem(n, rev, expected, FirePlan(*plan))
+                          for n, rev, expected, plan in items]
+            got = self.script(sched.SCHEDULE_FIRE, part, sched.fire_args(
+                self.now, self.model.events_maxlen, fire_items))
+            want = self.model.queue(part).schedule_fire(self.now, items)
+            assert got == (want[0], *[str(x) for pair in want[1] for x in pair]), want
+
+    @rule(data=st.data())
+    def read_schedules(self, data: st.DataObject) -> None:
+        """schedules() (schedule_read 'page') and get_schedule() ('one')."""
+        queue = self.sched_queue(data)
+        got = self.run(self.c.schedules(queue, now_ms=self.now))
+        want = sorted(((p, rec) for p in self.sched_parts(queue)
+                       for n in self.model.queue(p).schedules
+                       if (rec := self.model.queue(p).schedule_record(n))),
+                      key=lambda pr: pr[1]["name"])
+        assert got == [sched.info(p, queue, rec) for p, rec in want]
+        name = self.sched_name(data, queue)
+        self.check_info(queue, name, self.run(self.c.get_schedule(queue, name, now_ms=self.now)))
 
     # -- the whole keyspace after every step ---------------------------------------------
 
