@@ -18,8 +18,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from omniq._keys import validate_gid
-from omniq._limits import MAX_INT, MAX_SCHEDULE_CATCHUP, MIN_EVERY_MS
+from omniq._keys import queue_base, validate_gid
+from omniq._limits import MAX_SCHEDULE_CATCHUP, MIN_EVERY_MS
 from omniq._protocol.common import check_non_negative, parse_ok, texts
 from omniq._protocol.enqueue import JobOptions
 from omniq._scripts import scripts
@@ -367,13 +367,14 @@ def parse_remove(reply: Any) -> bool:
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-def schedule_job_id(name: str, at: int) -> str:
-    """The id of the job that schedule ``name`` publishes for its occurrence at ``at``
-    (epoch ms): a ULID with that time and the first 80 bits of SHA1(name) (the same as
-    ``sched_job_id`` in lib.lua)."""
-    if not 0 <= at <= MAX_INT:
+def schedule_job_id(queue: str, name: str, at: int) -> str:
+    """The id of the job that schedule ``name`` of the physical queue ``queue`` publishes
+    for its occurrence at ``at`` (epoch ms): a ULID with that time and the first 80 bits
+    of SHA1("{queue}:name") (the same as ``sched_job_id`` in lib.lua)."""
+    if not 0 <= at <= 2**48 - 1:
         raise InvalidArgument(f"occurrence time out of range: {at}")
-    v = at << 80 | int(hashlib.sha1(name.encode()).hexdigest()[:20], 16)
+    seed = f"{queue_base(queue)}:{name}".encode()
+    v = at << 80 | int(hashlib.sha1(seed).hexdigest()[:20], 16)
     return "".join(_CROCKFORD[(v >> (5 * i)) & 31] for i in range(25, -1, -1))
 
 

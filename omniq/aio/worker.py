@@ -193,16 +193,18 @@ class Worker:
                 raise InvalidArgument("processes= needs a plain (def) handler, not async def")
         self.processes = processes
         self._pool: ProcessPool | None = None
-        # drain=True: job id -> (physical queue, due ms) of the retries this worker scheduled
-        self._retries: dict[str, tuple[str, int]] = {}
+        # drain=True: (physical queue, job id) -> due ms of the retries this worker scheduled
+        self._retries: dict[tuple[str, str], int] = {}
         # physical queues per priority level: [q] or the partitions [q.p0, ..., q.pN-1];
         # None until read from Redis (at the first reservation)
         self._levels: list[Targets] | None = None
         self._logical: dict[str, str] = {}  # physical queue -> the queue it was listed as
+        self._wake_queues: dict[str, str] = {}  # wake channel -> its physical queue
         self._levels_ready = asyncio.Event()
         self._subscribed = asyncio.Event()  # the wake channels' subscription is in place
         self._wake_task: asyncio.Task[None] | None = None
-        self._running: dict[str, _Running] = {}
+        # (physical queue, job id) -> the run: one id may be in several queues
+        self._running: dict[tuple[str, str], _Running] = {}
         self._pending: dict[str, list[Ack]] = {}
         # failed attempts whose ack is not settled yet: logged with the outcome
         self._failures: dict[tuple[str, str], _Failure] = {}
@@ -423,15 +425,15 @@ class Worker:
         if not self._retries:
             return None
         now_ms = time.time() * 1000
-        soonest = min(due for _, due in self._retries.values())
+        soonest = min(self._retries.values())
         if soonest > now_ms:
             return (soonest - now_ms) / 1000 + 0.002
-        for job_id, (queue, due) in list(self._retries.items()):
+        for (queue, job_id), due in list(self._retries.items()):
             if due > now_ms:
                 continue
             state = await self.client.redis.hget(QueueKeys(queue).job(job_id), "state")
             if state not in (b"delayed", b"wait", "delayed", "wait"):
-                del self._retries[job_id]
+                del self._retries[queue, job_id]
         return 0.02 if self._retries else None
 
     async def _wait(self, seconds: float | None) -> None:
@@ -449,6 +451,7 @@ class Worker:
     async def _resolve_levels(self) -> list[Targets]:
         levels = [await self.client.routing.targets(q) for q in self.queues]
         self._logical = {part: t.queue for t in levels for part in t.parts}
+        self._wake_queues = {QueueKeys(part).wake: part for t in levels for part in t.parts}
         self._levels = levels
         self._levels_ready.set()
         return levels
@@ -542,7 +545,7 @@ class Worker:
         if outcome.status == "RETRY":
             self.stats.retried += 1
             if self.drain and outcome.due_ms is not None:
-                self._retries[ack.job_id] = (queue, outcome.due_ms)
+                self._retries[queue, ack.job_id] = outcome.due_ms
             due = "later" if outcome.due_ms is None else format_due(outcome.due_ms)
             logger.warning("omniq: %s/%s failed%s, will retry %s: %s", queue, ack.job_id,
                            attempt, due, error, exc_info=exc_info)
@@ -562,10 +565,11 @@ class Worker:
             sexec = SyncExec(aexec)
             ctx.exec = sexec
             ctx.check_completion = SyncCheckCompletion(sexec)
-        old = self._running.get(job.job_id)
+        key = (job.queue, job.job_id)
+        old = self._running.get(key)
         if old is not None:  # reserved again: the lease of the earlier run is gone
             self._lose(old)
-        self._running[job.job_id] = run
+        self._running[key] = run
         self.stats.reserved += 1
         if self.verbose:
             logger.info("omniq: reserved %s/%s attempt %d/%d", job.queue, job.job_id,
@@ -573,7 +577,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         run.task = loop.create_task(self._execute(run))
         if self._retries:
-            self._retries.pop(job.job_id, None)
+            self._retries.pop((job.queue, job.job_id), None)
         # (a process handler's clock starts when it has a process)
         if self._pool is None and (job.run_timeout_ms or self.run_timeout_ms):
             self._arm_run_timeout(run)
@@ -623,8 +627,9 @@ class Worker:
         finally:
             if run.timer is not None:
                 run.timer.cancel()
-            if self._running.get(ctx.job_id) is run:  # not a newer lease of the same job
-                del self._running[ctx.job_id]
+            key = (ctx.queue, ctx.job_id)
+            if self._running.get(key) is run:  # not a newer lease of the same job
+                del self._running[key]
             if self.verbose:
                 logger.info("omniq: %s/%s handled in %.1f ms", ctx.queue, ctx.job_id,
                             (time.perf_counter() - run.started) * 1000)
@@ -706,11 +711,10 @@ class Worker:
         text = data.decode() if isinstance(data, bytes) else str(data)
         if not text.startswith("cancel:"):
             return
-        run = self._running.get(text[7:])
-        if run is None:
-            return
         ch = channel.decode() if isinstance(channel, bytes) else str(channel)
-        if ch == QueueKeys(run.job.queue).wake:
+        queue = self._wake_queues.get(ch)
+        run = None if queue is None else self._running.get((queue, text[7:]))
+        if run is not None:
             self._interrupt(run, "cancelled", final=True)
 
     async def _shutdown(self) -> None:
@@ -796,12 +800,12 @@ class Worker:
             for r, result in zip(due, results, strict=True):
                 if isinstance(result, CancelRequested):
                     r.ctx.lock_until_ms = int(result)
-                    if self._running.get(r.job.job_id) is r:
+                    if self._running.get((r.job.queue, r.job.job_id)) is r:
                         self._interrupt(r, "cancelled", final=True)
                 elif isinstance(result, int):
                     r.ctx.lock_until_ms = result
                 elif isinstance(result, LeaseLost):
-                    if self._running.get(r.job.job_id) is r:
+                    if self._running.get((r.job.queue, r.job.job_id)) is r:
                         self._lose(r)
                 else:
                     logger.warning("omniq: heartbeat of %s refused: %s", r.job.job_id, result)

@@ -542,9 +542,10 @@ local function dedup_replace(holder, payload, due, now)
   return true
 end
 
--- The id of the job of schedule `name` for its occurrence at `at` (epoch ms): a ULID whose
--- time is the occurrence and whose 80 random bits are the first 80 bits of SHA1(name),
--- so a replayed or raced fire can never publish one occurrence twice.
+-- The id of the job of schedule `name` of this queue for its occurrence at `at` (epoch
+-- ms): a ULID whose time is the occurrence and whose 80 random bits are the first 80 bits
+-- of SHA1("<B>:<name>") (B: "{queue}"), so a replayed or raced fire can never publish one
+-- occurrence twice, and schedules of the same name on two queues never share an id.
 local function sched_job_id(name, at)
   local out = {}
   local t = at
@@ -553,7 +554,7 @@ local function sched_job_id(name, at)
     out[i] = string.sub(CROCKFORD, d + 1, d + 1)
     t = (t - d) / 32
   end
-  local h = redis.sha1hex(name)
+  local h = redis.sha1hex(B .. ':' .. name)
   for j = 0, 3 do
     local v = tonumber(string.sub(h, j * 5 + 1, j * 5 + 5), 16)  -- 20 bits: 4 characters
     for i = 4, 1, -1 do

@@ -30,19 +30,18 @@ elseif mode == 'due' then
   if limit == nil or limit < 1 or limit > MAX_SCHEDULES_DUE then
     return err('BAD_ARGS', 'limit')
   end
-  -- one more than asked: its score is the next fire time after the due ones
-  local first = redis.call('ZRANGE', K_SCHEDULES, 0, limit, 'WITHSCORES')
-  names = {}
+  names = redis.call('ZRANGEBYSCORE', K_SCHEDULES, '-inf', now, 'LIMIT', 0, limit)
+  -- the next fire time after the due ones: the next rank (due too when more were due
+  -- than the limit)
   tail = ''
-  for i = 1, #first, 2 do
-    local score = tonumber(first[i + 1])
-    if score <= now and #names < limit then
-      names[#names + 1] = first[i]
-    else
-      if score ~= math.huge then tail = fmt(score) end
-      break
-    end
+  local after
+  if #names == limit then
+    after = redis.call('ZRANGE', K_SCHEDULES, limit, limit, 'WITHSCORES')
+  else
+    after = redis.call('ZRANGEBYSCORE', K_SCHEDULES, '(' .. fmt(now), '+inf', 'WITHSCORES',
+      'LIMIT', 0, 1)
   end
+  if after[2] and tonumber(after[2]) ~= math.huge then tail = fmt(tonumber(after[2])) end
 else
   return err('BAD_ARGS', 'mode')
 end

@@ -74,7 +74,7 @@ async def test_interval_schedule_fires_each_occurrence_once(omniq, raw):
     job = await omniq.reserve("q", now_ms=T0 + 2 * MIN + 20)
     assert job is not None
     assert (job.schedule, job.occurrence_ms, job.payload) == ("tick", T0 + MIN, {"n": 1})
-    assert job.job_id == proto.schedule_job_id("tick", T0 + MIN)
+    assert job.job_id == proto.schedule_job_id("q", "tick", T0 + MIN)
     stored = await omniq.get_job("q", job.job_id)
     assert stored is not None
     assert (stored.schedule, stored.occurrence_ms, stored.id_time_ms) == (
@@ -83,9 +83,9 @@ async def test_interval_schedule_fires_each_occurrence_once(omniq, raw):
     assert info is not None
     assert (info.fires, info.last_fire_ms, info.next_fire_ms, info.fired_ms) == (
         2, T0 + 2 * MIN, T0 + 3 * MIN, T0 + 2 * MIN + 10)
-    assert info.last_job_id == proto.schedule_job_id("tick", T0 + 2 * MIN)
+    assert info.last_job_id == proto.schedule_job_id("q", "tick", T0 + 2 * MIN)
     # each fire: 'fired' (with the schedule's name) before the job's own 'enqueued'
-    second = proto.schedule_job_id("tick", T0 + 2 * MIN)
+    second = proto.schedule_job_id("q", "tick", T0 + 2 * MIN)
     assert _types(raw, "q")[:4] == [("fired", job.job_id, "tick"), ("enqueued", job.job_id, ""),
                                     ("fired", second, "tick"), ("enqueued", second, "")]
     events = [e async for e in _take(omniq, "q", 2)]
@@ -296,7 +296,7 @@ async def test_jobs_carry_the_template_options(omniq):
                          timeout_ms=9_000, backoff="exp", keep_completed_ms=1_000,
                          now_ms=T0)
     await _fire(omniq, "q", T0 + MIN)
-    job = await omniq.get_job("q", proto.schedule_job_id("s", T0 + MIN))
+    job = await omniq.get_job("q", proto.schedule_job_id("q", "s", T0 + MIN))
     assert job is not None
     assert (job.gid, job.max_attempts, job.timeout_ms, job.backoff, job.keep_completed_ms) == (
         "g1", 5, 9_000, "exp", 1_000)
@@ -310,7 +310,7 @@ async def test_jitter_delays_each_job_by_a_stable_amount(omniq):
     delays = []
     for k in (1, 2, 3):
         t = T0 + k * MIN
-        job = await omniq.get_job("q", proto.schedule_job_id("s", t))
+        job = await omniq.get_job("q", proto.schedule_job_id("q", "s", t))
         assert job is not None
         delay = proto.schedule_jitter("s", t, 20_000)
         assert 0 <= delay <= 20_000
@@ -433,7 +433,7 @@ async def test_partitioned_queue_keeps_a_schedule_where_its_jobs_go(omniq):
     assert plain.queue == omniq.routing.publish_target("pq", "", "p")
     assert [s.name for s in await omniq.schedules("pq")] == ["g", "p"]
     assert await _fire(omniq, "pq", T0 + MIN) == 2
-    job = await omniq.get_job("pq", proto.schedule_job_id("g", T0 + MIN))
+    job = await omniq.get_job("pq", proto.schedule_job_id(target, "g", T0 + MIN))
     assert job is not None
     assert (job.queue, job.gid) == (target, "tenant-7")
     # a new gid moves it: the old copy is gone, the new one fires once

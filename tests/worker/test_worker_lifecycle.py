@@ -8,6 +8,7 @@ import itertools
 import logging
 import threading
 import time
+from typing import Any
 
 import pytest
 from worker_util import AckLog, Spy, jk, numsub, qk, within
@@ -304,3 +305,27 @@ async def test_cancelling_stop_is_not_swallowed(omniq, raw):
     await within(worker.stop(), 5, "the worker to stop")
     assert acks.ids() == []
     assert raw.hget(jk("q", jid), "state") == "active"
+
+
+async def test_the_same_job_id_in_two_queues_runs_in_both(omniq):
+    """Job ids are unique per queue only: one worker consuming both runs each job."""
+    started: list[str] = []
+    both = asyncio.Event()
+    release = asyncio.Event()
+
+    async def handler(ctx: Any) -> str:
+        started.append(ctx.queue)
+        if len(started) == 2:
+            both.set()
+        await release.wait()  # both run at once: neither lease is taken for the other's
+        return ctx.queue
+
+    await omniq.publish("a", {}, job_id="same")
+    await omniq.publish("b", {}, job_id="same")
+    worker = Worker(omniq, ["a", "b"], handler, concurrency=2)
+    async with worker:
+        await within(both.wait(), 10, "both jobs to start")
+        release.set()
+        assert await within(omniq.wait("a", "same"), 10, "a") == "a"
+        assert await within(omniq.wait("b", "same"), 10, "b") == "b"
+    assert (worker.stats.completed, worker.stats.lost) == (2, 0)
