@@ -128,7 +128,8 @@ class ScheduleInfo(msgspec.Struct, frozen=True, kw_only=True):
 
     The definition: ``cron`` (with ``tz``) or ``every_ms``, ``start_ms`` / ``end_ms``, the
     misfire policy, ``jitter_ms``, the payload and ``options``, the publish options of its
-    jobs (those that differ from the defaults, by their publish keyword names). The state:
+    jobs by their publish keyword names (``max_attempts``, ``timeout_ms`` and ``backoff_ms``
+    always, the others when they differ from the defaults). The state:
     ``next_fire_ms`` (None while paused or once the pattern has no occurrence left),
     ``last_fire_ms`` (the occurrence of the last job it published, whose id is
     ``last_job_id``), ``fired_ms`` (when that fire ran), ``fires`` (jobs published),

@@ -1202,7 +1202,7 @@ class AsyncOmniq:
         (default ``{}``) published at every occurrence of ``cron`` (a cron expression in
         time zone ``tz``; needs the ``cron`` extra) or every ``every_ms`` (at least 1000)
         milliseconds, by the workers of the queue (or a :class:`~omniq.Scheduler`), each
-        occurrence exactly once (docs/schedule_proto.md).
+        occurrence exactly once (docs/schedules.md).
 
         The same call twice changes nothing. A replacement keeps the schedule's state (its
         pause, counters and last occurrence) and, when its timing is unchanged, its next

@@ -199,7 +199,8 @@ async def test_pause_stops_firing_at_once_and_resume_continues_from_the_next(omn
     after = [o for o in seen if o > paused_at]
     # no catch-up of the paused time: the first run after the pause is the first
     # occurrence after the resume
-    assert after and after[0] > resumed_at - SECOND
+    assert after
+    assert after[0] > resumed_at - SECOND
     assert all(o < paused_at + SECOND for o in seen[:n])
     assert seen == sorted(set(seen))
 
@@ -216,7 +217,8 @@ async def test_a_drain_fires_what_is_due_and_the_handler_sees_its_occurrence(omn
     info = await omniq.get_schedule("q", "catch-up")
     assert info is not None
     assert got == [("catch-up", info.last_fire_ms)]  # misfire once: the latest only
-    assert info.last_fire_ms is not None and info.last_fire_ms > start
+    assert info.last_fire_ms is not None
+    assert info.last_fire_ms > start
     # a worker with schedules=False fires nothing
     await omniq.schedule("q", "off", every_ms=SECOND, start_ms=now_ms() - 5 * SECOND)
     await within(omniq.consume("q", handler, drain=True, schedules=False), 20, "drain")
@@ -243,3 +245,28 @@ async def test_scheduler_arguments(omniq, interval):
         Scheduler(omniq, ["q"], interval_s=interval)
     with pytest.raises(InvalidArgument):
         Scheduler(omniq, [])
+
+
+async def test_handlers_manage_schedules_through_ctx_exec(omniq):
+    """A job can stop (or look at) the schedule that published it, async or blocking."""
+    seen: list[object] = []
+
+    async def ahandler(ctx: JobContext) -> None:
+        info = await ctx.exec.get_schedule(ctx.logical_queue, ctx.schedule)
+        seen.append(info.fires if info else None)
+        seen.append(await ctx.exec.pause_schedule(ctx.logical_queue, ctx.schedule))
+        seen.append(await ctx.exec.resume_schedule(ctx.logical_queue, ctx.schedule))
+
+    def shandler(ctx: JobContext) -> None:
+        seen.append(ctx.exec.pause_schedule(ctx.logical_queue, "other"))
+        seen.append(ctx.exec.get_schedule(ctx.logical_queue, "other").paused)
+        seen.append(ctx.exec.unschedule(ctx.logical_queue, "other"))
+
+    past = now_ms() - 5 * SECOND
+    await omniq.schedule("a", "mine", every_ms=SECOND, start_ms=past)
+    await omniq.schedule("b", "mine", every_ms=SECOND, start_ms=past)
+    await omniq.schedule("b", "other", every_ms=60 * SECOND)
+    await within(omniq.consume("a", ahandler, drain=True), 20, "async drain")
+    await within(omniq.consume("b", shandler, drain=True), 20, "sync drain")
+    assert seen == [1, True, True, True, True, True]
+    assert await omniq.get_schedule("b", "other") is None
