@@ -53,6 +53,20 @@ async def test_our_job_control_cost_scenarios_run(omniq_redis_url: str) -> None:
     assert p2["ratio"] > 0
 
 
+async def test_our_schedules_cost_scenarios_run(omniq_redis_url: str) -> None:
+    # 50 schedules (one due every 60 ms, as the 1,000 of the real run); sc_p2 asserts inside
+    # that the "idle" schedules fired nothing and that every state ran its queued jobs
+    fire = await omniq_async.sc_p2(omniq_redis_url, N, blocks=2, variant="fire", schedules=50)
+    assert fire["n"] == N
+    assert fire["ratio"] > 0
+    assert fire["fires"] >= 1  # the first occurrence is due at each worker's start
+    assert fire["script_calls_on"] > fire["script_calls_off"]  # the scheduler's fires
+    idle = await omniq_async.sc_p2(omniq_redis_url, N, blocks=2, variant="idle", schedules=50)
+    assert idle["n"] == N
+    assert idle["ratio"] > 0
+    assert idle["fires"] == 0
+
+
 def test_w1_measurement_runs() -> None:
     # the runner's own W1 flow: a worker process, a waiter process, a fresh server
     result = run.measure_w1(run.IMPL_BY_NAME["omniq-async"], "wait", run.Config(w1_n=30))
@@ -80,6 +94,15 @@ def test_report_renders_from_results() -> None:
                                "script_us_per_job_on": 30.0, "script_us_per_job_off": 27.0,
                                "xadd_us_per_job_on": 1.5, "client_us_per_job_on": 40.0,
                                "client_us_per_job_off": 40.0}})
+    for sub, on in (("fire-p2", 950.0), ("idle-p2", 1000.0)):
+        raw.append({"round": 1, "impl": "omniq-async", "scenario": "sc", "variant": sub,
+                    "result": {"n": N, "on_ops": on, "off_ops": 1000.0, "ratio": on / 1000.0,
+                               "script_us_per_job_on": 30.0, "script_us_per_job_off": 27.0,
+                               "xadd_us_per_job_on": 1.5, "client_us_per_job_on": 40.0,
+                               "client_us_per_job_off": 40.0, "schedules": 1000,
+                               "scheduled_per_s": 17.0 if on < 1000 else 0.0,
+                               "script_calls_on": 140.0 if on < 1000 else 100.0,
+                               "script_calls_off": 100.0}})
     raw.append({"round": 1, "impl": "omniq-async", "scenario": "w1", "variant": "wait",
                 "result": {"n": N, "p50_ms": 0.4, "p99_ms": 0.9, "rt_p50_ms": 1.0,
                            "rt_p99_ms": 2.0}})
@@ -103,6 +126,9 @@ def test_report_renders_from_results() -> None:
     assert "E1 5.0%" in target["detail"]
     assert "P2 60.0%" in target["detail"]
     assert "| omniq (async API) | wait | 200 | 0.400 (0.400 - 0.400) | 0.900" in text
+    assert "| fire | 1,000, one due every 60 ms (each every 60 s) | 200 | 950 " in text
+    assert "| 0.950 | +5.0% | 17.0 | +40 |" in text
+    assert "| idle | 1,000, none due (the first an hour away) | 200 | 1,000 " in text
 
 
 def test_cluster_scale_out_benchmark_runs(tmp_path: Path) -> None:

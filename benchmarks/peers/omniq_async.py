@@ -286,7 +286,7 @@ async def jc_rate_p2(url: str, n: int, blocks: int = 2, concurrency: int = 50) -
 # SC: the cost of active schedules on a worker's throughput, as JC: with/without blocks
 SC_SCHEDULES = 1000  # schedules on the measured queue
 SC_STEP_MS = 60  # their stagger: one due every 60 ms, about 17 fires/s (1,000 every minute)
-SC_LEAD_MS = 300  # the first occurrence: this long plus 1.5 ms per schedule after creation
+SC_LEAD_MS = 200  # the first occurrence: this long plus 1.5 ms per schedule after creation
 SC_IDLE_START_MS = 3_600_000  # "idle": the first occurrence an hour away (none due)
 
 
@@ -364,7 +364,7 @@ async def sc_p2(url: str, n: int, blocks: int = 2, concurrency: int = 50,
         raise ValueError(f"variant must be 'fire' or 'idle', not {variant!r}")
     firing = variant == "fire"
     per = n // blocks
-    run_id = secrets.token_hex(3)  # fresh queues (the smoke test shares its server)
+    run_id = secrets.token_hex(3)  # fresh queues: a second run on the same server starts clean
     async with AsyncOmniq(url=url) as client:
         await _warm(client)
         rec = _EvBlocks(client)

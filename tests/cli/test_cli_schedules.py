@@ -201,15 +201,17 @@ def test_bad_input_exits_2_and_writes_nothing(
         (("--every-ms", "1000", "--tz", "Europe/Paris"), r"tz applies to cron schedules only"),
         (("--every-ms", "1000", "--start-ms", start, "--end-ms", "1"),
          r"end_ms must not be before start_ms"),
-        (("--cron", "0 3 * * *", "--every-ms", "1000"), r"argument --every-ms: not allowed with argument --cron"),
+        (("--cron", "0 3 * * *", "--every-ms", "1000"),
+         r"argument --every-ms: not allowed with argument --cron"),
         ((), r"one of the arguments --cron --every-ms is required"),
         (("--every-ms", "1000", "--payload", "{nope"), r"--payload: bad JSON"),
         (("--every-ms", "1000", "--payload", '"text"'), r"--payload: a payload must be a JSON"),
         (("--every-ms", "1000", "--misfire", "never"), r"argument --misfire: invalid choice"),
-        (("--every-ms", "1000", "--max-attempts", "0"), r"argument --max-attempts: must be at least 1"),
+        (("--every-ms", "1000", "--max-attempts", "0"),
+         r"argument --max-attempts: must be at least 1"),
     ]
-    for (extra, pattern), proc in zip(cases, cli_all(*((*add, *extra) for extra, _ in cases),
-                                                     url=omniq_redis_url), strict=True):
+    procs = cli_all(*((*add, *extra) for extra, _ in cases), url=omniq_redis_url)
+    for (_, pattern), proc in zip(cases, procs, strict=True):
         one_line_error(proc, 2, r"^omniq schedule add: error: " + pattern)
     assert raw.dbsize() == 0
 
