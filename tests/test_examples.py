@@ -121,6 +121,17 @@ def check_aiohttp_app(lines: list[str]) -> None:
         assert re.fullmatch(f"{ULID} {{'resized': 'small-{re.escape(image)}'}}", line), line
 
 
+def check_schedules(lines: list[str]) -> None:
+    assert re.fullmatch(r"nightly fires next at 02:30 Paris time", lines[0]), lines[0]
+    # three consecutive occurrences, each run once, in order
+    assert lines[1:4] == [f"heartbeat run {i + 1}: occurrence start + {i} s, payload "
+                          "{'kind': 'heartbeat'}" for i in range(3)]
+    assert lines[4].startswith("heartbeat: every 1000 ms, next paused, ")
+    assert re.fullmatch(r"nightly: 30 2 \* \* \*, next \d{4}-\d\d-\d\d 0[01]:30 UTC, "
+                        r"0 jobs published", lines[5]), lines[5]
+    assert len(lines) == 6
+
+
 CHECKS: dict[str, Callable[[list[str]], None]] = {
     "quickstart": check_quickstart,
     "publish_consume": check_publish_consume,
@@ -131,6 +142,7 @@ CHECKS: dict[str, Callable[[list[str]], None]] = {
     "cli_handler": check_cli_handler,
     "fastapi_app": check_fastapi_app,
     "aiohttp_app": check_aiohttp_app,
+    "schedules": check_schedules,
 }
 
 

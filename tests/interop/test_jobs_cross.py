@@ -9,6 +9,7 @@ official monitor and our stats are compared with the real containers.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import interop_util as interop
@@ -262,3 +263,34 @@ async def test_group_limit_first_writer_wins_across(
     mon = await interop.check_monitors(official, omniq, raw, queue)
     assert mon["group_status"] == [
         {"gid": "g", "inflight": 2, "limit": 2, "ready": False, "waiting_count": 1}]
+
+
+async def test_official_consumers_run_the_jobs_of_our_schedules(
+    official: interop.Official, omniq: AsyncOmniq, raw: redis.Redis
+) -> None:
+    """A queue consumed by the official client: our scheduler publishes, their worker runs
+    the jobs like any other (the schedule fields are extra hash fields to them)."""
+    from omniq._protocol.schedules import schedule_job_id
+
+    queue = "sched-o2"
+    start = int(time.time() * 1000) - 3_500
+    await omniq.schedule(queue, "plain", every_ms=1000, start_ms=start, misfire="all",
+                         payload={"kind": "plain"})
+    await omniq.schedule(queue, "grouped", every_ms=1000, start_ms=start, misfire="all",
+                         gid="ga", payload={"kind": "grouped"})
+    fired = await omniq.fire_schedules(queue)
+    assert fired.published == 2 * 4  # start, +1 s, +2 s, +3 s of each
+    ids = {schedule_job_id(queue, name, start + k * 1000)
+           for name in ("plain", "grouped") for k in range(4)}
+    res = await official.arun({"op": "reserve_ack", "queue": queue, "ledger": queue,
+                               "max_seconds": 20})
+    assert res["status"] == "EMPTY"
+    assert {item["job_id"] for item in res["jobs"]} == ids
+    assert all(item["outcome"] == "OK" for item in res["jobs"])
+    for jid in ids:
+        info = await omniq.get_job(queue, jid)
+        assert info is not None
+        assert info.state == "completed"
+        assert info.schedule in ("plain", "grouped")
+        assert info.occurrence_ms is not None
+    await interop.check_monitors(official, omniq, raw, queue)
