@@ -22,6 +22,7 @@ from omniq.cli._commands import _client, _indent, parse_payload
 from omniq.cli._events import _iso
 from omniq.cli._output import print_json, relative, table
 from omniq.cli._parser import job_options, load_settings
+from omniq.cli._worker import on_stop_signals
 
 if TYPE_CHECKING:
     from omniq.aio._events import EventStream
@@ -284,7 +285,6 @@ async def _log_fires(stream: EventStream) -> None:
 
 def _install_signals(scheduler: Scheduler, run: asyncio.Task[None]) -> Callable[[], None]:
     """SIGINT/SIGTERM: stop after the pass in progress; a second one: stop now."""
-    loop = asyncio.get_running_loop()
     log = logging.getLogger("omniq")
     seen = [0]
 
@@ -298,12 +298,4 @@ def _install_signals(scheduler: Scheduler, run: asyncio.Task[None]) -> Callable[
                  sig.name)
         scheduler.request_stop()
 
-    sigs = (signal.SIGINT, signal.SIGTERM)
-    for sig in sigs:
-        loop.add_signal_handler(sig, on_signal, sig)
-
-    def remove() -> None:
-        for sig in sigs:
-            loop.remove_signal_handler(sig)
-
-    return remove
+    return on_stop_signals(on_signal)

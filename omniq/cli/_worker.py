@@ -156,7 +156,6 @@ async def _run_workers(settings: Settings, routes: Routes) -> int:
 
 def _install_signals(workers: list[Worker]) -> Callable[[], None]:
     """SIGINT/SIGTERM: finish in-flight jobs (up to the grace period); a second: stop now."""
-    loop = asyncio.get_running_loop()
     log = logging.getLogger("omniq")
     seen = [0]
 
@@ -167,6 +166,13 @@ def _install_signals(workers: list[Worker]) -> Callable[[], None]:
         for w in workers:
             w.request_stop()
 
+    return on_stop_signals(on_signal)
+
+
+def on_stop_signals(on_signal: Callable[[signal.Signals], None]) -> Callable[[], None]:
+    """Call ``on_signal`` on SIGINT and SIGTERM (on the running loop); returns the function
+    that removes the handlers."""
+    loop = asyncio.get_running_loop()
     sigs = (signal.SIGINT, signal.SIGTERM)
     for sig in sigs:
         loop.add_signal_handler(sig, on_signal, sig)

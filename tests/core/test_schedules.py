@@ -49,6 +49,22 @@ async def _fire(omniq: AsyncOmniq, queue: str, now: int) -> int:
     return (await omniq.fire_schedules(queue, now_ms=now)).published
 
 
+async def _plan(omniq: AsyncOmniq, now: int) -> proto.FireItem:
+    """What a worker reading queue ``q`` at ``now`` plans for its one due schedule."""
+    rd = proto.parse_read(await omniq.routing.call(
+        proto.SCHEDULE_READ, "q", proto.read_args(now, "due", 10)))
+    rec = rd.records[0]
+    plan = proto.plan_for(rec, rd.now)
+    assert plan is not None
+    return proto.FireItem(rec["name"], int(rec["rev"]), int(rec["next_ms"]), plan)
+
+
+async def _apply(omniq: AsyncOmniq, item: proto.FireItem, now: int) -> list[tuple[str, int]]:
+    """Send a planned fire (later than it was planned); its per-schedule outcome."""
+    reply = await omniq.routing.call(proto.SCHEDULE_FIRE, "q", proto.fire_args(now, 100, [item]))
+    return proto.parse_fire(reply, 1)
+
+
 async def _occurrences(omniq: AsyncOmniq, queue: str) -> list[int]:
     """The occurrence times of the queue's jobs published by schedules, in order."""
     page = await omniq.jobs(queue, "wait", limit=1000)
@@ -127,16 +143,10 @@ async def test_a_new_timing_starts_from_now_and_never_repeats_the_last(omniq):
 async def test_schedule_replaced_while_due_fires_once_with_the_new_definition(omniq):
     await omniq.schedule("q", "s", every_ms=MIN, payload={"v": "old"}, now_ms=T0)
     # a worker read it while due and planned its fire ...
-    rd = proto.parse_read(await omniq.routing.call(
-        proto.SCHEDULE_READ, "q", proto.read_args(T0 + MIN, "due", 10)))
-    plan = proto.plan_for(rd.records[0], rd.now)
-    assert plan is not None
-    item = proto.FireItem("s", int(rd.records[0]["rev"]), int(rd.records[0]["next_ms"]), plan)
+    item = await _plan(omniq, T0 + MIN)
     # ... when the schedule was replaced (same timing: still due now)
     await omniq.schedule("q", "s", every_ms=MIN, payload={"v": "new"}, now_ms=T0 + MIN)
-    reply = await omniq.routing.call(proto.SCHEDULE_FIRE, "q",
-                                     proto.fire_args(T0 + MIN, 100, [item]))
-    assert proto.parse_fire(reply, 1) == [("STALE", 0)]  # the old plan writes nothing
+    assert await _apply(omniq, item, T0 + MIN) == [("STALE", 0)]  # the old plan writes nothing
     assert (await omniq.stats("q")).waiting == 0
     assert await _fire(omniq, "q", T0 + MIN + 5) == 1
     job = await omniq.reserve("q", now_ms=T0 + MIN + 6)
@@ -236,16 +246,10 @@ async def test_end_ms_ends_the_schedule(omniq):
 
 async def test_pause_stops_at_once_and_resume_continues_from_the_next(omniq):
     await omniq.schedule("q", "s", every_ms=MIN, now_ms=T0)
-    rd = proto.parse_read(await omniq.routing.call(
-        proto.SCHEDULE_READ, "q", proto.read_args(T0 + MIN, "due", 10)))
-    plan = proto.plan_for(rd.records[0], rd.now)
-    assert plan is not None
+    item = await _plan(omniq, T0 + MIN)
     assert await omniq.pause_schedule("q", "s") is True
     assert await omniq.pause_schedule("q", "s") is False
-    reply = await omniq.routing.call(
-        proto.SCHEDULE_FIRE, "q",
-        proto.fire_args(T0 + MIN, 100, [proto.FireItem("s", 1, T0 + MIN, plan)]))
-    assert proto.parse_fire(reply, 1) == [("PAUSED", 0)]  # a plan made before the pause
+    assert await _apply(omniq, item, T0 + MIN) == [("PAUSED", 0)]  # planned before the pause
     assert await _fire(omniq, "q", T0 + 5 * MIN) == 0
     info = await omniq.get_schedule("q", "s")
     assert info is not None
@@ -264,16 +268,10 @@ async def test_pause_stops_at_once_and_resume_continues_from_the_next(omniq):
 
 async def test_removing_a_schedule_a_worker_holds_publishes_nothing(omniq, raw):
     await omniq.schedule("q", "s", every_ms=MIN, now_ms=T0)
-    rd = proto.parse_read(await omniq.routing.call(
-        proto.SCHEDULE_READ, "q", proto.read_args(T0 + MIN, "due", 10)))
-    plan = proto.plan_for(rd.records[0], rd.now)
-    assert plan is not None
+    item = await _plan(omniq, T0 + MIN)
     assert await omniq.unschedule("q", "s") is True
     assert await omniq.unschedule("q", "s") is False
-    reply = await omniq.routing.call(
-        proto.SCHEDULE_FIRE, "q",
-        proto.fire_args(T0 + MIN, 100, [proto.FireItem("s", 1, T0 + MIN, plan)]))
-    assert proto.parse_fire(reply, 1) == [("GONE", 0)]
+    assert await _apply(omniq, item, T0 + MIN) == [("GONE", 0)]
     assert raw.exists(qk("q", "schedules"), qk("q", "schedule:s")) == 0
     assert (await omniq.stats("q")).waiting_total == 0
     assert await omniq.get_schedule("q", "s") is None
