@@ -9,12 +9,12 @@
 --   name, rev, expected_next (the next_ms the client read), new_next ('' = no occurrence
 --   left), skip_from, skip_to (the occurrences the policy drops, '' '' for none), m, then
 --   m occurrence times (ascending)
--- Checks (BAD_ARGS, nothing written): every time an integer; occurrences and the skipped
--- range within [expected_next, now] and not after end_ms, the skipped ones before the
--- published ones, new_next after all of them (and not after end_ms); at most 1 occurrence
--- (misfire 'once' or 'skip') or MAX_SCHEDULE_CATCHUP ('all').
+-- Checks (BAD_ARGS, nothing written): a name at most once; every time an integer;
+-- occurrences and the skipped range within [expected_next, now] and not after end_ms, the
+-- skipped ones before the published ones, new_next after all of them (and not after
+-- end_ms); at most 1 occurrence (misfire 'once' or 'skip') or MAX_SCHEDULE_CATCHUP ('all').
 -- Each occurrence becomes a job of the schedule's template with the id sched_job_id(name,
--- time), due at time + its jitter, and the fields schedule, occurrence_ms; an id that
+-- time) (lib.lua), due at time + its jitter, and the fields schedule, occurrence_ms; an id that
 -- exists already is not written again. Events: 'fired' per occurrence published (fields
 -- schedule, occurrence; then the job's own 'enqueued' or 'delayed'), 'misfired' for a
 -- skipped range (schedule, from: its first occurrence, occurrence: its last). A plan may
@@ -40,10 +40,13 @@ end
 
 -- read and check every plan before the first write
 local plans = {}
+local named = {}
 local i = 4
 for k = 1, n do
   local name = ARGV[i]
   if not valid_id(name) then return err('BAD_ARGS', 'name') end
+  if named[name] then return err('BAD_ARGS', 'name twice') end
+  named[name] = true
   local p = {name = name, status = nil, times = {}}
   local rev, expected = int(ARGV[i + 1]), time_arg(ARGV[i + 2])
   if rev == nil or expected == nil then return err('BAD_ARGS', 'rev or expected_next') end
@@ -96,7 +99,7 @@ end
 if i ~= #ARGV + 1 then return err('BAD_ARGS', 'argument count') end
 
 local out = {'OK'}
-local wrote = false
+local wrote, total = false, 0
 for _, p in ipairs(plans) do
   local published = 0
   if p.status == 'FIRED' then
@@ -146,9 +149,10 @@ for _, p in ipairs(plans) do
   end
   out[#out + 1] = p.status
   out[#out + 1] = fmt(published)
+  total = total + published
 end
 if wrote then
-  stamps[#stamps + 1] = 'last_enqueue_ms'
+  if total > 0 then stamps[#stamps + 1] = 'last_enqueue_ms' end
   finish(now)
 end
 return out
