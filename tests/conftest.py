@@ -77,11 +77,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     dropped: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        on_cluster = callspec is not None and callspec.params.get("omniq_server") == "cluster"
+        kind = callspec.params.get("omniq_server") if callspec is not None else None
+        on_cluster = kind == "cluster"
         path = item.nodeid.replace("\\", "/")
+        only = item.get_closest_marker("kinds")
         if on_cluster and (
             not path.startswith(CLUSTER_SUITES) or item.get_closest_marker("single_node")
-        ):
+        ) or (only is not None and kind is not None and kind not in only.args):
             dropped.append(item)
         else:
             keep.append(item)

@@ -24,7 +24,9 @@ from test_cli import HERE, Lines, cli, one_line_error, popen
 
 from omniq import AsyncOmniq
 
-pytestmark = pytest.mark.single_node
+# the command holds no queue logic (it calls the client, which the core suite runs on
+# every kind): one server kind is enough for its parsing and output
+pytestmark = [pytest.mark.single_node, pytest.mark.kinds("redis")]
 
 SECOND = 1000
 HOUR = 3600 * SECOND

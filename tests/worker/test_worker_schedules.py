@@ -69,6 +69,9 @@ async def _setup(omniq: AsyncOmniq, schedules: dict[str, dict[str, Any]]) -> int
     return start
 
 
+# processes and the real clock: the same scripts run on Redis and Valkey (the core suite
+# runs them on both), so these run on one single server and on the cluster
+@pytest.mark.kinds("redis", "cluster")
 async def test_three_workers_fire_every_occurrence_exactly_once(omniq, raw, spawn):
     await omniq.partition_queue("pq", 3)
     procs = await _start(raw, spawn, 3)
@@ -107,6 +110,7 @@ async def test_three_workers_fire_every_occurrence_exactly_once(omniq, raw, spaw
     assert all(o >= start for _, _, o in runs)
 
 
+@pytest.mark.kinds("redis", "cluster")
 async def test_kill_every_worker_then_restart_gives_what_each_policy_promises(
         omniq, raw, spawn):
     policies = {"once": {}, "all": {"misfire": "all"},
