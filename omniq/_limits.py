@@ -92,7 +92,7 @@ MAX_SCHEDULES_DUE = 100
 MAX_PAGE = 1000
 """Most jobs (or groups, or schedules) one page of ``jobs`` / ``ready_groups`` /
 ``schedules`` returns."""
-RESERVE_FIELDS = 11
+RESERVE_FIELDS = 10
 """Reply fields per job of a reservation (the shape of ``lease()`` in lib.lua)."""
 
 LUA_SHARED = {

@@ -27,6 +27,7 @@ __all__ = [
     "parse_ok",
     "raise_if_error",
     "texts",
+    "ulid_time_ms",
 ]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -53,6 +54,21 @@ def new_job_id(
         + _p[v >> 40 & 1023] + _p[v >> 30 & 1023] + _p[v >> 20 & 1023] + _p[v >> 10 & 1023]
         + _p[v & 1023]
     )
+
+
+_DIGIT = {c: i for i, c in enumerate(_CROCKFORD)}
+
+
+def ulid_time_ms(job_id: str) -> int:
+    """The time (epoch ms) in the first 10 characters of an uppercase ULID, such as the id
+    of a job a schedule published (its occurrence); 0 when they are not Crockford base32."""
+    t = 0
+    for c in job_id[:10]:
+        d = _DIGIT.get(c)
+        if d is None:
+            return 0
+        t = t * 32 + d
+    return t
 
 
 def _int(value: object, name: str) -> int:

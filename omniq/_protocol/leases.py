@@ -16,6 +16,7 @@ from omniq._protocol.common import (
     parse_ok,
     raise_if_error,
     texts,
+    ulid_time_ms,
 )
 from omniq._scripts import scripts
 from omniq.errors import ProtocolError, ScriptError, error_for_code
@@ -81,7 +82,8 @@ def _jobs(queue: str, r: list[str], start: int, n: int) -> list[ReservedJob]:
                 timeout_ms=int(r[i + 7]),
                 run_timeout_ms=int(r[i + 8] or 0),
                 schedule=r[i + 9],
-                occurrence_ms=int(r[i + 10] or 0),
+                # a scheduled job's id is a ULID of its occurrence (sched_job_id, lib.lua)
+                occurrence_ms=ulid_time_ms(r[i]) if r[i + 9] else 0,
             )
         )
     return jobs

@@ -33,6 +33,8 @@ URL or option means the same thing on both connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import socket
 import ssl
 from collections import deque
@@ -53,8 +55,10 @@ _CLOSE_TIMEOUT_S = 5.0
 
 
 def _exception_classes(names: Mapping[str, str]) -> dict[str, type[Exception]]:
-    # a class this redis-py release lacks is left out (its replies stay ResponseError)
-    classes = {key: getattr(rexc, name, None) for key, name in names.items()}
+    # the first class of "A|B" this redis-py release has; none: left out (its replies stay
+    # ResponseError)
+    classes = {key: next((c for n in name.split("|") if (c := getattr(rexc, n, None))), None)
+               for key, name in names.items()}
     return {key: cls for key, cls in classes.items() if cls is not None}
 
 
@@ -78,7 +82,7 @@ _ERROR_CLASSES = _exception_classes({
 })
 # ERR replies: the class by the exact rest of the message (others are ResponseError)
 _ERR_CLASSES = _exception_classes({
-    "max number of clients reached": "ConnectionError",
+    "max number of clients reached": "MaxClientsReachedError|ConnectionError",  # (8.2)
     "invalid password": "AuthenticationError",
     "wrong number of arguments for 'auth' command": "AuthenticationWrongNumberOfArgsError",
     "wrong number of arguments for 'AUTH' command": "AuthenticationWrongNumberOfArgsError",
@@ -93,6 +97,9 @@ _ERR_CLASSES = _exception_classes({
     "problem with LDAP service": "ExternalAuthProviderError",
     "no such fieldset": "NoSuchFieldsetError",
 })
+
+
+_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")  # an error code, as redis-py's parser sees one
 
 
 def error_reply(message: str) -> Exception:
@@ -110,6 +117,10 @@ def error_reply(message: str) -> Exception:
         rest = message[len(code) + 1:]
         cls = _ERROR_CLASSES[code]
     else:
+        # redis-py >= 8.2 keeps a code-shaped first word as the status code
+        if _CODE.fullmatch(code):
+            with contextlib.suppress(TypeError):  # an older redis-py: no status_code
+                return rexc.ResponseError(message, status_code=code)  # type: ignore[call-arg, unused-ignore]
         return rexc.ResponseError(message)
     try:
         try:

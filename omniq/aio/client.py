@@ -1272,7 +1272,7 @@ class AsyncOmniq:
     async def unschedule(self, queue: str, name: str) -> bool:
         """Delete the schedule ``name``; returns whether it existed. Jobs it published
         stay; a fire planned before the removal publishes nothing."""
-        schedule_proto.check_schedule_name(name)
+        name = schedule_proto.check_schedule_name(name)
         t = await self.routing.targets(queue)
         replies = await self.routing.call_each(t, schedule_proto.SCHEDULE_REMOVE,
                                                schedule_proto.remove_args(name))
@@ -1283,7 +1283,7 @@ class AsyncOmniq:
         publishes nothing); returns whether it was running.
 
         :raises ScheduleNotFound: no such schedule."""
-        schedule_proto.check_schedule_name(name)
+        name = schedule_proto.check_schedule_name(name)
         now = check_now(now_ms)
         t = await self.routing.targets(queue)
         replies = await self.routing.call_all_results(
@@ -1296,7 +1296,7 @@ class AsyncOmniq:
         missed while paused is not published); returns whether it was paused.
 
         :raises ScheduleNotFound: no such schedule."""
-        schedule_proto.check_schedule_name(name)
+        name = schedule_proto.check_schedule_name(name)
         now = check_now(now_ms)
         t = await self.routing.targets(queue)
         read = schedule_proto.read_args(now, "one", name)
@@ -1343,7 +1343,7 @@ class AsyncOmniq:
     async def get_schedule(self, queue: str, name: str, *, now_ms: int = 0
                            ) -> ScheduleInfo | None:
         """The schedule ``name`` of ``queue`` (definition and state), or None."""
-        schedule_proto.check_schedule_name(name)
+        name = schedule_proto.check_schedule_name(name)
         t = await self.routing.targets(queue)
         replies = await self.routing.call_each(
             t, schedule_proto.SCHEDULE_READ,

@@ -29,12 +29,12 @@ if redis.call('EXISTS', B .. ':partitions') == 1 then return err('PARTITIONED') 
 local seen = {}
 local dedup_ids = nil  -- per job, with any dedup_key in the call: the id it ends up with
 local batch_keys = {}  -- dedup key -> id of an earlier job of this call that holds it
--- per job: parse_job's table, and [9] the live job holding its dedup key (or nil)
+-- per job: parse_job's table, its [9] the live job holding its dedup key (or false)
 local parsed = {}
 for i = 0, n - 1 do
   local o = 2 + i * ENQUEUE_FIELDS
   local id = ARGV[o + 1]
-  if valid_id(id) and seen[id] then return err('DUPLICATE', id) end
+  if seen[id] then return err('DUPLICATE', id) end  -- (seen holds valid ids only)
   local job, code, detail = parse_job(ARGV, o, now, i)
   if not job then return err(code, detail) end
   seen[id] = true
@@ -46,13 +46,14 @@ for i = 0, n - 1 do
     if not holder then batch_keys[x.dedup_key] = id end
   end
   if not holder and redis.call('EXISTS', job_key(id)) == 1 then return err('DUPLICATE', id) end
-  job[9] = holder
+  job[9] = holder or false
   parsed[i] = job
 end
 
 local written = 0
 local grouped = false
 local replaced = false
+local sn = fmt(now)
 for i = 0, n - 1 do
   local o = 2 + i * ENQUEUE_FIELDS
   local id, gid = ARGV[o + 1], ARGV[o + 8]
@@ -64,7 +65,7 @@ for i = 0, n - 1 do
       replaced = true
     end
   else
-    write_job(id, gid, ARGV[o + 2], job, now, nil)
+    write_job(id, gid, ARGV[o + 2], job, now, sn, nil)
     written = written + 1
     if gid ~= '' then grouped = true end
   end

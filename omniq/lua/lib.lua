@@ -445,7 +445,8 @@ end
 -- Validate the ENQUEUE_FIELDS fields of one job: t[o + 1] .. t[o + ENQUEUE_FIELDS] (an
 -- enqueue call's ARGV, or a schedule's job template, schedule_fire.lua), job i of the
 -- call. Returns {max_attempts, timeout_ms, backoff_ms (as stored), due, group_limit,
--- keep_completed_ms, keep_failed_ms, extras (a table, or nil)}, or nil, code, detail.
+-- keep_completed_ms, keep_failed_ms, extras (a table, or false), false (a ninth slot for
+-- the caller: filling it does not grow the table)}, or nil, code, detail.
 local function parse_job(t, o, now, i)
   local id = t[o + 1]
   if not valid_id(id) then return nil, 'BAD_JOB_ID', tostring(i) end
@@ -465,22 +466,23 @@ local function parse_job(t, o, now, i)
   if kf == nil or kf < 0 then return nil, 'BAD_ARGS', 'keep_failed_ms' end
   local gid = t[o + 8]
   if gid ~= '' and not valid_id(gid) then return nil, 'BAD_GID', id end
-  local x = nil
+  local x = false
   if t[o + 12] ~= '' then
     local bad
     x, bad = parse_extras(t[o + 12], gid, now)
     if x == nil then return nil, 'BAD_ARGS', bad end
   end
   if delay > 0 then due = now + delay end
-  return {canon(t[o + 3], ma), canon(t[o + 4], tm), canon(t[o + 5], bo), due, gl, kc, kf, x}
+  return {canon(t[o + 3], ma), canon(t[o + 4], tm), canon(t[o + 5], bo), due, gl, kc, kf, x,
+    false}
 end
 
 -- Write one job validated by parse_job (`job`) and put it in its lane: delayed when its
 -- due time is later than now, else waiting (and a wake-up). `more`: extra hash fields
 -- (field, value, ...) or nil. Emits 'delayed' or 'enqueued'; returns true when the job
--- is ready now. The caller sets K_HAS_GROUPS for a grouped job and calls finish.
-local function write_job(id, gid, payload, job, now, more)
-  local sn = fmt(now)
+-- is ready now. The caller sets K_HAS_GROUPS for a grouped job and calls finish. `sn` is
+-- fmt(now) (made once per call: a batch writes up to 1,000 jobs).
+local function write_job(id, gid, payload, job, now, sn, more)
   local due, gl = job[4], job[5]
   if job[8] and job[8].dedup_key then dedup_take(id, job[8].dedup_key) end
   local fields = {job_key(id), 'id', id, 'payload', payload, 'state', 'wait', 'attempt', '0',
@@ -619,8 +621,7 @@ end
 local function lease(id, gid, now)
   local jk = job_key(id)
   local h = redis.call('HMGET', jk, 'state', 'payload', 'attempt', 'max_attempts',
-    'timeout_ms', 'first_started_ms', 'run_timeout_ms', 'expires_ms', 'schedule',
-    'occurrence_ms')
+    'timeout_ms', 'first_started_ms', 'run_timeout_ms', 'expires_ms', 'schedule')
   if not h[1] then
     redis.call('ZREM', K_IDX_WAIT, id)
     return nil
@@ -650,9 +651,10 @@ local function lease(id, gid, now)
   redis.call('ZADD', K_IDX_ACTIVE, now, id)
   if gid ~= '' then redis.call('HSET', K_LEASES, id, gid) end
   emit('reserved', id, gid, now, 'attempt', fmt(attempt))
-  -- the RESERVE_FIELDS (11) values of one job in a reservation reply
+  -- the RESERVE_FIELDS (10) values of one job in a reservation reply (a scheduled job's
+  -- occurrence is the time of its id, a ULID: the client reads it there)
   return {id, h[2] or '', fmt(lock), fmt(attempt), h[4] or '', gid, token, fmt(timeout),
-    h[7] or '0', h[9] or '', h[10] or ''}
+    h[7] or '0', h[9] or ''}
 end
 
 -- "max_jobs per_ms" of a stored rate limit, or nil.

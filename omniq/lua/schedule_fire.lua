@@ -122,7 +122,8 @@ for _, p in ipairs(plans) do
             if x.dedup == 'replace' then dedup_replace(holder, h[8], due, now) end
           else
             emit('fired', id, gid, now, 'schedule', name, 'occurrence', fmt(t))
-            write_job(id, gid, h[8], job, now, {'schedule', name, 'occurrence_ms', fmt(t)})
+            write_job(id, gid, h[8], job, now, fmt(now),
+              {'schedule', name, 'occurrence_ms', fmt(t)})
             if gid ~= '' then redis.call('SET', K_HAS_GROUPS, '1') end
             published = published + 1
           end

@@ -21,6 +21,7 @@ from omniq._keys import (
 )
 from omniq._limits import ENQUEUE_FIELDS, MAX_DEPTH
 from omniq._protocol import admin, common, enqueue, leases
+from omniq._protocol.schedules import schedule_job_id
 from omniq._scripts import SCRIPTS
 from omniq.codec import (
     decode_payload,
@@ -222,8 +223,8 @@ def test_parse_ok_and_errors():
             common.parse_ok("op", ["ERR", code, "detail"])
 
 
-def _job_fields(i: int, gid: str = "") -> list[str]:
-    return [f"id{i}", '{"a":1}', "1500", "1", "3", gid, "t" * 40, "1000", "0"]
+def _job_fields(i: int, gid: str = "", schedule: str = "") -> list[str]:
+    return [f"id{i}", '{"a":1}', "1500", "1", "3", gid, "t" * 40, "1000", "0", schedule]
 
 
 def test_parse_reserve():
@@ -240,6 +241,12 @@ def test_parse_reserve():
         "q", "id0", {"a": 1}, 1500, 1, 3
     )
     assert (a.gid, b.gid, b.lease_token, b.timeout_ms) == ("", "g", "t" * 40, 1000)
+    assert (a.schedule, a.occurrence_ms) == ("", 0)
+    # a scheduled job: its occurrence is the time of its id (a ULID)
+    scheduled = [schedule_job_id("q", "nightly", 1_765_000_000_000), *_job_fields(0)[1:-1],
+                 "nightly"]
+    job = leases.parse_reserve("q", ["JOB", "1", *scheduled]).jobs[0]
+    assert (job.schedule, job.occurrence_ms) == ("nightly", 1_765_000_000_000)
     fields = _job_fields(0)
     fields[4] = ""  # a hash without max_attempts
     assert leases.parse_reserve("q", ["JOB", "1", *fields]).jobs[0].max_attempts == 0
