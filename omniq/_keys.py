@@ -174,7 +174,6 @@ class QueueKeys:
         "idx_wait",
         "name",
         "paused",
-        "schedules",
         "stats",
         "wait",
         "wake",
@@ -195,7 +194,6 @@ class QueueKeys:
         self.stats = b + ":stats"
         self.idx_wait = b + ":idx:wait"
         self.wake = b + ":wake"
-        self.schedules = b + ":schedules"
 
     def job(self, job_id: str) -> str:
         """Key of a job hash."""

@@ -131,8 +131,9 @@ class ScheduleInfo(msgspec.Struct, frozen=True, kw_only=True):
     jobs by their publish keyword names (``max_attempts``, ``timeout_ms`` and ``backoff_ms``
     always, the others when they differ from the defaults). The state:
     ``next_fire_ms`` (None while paused or once the pattern has no occurrence left),
-    ``last_fire_ms`` (the occurrence of the last job it published, whose id is
-    ``last_job_id``), ``fired_ms`` (when that fire ran), ``fires`` (jobs published),
+    ``last_fire_ms`` (the latest occurrence fired: its job published, or held off by its
+    dedup key), ``fired_ms`` (when that fire ran), ``last_job_id`` (the last job it
+    published), ``fires`` (jobs published),
     ``misfired_ms`` (the latest occurrence the misfire policy skipped), ``rev`` (bumped by
     every change of the definition). ``queue`` is the physical queue that holds it (a
     partition of a partitioned queue), ``logical_queue`` the name it was read under.

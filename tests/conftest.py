@@ -81,9 +81,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         on_cluster = kind == "cluster"
         path = item.nodeid.replace("\\", "/")
         only = item.get_closest_marker("kinds")
-        if on_cluster and (
+        if (on_cluster and (
             not path.startswith(CLUSTER_SUITES) or item.get_closest_marker("single_node")
-        ) or (only is not None and kind is not None and kind not in only.args):
+        )) or (only is not None and kind is not None and kind not in only.args):
             dropped.append(item)
         else:
             keep.append(item)

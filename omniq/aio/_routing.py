@@ -193,12 +193,6 @@ class Routing:
             if held:
                 raise PartitionError("partition", "QUEUE_NOT_EMPTY",
                                      f"{held} jobs in queues named like its partitions")
-            # its schedules would stay on the plain queue, where no fire may publish
-            rows = await self.read_each([queue], lambda k: [("ZCARD", k.schedules)])
-            if rows[0][0]:
-                raise PartitionError("partition", "QUEUE_NOT_EMPTY",
-                                     f"{rows[0][0]} schedules on {queue!r}: remove them "
-                                     f"first (unschedule), then schedule them again")
         stored = parse_partition(await self.call(PARTITION, queue, partition_args(partitions)))
         self._layouts[queue] = partitions
         return stored

@@ -1245,6 +1245,9 @@ class AsyncOmniq:
             found = [schedule_proto.parse_read(r)
                      for r in await routing.call_each(t, schedule_proto.SCHEDULE_READ, read)]
             here = found[t.parts.index(target)]
+            stored = here.records[0] if here.records else None
+            # (validated before anything is written, the move below included)
+            next_ms, anchor = schedule_proto.first_fire(spec, stored, here.now)
             moved = [part for part, rd in zip(t.parts, found, strict=True)
                      if rd.records and part != target]
             if moved:
@@ -1252,8 +1255,6 @@ class AsyncOmniq:
                 # goes first, so no occurrence can be fired from both
                 await routing.call_all([(schedule_proto.SCHEDULE_REMOVE, part,
                                          schedule_proto.remove_args(spec.name)) for part in moved])
-            stored = here.records[0] if here.records else None
-            next_ms, anchor = schedule_proto.first_fire(spec, stored, here.now)
             rev = int(stored["rev"]) if stored else 0
             args = schedule_proto.set_args(now, spec, rev, next_ms, anchor)
             try:

@@ -10,9 +10,10 @@
 --   left), skip_from, skip_to (the occurrences the policy drops, '' '' for none), m, then
 --   m occurrence times (ascending)
 -- Checks (BAD_ARGS, nothing written): a name at most once; every time an integer;
--- occurrences and the skipped range within [expected_next, now] and not after end_ms, the
--- skipped ones before the published ones, new_next after all of them (and not after
--- end_ms); at most 1 occurrence (misfire 'once' or 'skip') or MAX_SCHEDULE_CATCHUP ('all').
+-- occurrences and the skipped range within [expected_next, now], the skipped ones before
+-- the published ones, new_next after all of them; at most MAX_SCHEDULE_CATCHUP
+-- occurrences; and, for a plan that matches the stored schedule: none after its end_ms
+-- (new_next included), at most 1 occurrence unless its misfire is 'all'.
 -- Each occurrence becomes a job of the schedule's template with the id sched_job_id(name,
 -- time) (lib.lua), due at time + its jitter, and the fields schedule, occurrence_ms; an id that
 -- exists already is not written again. Events: 'fired' per occurrence published (fields
@@ -72,6 +73,11 @@ for k = 1, n do
     last = t
   end
   i = i + 7 + m
+  -- the checks that need no stored state hold whatever the outcome (even STALE or GONE)
+  if (skip_from or p.times[1] or expected) < expected or last > now then
+    return err('BAD_ARGS', 'plan of ' .. name)
+  end
+  if new_next and new_next <= last then return err('BAD_ARGS', 'new_next of ' .. name) end
   local h = redis.call('HMGET', SCHED_PREFIX .. name, 'rev', 'next_ms', 'paused', 'misfire',
     'end_ms', 'jitter_ms', 'fires', unpack(SCHED_DEF, 9))
   p.h = h
@@ -82,13 +88,12 @@ for k = 1, n do
   elseif tonumber(h[1]) ~= rev or tonumber(h[2] or '') ~= expected then
     p.status = 'STALE'
   else
-    local first = skip_from or p.times[1] or expected
+    -- and those against the definition
     local end_ms = tonumber(h[5] or '')
-    if first < expected or last > now or (end_ms and last > end_ms)
-        or (m > 1 and h[4] ~= 'all') then
+    if (end_ms and last > end_ms) or (m > 1 and h[4] ~= 'all') then
       return err('BAD_ARGS', 'plan of ' .. name)
     end
-    if new_next and (new_next <= last or (end_ms and new_next > end_ms)) then
+    if new_next and end_ms and new_next > end_ms then
       return err('BAD_ARGS', 'new_next of ' .. name)
     end
     p.status = 'FIRED'
@@ -106,10 +111,9 @@ for _, p in ipairs(plans) do
     local h, name = p.h, p.name
     local gid = h[12] or ''
     local jitter = tonumber(h[6] or '') or 0
-    local last_id = nil
+    local last_id = nil  -- the last job this fire wrote
     for _, t in ipairs(p.times) do
       local id = sched_job_id(name, t)
-      last_id = id
       if redis.call('EXISTS', job_key(id)) == 0 then
         local due = t + sched_jitter(name, t, jitter)
         local job = parse_job(sched_job_fields(id, h, 7, due), 0, now, 0)
@@ -126,17 +130,26 @@ for _, p in ipairs(plans) do
               {'schedule', name, 'occurrence_ms', fmt(t)})
             if gid ~= '' then redis.call('SET', K_HAS_GROUPS, '1') end
             published = published + 1
+            last_id = id
           end
         end
       end
     end
     local sk = SCHED_PREFIX .. name
     local args = {sk, 'next_ms', p.new_next and fmt(p.new_next) or ''}
+    if #p.times > 0 then
+      -- last_ms: the latest occurrence fired, its job written now, before, or held off
+      -- by its dedup key (no later fire goes back to it)
+      args[#args + 1] = 'last_ms'
+      args[#args + 1] = fmt(p.times[#p.times])
+      args[#args + 1] = 'fired_ms'
+      args[#args + 1] = fmt(now)
+    end
     if last_id then
-      for _, f in ipairs({'last_ms', fmt(p.times[#p.times]), 'last_job_id', last_id,
-          'fired_ms', fmt(now), 'fires', fmt((tonumber(h[7] or '') or 0) + published)}) do
-        args[#args + 1] = f
-      end
+      args[#args + 1] = 'last_job_id'
+      args[#args + 1] = last_id
+      args[#args + 1] = 'fires'
+      args[#args + 1] = fmt((tonumber(h[7] or '') or 0) + published)
     end
     if p.skip_to then
       args[#args + 1] = 'misfired_ms'

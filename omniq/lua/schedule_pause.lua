@@ -3,7 +3,8 @@
 -- occurrence after now, which the client computed from the definition it read at rev
 -- expected_rev (a concurrent change answers CHANGED, nothing written).
 -- ARGV: now_ms, name, paused ('1' pause | '0' resume), expected_rev and next_ms (resume:
---   the next fire time, '' = no occurrence left; pause: '' '')
+--   the next fire time, '' = no occurrence left, never after the schedule's end_ms;
+--   pause: '' '')
 -- Reply: {'OK', '1' when the state changed else '0'}
 --        | {'ERR', 'NO_SCHEDULE'} | {'ERR', 'CHANGED', stored rev} | {'ERR', 'BAD_ARGS', detail}
 if #ARGV ~= 5 then return err('BAD_ARGS', 'argument count') end
@@ -24,8 +25,11 @@ elseif ARGV[4] ~= '' or ARGV[5] ~= '' then
   return err('BAD_ARGS', 'expected_rev')
 end
 local sk = SCHED_PREFIX .. name
-local h = redis.call('HMGET', sk, 'rev', 'paused')
+local h = redis.call('HMGET', sk, 'rev', 'paused', 'end_ms')
 if not h[1] then return err('NO_SCHEDULE') end
+if next_ms and h[3] and h[3] ~= '' and next_ms > tonumber(h[3]) then
+  return err('BAD_ARGS', 'next_ms')
+end
 if h[2] == paused then return {'OK', '0'} end
 if paused == '1' then
   redis.call('HSET', sk, 'paused', '1', 'updated_ms', fmt(now))

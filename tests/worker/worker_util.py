@@ -105,12 +105,22 @@ async def numsub(redis: Any, *channels: str) -> dict[str, int]:
 
     if not isinstance(redis, RedisCluster):
         return {str(c): int(n) for c, n in await redis.pubsub_numsub(*channels)}
+    import redis.asyncio as aredis
+
     await redis.initialize()
     total = dict.fromkeys(channels, 0)
     for node in redis.get_primaries():
-        reply = await redis.execute_command("PUBSUB", "NUMSUB", *channels, target_nodes=node)
-        for c, n in zip(reply[::2], reply[1::2], strict=True):
-            total[c if isinstance(c, str) else c.decode()] += int(n)
+        # each node on a plain connection (redis-py 8.2's cluster reply parser for PUBSUB
+        # NUMSUB expects pairs where a node sends a flat list)
+        plain = aredis.Redis(host=node.host, port=node.port, decode_responses=True)
+        try:
+            reply = await plain.execute_command("PUBSUB", "NUMSUB", *channels)
+        finally:
+            await plain.aclose()
+        pairs = reply if reply and isinstance(reply[0], list | tuple) else zip(
+            reply[::2], reply[1::2], strict=True)
+        for c, n in pairs:
+            total[c] += int(n)
     return total
 
 

@@ -10,7 +10,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model"))
 
-from inputs_util import World, populate
+from inputs_util import World, populate, populate_schedules
 
 from omniq import AsyncOmniq
 
@@ -19,3 +19,9 @@ from omniq import AsyncOmniq
 async def world(omniq: AsyncOmniq, raw: redis.Redis) -> World:
     """Queue ``q`` with a job in every lane, a grouped backlog, two leases and a counter."""
     return await populate(omniq, raw)
+
+
+@pytest.fixture
+async def sworld(omniq: AsyncOmniq, raw: redis.Redis) -> World:
+    """``world`` plus schedules of ``q`` (s1, sa, so, sp) and the partitioned queue ``pq``."""
+    return await populate_schedules(omniq, raw)

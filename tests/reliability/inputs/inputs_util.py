@@ -63,3 +63,26 @@ async def populate(c: AsyncOmniq, raw: redis.Redis) -> World:
     await c.childs_init("parent", 3)
     await c.child_ack("parent", "child-1")
     return w
+
+
+# -- schedules -----------------------------------------------------------------------------
+
+PQ = "pq"  # a queue partitioned in two: its logical anchor refuses schedule writes
+
+
+async def populate_schedules(c: AsyncOmniq, raw: redis.Redis) -> World:
+    """The populated database plus schedules of ``q``, all made at T0 (rev 1 each):
+    ``s1`` every minute (next fire T0 + 60 s, nothing due), ``sa`` every second since
+    T0 - 10 s until T0 + 5 s with misfire 'all' (next fire T0 - 10 s: 11 occurrences due
+    at T0 + 100), ``so`` and ``ss`` the same with misfire 'once' and 'skip' and no end,
+    ``sp`` every second, paused; and ``pq`` partitioned in two."""
+    w = await populate(c, raw)
+    await c.schedule(Q, "s1", every_ms=60_000, now_ms=T0)
+    await c.schedule(Q, "sa", every_ms=1000, start_ms=T0 - 10_000, end_ms=T0 + 5000,
+                     misfire="all", now_ms=T0)
+    await c.schedule(Q, "so", every_ms=1000, start_ms=T0 - 10_000, now_ms=T0)
+    await c.schedule(Q, "ss", every_ms=1000, start_ms=T0 - 10_000, misfire="skip", now_ms=T0)
+    await c.schedule(Q, "sp", every_ms=1000, now_ms=T0)
+    assert await c.pause_schedule(Q, "sp", now_ms=T0)
+    await c.partition_queue(PQ, 2)
+    return w

@@ -1,6 +1,8 @@
 """Bad-input matrix: every case is refused with a typed error (or gives its documented
 result), and nothing is partially written: the whole keyspace of a populated database is
-compared before and after. The table of cases is in docs/reliability.md, "Bad input"."""
+compared before and after. The table of cases is in docs/reliability.md, "Bad input".
+The schedule scripts' cases (raw_cases.SCHEDULE_CASES) run on a database that also holds
+schedules (inputs_util.populate_schedules)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 from inputs_util import T0, Q, World
-from raw_cases import CASES, WRITES_BEFORE_EVENTS_MAXLEN
+from raw_cases import CASES, SCHEDULE_CASES, SCHEDULE_WRITES, WRITES_BEFORE_EVENTS_MAXLEN
 
 from omniq import (
     AsyncOmniq,
@@ -22,7 +24,10 @@ from omniq import (
     JobSpec,
     LaneMismatch,
     LeaseLost,
+    ScheduleNotFound,
 )
+from omniq._protocol.enqueue import JobOptions
+from omniq._protocol.schedules import ScheduleSpec
 from omniq.aio.worker import Fail, Worker
 from omniq.types import Ack
 
@@ -763,3 +768,172 @@ async def test_rate_limit_cases_would_write(world, script):
         args = ["0", "grp"]
     assert world.script(script, "{q}:meta", *args) == ["OK", "1"]
     assert world.snap() != before
+
+
+# -- schedules -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("script", "key", "args", "expected"),
+                         [pytest.param(*c[1:], id=c[0]) for c in SCHEDULE_CASES])
+async def test_schedule_script_with_bad_argv(sworld, script, key, args, expected):
+    """The schedule scripts, called directly on a database with schedules: the typed
+    refusal (or, for a call that finds nothing to do, its reply), and no key written."""
+    before = sworld.snap()
+    try:
+        reply = sworld.script(script, key, *args)
+    except redis.ResponseError as exc:  # pragma: no cover - the failure this test looks for
+        pytest.fail(f"Lua runtime error: {exc}")
+    assert reply == expected
+    sworld.unchanged(before)
+
+
+@pytest.mark.parametrize(("script", "args"),
+                         [pytest.param(*c[1:], id=c[0]) for c in SCHEDULE_WRITES])
+async def test_schedule_cases_would_write(sworld, script, args):
+    """The controls of the schedule rows: the same calls with good arguments write."""
+    before = sworld.snap()
+    reply = sworld.script(script, "{q}:meta", *args)
+    assert reply[0] == "OK", reply
+    assert sworld.snap() != before
+
+
+# -- schedules through the client: refused before anything is written -----------------------
+
+MIN = 60_000
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"cron": "61 * * * *"}, id="cron-minute-61"),
+        pytest.param({"cron": "* * * *"}, id="cron-four-fields"),
+        pytest.param({"cron": "* * * * * * *"}, id="cron-seven-fields"),
+        pytest.param({"cron": "60 * * * * *"}, id="cron-second-60"),
+        pytest.param({"cron": "@reboot"}, id="cron-unknown-alias"),
+        pytest.param({"cron": ""}, id="cron-empty"),
+        pytest.param({"cron": "   "}, id="cron-blank"),
+        pytest.param({"cron": 5}, id="cron-int"),
+        pytest.param({"cron": "0 9 * * MON", "tz": "Mars/Olympus"}, id="tz-unknown"),
+        pytest.param({"cron": "0 9 * * MON", "tz": "Europe/ Paris"}, id="tz-with-space"),
+        pytest.param({"cron": "0 9 * * MON", "tz": ""}, id="tz-empty"),
+        pytest.param({"cron": "0 9 * * MON", "tz": None}, id="tz-none"),
+        pytest.param({"cron": "0 9 * * MON", "tz": "Z" * 65}, id="tz-65"),
+        pytest.param({"cron": "0 * * * *", "every_ms": MIN}, id="cron-and-every"),
+        pytest.param({}, id="neither-cron-nor-every"),
+        pytest.param({"every_ms": 999}, id="every-999"),
+        pytest.param({"every_ms": 0}, id="every-zero"),
+        pytest.param({"every_ms": -MIN}, id="every-negative"),
+        pytest.param({"every_ms": 1500.5}, id="every-float"),
+        pytest.param({"every_ms": True}, id="every-bool"),
+        pytest.param({"every_ms": "60000"}, id="every-text"),
+        pytest.param({"every_ms": 2**53}, id="every-beyond-2^53"),
+        pytest.param({"every_ms": MIN, "tz": "Europe/Paris"}, id="tz-with-every"),
+        pytest.param({"every_ms": MIN, "start_ms": -1}, id="start-negative"),
+        pytest.param({"every_ms": MIN, "end_ms": -1}, id="end-negative"),
+        pytest.param({"every_ms": MIN, "start_ms": NOW + 10, "end_ms": NOW + 5},
+                     id="end-before-start"),
+        pytest.param({"every_ms": MIN, "end_ms": NOW - 1}, id="no-occurrence-left"),
+        pytest.param({"cron": "0 0 30 2 *"}, id="cron-never-matches"),
+        pytest.param({"every_ms": MIN, "misfire": "twice"}, id="misfire-unknown"),
+        pytest.param({"every_ms": MIN, "misfire": "ONCE"}, id="misfire-upper-case"),
+        pytest.param({"every_ms": MIN, "misfire": None}, id="misfire-none"),
+        pytest.param({"every_ms": MIN, "misfire_grace_ms": -1}, id="grace-negative"),
+        pytest.param({"every_ms": MIN, "jitter_ms": -1}, id="jitter-negative"),
+        pytest.param({"every_ms": MIN, "jitter_ms": 0.5}, id="jitter-float"),
+        pytest.param({"every_ms": MIN, "payload": "text"}, id="payload-string"),
+        pytest.param({"every_ms": MIN, "payload": {"x": math.nan}}, id="payload-nan"),
+        pytest.param({"every_ms": MIN, "max_attempts": 0}, id="max-attempts-zero"),
+        pytest.param({"every_ms": MIN, "timeout_ms": 0}, id="timeout-zero"),
+        pytest.param({"every_ms": MIN, "gid": "g\x01"}, id="gid-control-char"),
+        pytest.param({"every_ms": MIN, "group_order": "strict"}, id="strict-without-gid"),
+        pytest.param({"every_ms": MIN, "dedup": "replace"}, id="dedup-without-key"),
+        pytest.param({"every_ms": MIN, "dedup_key": ""}, id="dedup-key-empty"),
+        pytest.param({"every_ms": MIN, "expire_in_ms": -1}, id="expire-in-negative"),
+        pytest.param({"every_ms": MIN, "backoff": "linear"}, id="backoff-unknown"),
+        pytest.param({"every_ms": MIN, "now_ms": -1}, id="now-negative"),
+    ],
+)
+async def test_schedule_definition(world, kwargs):
+    await refused(world, InvalidArgument, world.client.schedule(Q, "s", **kwargs))
+
+
+@pytest.mark.parametrize("kwargs", [
+    pytest.param({"due_ms": NOW + MIN}, id="due-ms"),
+    pytest.param({"delay_ms": MIN}, id="delay-ms"),
+    pytest.param({"expires_ms": NOW + MIN}, id="expires-ms"),
+])
+async def test_schedule_takes_no_absolute_job_times(world, kwargs):
+    """A schedule's jobs are due at their occurrence and expire relative to the fire:
+    ``schedule()`` has no ``due_ms``, ``delay_ms`` or ``expires_ms`` (a TypeError, as any
+    unknown keyword), and the definition refuses them when given as job options."""
+    async def call() -> Any:
+        return await world.client.schedule(Q, "s", every_ms=MIN, **kwargs)
+
+    await refused(world, TypeError, call())
+    options = JobOptions(max_attempts=3, timeout_ms=30_000, backoff_ms=0, **kwargs)
+    with pytest.raises(InvalidArgument):
+        ScheduleSpec("s", cron=None, every_ms=MIN, tz="UTC", start_ms=None, end_ms=None,
+                     misfire="once", misfire_grace_ms=0, jitter_ms=0, payload=b"{}",
+                     options=options)
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param("", id="empty"), pytest.param("a\nb", id="newline"),
+    pytest.param("a\x7fb", id="del"), pytest.param("s" * 257, id="257-chars"),
+    pytest.param("é" * 129, id="258-bytes"), pytest.param(5, id="int"),
+    pytest.param(None, id="none"), pytest.param("   ", id="blank"),
+])
+async def test_schedule_bad_name(sworld, name):
+    c = sworld.client
+    await refused(sworld, InvalidArgument, c.schedule(Q, name, every_ms=MIN))
+    await refused(sworld, InvalidArgument, c.unschedule(Q, name))
+    await refused(sworld, InvalidArgument, c.pause_schedule(Q, name))
+    await refused(sworld, InvalidArgument, c.resume_schedule(Q, name))
+    await refused(sworld, InvalidArgument, c.get_schedule(Q, name))
+
+
+async def test_schedule_bad_queue(sworld):
+    c = sworld.client
+    await refused(sworld, InvalidArgument, c.schedule("{q}", "s", every_ms=MIN))
+    await refused(sworld, InvalidArgument, c.schedule("q\n", "s", every_ms=MIN))
+    await refused(sworld, InvalidArgument, c.fire_schedules(""))
+    await refused(sworld, InvalidArgument, c.schedules("my queue"))
+    await refused(sworld, InvalidArgument, c.fire_schedules(Q, now_ms=-1))
+    await refused(sworld, InvalidArgument, c.pause_schedule(Q, "s1", now_ms=1.5))
+    await refused(sworld, InvalidArgument, c.resume_schedule(Q, "sp", now_ms=-1))
+
+
+async def test_schedule_replacement_without_occurrences_keeps_the_stored_one(sworld):
+    # s1 exists; a new timing that has no occurrence left is refused and changes nothing
+    await refused(sworld, InvalidArgument,
+                  sworld.client.schedule(Q, "s1", every_ms=MIN, end_ms=NOW - 1, now_ms=NOW))
+
+
+async def test_pause_and_resume_of_an_unknown_schedule(sworld):
+    await refused(sworld, ScheduleNotFound, sworld.client.pause_schedule(Q, "ghost"),
+                  "NO_SCHEDULE")
+    await refused(sworld, ScheduleNotFound, sworld.client.resume_schedule(Q, "ghost"),
+                  "NO_SCHEDULE")
+
+
+async def test_schedule_calls_that_change_nothing(sworld):
+    """Documented no-ops: the same definition again, a pause of a paused schedule, a resume
+    of a running one, removing a name that does not exist: no key written."""
+    c = sworld.client
+    before = sworld.snap()
+    info = await c.schedule(Q, "s1", every_ms=60_000, now_ms=NOW)
+    assert info.rev == 1
+    assert await c.pause_schedule(Q, "sp", now_ms=NOW) is False
+    assert await c.resume_schedule(Q, "s1", now_ms=NOW) is False
+    assert await c.unschedule(Q, "ghost") is False
+    sworld.unchanged(before)
+
+
+async def test_schedule_name_with_surrounding_whitespace_is_one_name(sworld):
+    # documented: the rule of gids, so surrounding whitespace is trimmed by every call
+    c = sworld.client
+    info = await c.schedule(Q, " n1 ", every_ms=MIN, now_ms=NOW)
+    assert info.name == "n1"
+    assert await c.get_schedule(Q, " n1 ") is not None
+    assert await c.pause_schedule(Q, " n1 ", now_ms=NOW) is True
+    assert await c.unschedule(Q, " n1 ") is True

@@ -39,6 +39,18 @@ SHA1 of ``"<id>:<attempt>:<now>"``. A strict job's failed attempt holds its grou
 (``g:<gid>:held``), its terminal failure with on_failure='block' blocks it
 (``g:<gid>:blocked``); reserve starts nothing in a group held by a job still in that
 state, and drops a hold whose job moved on.
+
+Schedules (docs/schedules.md, protocol.md 2.10, the schedule_* script headers): the hash
+``{q}:schedule:<name>`` (definition, job template, state) and the zset ``{q}:schedules``
+(next fire time, ``+inf`` while paused or ended). The model has the five scripts
+(schedule_set with its created / replaced / unchanged / CHANGED, the reads, schedule_fire
+with its compare-and-set statuses and plan checks, pause / resume, remove) and, to know
+what the client sends, its own planner of the documented rules (:func:`first_fire`,
+:func:`plan_fire`, :func:`resume_next`: interval arithmetic here; cron occurrences from
+omniq._timing, i.e. cronsim, walked forward). A fire writes each occurrence's job with the
+derived id (omniq._protocol.schedules.schedule_job_id) like enqueue does, plus the fields
+``schedule`` and ``occurrence_ms``; a lease of it gives both (the reply carries the
+schedule, the client reads the occurrence from the id, a ULID of it).
 """
 
 from __future__ import annotations
@@ -1299,6 +1311,9 @@ class QueueModel:
         h = self.schedules.get(name)
         if h is None:
             return ("ERR", "NO_SCHEDULE")
+        end = opt_int(h.get("end_ms"))
+        if next_ms is not None and end is not None and next_ms > end:
+            return ("ERR", "BAD_ARGS", "next_ms")
         want = "1" if paused else "0"
         if h.get("paused") == want:
             return ("OK", "0")
@@ -1319,7 +1334,7 @@ class QueueModel:
 
     def _sched_job(self, name: str, h: Hash, t: int) -> dict[str, Any]:
         """The job of occurrence ``t``: the schedule's template as an enqueue job dict."""
-        return {"id": schedule_job_id(name, t), "payload": h["payload"],
+        return {"id": schedule_job_id(self.name, name, t), "payload": h["payload"],
                 "max_attempts": int(h["max_attempts"]), "timeout_ms": int(h["timeout_ms"]),
                 "backoff_ms": int(h["backoff_ms"]), "gid": h.get("gid", ""),
                 "group_limit": int(h.get("group_limit") or 0),
@@ -1328,30 +1343,47 @@ class QueueModel:
                 "control": json.loads(h["extras"]) if h.get("extras") else {}}
 
     @staticmethod
-    def _plan_ok(h: Hash, expected: int, plan: FirePlanT, now: int) -> str | None:
-        """The schedule_fire header's checks of one plan against its stored schedule."""
+    def _plan_shape(expected: int, plan: FirePlanT, now: int) -> str | None:
+        """The schedule_fire header's checks that need no stored state (they hold for a
+        STALE or GONE plan too)."""
         times, skipped, new_next = plan
-        end = opt_int(h.get("end_ms"))
         first = skipped[0] if skipped else times[0] if times else expected
         last = times[-1] if times else skipped[1] if skipped else -1
-        if (first < expected or last > now or (end is not None and last > end)
-                or (len(times) > 1 and h["misfire"] != "all")):
+        if first < expected or last > now:
             return "plan"
-        if new_next is not None and (new_next <= last or (end is not None and new_next > end)):
+        if new_next is not None and new_next <= last:
+            return "new_next"
+        return None
+
+    @staticmethod
+    def _plan_ok(h: Hash, plan: FirePlanT) -> str | None:
+        """The header's checks of a plan against the stored schedule it matches."""
+        times, skipped, new_next = plan
+        end = opt_int(h.get("end_ms"))
+        last = times[-1] if times else skipped[1] if skipped else -1
+        if (end is not None and last > end) or (len(times) > 1 and h["misfire"] != "all"):
+            return "plan"
+        if new_next is not None and end is not None and new_next > end:
             return "new_next"
         return None
 
     def schedule_fire(self, now: int,
                       items: list[tuple[str, int, int, FirePlanT]]) -> Reply:
-        """Apply the plans (name, rev, expected next_ms, plan) whose schedule still has that
-        rev and next_ms (else STALE, PAUSED, GONE). Each occurrence t becomes the job
-        schedule_job_id(name, t) due at t + its jitter, with the fields schedule and
-        occurrence_ms, unless that id exists or a live job holds its dedup key (dedup=
-        'replace': the holder takes the payload); events 'fired' (before the job's own)
-        per job written, then 'misfired' for a skipped range. Reply: ('OK', [(status,
-        published), ...])."""
+        """Apply the plans (name, rev, expected next_ms, plan; a name at most once) whose
+        schedule still has that rev and next_ms (else STALE, PAUSED, GONE). Each occurrence
+        t becomes the job schedule_job_id(queue, name, t) due at t + its jitter, with the
+        fields schedule and occurrence_ms, unless that id exists or a live job holds its
+        dedup key (dedup='replace': the holder takes the payload); events 'fired' (before
+        the job's own) per job written, then 'misfired' for a skipped range. The stats are
+        synced when a plan applied (last_enqueue_ms when a job was published). Reply:
+        ('OK', [(status, published), ...])."""
+        if len({it[0] for it in items}) < len(items):
+            return ("ERR", "BAD_ARGS", "name twice")
         statuses = []
         for name, rev, expected, plan in items:
+            bad = self._plan_shape(expected, plan, now)
+            if bad:
+                return ("ERR", "BAD_ARGS", f"{bad} of {name}")
             h = self.schedules.get(name)
             if h is None:
                 statuses.append("GONE")
@@ -1360,7 +1392,7 @@ class QueueModel:
             elif int(h["rev"]) != rev or opt_int(h.get("next_ms")) != expected:
                 statuses.append("STALE")
             else:
-                bad = self._plan_ok(h, expected, plan, now)
+                bad = self._plan_ok(h, plan)
                 if bad:
                     return ("ERR", "BAD_ARGS", f"{bad} of {name}")
                 statuses.append("FIRED")
@@ -1371,6 +1403,7 @@ class QueueModel:
             if status == "FIRED":
                 h = self.schedules[name]
                 gid = h.get("gid", "")
+                last_id = None  # the last job this fire wrote
                 for t in times:
                     j = self._sched_job(name, h, t)
                     if j["id"] in self.jobs:
@@ -1385,18 +1418,22 @@ class QueueModel:
                     self.emit("fired", j["id"], gid, now, schedule=name, occurrence=fmt(t))
                     self.write_job(j, due, now, {"schedule": name, "occurrence_ms": fmt(t)})
                     published += 1
+                    last_id = j["id"]
                 h["next_ms"] = "" if new_next is None else fmt(new_next)
-                if times:
-                    h.update(last_ms=fmt(times[-1]), last_job_id=schedule_job_id(name, times[-1]),
-                             fired_ms=fmt(now), fires=fmt(int(h.get("fires") or 0) + published))
+                if times:  # the latest occurrence fired, written or not
+                    h.update(last_ms=fmt(times[-1]), fired_ms=fmt(now))
+                if last_id is not None:
+                    h.update(last_job_id=last_id,
+                             fires=fmt(int(h.get("fires") or 0) + published))
                 if skipped:
                     h["misfired_ms"] = fmt(skipped[1])
                     self.emit("misfired", "", gid, now, schedule=name, occurrence=fmt(skipped[1]),
                               **{"from": fmt(skipped[0])})
                 self.sched_z[name] = INF if new_next is None else new_next
             out.append((status, published))
-        if "FIRED" in statuses:
-            self.stats["last_enqueue_ms"] = fmt(now)
+        if "FIRED" in statuses:  # (last_enqueue_ms only when a job was published)
+            if any(n for _, n in out):
+                self.stats["last_enqueue_ms"] = fmt(now)
             self.finish(now)
         return ("OK", out)
 

@@ -7,6 +7,14 @@ field by field, lists in order, zset scores, stats counters) and whether it expi
 event stream ``{q}:events`` is part of it: XRANGE of the real stream, entry by entry, must
 equal the events the model says the operations so far produced (ids strictly increasing).
 
+Schedules take part like any other operation: interval (1 s, 3 s) and cron schedules
+(6-field every few seconds, one in a DST zone, minutely in a half-hour zone, hourly) with
+every misfire policy, jitter, start / end bounds, gids and dedup keys; created, replaced
+(or unchanged) through schedule() or schedule_set directly (a stale rev: CHANGED), paused,
+resumed, removed, read, fired at the machine's clock (which also jumps to the next fire
+time), and fired with plans made before another call changed the schedule (STALE, PAUSED,
+GONE). Their jobs then meet every other rule (leases carry schedule and occurrence_ms).
+
 ``OMNIQ_MODEL_EXAMPLES`` sets the number of examples (default 200; e.g. 5000 for a long
 run), ``OMNIQ_MODEL_STEPS`` the steps per example (default 30).
 """
@@ -192,6 +200,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.keep_failed: int | None = None
         self.keep_ms = (0, 0)  # the client's keep_completed_ms, keep_failed_ms
         self.child_ttl = WEEK_MS
+        self.sched_given: dict[tuple[str, str], dict[str, Any]] = {}  # last schedule() kwargs
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -290,10 +299,12 @@ class QueueMachine(RuleBasedStateMachine):
         keep_completed_ms=KEEP_MS,
         keep_failed_ms=KEEP_MS,
         events_maxlen=st.sampled_from([DEFAULT_EVENTS_MAXLEN] * 3 + [0]),
+        sched_seed=st.lists(schedule_specs, max_size=2, unique_by=lambda s: s["name"]),
     )
     def setup(self, keep_completed: int, keep_failed: int | None, child_ttl: int,
               two_queues: bool, seed: list[dict[str, Any]], keep_completed_ms: int = 0,
-              keep_failed_ms: int = 0, events_maxlen: int = DEFAULT_EVENTS_MAXLEN) -> None:
+              keep_failed_ms: int = 0, events_maxlen: int = DEFAULT_EVENTS_MAXLEN,
+              sched_seed: list[dict[str, Any]] | None = None) -> None:
         self.keep_completed, self.keep_failed, self.child_ttl = (
             keep_completed, keep_failed, child_ttl)
         self.keep_ms = (keep_completed_ms, keep_failed_ms)
@@ -305,6 +316,8 @@ class QueueMachine(RuleBasedStateMachine):
         self.queues = QUEUES if two_queues else QUEUES[:1]
         if seed:
             self._publish_many(self.queues[-1], seed)
+        for spec in sched_seed or ():
+            self._schedule(None, self.queues[0], spec)
 
     # -- clock ---------------------------------------------------------------------------
 
@@ -765,17 +778,34 @@ class QueueMachine(RuleBasedStateMachine):
         reply = self.run(self.c.routing.call(script, part, args))
         return tuple(x.decode() if isinstance(x, bytes) else x for x in reply)
 
-    @rule(data=st.data(), spec=schedule_specs, via=st.sampled_from(["client"] * 3 + ["script"]))
-    def schedule(self, data: st.DataObject, spec: dict[str, Any], via: str) -> None:
+    @rule(data=st.data(), spec=schedule_specs, via=st.sampled_from(["client"] * 3 + ["script"]),
+          again=st.sampled_from([None, None, "same", "payload"]),
+          then=st.sampled_from([None, None, "fire", "reach"]))
+    def schedule(self, data: st.DataObject, spec: dict[str, Any], via: str,
+                 again: str | None, then: str | None) -> None:
         """Create, replace or leave unchanged a schedule (client: the whole schedule()
         call; script: schedule_set with the model's next fire time and, sometimes, a stale
-        expected_rev, answered CHANGED)."""
-        self._schedule(data, self.sched_queue(data), spec, via)
+        expected_rev, answered CHANGED); ``again``: the last definition given to that name
+        (unchanged) or it with a new payload (replaced, same timing); then sometimes fire
+        at once, or at its next fire time."""
+        queue = self.sched_queue(data)
+        last = self.sched_given.get((queue, spec["name"]))
+        if again and last is not None:
+            kw = dict(last)
+            if again == "payload":
+                kw["payload"] = {"v": self.now}
+            spec = {**spec, "kwargs": kw}
+        self._schedule(data, queue, spec, via)
+        if then == "reach":
+            self.now = max(self.now, self._next_fire(queue) or self.now)
+        if then:
+            self._fire(queue)
 
-    def _schedule(self, data: st.DataObject, queue: str, spec: dict[str, Any],
+    def _schedule(self, data: st.DataObject | None, queue: str, spec: dict[str, Any],
                   via: str = "client") -> None:
         name = spec["name"]
-        kw = self._sched_kwargs(spec)
+        kw = spec.get("kwargs") or self._sched_kwargs(spec)
+        self.sched_given[(queue, name)] = kw
         try:
             sspec: sched.ScheduleSpec | None = self._sched_spec(name, kw)
         except InvalidArgument:  # end_ms before start_ms
@@ -784,7 +814,7 @@ class QueueMachine(RuleBasedStateMachine):
         qm = self.model.queue(home)
         elsewhere = [p for p in self.sched_parts(queue)
                      if p != home and name in self.model.queue(p).schedules]
-        if via == "script" and sspec is not None and not elsewhere:
+        if via == "script" and data is not None and sspec is not None and not elsewhere:
             values = self._values(sspec)
             stored = qm.schedules.get(name)
             fire = first_fire(dict(zip(SCHED_DEF, values, strict=True)), stored, self.now)
@@ -805,13 +835,13 @@ class QueueMachine(RuleBasedStateMachine):
             assert info is None, "end_ms before start_ms accepted"
             return
         values = self._values(sspec)
-        for part in elsewhere:  # a new gid moved it: the client removes the old copy first
-            self.model.queue(part).schedule_remove(name)
         stored = qm.schedules.get(name)
         fire = first_fire(dict(zip(SCHED_DEF, values, strict=True)), stored, self.now)
-        if fire is None:  # no occurrence left: refused, nothing written
+        if fire is None:  # no occurrence left: refused, nothing written (no move either)
             assert info is None, "a schedule without occurrences accepted"
             return
+        for part in elsewhere:  # a new gid moved it: the old copy goes, the new one is new
+            self.model.queue(part).schedule_remove(name)
         rev = int(stored["rev"]) if stored else 0
         assert qm.schedule_set(self.now, name, rev, values, *fire)[0] == "OK"
         self.check_info(queue, name, info)

@@ -5,8 +5,11 @@ queues, each checked against its own :class:`QueueModel`. Publishing and pausing
 through the logical name: the test routes every job itself with the documented rule
 (CRC-32 of the gid, or of the explicit job id for an ungrouped job, modulo 2), so a
 routing change, a key outside the partitions' tags or a write to the wrong partition
-breaks the keyspace comparison. Leases, maintenance and admin use the partition names,
-and every step also checks the logical ``stats``, ``get_job`` and ``is_paused``.
+breaks the keyspace comparison. Schedules too go through the logical name: each lives on
+the partition of its gid, else of its dedup key, else of its name (a new gid moves it),
+and fires, pauses, reads and removals fan out over both. Leases, maintenance and admin
+use the partition names, and every step also checks the logical ``stats``, ``get_job``
+and ``is_paused``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,20 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule, run_state_machine_as_test
-from test_model import KEEP_MS, SETTINGS, WEEK_MS, QueueMachine, job_specs
+from test_model import (
+    KEEP_MS,
+    SETTINGS,
+    T0,
+    WEEK_MS,
+    QueueMachine,
+    job_specs,
+    schedule_specs,
+)
 
-from omniq import PartialPublishError
+from omniq import AsyncOmniq, InvalidArgument, PartialPublishError
 from omniq._limits import DEFAULT_EVENTS_MAXLEN
 
 LOGICAL = "q1"
@@ -42,16 +54,20 @@ class PartitionedMachine(QueueMachine):
         keep_completed_ms=KEEP_MS,
         keep_failed_ms=KEEP_MS,
         events_maxlen=st.sampled_from([DEFAULT_EVENTS_MAXLEN] * 3 + [0]),
+        sched_seed=st.lists(schedule_specs, max_size=2, unique_by=lambda s: s["name"]),
     )
     def setup(self, keep_completed: int, keep_failed: int | None, child_ttl: int,
               two_queues: bool, seed: list[dict[str, Any]], keep_completed_ms: int = 0,
-              keep_failed_ms: int = 0, events_maxlen: int = DEFAULT_EVENTS_MAXLEN) -> None:
+              keep_failed_ms: int = 0, events_maxlen: int = DEFAULT_EVENTS_MAXLEN,
+              sched_seed: list[dict[str, Any]] | None = None) -> None:
         super().setup(keep_completed, keep_failed, child_ttl, False, [], keep_completed_ms,
                       keep_failed_ms, events_maxlen)
         assert self.run(self.c.partition_queue(LOGICAL, PARTS)) is True
         self.queues = PHYSICAL
         if seed:
             self._publish_many(LOGICAL, seed)
+        for spec in sched_seed or ():
+            self._schedule(None, LOGICAL, spec)
 
     # publishing goes through the logical queue, routed by the test
 
@@ -114,6 +130,19 @@ class PartitionedMachine(QueueMachine):
         got = self.run(self.c.resume(LOGICAL))
         assert got == any(w[1] for w in wants)
 
+    # schedules go through the logical queue; each lives on the partition of its gid, else
+    # of its dedup key, else of its name (the rule of route())
+
+    def sched_queue(self, data: st.DataObject) -> str:
+        return LOGICAL
+
+    def sched_parts(self, queue: str) -> tuple[str, ...]:
+        return PHYSICAL
+
+    def sched_home(self, queue: str, name: str, gid: str | None, dedup_key: str | None) -> str:
+        key = (gid or "").strip() or dedup_key or name
+        return PHYSICAL[zlib.crc32(key.encode()) % PARTS]
+
     # the logical view after every step
 
     @invariant()
@@ -142,3 +171,18 @@ class PartitionedMachine(QueueMachine):
 
 def test_partitions_agree_with_model(omniq_redis_url: str) -> None:
     run_state_machine_as_test(lambda: PartitionedMachine(omniq_redis_url), settings=SETTINGS)
+
+
+async def test_a_refused_move_keeps_the_schedule(omniq_redis_url: str) -> None:
+    """schedule() documents "no occurrence left (nothing is written)": a replacement that
+    would move the schedule to another partition (a new gid) is refused before the old
+    copy is removed."""
+    async with AsyncOmniq(url=omniq_redis_url) as c:
+        await c.partition_queue("pq", PARTS)
+        here = zlib.crc32(b"a") % PARTS
+        other = next(g for g in "bcdefgh" if zlib.crc32(g.encode()) % PARTS != here)
+        await c.schedule("pq", "s", every_ms=1000, gid="a", now_ms=T0)
+        with pytest.raises(InvalidArgument):
+            await c.schedule("pq", "s", every_ms=1000, gid=other, end_ms=T0 - 1,
+                             now_ms=T0 + 10)
+        assert await c.get_schedule("pq", "s") is not None
