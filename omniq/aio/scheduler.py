@@ -104,10 +104,12 @@ class Scheduler:
             try:
                 wait = await self.run_once()
                 error_wait = 0.0
-            except OmniqError as exc:
+            except Exception as exc:  # the loop goes on: a worker's schedules must not stop
                 error_wait = min(max(error_wait * 2, 0.1), _ERROR_WAIT_MAX_S)
-                logger.warning("omniq: firing schedules failed (%s); retrying in %.1fs", exc,
-                               error_wait)
+                expected = isinstance(exc, OmniqError)  # (a server or network trouble)
+                logger.log(logging.WARNING if expected else logging.ERROR,
+                           "omniq: firing schedules failed (%s); retrying in %.1fs", exc,
+                           error_wait, exc_info=None if expected else exc)
                 wait = error_wait
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), wait)

@@ -274,3 +274,26 @@ async def test_handlers_manage_schedules_through_ctx_exec(omniq):
     await within(omniq.consume("b", shandler, drain=True), 20, "sync drain")
     assert seen == [1, True, True, True, True, True]
     assert await omniq.get_schedule("b", "other") is None
+
+
+async def test_a_failing_pass_is_logged_and_the_scheduler_goes_on(omniq, caplog):
+    real = omniq.fire_schedules
+    calls = 0
+
+    async def flaky(queue: str, **kw: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")  # a bug, not a server error: logged with its traceback
+        return await real(queue, **kw)
+
+    omniq.fire_schedules = flaky  # type: ignore[method-assign]
+    await omniq.schedule("q", "s", every_ms=SECOND, start_ms=now_ms() - 500)  # due now
+    with caplog.at_level("WARNING", logger="omniq"):
+        async with Scheduler(omniq, ["q"], interval_s=0.2) as scheduler:
+            await poll_until(lambda: scheduler.published >= 1, 10, "a fire after the failure")
+    failed = [r for r in caplog.records if "firing schedules failed" in r.getMessage()]
+    assert len(failed) == 1
+    assert failed[0].levelname == "ERROR"
+    assert failed[0].exc_info is not None
+    assert "boom" in failed[0].getMessage()
