@@ -1,11 +1,9 @@
 """Job ids: ``new_ulid`` (the official SDK's id helper) and ``id_time_ms``, the creation
-time a ULID job id carries (read with ulid-py)."""
+time a ULID job id carries."""
 
 from __future__ import annotations
 
-import ulid
-
-from omniq._protocol.common import new_job_id
+from omniq._protocol.common import new_job_id, ulid_time_ms
 
 __all__ = ["id_time_ms", "new_ulid"]
 
@@ -30,7 +28,4 @@ def id_time_ms(job_id: str) -> int | None:
     text = job_id.upper()
     if not set(text) <= _CROCKFORD or text[0] > "7":  # > 7: beyond the 48-bit time range
         return None
-    try:
-        return int(ulid.from_str(text).timestamp().int)
-    except (ValueError, TypeError):
-        return None
+    return ulid_time_ms(text)

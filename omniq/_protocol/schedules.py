@@ -18,6 +18,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import msgspec
+
 from omniq._keys import queue_base, validate_gid
 from omniq._limits import MAX_SCHEDULE_CATCHUP, MIN_EVERY_MS
 from omniq._protocol.common import check_non_negative, parse_ok, texts
@@ -268,8 +270,6 @@ def info(queue: str, logical_queue: str, rec: dict[str, str]) -> ScheduleInfo:
         if int(rec[name] or 0):
             options[name] = int(rec[name])
     if rec["extras"]:
-        import msgspec
-
         options.update(msgspec.json.decode(rec["extras"]))
     return ScheduleInfo(
         queue=queue,
