@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from omniq.errors import (
         ConnectionFailed,
         CounterError,
+        DependencyCycle,
+        DependencyError,
+        DependencyNotFound,
         DuplicateJobError,
         InvalidArgument,
         InvalidPayload,
@@ -43,6 +46,9 @@ if TYPE_CHECKING:
         CancelResult,
         FailOutcome,
         FireResult,
+        FlowInfo,
+        FlowJob,
+        FlowNode,
         JobEvent,
         JobInfo,
         JobSpec,
@@ -76,7 +82,8 @@ _LAZY: dict[str, str] = {
     "Settings": "omniq.settings",
     "PayloadT": "omniq.types",
     **{name: "omniq.errors" for name in (
-        "ConnectionFailed", "CounterError", "DuplicateJobError", "InvalidArgument",
+        "ConnectionFailed", "CounterError", "DependencyCycle", "DependencyError",
+        "DependencyNotFound", "DuplicateJobError", "InvalidArgument",
         "InvalidPayload", "JobCancelled", "JobFailed", "JobNotFound", "LaneMismatch",
         "LeaseLost", "OmniqError",
         "PartialPublishError", "PartitionError", "PermissionDenied", "ProtocolError",
@@ -84,8 +91,8 @@ _LAZY: dict[str, str] = {
         "SyncClientError")},
     **{name: "omniq.types" for name in (
         "Ack", "BatchResult", "CancelRequested", "CancelResult", "FailOutcome", "FireResult",
-        "JobEvent", "JobInfo", "JobSpec", "Lease", "QueueStats", "RateLimit", "ReservedJob",
-        "ReserveResult", "ScheduleInfo")},
+        "FlowInfo", "FlowJob", "FlowNode", "JobEvent", "JobInfo", "JobSpec", "Lease",
+        "QueueStats", "RateLimit", "ReservedJob", "ReserveResult", "ScheduleInfo")},
 }
 
 
@@ -114,10 +121,16 @@ __all__ = [
     "CancelResult",
     "ConnectionFailed",
     "CounterError",
+    "DependencyCycle",
+    "DependencyError",
+    "DependencyNotFound",
     "DuplicateJobError",
     "Fail",
     "FailOutcome",
     "FireResult",
+    "FlowInfo",
+    "FlowJob",
+    "FlowNode",
     "InvalidArgument",
     "InvalidPayload",
     "JobContext",

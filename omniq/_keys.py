@@ -199,6 +199,17 @@ class QueueKeys:
         """Key of a job hash."""
         return self.base + ":job:" + job_id
 
+    def dependents(self, job_id: str) -> str:
+        """Key of a job's dependents hash: ref ``"<queue>:<id>"`` of each job waiting on
+        it -> that job's dependency policy."""
+        return self.base + ":job:" + job_id + ":dependents"
+
+    @property
+    def waiting_deps(self) -> str:
+        """The ``waiting_deps`` lane: id -> ms the job started waiting for its
+        dependencies."""
+        return self.base + ":waiting_deps"
+
     def group(self, gid: str, suffix: str) -> str:
         """Key of a per-group value: suffix is ``wait``, ``inflight``, ``limit``, ``held`` or
         ``blocked``."""

@@ -17,6 +17,8 @@ __all__ = [
     "DEFAULT_MISFIRE_GRACE_MS",
     "DEFAULT_TIMEOUT_MS",
     "DEFAULT_URL",
+    "DEPS_ORPHAN_MS",
+    "DEPS_RETRY_MS",
     "ENQUEUE_FIELDS",
     "EVENTLOG_BATCH",
     "EVENTLOG_CLAIM_IDLE_MS",
@@ -26,6 +28,9 @@ __all__ = [
     "MAX_ACKS",
     "MAX_BATCH",
     "MAX_CONCURRENCY",
+    "MAX_DEPENDENCIES",
+    "MAX_DEPS_OPS",
+    "MAX_DEPS_REPAIR",
     "MAX_DEPTH",
     "MAX_ERROR_BYTES",
     "MAX_EXPIRE_TRIM",
@@ -94,6 +99,20 @@ MAX_PAGE = 1000
 ``schedules`` returns."""
 RESERVE_FIELDS = 10
 """Reply fields per job of a reservation (the shape of ``lease()`` in lib.lua)."""
+MAX_NAME_LENGTH = 128
+"""Longest queue name or completion key (the official clients' rule)."""
+MAX_DEPENDENCIES = 1000
+"""Most dependencies of one job (and most children of one flow node): docs/workflows.md."""
+DEPS_RETRY_MS = 5000
+"""A dependency outbox op handed to a deliverer is due again this long after, unless done."""
+DEPS_ORPHAN_MS = 600_000
+"""An outbox op whose target job does not exist is dropped once it is this old (a flow's
+parent is published right after its children, so its children's outcomes may come first)."""
+MAX_DEPS_OPS = 1000
+"""Most outbox ops (or links, or outcomes) one dependency script call takes."""
+MAX_DEPS_REPAIR = 100
+"""Most jobs with dependents one repair scan looks at."""
+"""Reply fields per job of a reservation (the shape of ``lease()`` in lib.lua)."""
 
 LUA_SHARED = {
     "MAX_INT": MAX_INT,
@@ -116,6 +135,12 @@ LUA_SHARED = {
     "MIN_EVERY_MS": MIN_EVERY_MS,
     "MAX_SCHEDULES_DUE": MAX_SCHEDULES_DUE,
     "MAX_PAGE": MAX_PAGE,
+    "MAX_DEPENDENCIES": MAX_DEPENDENCIES,
+    "MAX_NAME_LENGTH": MAX_NAME_LENGTH,
+    "DEPS_RETRY_MS": DEPS_RETRY_MS,
+    "DEPS_ORPHAN_MS": DEPS_ORPHAN_MS,
+    "MAX_DEPS_OPS": MAX_DEPS_OPS,
+    "MAX_DEPS_REPAIR": MAX_DEPS_REPAIR,
 }
 """Every shared constant by its Lua name (the test compares lib.lua against this)."""
 
@@ -132,8 +157,6 @@ EVENTLOG_CLAIM_IDLE_MS = 60_000
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 """The server of a client, a worker or the ``omniq`` command given no URL."""
-MAX_NAME_LENGTH = 128
-"""Longest queue name or completion key (the official clients' rule)."""
 DEFAULT_MAX_ATTEMPTS = 3
 """``publish`` default, as the official clients."""
 DEFAULT_TIMEOUT_MS = 30_000

@@ -50,6 +50,10 @@ _QUEUE_SCRIPTS = (
     "schedule_fire",
     "schedule_pause",
     "schedule_remove",
+    "deps_link",
+    "deps_resolve",
+    "deps_pending",
+    "deps_ack",
 )
 _STANDALONE_SCRIPTS = ("childs_init", "child_ack")
 

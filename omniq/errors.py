@@ -14,7 +14,10 @@ Every exception of ours derives from :class:`OmniqError`; bad arguments also der
     │   ├── LaneMismatch                  LANE_MISMATCH / NOT_IN_LANE / NOT_FAILED / ACTIVE
     │   ├── CounterError                  parent/child counter errors (NO_COUNTER, ALREADY_INIT ...)
     │   ├── PartitionError                partition layout refused (PARTITION_CONFLICT ...)
-    │   └── ScheduleNotFound              no schedule of that name (NO_SCHEDULE)
+    │   ├── ScheduleNotFound              no schedule of that name (NO_SCHEDULE)
+    │   └── DependencyError               a dependency refused (docs/workflows.md)
+    │       ├── DependencyNotFound        a dependency does not exist (DEP_NOT_FOUND)
+    │       └── DependencyCycle           jobs would wait for each other (DEP_CYCLE)
     ├── JobCancelled                      ctx.exec / ctx.progress once the attempt was stopped
     ├── PartialPublishError               publish_many over partitions: some written, some refused
     ├── ConnectionFailed (ConnectionError) the server could not be reached or the link broke
@@ -36,6 +39,9 @@ from typing import Any
 __all__ = [
     "ConnectionFailed",
     "CounterError",
+    "DependencyCycle",
+    "DependencyError",
+    "DependencyNotFound",
     "DuplicateJobError",
     "InvalidArgument",
     "InvalidPayload",
@@ -123,6 +129,20 @@ class PartitionError(ScriptError):
 class ScheduleNotFound(ScriptError):
     """No schedule of that name exists on the queue (``pause_schedule``,
     ``resume_schedule``)."""
+
+
+class DependencyError(ScriptError):
+    """A dependency was refused at publish time (docs/workflows.md); ``detail`` names it
+    (``"<queue>:<id>"``). Nothing was written."""
+
+
+class DependencyNotFound(DependencyError):
+    """A dependency does not exist (never published, removed, or its record deleted)."""
+
+
+class DependencyCycle(DependencyError):
+    """The jobs would wait for each other (a job depending on itself, or a cycle among the
+    jobs of one flow or batch)."""
 
 
 class JobFailed(OmniqError):
@@ -226,6 +246,8 @@ _CODE_CLASSES: dict[str, type[ScriptError]] = {
     "QUEUE_NOT_EMPTY": PartitionError,
     "PARTITIONED": PartitionError,
     "NO_SCHEDULE": ScheduleNotFound,
+    "DEP_NOT_FOUND": DependencyNotFound,
+    "DEP_CYCLE": DependencyCycle,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple, TypedDict
 
 import msgspec
@@ -11,6 +12,10 @@ from omniq.codec import decode_payload
 __all__ = [
     "Backoff",
     "DedupMode",
+    "DependencyPolicy",
+    "DependencyRef",
+    "FlowJob",
+    "FlowNode",
     "GroupOrder",
     "OnFailure",
     "Ack",
@@ -19,6 +24,7 @@ __all__ = [
     "CancelRequested",
     "FailOutcome",
     "FireResult",
+    "FlowInfo",
     "GroupState",
     "JobEvent",
     "JobInfo",
@@ -48,6 +54,12 @@ OnFailure = Literal["release", "block"]
 holds it until it is retried or removed."""
 
 Misfire = Literal["once", "skip", "all"]
+DependencyPolicy = Literal["fail", "ignore", "wait"]
+"""What a job does when one of its dependencies fails (docs/workflows.md): ``fail`` (it
+fails too, naming the dependency), ``ignore`` (it runs anyway) or ``wait`` (it waits until
+that job is retried and completes)."""
+DependencyRef = str | tuple[str, str]
+"""A dependency: a job id of the same queue, or ``(queue, job_id)``."""
 """``schedule(misfire=)``: what a fire does with the occurrences that came due while no
 worker fired them (docs/schedules.md): publish the latest, none, or all (up to 100)."""
 
@@ -245,6 +257,8 @@ class PublishOptions(TypedDict, total=False):
     backoff_jitter: bool
     group_order: GroupOrder
     on_failure: OnFailure
+    depends_on: Sequence[DependencyRef] | None
+    on_dependency_failure: DependencyPolicy
     now_ms: int
     now_ms_override: int
 
@@ -274,6 +288,44 @@ class JobSpec(msgspec.Struct, kw_only=True):
     backoff_jitter: bool | None = None
     group_order: GroupOrder | None = None
     on_failure: OnFailure | None = None
+    depends_on: list[DependencyRef] | None = None
+    """Jobs this one waits for (docs/workflows.md); a job id of the same queue, or
+    ``(queue, job_id)``. In a batch, a job may depend on an earlier job of the batch."""
+    on_dependency_failure: DependencyPolicy | None = None
+
+
+class FlowJob(msgspec.Struct, kw_only=True):
+    """One job of a flow (``publish_flow``): it runs once all its ``children`` have
+    completed (on any queues; nested to any depth) and reads their results with
+    ``ctx.children_results()``. The other fields are the options of ``publish``."""
+
+    queue: str
+    payload: Any
+    children: list[FlowJob] = msgspec.field(default_factory=list)
+    job_id: str | None = None
+    on_dependency_failure: DependencyPolicy = "fail"
+    gid: str | None = None
+    group_limit: int | None = None
+    max_attempts: int | None = None
+    timeout_ms: int | None = None
+    backoff_ms: int | None = None
+    delay_ms: int | None = None
+    keep_completed_ms: int | None = None
+    keep_failed_ms: int | None = None
+    expire_in_ms: int | None = None
+    run_timeout_ms: int | None = None
+    backoff: Backoff | None = None
+    backoff_max_ms: int | None = None
+    backoff_jitter: bool | None = None
+
+
+class FlowNode(msgspec.Struct, frozen=True, kw_only=True):
+    """A published flow job (``publish_flow``): its physical queue, its id and those of
+    its children, in the order given."""
+
+    queue: str
+    job_id: str
+    children: list[FlowNode] = msgspec.field(default_factory=list)
 
 
 class JobEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -290,7 +342,10 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     Schedules (docs/schedules.md): ``fired`` (a schedule published the job ``job_id``)
     has ``schedule`` and ``occurrence_ms``; ``misfired`` (``job_id`` ``""``: the misfire
     policy skipped occurrences) has ``schedule`` and the skipped range, ``skipped_from_ms``
-    to ``occurrence_ms``.
+    to ``occurrence_ms``. Dependencies (docs/workflows.md): ``waiting_deps`` (the job was
+    published waiting for its dependencies; ``enqueued`` or ``delayed`` follows when they
+    have completed) and ``dependency_failed`` (a dependency of a job with
+    ``on_dependency_failure="wait"`` failed: ``dependency`` names it, ``"<queue>:<id>"``).
     """
 
     id: str
@@ -309,6 +364,7 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     schedule: str | None = None
     occurrence_ms: int | None = None
     skipped_from_ms: int | None = None
+    dependency: str | None = None
 
     @property
     def progress(self) -> Any:
@@ -366,6 +422,27 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
     """The schedule that published the job (docs/schedules.md), None when none did."""
     occurrence_ms: int | None = None
     """The occurrence of ``schedule`` the job is for (epoch ms)."""
+    depends_on: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    """The jobs this one depends on, as ``(physical queue, job id)``, in the order they were
+    given (empty for a job without dependencies)."""
+    dependencies: dict[str, str] = msgspec.field(default_factory=dict)
+    """The state of each dependency as this job records it, by ref ``"<queue>:<id>"``:
+    ``pending`` (not resolved yet), ``completed``, ``failed`` (this job failed because of
+    it, or waits for its retry with the policy ``wait``), ``gone`` (it was removed: this
+    job failed) or ``ignored`` (it failed or went away and the policy is ``ignore``)."""
+    deps_left: int | None = None
+    """How many dependencies are still unresolved (None for a job without dependencies);
+    the job leaves ``waiting_deps`` when it reaches 0."""
+    dep_policy: str = "fail"
+    """What a failed or removed dependency does to this job (``on_dependency_failure``):
+    ``fail``, ``ignore`` or ``wait``."""
+    dependents: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    """The jobs waiting on this one, as ``(physical queue, job id)``, sorted (read by
+    ``get_job`` only: empty in the pages of ``jobs``)."""
+    dependency_results_raw: dict[str, str] = msgspec.field(default_factory=dict)
+    """The results of completed dependencies (JSON text) by ref ``"<queue>:<id>"``, copied
+    when each one completed, so they outlive the dependency's own record (only non-empty
+    results)."""
 
     @property
     def payload(self) -> Any:
@@ -395,6 +472,31 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
         from omniq.ids import id_time_ms
 
         return id_time_ms(self.job_id)
+
+
+class FlowInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A job and, recursively, the jobs it depends on (``get_flow``): the tree of a flow
+    read from its parent down.
+
+    ``queue`` is the physical queue that holds the job (a partition of a partitioned
+    queue), ``state`` its state, or ``"missing"`` when its record is gone (removed or
+    trimmed). ``dependency_state`` is the state the parent records for it
+    (``JobInfo.dependencies``: ``pending``, ``completed``, ``failed``, ``gone`` or
+    ``ignored``; None at the root). ``children`` are the job's dependencies in the order
+    it was given them.
+
+    A job reached twice (a dependency shared by several jobs, or a cycle) has its
+    dependencies listed once, at its first place in depth-first order; at its other
+    places, and where ``max_nodes`` cut the tree short, ``truncated`` is True: the job
+    has dependencies that ``children`` does not list.
+    """
+
+    queue: str
+    job_id: str
+    state: str
+    dependency_state: str | None = None
+    children: list[FlowInfo] = msgspec.field(default_factory=list)
+    truncated: bool = False
 
 
 class QueueStats(msgspec.Struct, frozen=True, kw_only=True):

@@ -61,6 +61,8 @@ EVENT_TYPES = (
     "resumed",
     "fired",
     "misfired",
+    "waiting_deps",
+    "dependency_failed",
 )
 """Every event type, in the order of a job's life."""
 
@@ -194,6 +196,7 @@ def parse_entry(
         schedule=fields.get("schedule") or None,
         occurrence_ms=_opt_int(fields.get("occurrence")),
         skipped_from_ms=_opt_int(fields.get("from")),
+        dependency=fields.get("dependency") or None,
     )
 
 

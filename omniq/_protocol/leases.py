@@ -143,7 +143,7 @@ def parse_ack_reserve(
     outcomes: list[AckOutcome] = []
     for k in range(n):
         status, value = r[1 + 2 * k], r[2 + 2 * k]
-        if status == "OK":
+        if status == "OK":  # (value 'DEPS': see acks_left_dependency_work)
             outcomes.append(None)
         elif status == "RETRY":
             outcomes.append(FailOutcome("RETRY", int(value)))
@@ -153,6 +153,13 @@ def parse_ack_reserve(
             outcomes.append(error_for_code("ack", value, None, job_ids[k]))
     i = 1 + 2 * n
     return outcomes, (_reserve_at(queue, r, i) if i < len(r) else None)
+
+
+def acks_left_dependency_work(reply: Any, n_acks: int) -> bool:
+    """Whether an ack of an ``ack_reserve`` reply left ops in the queue's dependency
+    outbox (status value ``DEPS``, docs/workflows.md): the worker delivers them at once."""
+    r = texts(reply)
+    return any(r[2 + 2 * k] == "DEPS" for k in range(n_acks) if 2 + 2 * k < len(r))
 
 
 # -- heartbeat -------------------------------------------------------------------------
@@ -193,9 +200,11 @@ def ack_success_args(
             events_maxlen)
 
 
-def parse_ack_success(reply: Any, job_id: str) -> None:
-    """ack_success.lua replies ``{'OK'}``; raises LeaseLost for a lost lease."""
-    parse_ok("ack_success", reply, job_id)
+def parse_ack_success(reply: Any, job_id: str) -> bool:
+    """ack_success.lua replies ``{'OK'}``, or ``{'OK', 'DEPS'}`` when it left work in the
+    dependency outbox (True); raises LeaseLost for a lost lease."""
+    r = parse_ok("ack_success", reply, job_id)
+    return len(r) > 1 and r[1] == "DEPS"
 
 
 def ack_fail_args(
@@ -212,6 +221,12 @@ def parse_fail(reply: Any, job_id: str) -> FailOutcome:
     raise_if_error("ack_fail", r, job_id)
     if r[0] == "RETRY":
         return FailOutcome("RETRY", int(r[1]))
-    if r[0] == "FAILED":
+    if r[0] == "FAILED":  # (a second value 'DEPS': see fail_left_dependency_work)
         return FailOutcome("FAILED", None)
     raise ProtocolError(f"ack_fail: unexpected reply {r!r}")
+
+
+def fail_left_dependency_work(reply: Any) -> bool:
+    """Whether an ack_fail reply says it left work in the dependency outbox."""
+    r = texts(reply)
+    return len(r) > 1 and r[0] == "FAILED" and r[1] == "DEPS"

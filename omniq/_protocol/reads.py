@@ -8,25 +8,32 @@ several queues read in one pipeline can be split back.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from omniq._keys import QueueKeys
+from omniq._keys import QueueKeys, validate_queue_name
 from omniq._limits import MAX_PAGE, MAX_PARTITIONS
 from omniq.errors import InvalidArgument, ProtocolError
-from omniq.types import GroupState, JobInfo, QueueStats
+from omniq.types import FlowInfo, GroupState, JobInfo, QueueStats
 
 __all__ = [
+    "FLOW_READS",
+    "FlowWalk",
     "GROUP_READS",
     "INDEX_LANES",
+    "JOB_READS",
     "PROBE_READS",
     "STATS_READS",
+    "build_flow",
     "check_index_lane",
     "check_page_limit",
     "combine_group_states",
     "combine_stats",
     "decode_cursor",
+    "dep_state_commands",
     "encode_cursor",
+    "flow_node_commands",
     "group_state_commands",
     "index_page_commands",
     "index_score_commands",
@@ -35,10 +42,15 @@ __all__ = [
     "parse_group_state",
     "parse_scored",
     "ready_groups_commands",
+    "job_commands",
     "job_info",
     "opt_int",
+    "parse_dep_states",
+    "parse_depends_on",
+    "parse_flow_node",
     "parse_layout",
     "parse_probe",
+    "parse_ref",
     "probe_commands",
     "queue_stats_from",
     "stats_commands",
@@ -149,17 +161,68 @@ _TEXTS = ("gid", "lease_token", "last_error", "dedup_key", "backoff", "group_ord
           "on_failure", "schedule")
 
 
-def job_info(queue: str, job_id: str, raw: Mapping[Any, Any]) -> JobInfo:
-    """Build a :class:`JobInfo` from an HGETALL reply (str or bytes, any field missing)."""
-    f = {
-        (k.decode() if isinstance(k, bytes) else k): (
-            v.decode("utf-8", "replace") if isinstance(v, bytes) else v
-        )
-        for k, v in raw.items()
-    }
+JOB_READS = 2
+
+
+def job_commands(k: QueueKeys, job_id: str) -> list[Command]:
+    """The reads of one job's :class:`JobInfo` (``JOB_READS`` commands): its hash and its
+    dependents hash (pass both replies to :func:`job_info`)."""
+    return [("HGETALL", k.job(job_id)), ("HGETALL", k.dependents(job_id))]
+
+
+def _decoded(raw: Mapping[Any, Any] | None) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in (raw or {}).items()}
+
+
+def parse_ref(ref: object) -> tuple[str, str] | None:
+    """A dependency ref ``"<queue>:<id>"`` as ``(physical queue, job id)``, split at the
+    first ':' (queue names have none); None when it is not one."""
+    if not isinstance(ref, str):
+        return None
+    queue, sep, jid = ref.partition(":")
+    if not sep or not jid:
+        return None
+    try:
+        validate_queue_name(queue)
+    except InvalidArgument:
+        return None
+    return queue, jid
+
+
+def parse_depends_on(value: Any) -> list[tuple[str, str]]:
+    """The ``depends_on`` field of a job hash (a JSON array of refs, in order) as
+    ``(queue, job id)`` pairs; empty when the field is absent or not such an array."""
+    if value is None or value in ("", b""):
+        return []
+    try:
+        items = json.loads(_text(value))
+    except ValueError:
+        return []
+    if not isinstance(items, list):  # also Lua's cjson ``{}`` for an empty table
+        return []
+    return [r for r in map(parse_ref, items) if r is not None]
+
+
+def _by_ref(f: Mapping[str, str], prefix: str, order: Sequence[str]) -> dict[str, str]:
+    """The fields ``<prefix><ref>`` by ref: those of ``order`` first, in that order."""
+    found = {name[len(prefix):]: v for name, v in f.items() if name.startswith(prefix)}
+    out = {ref: found.pop(ref) for ref in order if ref in found}
+    out.update(sorted(found.items()))
+    return out
+
+
+def job_info(queue: str, job_id: str, raw: Mapping[Any, Any],
+             dependents: Mapping[Any, Any] | None = None) -> JobInfo:
+    """Build a :class:`JobInfo` from an HGETALL reply (str or bytes, any field missing)
+    and, when read (:func:`job_commands`), the HGETALL reply of its dependents hash.
+    ``fields`` keeps every field of the hash as it is (``dep:<ref>`` and ``dres:<ref>``
+    included)."""
+    f = _decoded(raw)
     values: dict[str, Any] = {name: opt_int(f.get(name)) or 0 for name in _COUNTS}
     values.update((name, opt_int(f.get(name))) for name in _TIMES)
     values.update((name, f.get(name) or None) for name in _TEXTS)
+    depends_on = parse_depends_on(f.get("depends_on"))
+    refs = [q + ":" + j for q, j in depends_on]
     return JobInfo(
         queue=queue,
         job_id=f.get("id") or job_id,
@@ -169,8 +232,161 @@ def job_info(queue: str, job_id: str, raw: Mapping[Any, Any]) -> JobInfo:
         progress_raw=f.get("progress") or None,
         backoff_jitter=f.get("backoff_jitter") == "1",
         fields=f,
+        depends_on=depends_on,
+        dependencies=_by_ref(f, "dep:", refs),
+        deps_left=opt_int(f.get("deps_left")),
+        dep_policy=f.get("dep_policy") or "fail",
+        dependents=sorted(r for r in map(parse_ref, _decoded(dependents)) if r is not None),
+        dependency_results_raw=_by_ref(f, "dres:", refs),
         **values,
     )
+
+
+# -- flows (get_flow: one round trip per level of the tree) ------------------------------
+
+FLOW_READS = 1
+
+Ref = tuple[str, str]
+"""A job as ``(physical queue, job id)``."""
+
+
+def flow_node_commands(k: QueueKeys, job_id: str) -> list[Command]:
+    """A job's state and dependencies (``FLOW_READS`` commands)."""
+    return [("HMGET", k.job(job_id), "state", "depends_on")]
+
+
+def parse_flow_node(reply: Sequence[Any]) -> tuple[str | None, list[Ref]]:
+    """The reply of :func:`flow_node_commands`: the state (None when the job does not
+    exist) and the dependencies in order."""
+    state, depends_on = reply
+    if state is None:
+        return None, []
+    return _text(state), parse_depends_on(depends_on)
+
+
+def dep_state_commands(k: QueueKeys, job_id: str, deps: Sequence[Ref]) -> list[Command]:
+    """The state a job records for each of ``deps`` (one ``HMGET`` of its ``dep:<ref>``
+    fields)."""
+    return [("HMGET", k.job(job_id), *("dep:" + q + ":" + j for q, j in deps))]
+
+
+def parse_dep_states(deps: Sequence[Ref], reply: Sequence[Any]) -> dict[Ref, str | None]:
+    """The reply of :func:`dep_state_commands` by dependency (None: not recorded)."""
+    return {d: None if v is None else _text(v) for d, v in zip(deps, reply, strict=True)}
+
+
+class FlowWalk:
+    """The reads of ``get_flow``, one level of the tree at a time (pure)::
+
+        walk = FlowWalk(root, state, deps, max_nodes)
+        while names := walk.next_level():
+            walk.take(names, await routing.read_each(names, walk.commands))
+        return walk.tree()
+
+    Each level reads the state and dependencies of the jobs first reached at that level
+    (at most ``max_nodes`` jobs in all, each once: a cycle ends) and the state their
+    parents record for each dependency read, grouped by physical queue.
+    """
+
+    def __init__(self, root: Ref, state: str, deps: list[Ref], max_nodes: int) -> None:
+        self.root = root
+        self.max_nodes = max_nodes
+        self.nodes: dict[Ref, tuple[str, list[Ref]]] = {root: (state, deps)}
+        self.dep_states: dict[tuple[Ref, Ref], str | None] = {}
+        self._level = [root]
+        self._new: dict[str, list[str]] = {}  # physical queue -> ids to read
+        self._asks: dict[str, list[Ref]] = {}  # physical queue -> parents to ask
+        self._wanted: dict[Ref, list[Ref]] = {}  # parent -> dependencies to ask about
+
+    def next_level(self) -> list[str]:
+        """The physical queues to read for the next level (empty: the walk is over)."""
+        self._new, self._asks, self._wanted = {}, {}, {}
+        parents = [r for r in self._level if self.nodes[r][1]]
+        for ref in parents:
+            for dep in self.nodes[ref][1]:
+                if dep not in self.nodes and len(self.nodes) < self.max_nodes:
+                    self.nodes[dep] = ("missing", [])  # until read
+                    self._new.setdefault(dep[0], []).append(dep[1])
+        for ref in parents:
+            wanted = [d for d in self.nodes[ref][1] if d in self.nodes]
+            if wanted:
+                self._wanted[ref] = wanted
+                self._asks.setdefault(ref[0], []).append(ref)
+        self._level = [(q, j) for q, ids in self._new.items() for j in ids]
+        return list(dict.fromkeys([*self._new, *self._asks]))
+
+    def commands(self, k: QueueKeys) -> list[Command]:
+        """The reads of one physical queue of the level."""
+        return [*(c for j in self._new.get(k.name, ()) for c in flow_node_commands(k, j)),
+                *(c for r in self._asks.get(k.name, ())
+                  for c in dep_state_commands(k, r[1], self._wanted[r]))]
+
+    def take(self, names: Sequence[str], replies: Sequence[Sequence[Any]]) -> None:
+        """The replies of :meth:`commands` for each of ``names``."""
+        for name, got in zip(names, replies, strict=True):
+            ids = self._new.get(name, [])
+            for j, reply in zip(ids, got[:len(ids)], strict=True):
+                state, deps = parse_flow_node(reply)
+                self.nodes[(name, j)] = (state or "missing", deps)
+            for r, reply in zip(self._asks.get(name, []), got[len(ids):], strict=True):
+                for dep, seen in parse_dep_states(self._wanted[r], reply).items():
+                    self.dep_states[(r, dep)] = seen
+
+    def tree(self) -> FlowInfo:
+        """The tree read so far (:func:`build_flow`)."""
+        return build_flow(self.root, self.nodes, self.dep_states, self.max_nodes)
+
+
+class _Frame:
+    __slots__ = ("children", "dependency_state", "deps", "next", "ref", "truncated")
+
+    def __init__(self, ref: Ref, dependency_state: str | None, deps: list[Ref]) -> None:
+        self.ref = ref
+        self.dependency_state = dependency_state
+        self.deps = deps
+        self.next = 0
+        self.children: list[FlowInfo] = []
+        self.truncated = False
+
+
+def build_flow(root: Ref, nodes: Mapping[Ref, tuple[str, list[Ref]]],
+               dep_states: Mapping[tuple[Ref, Ref], str | None], max_nodes: int) -> FlowInfo:
+    """The tree of ``root`` from the jobs read: ``nodes`` (state, or ``"missing"``, and
+    dependencies of each job read) and ``dep_states`` (the state a parent records for a
+    dependency, by ``(parent, dependency)``).
+
+    Depth first, without recursion (a chain may be thousands of jobs long): a job reached
+    again (a shared dependency, a cycle) is a leaf, ``truncated`` when it has dependencies;
+    dependencies not read, or past ``max_nodes`` nodes, are left out and their parent is
+    ``truncated``."""
+    count = 1
+    expanded = {root}
+    stack = [_Frame(root, None, nodes[root][1])]
+    while True:
+        top = stack[-1]
+        if top.next < len(top.deps):
+            child = top.deps[top.next]
+            top.next += 1
+            if child not in nodes or count >= max_nodes:
+                top.truncated = True
+                continue
+            count += 1
+            seen = dep_states.get((top.ref, child))
+            if child in expanded:
+                state, deps = nodes[child]
+                top.children.append(FlowInfo(queue=child[0], job_id=child[1], state=state,
+                                             dependency_state=seen, truncated=bool(deps)))
+            else:
+                expanded.add(child)
+                stack.append(_Frame(child, seen, nodes[child][1]))
+            continue
+        stack.pop()
+        info = FlowInfo(queue=top.ref[0], job_id=top.ref[1], state=nodes[top.ref][0],
+                        dependency_state=top.dependency_state, children=top.children,
+                        truncated=top.truncated)
+        if not stack:
+            return info
+        stack[-1].children.append(info)
 
 
 # -- lane pages and groups (the monitor's reads) -----------------------------------------

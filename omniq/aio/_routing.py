@@ -130,6 +130,9 @@ class Routing:
         self._layouts: dict[str, int] = {}  # logical queue -> partition count (0: plain)
         self._anchors: dict[str, str] = {}
         self._rr: dict[str, int] = {}  # rotation counters: publish spreading, reserve fairness
+        # physical queues whose acks left dependency work for other queues (the worker
+        # delivers it, docs/workflows.md)
+        self.deps_due: set[str] = set()
 
     # -- names -------------------------------------------------------------------------
 
@@ -380,6 +383,8 @@ class Routing:
             res: ReserveResult | None
             if ack_ids is not None:
                 outcomes[part], res = leases.parse_ack_reserve(part, reply, ack_ids)
+                if leases.acks_left_dependency_work(reply, len(ack_ids)):
+                    self.deps_due.add(part)
             else:
                 res = leases.parse_reserve(part, reply)
             if res is None or c == 0:
@@ -421,6 +426,8 @@ class Routing:
             args = self._ack_reserve_args(now, a, count)
             reply = await self.call(leases.ACK_RESERVE, queue, args)
             outcomes, res = leases.parse_ack_reserve(queue, reply, [x.job_id for x in a])
+            if leases.acks_left_dependency_work(reply, len(a)):
+                self.deps_due.add(queue)
             return {queue: outcomes}, res
         if not count:
             return {}, None

@@ -7,12 +7,17 @@ calls; :mod:`omniq._protocol` builds their arguments and parses their replies.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self, Unpack
 
+import msgspec
+
 from omniq._keys import (
+    QueueKeys,
     child_anchor,
     queue_base,
     split_partition,
@@ -29,12 +34,14 @@ from omniq._limits import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MISFIRE_GRACE_MS,
     DEFAULT_TIMEOUT_MS,
+    DEPS_ORPHAN_MS,
     ENQUEUE_FIELDS,
+    MAX_DEPS_OPS,
     MAX_PAGE,
     MAX_SCHEDULES_DUE,
     PUBLISH_CHUNK,
 )
-from omniq._protocol import admin, children, enqueue, rate_limits, reads
+from omniq._protocol import admin, children, deps, enqueue, rate_limits, reads
 from omniq._protocol import events as events_proto
 from omniq._protocol import leases as leasing
 from omniq._protocol import schedules as schedule_proto
@@ -49,12 +56,15 @@ from omniq._protocol.common import (
     pick_now,
 )
 from omniq._protocol.events import Since, check_events_maxlen, check_since, check_types
+from omniq._protocol.reads import Command
 from omniq.aio._connect import AnyRedis, ConnectionSettings
 from omniq.aio._events import EventStream, Waiters
 from omniq.aio._routing import CallDefaults, QueueCall, Routing, Targets
 from omniq.aio._transport import ScriptRunner, map_errors
 from omniq.codec import encode_payload, encode_result, to_json_value, truncate_error
 from omniq.errors import (
+    DependencyCycle,
+    DependencyNotFound,
     DuplicateJobError,
     InvalidArgument,
     OmniqError,
@@ -70,8 +80,13 @@ from omniq.types import (
     BatchResult,
     CancelResult,
     DedupMode,
+    DependencyPolicy,
+    DependencyRef,
     FailOutcome,
     FireResult,
+    FlowInfo,
+    FlowJob,
+    FlowNode,
     GroupOrder,
     GroupState,
     JobInfo,
@@ -97,6 +112,16 @@ logger = logging.getLogger("omniq")
 
 # how often a change that met a concurrent change (CHANGED) is read and tried again
 _SCHEDULE_TRIES = 5
+
+# the publish options of a FlowJob
+_FLOW_OPTIONS = ("gid", "group_limit", "max_attempts", "timeout_ms", "backoff_ms", "delay_ms",
+                 "keep_completed_ms", "keep_failed_ms", "expire_in_ms", "run_timeout_ms",
+                 "backoff", "backoff_max_ms", "backoff_jitter")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
 
 _SPEC_OPTIONS = ("max_attempts", "timeout_ms", "backoff_ms", "gid", "group_limit", "delay_ms",
                  "due_ms", "keep_completed_ms", "keep_failed_ms", "dedup_key", "dedup_ttl_ms",
@@ -290,6 +315,8 @@ class AsyncOmniq:
         backoff_jitter: bool = False,
         group_order: GroupOrder = "fifo",
         on_failure: OnFailure = "release",
+        depends_on: Sequence[DependencyRef] | None = None,
+        on_dependency_failure: DependencyPolicy = "fail",
         now_ms: int = 0,
         now_ms_override: int = 0,
     ) -> str:
@@ -311,8 +338,14 @@ class AsyncOmniq:
         "strict"`` keeps a failed attempt at the head of its group (``on_failure="block"``:
         a job that fails for good holds the group until it is retried or removed).
 
+        ``depends_on`` (docs/workflows.md): job ids of this queue or ``(queue, job_id)``
+        pairs; the job waits in state ``waiting_deps`` until they have all completed, and
+        ``on_dependency_failure`` says what it does when one fails (``fail``, ``ignore``,
+        ``wait``).
+
         :raises InvalidArgument: bad options or payload (nothing is written).
         :raises DuplicateJobError: ``job_id`` already exists (it is left untouched).
+        :raises DependencyNotFound: a dependency does not exist (nothing is written).
         """
         routing = self.routing
         opts = enqueue.JobOptions(
@@ -328,6 +361,19 @@ class AsyncOmniq:
         target = routing.publish_target(queue, opts.gid, job_id, opts.dedup_key)
         jid = new_job_id() if job_id is None else validate_job_id(job_id)
         data = encode_payload(payload, self.max_payload_bytes)
+        cross: set[str] = set()
+        if depends_on is not None:
+            policy = deps.check_policy(on_dependency_failure)
+            if depends_on:
+                if target == queue:  # the layout decides where the job and its deps go
+                    await routing.targets(queue)
+                    target = routing.publish_target(queue, opts.gid, job_id, opts.dedup_key)
+                found = await self._locate_dependencies(queue, jid, depends_on, {})
+                opts.extras = deps.with_dependencies(
+                    opts.extras, [(q, i, False) for q, i in found], policy)
+                cross = {q for q, _ in found if q != target}
+        elif on_dependency_failure != "fail":
+            deps.check_policy(on_dependency_failure)
         now = pick_now(now_ms, now_ms_override)
         args = enqueue.args(now, enqueue.job_fields(jid, data, opts),
                             self.defaults.events_maxlen)
@@ -342,6 +388,8 @@ class AsyncOmniq:
         else:
             if target == queue:
                 routing.note_unpartitioned(queue)
+        if cross:  # link the dependencies on other queues now (maintenance would, later)
+            await self._deliver_dependencies([target])
         return now_ids[0] if now_ids else jid
 
     async def publish_json(
@@ -413,9 +461,12 @@ class AsyncOmniq:
         seen: set[str] = set()
         routes: list[tuple[str, str | None, str | None]] = []  # gid, explicit id, dedup key
         limit = self.max_payload_bytes
+        with_deps: list[tuple[int, JobSpec]] = []
         for job in jobs:
             explicit: str | None = None
             if isinstance(job, JobSpec):
+                if job.depends_on or job.on_dependency_failure is not None:
+                    with_deps.append((len(ids), job))
                 explicit = job.job_id
                 jid = new_job_id() if job.job_id is None else validate_job_id(job.job_id)
                 given = {k: getattr(job, k) for k in _SPEC_OPTIONS if getattr(job, k) is not None}
@@ -433,6 +484,14 @@ class AsyncOmniq:
             fields.extend(enqueue.job_fields(jid, encode_payload(payload, limit), opts))
         if not ids:
             return ids
+        if with_deps:  # (the targets are needed first: a dependency may be in the batch)
+            await routing.targets(queue)
+            fixed = [routing.publish_target(queue, *r) for r in routes]
+            cross = await self._batch_dependencies(queue, ids, fields, fixed, with_deps)
+            await self._enqueue_routed(queue, now, ids, fields, routes, fixed)
+            if cross:
+                await self._deliver_dependencies(sorted(cross))
+            return ids
         try:
             await self._enqueue_routed(queue, now, ids, fields, routes)
         except PartitionError as exc:  # a partitioned queue: every chunk was refused
@@ -444,14 +503,16 @@ class AsyncOmniq:
 
     async def _enqueue_routed(
         self, queue: str, now: int, ids: list[str], fields: list[Any],
-        routes: list[tuple[str, str | None, str | None]],
+        routes: list[tuple[str, str | None, str | None]], fixed: list[str] | None = None,
     ) -> None:
         """Send the jobs of ``publish_many`` to their physical queues, one round trip.
-        ``ids`` gets the id each job has now (a deduplicated job: its holder's)."""
+        ``ids`` gets the id each job has now (a deduplicated job: its holder's). ``fixed``:
+        each job's physical queue, when the caller chose them already."""
         routing = self.routing
         by_target: dict[str, list[int]] = {}
         for k, (gid, explicit, dedup_key) in enumerate(routes):
-            target = routing.publish_target(queue, gid, explicit, dedup_key)
+            target = fixed[k] if fixed else routing.publish_target(queue, gid, explicit,
+                                                                   dedup_key)
             by_target.setdefault(target, []).append(k)
         f = ENQUEUE_FIELDS
         calls: list[QueueCall] = []
@@ -486,6 +547,335 @@ class AsyncOmniq:
             raise errors[0]
         if list(by_target) == [queue]:
             routing.note_unpartitioned(queue)
+
+    # -- dependencies and flows --------------------------------------------------------
+
+    async def _locate_dependencies(
+        self, queue: str, job_id: str, refs: Sequence[DependencyRef],
+        batch: Mapping[tuple[str, str], str],
+    ) -> list[tuple[str, str]]:
+        """The physical queue and id of each dependency of job ``job_id`` of ``queue``
+        (``batch``: jobs of the same call, (logical queue, id) -> physical queue, which
+        need not exist yet). :raises DependencyNotFound: one does not exist."""
+        pairs: list[tuple[str, str]] = []
+        for r in refs:
+            if isinstance(r, str):
+                q, i = queue, validate_job_id(r)
+            elif isinstance(r, tuple | list) and len(r) == 2:
+                q, i = deps.check_ref_parts(r[0], r[1])
+            else:
+                raise InvalidArgument(
+                    f"a dependency is a job id or a (queue, job_id) pair, not {r!r}")
+            if (q, i) == (queue, job_id):
+                raise DependencyCycle("publish", "DEP_CYCLE", deps.ref(q, i), job_id)
+            pairs.append((q, i))
+        if len(set(pairs)) != len(pairs):
+            raise InvalidArgument("a dependency is given twice")
+        deps.check_dependency_count(len(pairs))
+        out: dict[tuple[str, str], str] = {p: batch[p] for p in pairs if p in batch}
+        wanted: dict[str, list[str]] = {}
+        for q, i in pairs:
+            if (q, i) not in out:
+                wanted.setdefault(q, []).append(i)
+        for q, wanted_ids in wanted.items():
+            t = await self.routing.targets(q)
+            if t.partitioned:
+                by_part, _ = await self.routing.locate(t, wanted_ids, None)
+                for part, idx in by_part.items():
+                    for k in idx:
+                        out[(q, wanted_ids[k])] = part
+            else:
+                def exists_commands(k: QueueKeys, ids: list[str] = wanted_ids) -> list[Command]:
+                    return [("EXISTS", k.job(i)) for i in ids]
+
+                (row,) = await self.routing.read_each([q], exists_commands)
+                for i, exists in zip(wanted_ids, row, strict=True):
+                    if exists:
+                        out[(q, i)] = q
+        for q, i in pairs:
+            if (q, i) not in out:
+                raise DependencyNotFound("publish", "DEP_NOT_FOUND", deps.ref(q, i), job_id)
+        return [(out[p], p[1]) for p in pairs]
+
+    async def _batch_dependencies(
+        self, queue: str, ids: list[str], fields: list[Any], targets: list[str],
+        with_deps: list[tuple[int, JobSpec]],
+    ) -> set[str]:
+        """Put the dependencies of the jobs of a ``publish_many`` batch in their extras
+        fields; returns the physical queues of jobs with a dependency on another queue."""
+        batch = {(queue, jid): targets[k] for k, jid in enumerate(ids)}
+        position = {jid: k for k, jid in enumerate(ids)}
+        cross: set[str] = set()
+        for k, spec in with_deps:
+            policy = deps.check_policy(spec.on_dependency_failure or "fail")
+            if not spec.depends_on:
+                continue
+            found = await self._locate_dependencies(queue, ids[k], spec.depends_on, batch)
+            for r in spec.depends_on:  # a job of the batch must come before its dependents
+                dep_id = r if isinstance(r, str) else r[1]
+                later = (isinstance(r, str) or r[0] == queue) and position.get(dep_id, -1) > k
+                if later:
+                    raise DependencyCycle("publish_many", "DEP_CYCLE",
+                                          f"{deps.ref(queue, dep_id)} comes later in the batch",
+                                          ids[k])
+            slot = (k + 1) * ENQUEUE_FIELDS - 1
+            fields[slot] = deps.with_dependencies(
+                fields[slot], [(q, i, False) for q, i in found], policy)
+            if any(q != targets[k] for q, _ in found):
+                cross.add(targets[k])
+        return cross
+
+    async def publish_flow(self, flow: FlowJob) -> FlowNode:
+        """Publish a flow: a job that runs once all its ``children`` have completed (each
+        of them a flow in turn, on any queues), and reads their results with
+        ``ctx.children_results()``. Returns the published tree's ids.
+
+        Children are written before their parents (a child's parent on another queue is
+        its dependent from the start), each physical queue's share in one script call per
+        round (chunks of 1,000), so a flow on one queue is written at once and a failure
+        part-way never leaves a parent waiting for children that do not exist
+        (docs/workflows.md "Publishing a flow").
+
+        :raises InvalidArgument: a bad option or payload, a repeated job id (nothing is
+            written).
+        """
+        (node,) = await self._publish_forest([flow])
+        return node
+
+    async def chain(self, *jobs: FlowJob) -> list[str]:
+        """Publish jobs that run one after the other: each waits for the one before it
+        (and reads its result with ``ctx.children_results()``); a failure stops the rest
+        (``on_dependency_failure`` of the next job). Returns the ids in order."""
+        if not jobs:
+            raise InvalidArgument("chain() needs at least one job")
+        linked: FlowJob | None = None
+        copies: list[FlowJob] = []
+        for job in jobs:
+            if not isinstance(job, FlowJob):
+                raise InvalidArgument(f"chain() takes FlowJob values, not {type(job).__name__}")
+            copy = msgspec.structs.replace(
+                job, children=[*job.children, linked] if linked else list(job.children))
+            copies.append(copy)
+            linked = copy
+        (top,) = await self._publish_forest([copies[-1]])
+        out = [top.job_id]
+        node = top
+        for _ in copies[1:]:  # down the chain: the job before is each one's last child
+            node = node.children[-1]
+            out.append(node.job_id)
+        return out[::-1]
+
+    async def group(self, jobs: Sequence[FlowJob]) -> list[FlowNode]:
+        """Publish independent jobs (each may be a flow) in as few calls as possible:
+        ``await omniq.wait_all(await omniq.group([...]))`` runs them all and collects their
+        results. Returns the published nodes in order."""
+        for job in jobs:
+            if not isinstance(job, FlowJob):
+                raise InvalidArgument(f"group() takes FlowJob values, not {type(job).__name__}")
+        return await self._publish_forest(list(jobs)) if jobs else []
+
+    async def wait_all(
+        self, jobs: Sequence[FlowNode | tuple[str, str]], *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> list[Any]:
+        """Wait until every job finishes and return their results in order (see
+        :meth:`wait`; the first failure raises :class:`~omniq.errors.JobFailed`)."""
+        pairs = [(j.queue, j.job_id) if isinstance(j, FlowNode) else (j[0], j[1])
+                 for j in jobs]
+        waits = [self.wait(q, i, timeout=timeout) for q, i in pairs]
+        return list(await asyncio.gather(*waits))
+
+    async def _publish_forest(self, roots: list[FlowJob]) -> list[FlowNode]:
+        """Publish flows (see :meth:`publish_flow`)."""
+        now = 0
+        routing = self.routing
+        nodes: list[FlowJob] = []
+        parent_of: list[int] = []  # per node: its parent's index, -1 for a root
+        stack: list[tuple[FlowJob, int]] = [(r, -1) for r in reversed(roots)]
+        while stack:
+            job, parent = stack.pop()
+            if not isinstance(job, FlowJob):
+                raise InvalidArgument(f"a flow is made of FlowJob values, not {job!r}")
+            nodes.append(job)
+            parent_of.append(parent)
+            here = len(nodes) - 1
+            deps.check_dependency_count(len(job.children))
+            stack.extend((c, here) for c in reversed(job.children))
+        children: list[list[int]] = [[] for _ in nodes]
+        for k, p in enumerate(parent_of):
+            if p >= 0:
+                children[p].append(k)
+        for q in {n.queue for n in nodes}:
+            await routing.targets(q)  # validates, and loads the layout
+        ids: list[str] = []
+        seen: set[tuple[str, str]] = set()
+        for n in nodes:
+            jid = new_job_id() if n.job_id is None else validate_job_id(n.job_id)
+            if (n.queue, jid) in seen:
+                raise DuplicateJobError("publish_flow", "DUPLICATE", "repeated in the flow", jid)
+            seen.add((n.queue, jid))
+            ids.append(jid)
+        targets = [routing.publish_target(n.queue, n.gid or "", n.job_id) for n in nodes]
+        limit = self.max_payload_bytes
+        fields: list[list[Any]] = []
+        for k, n in enumerate(nodes):
+            policy = deps.check_policy(n.on_dependency_failure)
+            given = {name: getattr(n, name) for name in _FLOW_OPTIONS
+                     if getattr(n, name) is not None}
+            opts = enqueue.JobOptions(**{
+                "max_attempts": DEFAULT_MAX_ATTEMPTS, "timeout_ms": DEFAULT_TIMEOUT_MS,
+                "backoff_ms": DEFAULT_BACKOFF_MS,
+                **self.defaults.ages(given.pop("keep_completed_ms", None),
+                                     given.pop("keep_failed_ms", None)),
+                **given})
+            payload = n.payload if isinstance(n.payload, dict | list) else to_json_value(n.payload)
+            on = [(targets[c], ids[c], targets[c] != targets[k]) for c in children[k]]
+            p = parent_of[k]
+            up = ([(targets[p], ids[p], nodes[p].on_dependency_failure)]
+                  if p >= 0 and targets[p] != targets[k] else [])
+            opts.extras = deps.with_dependencies(opts.extras, on, policy, up)
+            fields.append(enqueue.job_fields(ids[k], encode_payload(payload, limit), opts))
+        # rounds: a job goes once its children on other queues are written; its children
+        # on its own queue go in the same call, before it
+        written = [False] * len(nodes)
+        depth = [0] * len(nodes)
+        for k, p in enumerate(parent_of):  # (a parent comes before its children)
+            depth[k] = depth[p] + 1 if p >= 0 else 0
+        # deeper first (children before their parents), else in the order given
+        order = sorted(range(len(nodes)), key=lambda k: (-depth[k], k))
+        cross: set[str] = set()
+        while not all(written):
+            ready = {k for k in order if not written[k]
+                     and all(written[c] for c in children[k] if targets[c] != targets[k])}
+            changed = True
+            while changed:  # a same-queue child must be written or go in this round
+                changed = False
+                for k in list(ready):
+                    if any(not written[c] and c not in ready for c in children[k]):
+                        ready.discard(k)
+                        changed = True
+            if not ready:  # (a tree always has a leaf ready)
+                raise DependencyCycle("publish_flow", "DEP_CYCLE", None, None)
+            by_target: dict[str, list[int]] = {}
+            for k in order:
+                if k in ready:
+                    by_target.setdefault(targets[k], []).append(k)
+            calls: list[QueueCall] = []
+            for target, ks in by_target.items():
+                flat = [x for k in ks for x in fields[k]]
+                calls += [(enqueue.ENQUEUE, target, a)
+                          for a in enqueue.chunks(now, flat, self.defaults.events_maxlen)]
+            for reply in await routing.call_all(calls):
+                enqueue.parse(reply)
+            for k in ready:
+                written[k] = True
+                if parent_of[k] >= 0 and targets[parent_of[k]] != targets[k]:
+                    cross.add(targets[k])
+        if cross:  # children that finished before their parent existed
+            await self._deliver_dependencies(sorted(cross))
+
+        def tree(k: int) -> FlowNode:
+            return FlowNode(queue=targets[k], job_id=ids[k],
+                            children=[tree(c) for c in children[k]])
+
+        return [tree(k) for k, p in enumerate(parent_of) if p < 0]
+
+    async def dependency_results(self, queue: str, job_id: str) -> dict[str, Any]:
+        """The results of a job's completed dependencies (a flow's children), by their job
+        ids, decoded (None for a handler that returned nothing). They are copied into the
+        job when each completes, so they outlive the dependencies' own records. Handlers
+        call ``ctx.children_results()``. Empty for a job without dependencies or that does
+        not exist."""
+        t = await self.routing.targets(queue)
+        jid = validate_job_id(job_id)
+        rows = await self.routing.read_each(t.parts, lambda k: [("HGETALL", k.job(jid))])
+        for row in rows:
+            if row[0]:
+                return deps.dependency_results(row[0])
+        return {}
+
+    async def resolve_dependencies(
+        self, queue: str, *, repair: bool = True, now_ms: int = 0
+    ) -> int:
+        """Deliver the dependency work ``queue`` owes other queues (its outbox,
+        docs/workflows.md): outcomes of its jobs to their dependents elsewhere, and links of
+        its jobs to dependencies elsewhere. With ``repair``, jobs with dependents that
+        another client ended (an official worker's ack) are settled first. Workers call it
+        after an ack that leaves such work and in their maintenance; call it yourself only
+        for queues no omniq worker consumes. Returns how many ops were delivered."""
+        t = await self.routing.targets(queue)
+        return await self._deliver_dependencies(t.parts, repair=repair, now=check_now(now_ms))
+
+    async def _deliver_dependencies(
+        self, parts: Sequence[str], *, repair: bool = False, now: int = 0
+    ) -> int:
+        done = 0
+        for part in parts:
+            while True:
+                n, more = await self._deliver_once(part, repair, now)
+                done += n
+                repair = repair and more
+                if not more:
+                    break
+        return done
+
+    async def _deliver_once(self, part: str, repair: bool, now: int) -> tuple[int, bool]:
+        """One batch of ``part``'s outbox: (ops delivered, whether it was a full batch)."""
+        routing = self.routing
+        maxlen = self.defaults.events_maxlen
+        ops = deps.parse_pending(await routing.call(
+            deps.DEPS_PENDING, part, deps.pending_args(now, MAX_DEPS_OPS, repair, maxlen)))
+        if not ops:
+            return 0, False
+        links: dict[str, list[deps.Op]] = {}
+        outcomes: dict[str, list[tuple[deps.Op, tuple[str, str, str, str]]]] = {}
+        acks: list[tuple[str, str]] = []
+        for op in ops:
+            if op.kind == "R":  # tell the dependent on its queue
+                outcomes.setdefault(op.other_queue, []).append(
+                    (op, (op.other_id, deps.ref(part, op.job_id), op.word, op.result)))
+            elif op.kind == "L":
+                links.setdefault(op.other_queue, []).append(op)
+        if links:
+            queues = list(links)
+            replies = await routing.call_all_results([
+                (deps.DEPS_LINK, q, deps.link_args(
+                    now, [(op.other_id, deps.ref(part, op.job_id), op.word) for op in links[q]]))
+                for q in queues])
+            for q, reply in zip(queues, replies, strict=True):
+                if isinstance(reply, BaseException):
+                    logger.warning("omniq: linking dependencies on %s failed (%s)", q, reply)
+                    continue
+                for op, (outcome, result) in zip(links[q], deps.parse_link(reply), strict=True):
+                    if outcome != "pending":  # it has ended: settle it here
+                        outcomes.setdefault(part, []).append(
+                            (op, (op.job_id, deps.ref(q, op.other_id), outcome, result)))
+                    else:
+                        acks.append((op.raw, "done"))
+        queues = list(outcomes)
+        if queues:
+            replies = await routing.call_all_results([
+                (deps.DEPS_RESOLVE, q, deps.resolve_args(now, [o for _, o in outcomes[q]], maxlen))
+                for q in queues])
+            for q, reply in zip(queues, replies, strict=True):
+                if isinstance(reply, BaseException):
+                    logger.warning("omniq: settling dependents on %s failed (%s)", q, reply)
+                    continue
+                for (op, _), status in zip(outcomes[q], deps.parse_resolve(reply), strict=True):
+                    if status == "OK":
+                        acks.append((op.raw, "done"))
+                    elif op.created_ms + DEPS_ORPHAN_MS < (now or _now_ms()):
+                        logger.warning("omniq: dropping dependency op %r of %s: job %s:%s "
+                                       "never appeared", op.raw, part, q, op.other_id)
+                        acks.append((op.raw, "done"))
+                    else:
+                        acks.append((op.raw, "retry"))
+        for op in ops:
+            if op.kind == "?":
+                logger.warning("omniq: unknown dependency op %r on %s", op.raw, part)
+        if acks:
+            await routing.call(deps.DEPS_ACK, part, deps.ack_args(now, acks))
+        return sum(1 for _, a in acks if a == "done"), len(ops) == MAX_DEPS_OPS
 
     # -- consuming ---------------------------------------------------------------------
 
@@ -620,7 +1010,8 @@ class AsyncOmniq:
         args = leasing.ack_success_args(job_id, now, lease_token, data, d.keep_completed,
                                        d.events_maxlen)
         reply = await self.routing.call(leasing.ACK_SUCCESS, queue, args)
-        leasing.parse_ack_success(reply, job_id)
+        if leasing.parse_ack_success(reply, job_id):  # dependents on other queues
+            await self._deliver_dependencies([queue])
 
     async def ack_fail(
         self,
@@ -646,7 +1037,11 @@ class AsyncOmniq:
         d = self.defaults
         args = leasing.ack_fail_args(job_id, now, lease_token, text, final, d.keep_failed_arg,
                                     d.events_maxlen)
-        return leasing.parse_fail(await self.routing.call(leasing.ACK_FAIL, queue, args), job_id)
+        reply = await self.routing.call(leasing.ACK_FAIL, queue, args)
+        outcome = leasing.parse_fail(reply, job_id)
+        if leasing.fail_left_dependency_work(reply):  # dependents on other queues
+            await self._deliver_dependencies([queue])
+        return outcome
 
     async def ack_reserve(
         self,
@@ -851,13 +1246,39 @@ class AsyncOmniq:
         """The full stored record of a job, or None when it does not exist.
 
         On a partitioned queue every partition is looked at (one round trip) and
-        ``JobInfo.queue`` is the partition that holds the job."""
+        ``JobInfo.queue`` is the partition that holds the job. The jobs waiting on it
+        (``JobInfo.dependents``) are read in the same round trip."""
         t = await self.routing.targets(queue)
         jid = validate_job_id(job_id)
-        rows = await self.routing.read_each(t.parts, lambda k: [("HGETALL", k.job(jid))])
+        rows = await self.routing.read_each(t.parts, lambda k: reads.job_commands(k, jid))
         for part, row in zip(t.parts, rows, strict=True):
             if row[0]:
-                return reads.job_info(part, job_id, row[0])
+                return reads.job_info(part, job_id, row[0], row[1])
+        return None
+
+    async def get_flow(
+        self, queue: str, job_id: str, *, max_nodes: int = 10_000
+    ) -> FlowInfo | None:
+        """The job and, recursively, the jobs it depends on, as a tree (a flow read from
+        its parent down), or None when the job does not exist.
+
+        One round trip per level of the tree (every physical queue of the level read in
+        one pipeline). A job reached twice (a shared dependency, or a cycle) has its
+        dependencies listed once; at most ``max_nodes`` nodes are returned (see
+        :class:`~omniq.types.FlowInfo`, ``truncated``). A dependency whose record is gone
+        has the state ``"missing"``.
+        """
+        t = await self.routing.targets(queue)
+        jid = validate_job_id(job_id)
+        max_nodes = check_positive(max_nodes, "max_nodes")
+        rows = await self.routing.read_each(t.parts, lambda k: reads.flow_node_commands(k, jid))
+        for part, row in zip(t.parts, rows, strict=True):
+            state, deps = reads.parse_flow_node(row[0])
+            if state is not None:
+                walk = reads.FlowWalk((part, jid), state, deps, max_nodes)
+                while names := walk.next_level():
+                    walk.take(names, await self.routing.read_each(names, walk.commands))
+                return walk.tree()
         return None
 
     async def jobs(

@@ -23,6 +23,8 @@ from omniq.errors import JobCancelled, LeaseLost
 from omniq.types import (
     BatchResult,
     CancelResult,
+    FlowJob,
+    FlowNode,
     JobInfo,
     PublishOptions,
     QueueStats,
@@ -109,6 +111,17 @@ class JobContext:
                 "ctx.progress is not available in a process handler: report progress from "
                 "an async or thread handler")
         return self.exec.progress(value)
+
+    def children_results(self) -> Any:
+        """The results of this job's completed dependencies (a flow's children), by job id
+        (see :meth:`AsyncOmniq.dependency_results`): ``await ctx.children_results()`` in an
+        async handler, ``ctx.children_results()`` in a plain function. Not available to
+        handlers run in worker processes (read ``client.dependency_results`` there)."""
+        if self.exec is None:
+            raise RuntimeError(
+                "ctx.children_results is not available in a process handler: read "
+                "dependency_results(ctx.queue, ctx.job_id) with a client of its own")
+        return self.exec.dependency_results()
 
     @property
     def cancelled(self) -> bool:
@@ -292,6 +305,27 @@ class Exec:
         self._ctx.check_cancelled()
         return await self._client.wait(queue, job_id, timeout=timeout)
 
+    async def dependency_results(self) -> dict[str, Any]:
+        """The results of the current job's completed dependencies, by job id (see
+        :meth:`AsyncOmniq.dependency_results`; ``ctx.children_results()``)."""
+        self._ctx.check_cancelled()
+        return await self._client.dependency_results(self._ctx.queue, self._ctx.job_id)
+
+    async def publish_flow(self, flow: FlowJob) -> FlowNode:
+        """Publish a flow (see :meth:`AsyncOmniq.publish_flow`)."""
+        self._ctx.check_cancelled()
+        return await self._client.publish_flow(flow)
+
+    async def chain(self, *jobs: FlowJob) -> list[str]:
+        """Publish jobs that run one after the other (see :meth:`AsyncOmniq.chain`)."""
+        self._ctx.check_cancelled()
+        return await self._client.chain(*jobs)
+
+    async def group(self, jobs: Sequence[FlowJob]) -> list[FlowNode]:
+        """Publish independent jobs (see :meth:`AsyncOmniq.group`)."""
+        self._ctx.check_cancelled()
+        return await self._client.group(jobs)
+
     async def retry_failed(self, queue: str, job_id: str) -> None:
         """Move a failed job back to its lane (see :meth:`AsyncOmniq.retry_failed`)."""
         self._ctx.check_cancelled()
@@ -449,6 +483,22 @@ class SyncExec:
     def wait(self, queue: str, job_id: str, *, timeout: float | None = None) -> Any:
         """Wait for another job's result."""
         return _blocking(self._loop, self._async.wait, queue, job_id, timeout=timeout)
+
+    def dependency_results(self) -> dict[str, Any]:
+        """The results of the current job's completed dependencies, by job id."""
+        return _blocking(self._loop, self._async.dependency_results)
+
+    def publish_flow(self, flow: FlowJob) -> FlowNode:
+        """Publish a flow."""
+        return _blocking(self._loop, self._async.publish_flow, flow)
+
+    def chain(self, *jobs: FlowJob) -> list[str]:
+        """Publish jobs that run one after the other."""
+        return _blocking(self._loop, self._async.chain, *jobs)
+
+    def group(self, jobs: Sequence[FlowJob]) -> list[FlowNode]:
+        """Publish independent jobs."""
+        return _blocking(self._loop, self._async.group, jobs)
 
     def retry_failed(self, queue: str, job_id: str) -> None:
         """Retry a failed job."""

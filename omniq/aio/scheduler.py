@@ -7,6 +7,11 @@ other clients (the official ones know nothing of schedules). Each pass is one
 due by the server's clock (at most ``interval_s``), so jobs are published on time without
 polling faster. Any number of schedulers and workers may run at once: the fire script
 publishes each occurrence once.
+
+With ``dependencies=True`` (``omniq scheduler``) each pass also delivers the queues'
+dependency work (``resolve_dependencies``, docs/workflows.md): the official consumers'
+acks do not settle the dependents of the jobs they complete, and a worker of ours does it
+only for the queues it consumes.
 """
 
 from __future__ import annotations
@@ -36,11 +41,13 @@ class Scheduler:
     ``await scheduler.run()`` runs in the current task; ``async with Scheduler(...)`` (or
     ``start()`` / ``stop()``) runs it in the background. ``interval_s`` is the longest
     wait between two passes (a schedule created meanwhile is seen by the next pass).
-    ``published`` counts the jobs it published.
+    ``published`` counts the jobs it published. ``dependencies``: also settle dependents
+    and deliver dependency work on each pass (see the module docstring).
     """
 
     def __init__(
-        self, client: AsyncOmniq, queues: str | Sequence[str], *, interval_s: float = 1.0
+        self, client: AsyncOmniq, queues: str | Sequence[str], *, interval_s: float = 1.0,
+        dependencies: bool = False,
     ) -> None:
         names = [queues] if isinstance(queues, str) else list(queues)
         if not names:
@@ -51,6 +58,7 @@ class Scheduler:
             raise InvalidArgument("interval_s must be a positive number of seconds")
         self.client = client
         self.interval_s = float(interval_s)
+        self.dependencies = bool(dependencies)
         self.published = 0
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -86,6 +94,8 @@ class Scheduler:
         for queue in self.queues:
             res = await self.client.fire_schedules(queue)
             published += res.published
+            if self.dependencies:
+                await self.client.resolve_dependencies(queue)
             if res.next_in_ms is not None:
                 # +1 ms: wake when the occurrence is due, not a hair before
                 wait = min(wait, (res.next_in_ms + 1) / 1000)

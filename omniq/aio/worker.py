@@ -203,6 +203,7 @@ class Worker:
         self._levels_ready = asyncio.Event()
         self._subscribed = asyncio.Event()  # the wake channels' subscription is in place
         self._wake_task: asyncio.Task[None] | None = None
+        self._deps_task: asyncio.Task[None] | None = None  # delivering dependency work
         # (physical queue, job id) -> the run: one id may be in several queues
         self._running: dict[tuple[str, str], _Running] = {}
         self._pending: dict[str, list[Ack]] = {}
@@ -504,7 +505,24 @@ class Worker:
                 self._note_limited(t.queue, res.retry_after_ms, res.limited_by == "queue")
             elif res.more:
                 self._look_again = True
+        if routing.deps_due and (self._deps_task is None or self._deps_task.done()):
+            self._deps_task = asyncio.create_task(self._deliver_dependencies(),
+                                                  name="omniq-dependencies")
         return got, paused
+
+    async def _deliver_dependencies(self) -> None:
+        """Deliver the dependency work that acks left for other queues (their dependents,
+        docs/workflows.md); what fails here is retried by maintenance."""
+        routing = self.client.routing
+        while routing.deps_due:
+            parts = sorted(routing.deps_due)
+            routing.deps_due.clear()
+            for part in parts:
+                try:
+                    await self.client.resolve_dependencies(part, repair=False)
+                except OmniqError as exc:
+                    logger.warning("omniq worker: delivering the dependency work of %s "
+                                   "failed (%s); maintenance retries it", part, exc)
 
     def _queue_limited(self, queue: str) -> bool:
         """Whether the queue-wide rate limit of ``queue`` allows no job yet; if so the wait
@@ -746,6 +764,8 @@ class Worker:
             except ConnectionFailed as exc:
                 logger.warning("omniq worker: acks not sent yet (%s)", exc)
                 await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
+        if self._deps_task is not None:  # and the dependency work they left
+            await asyncio.wait([self._deps_task], timeout=5.0)
 
     # -- heartbeats --------------------------------------------------------------------
 
@@ -844,6 +864,7 @@ class Worker:
                 await self.client.fire_schedules(queue)
             await self.client.promote_delayed(queue)
             await self.client.reap_expired(queue)
+            await self.client.resolve_dependencies(queue)
 
     # -- wake-up -----------------------------------------------------------------------
 

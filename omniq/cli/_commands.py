@@ -94,6 +94,11 @@ def _job_json(info: JobInfo) -> dict[str, Any]:
     out: dict[str, Any] = msgspec.to_builtins(info)
     out["payload"] = info.payload
     out["result"] = info.result
+    if info.dependency_results_raw:
+        from omniq.codec import decode_payload
+
+        out["dependency_results"] = {ref: decode_payload(raw)
+                                     for ref, raw in info.dependency_results_raw.items()}
     return out
 
 
@@ -145,6 +150,7 @@ async def _job(args: argparse.Namespace) -> int:
         if name in ("expires_ms", "cancel_requested_ms"):
             value = f"{value} ({relative(value)})"
         print(f"{name + ':':<18} {value}")
+    _print_dependencies(info)
     print("payload:")
     print(_indent(json.dumps(info.payload, indent=2, ensure_ascii=False, default=str)))
     if info.result_raw is not None:
@@ -154,6 +160,24 @@ async def _job(args: argparse.Namespace) -> int:
         print("last_error:")
         print(_indent(info.last_error))
     return EXIT_OK
+
+
+def _print_dependencies(info: JobInfo) -> None:
+    """The jobs it waits on (each one's state as this job records it) and the jobs waiting
+    on it, when there are any."""
+    if info.depends_on or info.dependencies:
+        print(f"{'deps_left:':<18} {'-' if info.deps_left is None else info.deps_left}")
+        print(f"{'dep_policy:':<18} {info.dep_policy}")
+        states = dict.fromkeys([f"{q}:{j}" for q, j in info.depends_on], "-")
+        states.update(info.dependencies)
+        width = max(len(ref) for ref in states)
+        print("dependencies:")
+        for ref, state in states.items():
+            print(f"  {ref:<{width}}  {state}")
+    if info.dependents:
+        print("dependents:")
+        for q, j in info.dependents:
+            print(f"  {q}:{j}")
 
 
 _CONTROL_FIELDS = ("dedup_key", "dedup_ttl_ms", "expires_ms", "run_timeout_ms", "backoff",

@@ -212,6 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job_id", metavar="ID")
     _json_flag(p)
 
+    p = _add(sub, "flow", common, "show a job and the jobs it depends on, recursively, as "
+             "a tree", "  omniq flow reports 01J9Z6V4Q3R8T5X2M7N1K0PABC\n"
+             "  omniq flow reports 01J9Z6V4Q3R8T5X2M7N1K0PABC --json", "flow.cmd_flow")
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--max-nodes", type=_positive_int, default=10_000, metavar="N",
+                   help="show at most N jobs (default 10000)")
+    _json_flag(p)
+
     p = _add(sub, "retry", common, "move failed jobs back to their lane",
              "  omniq retry emails 01J9Z6V4Q3R8T5X2M7N1K0PABC\n"
              "  omniq retry emails --all-failed --yes", "commands.cmd_retry",

@@ -4,7 +4,9 @@
 --   text (result | error)
 -- then reserve_count (0 = do not reserve), then optionally keep_failed ('' = keep every
 -- failed job, N = keep the newest N) and events_maxlen.
--- Reply: {n_acks, per ack: status, value ('OK','' | 'RETRY',due | 'FAILED','' | 'ERR',code),
+-- Reply: {n_acks, per ack: status, value ('OK','' | 'RETRY',due | 'FAILED','' | 'ERR',code;
+--         'OK' and 'FAILED' have value 'DEPS' when the ack left work for other queues in
+--         the dependency outbox, docs/workflows.md),
 --         then the reserve reply when reserve_count > 0 (see reserve.lua)}
 local now = clock(ARGV[1])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
@@ -30,6 +32,7 @@ local wrote = false  -- a refused ack writes nothing, as with the single acks
 for i = 0, n - 1 do
   local o = 3 + 4 * i
   local id, token, kind, text = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
+  local before = deps_out_n
   if kind == 'S' then
     if push_status(out, ack_success_one(id, token, now, text, keep)) then wrote = true end
   else
@@ -38,10 +41,16 @@ for i = 0, n - 1 do
     out[#out + 1] = value
     if status ~= 'ERR' then wrote = true end
   end
+  if dep_work then
+    settle_dependents(now)
+    -- the worker delivers the outbox ops this ack wrote at once (docs/workflows.md)
+    if deps_out_n > before then out[#out] = 'DEPS' end
+  end
 end
 if wrote then
   stamps[#stamps + 1] = 'last_finish_ms'
   expire_finished(now)
+  settle_dependents(now)
 end
 if count > 0 and (reserve_into(out, count, now) > 0 or expired_n > 0) then wrote = true end
 if wrote then

@@ -16,6 +16,7 @@ local result, state = cancel_one(ARGV[1], now, keep_failed)
 if result == 'cancelled' then
   stamps[#stamps + 1] = 'last_finish_ms'
   expire_finished(now)
+  settle_dependents(now)
   finish(now)
 elseif result == 'cancelling' then
   trim_events()

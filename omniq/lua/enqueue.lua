@@ -9,6 +9,9 @@
 -- A job with a dedup_key that a live job holds (docs/control.md "Deduplication") is not
 -- written: its id in the reply is the holder's, and with dedup='replace' a holder still
 -- waiting or delayed takes its payload (a delayed one also its later due time).
+-- A job with depends_on is written in state 'waiting_deps' and linked to its dependencies
+-- (docs/workflows.md): those on this queue must exist or come earlier in the call
+-- (DEP_NOT_FOUND), those on other queues get an 'L' op in the dependency outbox.
 -- Reply: {'OK', n} (no job had a dedup_key) | {'OK', n, id_1 .. id_n} (the id each job
 --   has now: its own, or the holder's) | {'ERR', code, detail}
 -- (n counts the jobs given, written or not.)
@@ -37,8 +40,21 @@ for i = 0, n - 1 do
   if seen[id] then return err('DUPLICATE', id) end  -- (seen holds valid ids only)
   local job, code, detail = parse_job(ARGV, o, now, i)
   if not job then return err(code, detail) end
-  seen[id] = true
   local x = job[8]
+  if x and x.depends_on then
+    -- a dependency on this queue exists already or comes earlier in this call (the
+    -- client orders a flow's jobs so); one on another queue was checked by the client
+    local qname = string.sub(B, 2, -2)
+    for _, r in ipairs(x.depends_on) do
+      if r[1] == qname then
+        if r[2] == id then return err('DEP_CYCLE', id) end
+        if not seen[r[2]] and redis.call('EXISTS', job_key(r[2])) == 0 then
+          return err('DEP_NOT_FOUND', qname .. ':' .. r[2])
+        end
+      end
+    end
+  end
+  seen[id] = true
   local holder = nil
   if x and x.dedup_key then
     dedup_ids = dedup_ids or {}
@@ -66,13 +82,19 @@ for i = 0, n - 1 do
     end
   else
     write_job(id, gid, ARGV[o + 2], job, now, sn, nil)
+    if job[8] and job[8].depends_on then
+      link_deps(id, job[8].depends_on, job[8].dep_policy or 'fail', now)
+    end
     written = written + 1
     if gid ~= '' then grouped = true end
   end
 end
 if grouped then redis.call('SET', K_HAS_GROUPS, '1') end
 stamps[#stamps + 1] = 'last_enqueue_ms'
-if written > 0 or replaced then finish(now) end
+if written > 0 or replaced then
+  settle_dependents(now)  -- (a job failed at once by a failed dependency has dependents)
+  finish(now)
+end
 local reply = {'OK', fmt(n)}
 if dedup_ids then
   for i = 1, n do reply[i + 2] = dedup_ids[i] end

@@ -52,6 +52,19 @@ local MAX_PAGE = 1000
 -- expired jobs one reserve call fails at most (the rest wait for the next call, which the
 -- wake-up signal asks for when this budget ran out before a job was found)
 local MAX_EXPIRED_PER_CALL = 100
+-- Dependencies (docs/workflows.md): the most dependencies (and pre-registered dependents)
+-- of one job, the longest queue name in a dependency ref, how long a claimed outbox op
+-- waits before another deliverer may take it, how long an op whose target job does not
+-- exist yet is kept (a flow's parent is published right after its children), the most ops
+-- one call takes, and the most jobs one repair scan looks at.
+local MAX_DEPENDENCIES = 1000
+local MAX_NAME_LENGTH = 128
+local DEPS_RETRY_MS = 5000
+local DEPS_ORPHAN_MS = 600000
+local MAX_DEPS_OPS = 1000
+local MAX_DEPS_REPAIR = 100
+-- Lua side only: how long the repair scan waits before it looks at a job again.
+local DEPS_REPAIR_MS = 60000
 
 local ANCHOR = KEYS[1]
 local B = ANCHOR
@@ -105,6 +118,19 @@ local DEDUP_PREFIX = B .. ':dedup:'
 -- its state. Official clients neither read nor write them.
 local K_SCHEDULES = B .. ':schedules'
 local SCHED_PREFIX = B .. ':schedule:'
+-- omniq extension: dependencies (docs/workflows.md, protocol.md 2.11). B .. WAITING_DEPS:
+-- the jobs in state 'waiting_deps' (id -> when they entered it). A dependency B keeps its
+-- dependents in the hash B:job:<B>:dependents (ref "<queue>:<id>" -> policy) and the field
+-- 'dependents' in its job hash while that hash exists; B .. DEPS_SRC lists such jobs (score:
+-- when the repair scan looks at them next). B .. DEPS_OUT is the outbox of work for other
+-- queues (op -> when it may be taken), B .. DEPS_OUTDATA op -> "<created_ms>\t<result>".
+-- (suffixes of B, joined where used: these keys are needed on rare paths only, and a key
+-- name made at the start of every call would cost every call of the hot scripts)
+local WAITING_DEPS = ':waiting_deps'
+local DEPS_SRC = ':deps:src'
+local DEPS_OUT = ':deps:out'
+local DEPS_OUTDATA = ':deps:outdata'
+local DEP_POLICIES = {fail = true, ignore = true, wait = true}
 -- The definition fields of a schedule, in the order schedule_set.lua takes them: the
 -- timing, then the job template (enqueue's fields without id, due_ms and delay_ms).
 local SCHED_DEF = {'cron', 'every_ms', 'tz', 'start_ms', 'end_ms', 'misfire',
@@ -129,6 +155,10 @@ local now_given = false
 
 local wake_needed = false
 local expired_n = 0  -- jobs this call failed because their expires_ms had passed
+-- dependencies: jobs of this queue that ended with dependents to settle ({id, outcome,
+-- result}), settled by settle_dependents; and how many outbox ops this call wrote
+local dep_work = false  -- (a table once a job has been added)
+local deps_out_n = 0
 -- last_*_ms stats fields to set with the stats write at the end of the script
 local stamps = {}
 
@@ -162,6 +192,13 @@ local function int(v)
 end
 
 local function fmt(n) return string.format('%d', n) end
+
+-- A job of this queue ended with dependents to settle ({id, outcome, result}); the
+-- script settles them with settle_dependents before it ends.
+local function dep_push(w)
+  if not dep_work then dep_work = {} end
+  dep_work[#dep_work + 1] = w
+end
 
 -- Append one per-item status to a reply: 'OK', '' or 'ERR', code. True when OK.
 local function push_status(out, code)
@@ -265,11 +302,46 @@ local EXTRA_INTS = {dedup_ttl_ms = true, expires_ms = true, expire_in_ms = true,
 local EXTRA_CHOICES = {dedup = {keep = true, replace = true}, backoff = {fixed = true, exp = true},
   group_order = {fifo = true, strict = true}, on_failure = {release = true, block = true}}
 
+-- A queue name inside a dependency ref (the rule of omniq/_keys.py).
+local function valid_queue(q)
+  return type(q) == 'string' and q ~= '' and #q <= MAX_NAME_LENGTH
+    and not string.find(q, '[^%w._-]')
+end
+
+-- The depends_on (kind 'd': [queue, id] or [queue, id, 1]) or dependents (kind 'p':
+-- [queue, id, policy]) extra: a JSON array of at most MAX_DEPENDENCIES refs, each once.
+local function valid_refs(v, kind)
+  if type(v) ~= 'table' or #v > MAX_DEPENDENCIES or next(v) ~= nil and #v == 0 then
+    return false
+  end
+  local seen = {}
+  for k, r in pairs(v) do
+    if type(k) ~= 'number' or type(r) ~= 'table' or not valid_queue(r[1])
+        or type(r[2]) ~= 'string' or not valid_id(r[2]) then
+      return false
+    end
+    local third = r[3]
+    if kind == 'd' then
+      if #r > 3 or (third ~= nil and third ~= 1) then return false end
+    elseif #r ~= 3 or type(third) ~= 'string' or not DEP_POLICIES[third] then
+      return false
+    end
+    local ref = r[1] .. ':' .. r[2]
+    if seen[ref] then return false end
+    seen[ref] = true
+  end
+  return true
+end
+
 local function parse_extras(text, gid, now)
   local ok, x = pcall(cjson.decode, text)
   if not ok or type(x) ~= 'table' then return nil, 'extras' end
   for k, v in pairs(x) do
-    if EXTRA_INTS[k] then
+    if k == 'depends_on' or k == 'dependents' then
+      if not valid_refs(v, k == 'depends_on' and 'd' or 'p') then return nil, k end
+    elseif k == 'dep_policy' then
+      if type(v) ~= 'string' or not DEP_POLICIES[v] then return nil, k end
+    elseif EXTRA_INTS[k] then
       if type(v) ~= 'number' or v ~= v or v < 0 or v > MAX_INT or v ~= math.floor(v) then
         return nil, k
       end
@@ -287,6 +359,9 @@ local function parse_extras(text, gid, now)
   if (x.expires_ms or 0) > 0 and (x.expire_in_ms or 0) > 0 then return nil, 'expires_ms' end
   if x.group_order == 'strict' and gid == '' then return nil, 'group_order' end
   if x.on_failure == 'block' and x.group_order ~= 'strict' then return nil, 'on_failure' end
+  if x.dep_policy and not x.depends_on then return nil, 'dep_policy' end
+  if x.depends_on and #x.depends_on == 0 then x.depends_on = nil end
+  if x.dependents and #x.dependents == 0 then x.dependents = nil end
   if (x.expire_in_ms or 0) > 0 then x.expires_ms = now + x.expire_in_ms end
   return x, nil
 end
@@ -416,7 +491,9 @@ local function dedup_holder(key, now)
     return nil
   end
   local state = redis.call('HGET', job_key(h[1]), 'state')
-  if state == 'wait' or state == 'delayed' or state == 'active' then return h[1] end
+  if state == 'wait' or state == 'delayed' or state == 'active' or state == 'waiting_deps' then
+    return h[1]
+  end
   return nil
 end
 
@@ -508,9 +585,48 @@ local function write_job(id, gid, payload, job, now, sn, more)
     fields[#fields + 1] = 'keep_failed_ms'
     fields[#fields + 1] = fmt(job[7])
   end
-  if job[8] then extra_fields(fields, job[8]) end
+  local x = job[8]
+  if x then extra_fields(fields, x) end
   if more then
     for _, v in ipairs(more) do fields[#fields + 1] = v end
+  end
+  if x and x.dependents then
+    -- a flow child: its parent (on another queue) is its dependent from the start
+    local dargs = {job_key(id) .. ':dependents'}
+    for _, r in ipairs(x.dependents) do
+      dargs[#dargs + 1] = r[1] .. ':' .. r[2]
+      dargs[#dargs + 1] = r[3]
+    end
+    redis.call('HSET', unpack(dargs))
+    redis.call('ZADD', B .. DEPS_SRC, now + DEPS_REPAIR_MS, id)
+    fields[#fields + 1] = 'dependents'
+    fields[#fields + 1] = '1'
+  end
+  if x and x.depends_on then
+    -- every dependency pending: the caller links them (link_deps), which may settle some
+    fields[7] = 'waiting_deps'
+    local refs = {}
+    for i, r in ipairs(x.depends_on) do
+      refs[i] = r[1] .. ':' .. r[2]
+      fields[#fields + 1] = 'dep:' .. refs[i]
+      fields[#fields + 1] = 'pending'
+    end
+    fields[#fields + 1] = 'depends_on'
+    fields[#fields + 1] = cjson.encode(refs)
+    fields[#fields + 1] = 'deps_left'
+    fields[#fields + 1] = fmt(#refs)
+    if x.dep_policy and x.dep_policy ~= 'fail' then
+      fields[#fields + 1] = 'dep_policy'
+      fields[#fields + 1] = x.dep_policy
+    end
+    if due > now then
+      fields[#fields + 1] = 'due_ms'
+      fields[#fields + 1] = fmt(due)
+    end
+    redis.call('HSET', unpack(fields))
+    redis.call('ZADD', B .. WAITING_DEPS, now, id)
+    emit('waiting_deps', id, gid, now)
+    return false
   end
   if due > now then
     fields[7] = 'delayed'
@@ -535,7 +651,7 @@ end
 local function dedup_replace(holder, payload, due, now)
   local hk = job_key(holder)
   local h = redis.call('HMGET', hk, 'state', 'due_ms')
-  if h[1] ~= 'wait' and h[1] ~= 'delayed' then return false end
+  if h[1] ~= 'wait' and h[1] ~= 'delayed' and h[1] ~= 'waiting_deps' then return false end
   redis.call('HSET', hk, 'payload', payload, 'updated_ms', fmt(now))
   if h[1] == 'delayed' and due > (tonumber(h[2] or '') or 0) then
     redis.call('HSET', hk, 'due_ms', fmt(due))
@@ -595,6 +711,7 @@ local function to_failed_lane(id, jk, gid, now, attempt, text, keep_ms, dkey, dt
   if ttl > 0 then expire_later(id, jk, now, ttl) end
   dedup_release(id, dkey, dttl, now)
   emit('failed', id, gid, now, 'attempt', attempt, 'error', text)
+  if redis.call('HGET', jk, 'dependents') then dep_push({id, 'failed', false}) end
 end
 
 -- A job that did not start (it was waiting or delayed, and has left its lane and lane
@@ -947,10 +1064,10 @@ end
 local function take_lease(id, token)
   if token == nil or token == '' then return 'TOKEN_REQUIRED' end
   local h = redis.call('HMGET', job_key(id), 'lease_token', 'gid', 'attempt',
-    'keep_completed_ms', 'dedup_key')
+    'keep_completed_ms', 'dedup_key', 'dependents')
   if h[1] ~= token then return 'TOKEN_MISMATCH' end
   if redis.call('ZREM', K_ACTIVE, id) == 0 then return 'NOT_ACTIVE' end
-  return nil, h[2] or '', h[3] or '0', tonumber(h[4]) or 0, h[5]
+  return nil, h[2] or '', h[3] or '0', tonumber(h[4]) or 0, h[5], h[6]
 end
 
 -- End a lease whose job hash exists (an ack): forget the lease map entry, free the slot.
@@ -997,12 +1114,14 @@ local function trim_finished(list_key, idx_key, state, n, keep, budget, now)
     budget = budget - 1
     redis.call('ZREM', idx_key, old)
     -- (only a failed job can hold its group: on_failure='block')
-    local h = state == 'failed' and redis.call('HMGET', job_key(old), 'state', 'gid', 'on_failure')
-      or {redis.call('HGET', job_key(old), 'state')}
+    local h = state == 'failed'
+      and redis.call('HMGET', job_key(old), 'state', 'dependents', 'gid', 'on_failure')
+      or redis.call('HMGET', job_key(old), 'state', 'dependents')
     if h[1] == state then
+      if h[2] then dep_push({old, 'gone', false}) end
       redis.call('DEL', job_key(old))
       redis.call('ZREM', K_EXPIRE, old)
-      if h[3] == 'block' and h[2] and now then release_hold(h[2], ':blocked', old, now) end
+      if h[4] == 'block' and h[3] and now then release_hold(h[3], ':blocked', old, now) end
     end
   end
 end
@@ -1018,7 +1137,11 @@ local function expire_finished(now)
     local id = due[i]
     redis.call('ZREM', K_EXPIRE, id)
     local jk = job_key(id)
-    local h = redis.call('HMGET', jk, 'state', 'expire_ms', 'gid', 'on_failure')
+    local h = redis.call('HMGET', jk, 'state', 'expire_ms', 'gid', 'on_failure', 'dependents')
+    if tonumber(h[2] or '') == tonumber(due[i + 1]) and h[5]
+        and (h[1] == 'completed' or h[1] == 'failed') then
+      dep_push({id, 'gone', false})
+    end
     if tonumber(h[2] or '') == tonumber(due[i + 1]) then
       if h[1] == 'completed' then
         redis.call('LREM', K_COMPLETED, -1, id)  -- the oldest are at the tail
@@ -1038,8 +1161,9 @@ local function expire_finished(now)
 end
 
 local function ack_success_one(id, token, now, result, keep)
-  local code, gid, attempt, ttl, dkey = take_lease(id, token)
+  local code, gid, attempt, ttl, dkey, deps = take_lease(id, token)
   if code then return code end
+  if deps then dep_push({id, 'completed', result or ''}) end
   local jk = job_key(id)
   if dkey then dedup_release(id, dkey, redis.call('HGET', jk, 'dedup_ttl_ms'), now) end
   redis.call('HSET', jk, 'state', 'completed', 'completed_ms', fmt(now), 'updated_ms', fmt(now),
@@ -1195,13 +1319,13 @@ local function retry_failed_one(id, now)
 end
 
 local LANE_STATE = {wait = 'wait', gwait = 'wait', delayed = 'delayed', failed = 'failed',
-  completed = 'completed'}
+  completed = 'completed', waiting_deps = 'waiting_deps'}
 
 -- Remove one job from a lane. Checks first, writes after: a refusal changes nothing (D17).
 local function remove_one(id, lane, now)
   if not valid_id(id) then return 'BAD_JOB_ID' end
   local jk = job_key(id)
-  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_order', 'dedup_key')
+  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_order', 'dedup_key', 'dependents')
   if not h[1] then return 'NO_JOB' end
   if redis.call('ZSCORE', K_ACTIVE, id) then return 'ACTIVE' end
   local want = LANE_STATE[lane]
@@ -1222,15 +1346,18 @@ local function remove_one(id, lane, now)
     removed = redis.call('ZREM', K_DELAYED, id)
   elseif lane == 'failed' then
     removed = redis.call('LREM', K_FAILED, 1, id)
+  elseif lane == 'waiting_deps' then
+    removed = redis.call('ZREM', B .. WAITING_DEPS, id)
   else
     removed = redis.call('LREM', K_COMPLETED, 1, id)
   end
   if removed == 0 then return 'NOT_IN_LANE' end
+  if h[5] then dep_push({id, 'gone', false}) end
   redis.call('DEL', jk)
   dedup_release(id, h[4], 0, now)  -- a removed job frees its dedup key at once
   if lane == 'failed' or lane == 'completed' then redis.call('ZREM', K_EXPIRE, id) end
   local idx = {wait = K_IDX_WAIT, gwait = K_IDX_WAIT, delayed = K_IDX_DELAYED,
-    failed = K_IDX_FAILED, completed = K_IDX_COMPLETED}
+    failed = K_IDX_FAILED, completed = K_IDX_COMPLETED, waiting_deps = B .. WAITING_DEPS}
   redis.call('ZREM', idx[lane], id)
   if lane == 'gwait' then forget_idle_group(gid) end
   if h[3] == 'strict' and gid ~= '' then
@@ -1279,6 +1406,8 @@ local function cancel_one(id, now, keep_failed)
     redis.call('ZREM', K_IDX_DELAYED, id)
     -- a strict job waiting out its backoff holds its group: the cancel frees it
     if gid ~= '' then release_hold(gid, ':held', id, now) end
+  elseif state == 'waiting_deps' then
+    redis.call('ZREM', B .. WAITING_DEPS, id)
   else
     return 'finished', state  -- a state this client does not know: leave it alone
   end
@@ -1286,4 +1415,168 @@ local function cancel_one(id, now, keep_failed)
   emit('cancelled', id, gid, now, 'state', state)
   if keep_failed >= 0 then trim_failed(keep_failed, now) end
   return 'cancelled', state
+end
+-- Dependencies and flows (docs/workflows.md, protocol.md 2.11) -------------------------
+
+-- Put op `op` for another queue in this queue's outbox, due now (see B .. DEPS_OUT); the
+-- first write of an op keeps its creation time and `result`.
+local function deps_out(op, result, now)
+  redis.call('ZADD', B .. DEPS_OUT, now, op)
+  redis.call('HSETNX', B .. DEPS_OUTDATA, op, fmt(now) .. '\t' .. (result or ''))
+  deps_out_n = deps_out_n + 1
+end
+
+-- Job `bid` of this queue gets dependent `ref` ("<queue>:<id>") with policy `policy`.
+local function dep_register(bid, ref, policy, now)
+  local bk = job_key(bid)
+  redis.call('HSET', bk .. ':dependents', ref, policy)
+  redis.call('HSET', bk, 'dependents', '1')
+  redis.call('ZADD', B .. DEPS_SRC, 'NX', now + DEPS_REPAIR_MS, bid)
+end
+
+-- Every dependency of job `id` (waiting_deps) is resolved: it enters its lane (delayed
+-- while its own due time is later).
+local function deps_ready(id, jk, gid, now)
+  redis.call('ZREM', B .. WAITING_DEPS, id)
+  local h = redis.call('HMGET', jk, 'due_ms', 'group_limit')
+  local due = tonumber(h[1] or '') or 0
+  local sn = fmt(now)
+  if due > now then
+    redis.call('HSET', jk, 'state', 'delayed', 'updated_ms', sn)
+    redis.call('ZADD', K_DELAYED, due, id)
+    redis.call('ZADD', K_IDX_DELAYED, now, id)
+    emit('delayed', id, gid, now, 'due', fmt(due))
+  else
+    redis.call('HSET', jk, 'state', 'wait', 'updated_ms', sn, 'queued_ms', sn)
+    push_ready(id, gid, now, h[2])
+    emit('enqueued', id, gid, now)
+  end
+end
+
+-- Dependency `ref` of job `id` of this queue ended with `outcome` ('completed' with its
+-- `result`, 'failed' or 'gone'): record it and apply the job's dep_policy (the table in
+-- docs/workflows.md). Idempotent: field dep:<ref> says whether the outcome counted
+-- already. A job not waiting_deps (cancelled, removed, retried) is left alone. Returns
+-- 'NO_JOB' when the job does not exist, else 'OK'.
+local function dep_settle(id, ref, outcome, result, now)
+  local jk = job_key(id)
+  local f = 'dep:' .. ref
+  local h = redis.call('HMGET', jk, 'state', f, 'dep_policy', 'gid')
+  if not h[1] then return 'NO_JOB' end
+  local cur = h[2]
+  if h[1] ~= 'waiting_deps' or (cur ~= 'pending' and cur ~= 'failed') then return 'OK' end
+  local policy = h[3] or 'fail'
+  local gid = h[4] or ''
+  if outcome == 'completed' or policy == 'ignore' then
+    if outcome ~= 'completed' then
+      redis.call('HSET', jk, f, 'ignored')
+    elseif result and result ~= '' then
+      redis.call('HSET', jk, f, 'completed', 'dres:' .. ref, result)
+    else
+      redis.call('HSET', jk, f, 'completed')
+    end
+    if redis.call('HINCRBY', jk, 'deps_left', -1) <= 0 then deps_ready(id, jk, gid, now) end
+  elseif policy == 'wait' and outcome == 'failed' then
+    if cur ~= 'failed' then
+      redis.call('HSET', jk, f, 'failed', 'updated_ms', fmt(now))
+      emit('dependency_failed', id, gid, now, 'dependency', ref)
+    end
+  else
+    redis.call('HSET', jk, f, outcome)
+    redis.call('ZREM', B .. WAITING_DEPS, id)
+    local x = redis.call('HMGET', jk, 'attempt', 'keep_failed_ms', 'dedup_key', 'dedup_ttl_ms')
+    local why = outcome == 'gone' and 'dependency removed: ' or 'dependency failed: '
+    fail_unstarted(id, jk, gid, now, why .. ref, x[1], x[2], x[3], x[4])
+  end
+  return 'OK'
+end
+
+-- Settle the dependents of the jobs in dep_work, until none is left (a dependent that
+-- fails adds its own): those of this queue at once, the others through the outbox ('R'
+-- ops). A failed job keeps its dependents with policy 'wait' (they wait for its retry).
+local function settle_dependents(now)
+  if not dep_work then return end
+  local me = string.sub(B, 2, -2)  -- this queue's name
+  local i = 1
+  while dep_work[i] do
+    local id, outcome, result = dep_work[i][1], dep_work[i][2], dep_work[i][3]
+    i = i + 1
+    local dk = job_key(id) .. ':dependents'
+    local all = redis.call('HGETALL', dk)
+    local kept = 0
+    for j = 1, #all, 2 do
+      local ref = all[j]
+      local c = string.find(ref, ':', 1, true)
+      if outcome == 'failed' and all[j + 1] == 'wait' then
+        kept = kept + 1
+      elseif outcome == 'failed' then
+        redis.call('HDEL', dk, ref)
+      end
+      if c then
+        local q, did = string.sub(ref, 1, c - 1), string.sub(ref, c + 1)
+        if q == me then
+          dep_settle(did, me .. ':' .. id, outcome, result, now)
+        else
+          deps_out('R\t' .. outcome .. '\t' .. id .. '\t' .. q .. '\t' .. did, result, now)
+        end
+      end
+    end
+    if kept == 0 then
+      redis.call('DEL', dk)
+      redis.call('HDEL', job_key(id), 'dependents')
+      redis.call('ZREM', B .. DEPS_SRC, id)
+    else
+      -- the repair scan looks again later, in case another client retries and ends it
+      redis.call('ZADD', B .. DEPS_SRC, now + DEPS_REPAIR_MS, id)
+    end
+  end
+  dep_work = false
+end
+
+-- Link job `id` of this queue, just written waiting_deps, to its dependencies `deps`
+-- ([queue, id, linked]) with policy `policy`: one of this queue is looked at now (an
+-- ended one settles at once, else it gets `id` as a dependent); one of another queue gets
+-- an 'L' op, unless `linked` (a flow child registered `id` as its dependent itself).
+local function link_deps(id, deps, policy, now)
+  local qname = string.sub(B, 2, -2)
+  local me = qname .. ':' .. id
+  for _, r in ipairs(deps) do
+    if r[1] == qname then
+      local bid = r[2]
+      local ref = qname .. ':' .. bid
+      local h = redis.call('HMGET', job_key(bid), 'state', 'result')
+      if h[1] == 'completed' then
+        dep_settle(id, ref, 'completed', h[2], now)
+      elseif not h[1] then
+        dep_settle(id, ref, 'gone', nil, now)
+      else
+        if h[1] ~= 'failed' or policy == 'wait' then dep_register(bid, me, policy, now) end
+        if h[1] == 'failed' then dep_settle(id, ref, 'failed', nil, now) end
+      end
+    elseif r[3] ~= 1 then
+      deps_out('L\t' .. policy .. '\t' .. id .. '\t' .. r[1] .. '\t' .. r[2], nil, now)
+    end
+  end
+end
+
+-- The repair scan: up to MAX_DEPS_REPAIR jobs with dependents that are due for a look.
+-- One that has ended (an official client acked it, whose scripts know nothing of
+-- dependents) or vanished gets its dependents settled; the others are looked at again
+-- in DEPS_REPAIR_MS.
+local function deps_repair(now)
+  local ids = redis.call('ZRANGEBYSCORE', B .. DEPS_SRC, '-inf', now, 'LIMIT', 0, MAX_DEPS_REPAIR)
+  for _, id in ipairs(ids) do
+    local h = redis.call('HMGET', job_key(id), 'state', 'result')
+    if h[1] == 'completed' then
+      dep_push({id, 'completed', h[2] or ''})
+    elseif h[1] == 'failed' then
+      dep_push({id, 'failed', false})
+    elseif not h[1] then
+      dep_push({id, 'gone', false})
+    else
+      redis.call('ZADD', B .. DEPS_SRC, now + DEPS_REPAIR_MS, id)
+    end
+  end
+  settle_dependents(now)
+  return #ids
 end

@@ -32,5 +32,8 @@ for _, id in ipairs(ids) do
     moved = moved + 1
   end
 end
-if #ids > 0 or expired > 0 then finish(now) end  -- (expired: finished jobs deleted)
+if #ids > 0 or expired > 0 then  -- (expired: finished jobs deleted)
+  settle_dependents(now)
+  finish(now)
+end
 return {'OK', fmt(moved)}

@@ -36,6 +36,7 @@ if redis.call('HLEN', K_LEASES) > redis.call('ZCARD', K_ACTIVE) then
 end
 if #ids > 0 then
   expire_finished(now)
+  settle_dependents(now)
   finish(now)
 end
 return {'OK', fmt(#ids)}

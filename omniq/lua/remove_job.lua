@@ -7,5 +7,6 @@ events_maxlen = events_arg(ARGV[4])
 if events_maxlen == nil then return err('BAD_ARGS', 'events_maxlen') end
 local code = remove_one(ARGV[1], ARGV[2], now)
 if code then return err(code) end
+settle_dependents(now)
 finish(now)
 return {'OK'}

@@ -18,5 +18,8 @@ for i = 1, n do
   out[#out + 1] = id
   if push_status(out, remove_one(id, lane, now)) then ok = ok + 1 end
 end
-if ok > 0 then finish(now) end
+if ok > 0 then
+  settle_dependents(now)
+  finish(now)
+end
 return out

@@ -13,5 +13,8 @@ if count == nil or count < 1 or count > MAX_RESERVE then return err('BAD_ARGS', 
 events_maxlen = events_arg(ARGV[3])
 if events_maxlen == nil then return err('BAD_ARGS', 'events_maxlen') end
 local out = {}
-if reserve_into(out, count, now) > 0 or expired_n > 0 then finish(now) end
+if reserve_into(out, count, now) > 0 or expired_n > 0 then
+  settle_dependents(now)  -- (an expired job's dependents)
+  finish(now)
+end
 return out

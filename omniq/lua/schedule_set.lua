@@ -55,6 +55,10 @@ end
 if job[8] and job[8].expires_ms and not job[8].expire_in_ms then
   return err('BAD_ARGS', 'expires_ms')
 end
+-- an occurrence is a new job with no place in a flow
+if job[8] and (job[8].depends_on or job[8].dependents) then
+  return err('BAD_ARGS', job[8].depends_on and 'depends_on' or 'dependents')
+end
 local next_ms = nil
 if ARGV[4 + DEF_N] ~= '' then
   next_ms = int(ARGV[4 + DEF_N])

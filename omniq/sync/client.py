@@ -48,8 +48,13 @@ from omniq.types import (
     BatchResult,
     CancelResult,
     DedupMode,
+    DependencyPolicy,
+    DependencyRef,
     FailOutcome,
     FireResult,
+    FlowInfo,
+    FlowJob,
+    FlowNode,
     GroupOrder,
     GroupState,
     JobEvent,
@@ -305,6 +310,8 @@ class OmniqClient:
         backoff_jitter: bool = False,
         group_order: GroupOrder = "fifo",
         on_failure: OnFailure = "release",
+        depends_on: Sequence[DependencyRef] | None = None,
+        on_dependency_failure: DependencyPolicy = "fail",
         now_ms: int = 0,
         now_ms_override: int = 0,
     ) -> str:
@@ -317,8 +324,37 @@ class OmniqClient:
             dedup=dedup, expires_ms=expires_ms, expire_in_ms=expire_in_ms,
             run_timeout_ms=run_timeout_ms, backoff=backoff, backoff_max_ms=backoff_max_ms,
             backoff_jitter=backoff_jitter, group_order=group_order, on_failure=on_failure,
+            depends_on=depends_on, on_dependency_failure=on_dependency_failure,
             now_ms=now_ms, now_ms_override=now_ms_override,
         ))
+
+    def publish_flow(self, flow: FlowJob) -> FlowNode:
+        """Publish a flow: a job that runs once its children have completed (see
+        AsyncOmniq.publish_flow)."""
+        return self._run(lambda c: c.publish_flow(flow))
+
+    def chain(self, *jobs: FlowJob) -> list[str]:
+        """Publish jobs that run one after the other; returns their ids in order."""
+        return self._run(lambda c: c.chain(*jobs))
+
+    def group(self, jobs: Sequence[FlowJob]) -> list[FlowNode]:
+        """Publish independent jobs (each may be a flow); returns their nodes in order."""
+        return self._run(lambda c: c.group(jobs))
+
+    def wait_all(
+        self, jobs: Sequence[FlowNode | tuple[str, str]], *, timeout: float | None = None
+    ) -> list[Any]:
+        """Wait until every job finishes; their results in order."""
+        return self._run(lambda c: c.wait_all(jobs, timeout=timeout))
+
+    def dependency_results(self, queue: str, job_id: str) -> dict[str, Any]:
+        """The results of a job's completed dependencies, by job id."""
+        return self._run(lambda c: c.dependency_results(queue, job_id))
+
+    def resolve_dependencies(self, queue: str, *, repair: bool = True, now_ms: int = 0) -> int:
+        """Deliver the dependency work ``queue`` owes other queues (see
+        AsyncOmniq.resolve_dependencies)."""
+        return self._run(lambda c: c.resolve_dependencies(queue, repair=repair, now_ms=now_ms))
 
     def publish_json(self, queue: str, payload: Any, **options: Unpack[PublishOptions]) -> str:
         """Publish a msgspec Struct, dataclass, pydantic model or JSON value; returns its id."""
@@ -694,6 +730,12 @@ class OmniqClient:
     def get_job(self, queue: str, job_id: str) -> JobInfo | None:
         """The stored record of a job, or None."""
         return self._run(lambda c: c.get_job(queue, job_id))
+
+    def get_flow(
+        self, queue: str, job_id: str, *, max_nodes: int = 10_000
+    ) -> FlowInfo | None:
+        """The job and the jobs it depends on, recursively, as a tree, or None."""
+        return self._run(lambda c: c.get_flow(queue, job_id, max_nodes=max_nodes))
 
     def jobs(
         self, queue: str, lane: str, *, limit: int = 25, cursor: str | None = None,

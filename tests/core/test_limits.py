@@ -8,7 +8,7 @@ from importlib import resources
 from omniq import _limits
 from omniq._scripts import SCRIPTS
 
-LUA_ONLY = {"MAX_GROUP_POPS", "MAX_ORPHAN_SKIPS", "MAX_UNPARK",
+LUA_ONLY = {"DEPS_REPAIR_MS", "MAX_GROUP_POPS", "MAX_ORPHAN_SKIPS", "MAX_UNPARK",
             "MAX_EXPIRED_PER_CALL"}  # bounds on one reservation's work
 
 

@@ -9,7 +9,7 @@ from omniq import AsyncOmniq
 from omniq.aio.context import CheckCompletion, Exec, SyncCheckCompletion, SyncExec
 
 # Exec methods bound to the current job: no client method with the same parameters
-JOB_BOUND = {"heartbeat", "child_ack"}
+JOB_BOUND = {"heartbeat", "child_ack", "dependency_results"}
 
 
 def methods(cls: type) -> dict[str, object]:

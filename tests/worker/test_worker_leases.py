@@ -40,9 +40,10 @@ async def test_heartbeats_keep_leases_with_one_round_trip_per_tick(omniq, raw):
         await release.wait()
 
     hb = Spy(omniq, "heartbeat_many")
-    # (fire_schedules: the scheduler's read of due schedules, one call each)
+    # (fire_schedules: the scheduler's read of due schedules, one call each;
+    # resolve_dependencies: one deps_pending call while the outbox is empty)
     maint = [Spy(omniq, "promote_delayed"), Spy(omniq, "reap_expired"),
-             Spy(omniq, "fire_schedules")]
+             Spy(omniq, "fire_schedules"), Spy(omniq, "resolve_dependencies")]
     # frequent maintenance: a lease that heartbeats fail to keep is reaped within 0.2 s
     worker = Worker(omniq, "q", handler, concurrency=n, maintenance_interval_s=0.2)
     await worker.start()
