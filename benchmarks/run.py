@@ -67,6 +67,7 @@ SCENARIOS: dict[str, str] = {  # in the order of a round (floors first: E1 is ju
     "jc": "JC job-control cost: E1 with dedup keys, P2 with a rate limit, vs without (ours)",
     "sc": "SC schedules cost: P2 on a queue with 1,000 active schedules vs without (ours)",
     "w1": "W1 wait() latency, ack to the waiter waking",
+    "fi": "FI fan-in flow: one parent waiting for 1,000 children",
 }
 EV_SCENARIOS = ("e1", "p2")  # the hot paths whose events cost is measured
 JC_SCENARIOS = ("dedup-e1", "rate-p2")  # job controls in use vs not (same measurement as EV)
@@ -74,6 +75,8 @@ SC_SCENARIOS = ("fire-p2", "idle-p2")  # 1,000 schedules firing / none due, vs n
 W1_WARMUP = 20  # W1: unmeasured publish-and-wait rounds first
 W1_POLLED = ("arq/result", "saq/apply")  # waits that poll every 0.5 s: fewer warm-up jobs
 W1_POLLED_WARMUP = 3
+FI_METRICS = ("publish_ms", "flow_ms", "flows_per_s", "jobs_per_s", "script_us_per_job",
+              "server_us_per_job", "server_cpu_us_per_job")
 
 
 @dataclass
@@ -96,6 +99,10 @@ class Config:
     ev_repeats: int = 3  # EV measurements per round and scenario (JC and SC too)
     sc_schedules: int = 1000  # SC: active schedules on the measured queue
     w1_n: int = 500
+    fi_children: int = 1000  # FI: children of the flow's parent
+    fi_flows: int = 7  # FI: measured flows per measurement, one after the other
+    fi_warmup: int = 3  # FI: unmeasured flows first (Node's JIT settles after about 3)
+    fi_concurrency: int = 50
 
 
 # --------------------------------------------------------------------------- implementations
@@ -124,9 +131,11 @@ class Impl:
 
 IMPLS: list[Impl] = [
     Impl("omniq-async", "omniq (async API)", "ours",
-         ("e1", "e2", "p1", "p2", "l1", "h1", "h1k", "m1", "ev", "jc", "sc", "w1"),
+         ("e1", "e2", "p1", "p2", "l1", "h1", "h1k", "m1", "ev", "jc", "sc", "w1", "fi"),
          module="benchmarks.peers.omniq_async", w1_modes=("wait",),
-         notes={"w1/wait": "AsyncOmniq.wait: woken by the completed event (XREAD BLOCK)"}),
+         notes={"w1/wait": "AsyncOmniq.wait: woken by the completed event (XREAD BLOCK)",
+                "fi": "publish_flow; AsyncOmniq.wait on the parent; the parent reads "
+                "ctx.children_results()"}),
     Impl("omniq-sync", "omniq (sync facade)", "ours", ("e1", "e2", "p1", "p2", "l1", "w1"),
          module="benchmarks.peers.omniq_sync", w1_modes=("wait",),
          notes={"w1/wait": "OmniqClient.wait (the async wait on the facade's loop thread); "
@@ -157,10 +166,16 @@ IMPLS: list[Impl] = [
     Impl("rq", "rq (SimpleWorker)", "peer", ("e1", "e2", "p1", "p2", "l1"), env="rq",
          module="peer_rq.py", n={"p1": 2000},
          notes={"e2": "enqueue_many (pipeline)"}),
-    Impl("bullmq-py", "BullMQ (Python)", "peer", ("e1", "e2", "p1", "p2", "l1"),
-         env="bullmq", module="peer_bullmq.py", notes={"e2": "addBulk"}),
-    Impl("bullmq-node", "BullMQ (Node)", "peer", ("e1", "e2", "p1", "p2", "l1"), env="node",
-         notes={"e2": "addBulk"}),
+    Impl("bullmq-py", "BullMQ (Python)", "peer", ("e1", "e2", "p1", "p2", "l1", "fi"),
+         env="bullmq", module="peer_bullmq.py",
+         notes={"e2": "addBulk",
+                "fi": "FlowProducer.add; the parent's completed event from QueueEvents; "
+                "the parent reads job.getChildrenValues()"}),
+    Impl("bullmq-node", "BullMQ (Node)", "peer", ("e1", "e2", "p1", "p2", "l1", "fi"),
+         env="node",
+         notes={"e2": "addBulk",
+                "fi": "FlowProducer.add; job.waitUntilFinished(QueueEvents) on the parent; "
+                "the parent reads job.getChildrenValues()"}),
     Impl("floor", "redis-py EVALSHA floor", "floor", ("floor",),
          module="benchmarks.peers.floor"),
     Impl("redis-benchmark", "redis-benchmark", "ceiling", ("ceiling",)),
@@ -346,6 +361,28 @@ def measure_w1(impl: Impl, mode: str, cfg: Config) -> dict[str, Any]:
                 return {"error": f"worker not ready: {worker.stderr_tail()}"}
             result = run_process(impl, {"scenario": "w1_wait", "url": srv.url, "n": n,
                                         "mode": mode, "warmup": warmup})
+            worker.send("stop\n")
+            done = worker.wait_line("BENCH-RESULT ", 30.0)
+            result["worker"] = done if done is not None else {"error": worker.stderr_tail()}
+            return result
+        finally:
+            worker.finish()
+
+
+def measure_fi(impl: Impl, cfg: Config) -> dict[str, Any]:
+    """FI: an idle worker process (concurrency 50) on the flow queue; a second process
+    publishes one flow (a parent and N children) and waits for the parent, ``fi_flows``
+    times one after the other (after ``fi_warmup`` unmeasured flows)."""
+    n = impl.n.get("fi", cfg.fi_children)
+    with fresh_server() as srv:
+        worker = Child(impl, {"scenario": "fi_worker", "url": srv.url, "n": n,
+                              "concurrency": cfg.fi_concurrency})
+        try:
+            info = worker.wait_line("BENCH-READY ", READY_TIMEOUT_S)
+            if info is None:
+                return {"error": f"worker not ready: {worker.stderr_tail()}"}
+            result = run_process(impl, {"scenario": "fi_publish", "url": srv.url, "n": n,
+                                        "flows": cfg.fi_flows, "warmup": cfg.fi_warmup})
             worker.send("stop\n")
             done = worker.wait_line("BENCH-RESULT ", 30.0)
             result["worker"] = done if done is not None else {"error": worker.stderr_tail()}
@@ -579,6 +616,8 @@ def plan_round(impls: list[Impl], scenarios: list[str], round_no: int,
                 for mode in impl.w1_modes:
                     tasks.append((impl.name, scenario, mode,
                                   lambda i=impl, m=mode: measure_w1(i, m, cfg)))
+            elif scenario == "fi":
+                tasks.append((impl.name, scenario, "", lambda i=impl: measure_fi(i, cfg)))
             elif scenario == "floor":
                 for v in FLOOR_VARIANTS:
                     tasks.append((impl.name, scenario, v,
@@ -614,6 +653,8 @@ def primary(scenario: str, result: dict[str, Any]) -> dict[str, float]:
     if scenario == "m1":
         return {k: result[k] for k in ("bytes_per_job", "keyspace_bytes_per_job",
                                        "not_keyspace_bytes")}
+    if scenario == "fi":
+        return {k: result[k] for k in FI_METRICS if result.get(k) is not None}
     if scenario == "floor" and "p50_ms" in result:
         return {"ops": result["ops"], "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"]}
     return {"ops": result["ops"]}
@@ -978,6 +1019,40 @@ def w1_table(summary: dict[str, Any], impls: list[Impl]) -> list[str]:
     return lines
 
 
+def fi_table(summary: dict[str, Any], impls: list[Impl]) -> list[str]:
+    _, best = best_peer(summary, "fi", "flow_ms", False, impls)
+    lines = [
+        "| implementation | children | publish ms (median, min - max) "
+        "| flow ms: publish to parent completed (median, min - max) | flows/s | jobs/s "
+        "| flow time vs best peer | server: script us/job | all commands us/job "
+        "| server CPU us/job | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for impl in impls:
+        entry = summary.get(f"{impl.name}/fi")
+        if entry is None:
+            continue
+        met = entry["metrics"]
+        note = "; ".join(x for x in [impl.notes.get("fi", ""), *entry["notes"]] if x)
+        if "flow_ms" not in met:
+            lines.append(f"| {impl.label} | {fmt_num(entry['n'])} | error | | | | | | | | "
+                         f"{note} |")
+            continue
+        pub, flow = met["publish_ms"], met["flow_ms"]
+        vs = f"{flow['median'] / best:.2f}x" if best else "-"
+
+        def med(key: str, digits: int = 1, met: dict[str, Any] = met) -> str:
+            return fmt_num(met[key]["median"], digits) if key in met else "-"
+
+        lines.append(
+            f"| {impl.label} | {fmt_num(entry['n'])} | {pub['median']:.1f} "
+            f"({pub['min']:.1f} - {pub['max']:.1f}) | {flow['median']:.1f} "
+            f"({flow['min']:.1f} - {flow['max']:.1f}) | {med('flows_per_s', 2)} | "
+            f"{med('jobs_per_s', 0)} | {vs} | {med('script_us_per_job')} | "
+            f"{med('server_us_per_job')} | {med('server_cpu_us_per_job')} | {note} |")
+    return lines
+
+
 def per_round(raw: list[dict[str, Any]], impl: str, scenario: str, variant: str = "",
               metric: str = "ops") -> dict[int, float]:
     return {r["round"]: float(r["result"][metric]) for r in raw
@@ -1275,6 +1350,26 @@ def render(doc: dict[str, Any]) -> str:
         out.append("")
         out += w1_table(summary, impls)
         out.append("")
+    if any(k.endswith("/fi") for k in summary):
+        out += [f"## FI: a fan-in flow, one parent and {cfg.get('fi_children', 1000):,} "
+                "children", ""]
+        out.append("An idle worker process (concurrency "
+                   f"{cfg.get('fi_concurrency', 50)}) on the flow's queue; a second process "
+                   f"publishes one flow (a parent and {cfg.get('fi_children', 1000):,} children "
+                   "`{\"i\": n}`, all on one queue) and waits for the parent to complete, "
+                   f"{cfg.get('fi_flows', 7)} times one after the other (after "
+                   f"{cfg.get('fi_warmup', 3)} unmeasured ones). Children return `{{\"n\": "
+                   "i}`; the parent's handler reads all its children's results and fails "
+                   "unless it sees every one. Publish: the flow publish call; flow: from the "
+                   "start of the publish until the waiter learns that the parent completed. "
+                   "Each number is the median of a measurement's flows (then the median over "
+                   "the rounds); jobs/s counts the parent too. Server: per job, INFO "
+                   "commandstats usec of the script calls (EVALSHA / FCALL, including the "
+                   "commands they run) and of all commands, and the server's CPU time, read "
+                   "around each flow (the worker's calls included).")
+        out.append("")
+        out += fi_table(summary, impls)
+        out.append("")
     if any(k.endswith("/h1") or k.endswith("/h1k") for k in summary):
         out += [f"## H1: heartbeats of blocked in-flight jobs (timeout {cfg['h1_timeout_ms']} ms, "
                 f"{cfg['h1_window_s']:.0f} s window)", ""]
@@ -1402,9 +1497,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = Config(n=5000, l1_n=300, h1_window_s=3.0, h1_settle_s=1.2, m1_n=20_000,
                      floor_pipelined_n=50_000, bench_n=50_000, bench_c1_n=10_000,
                      ev_repeats=3, w1_n=200)
-        # H1k is left out; SC (about 45 s, not the hot path) unless --only names it
+        # H1k is left out; SC (about 45 s) and FI, not the hot path, unless --only names them
         named = {x.strip() for x in args.only.split(",")}
-        scenarios = [s for s in scenarios if s != "h1k" and (s != "sc" or "sc" in named)]
+        scenarios = [s for s in scenarios
+                     if s != "h1k" and (s not in ("sc", "fi") or s in named)]
     rounds = args.rounds or (1 if args.quick else 3)
     full = not args.quick and not args.only
     out_dir = Path(args.out) if args.out else (HERE if full else None)

@@ -4,13 +4,19 @@
 // Publish: Queue.add; E2: Queue.addBulk (one call). Process: Worker with `concurrency`,
 // defaults otherwise (completed jobs kept, as BullMQ does by default); completion time from
 // the worker's `completed` event, emitted after the job is moved to completed.
+// FI: FlowProducer.add of one parent with n children; the publisher waits for the parent
+// with job.waitUntilFinished(QueueEvents), the parent's handler reads getChildrenValues().
 import { performance } from 'node:perf_hooks';
-import { Queue, Worker } from 'bullmq';
+import { FlowProducer, Queue, QueueEvents, Worker } from 'bullmq';
+import IORedis from 'ioredis';
 
 const QUEUE = 'bench';
 const WARMUP = 100;
 const L1_WARMUP = 20;
 const L1_DEADLINE_S = 60;
+const FI_QUEUE = 'fi';
+const FI_DEADLINE_S = 300;
+const FI_WAIT_MS = 60000;
 
 const emit = (obj) => process.stdout.write('BENCH-RESULT ' + JSON.stringify(obj) + '\n');
 const ready = (obj = {}) => process.stdout.write('BENCH-READY ' + JSON.stringify(obj) + '\n');
@@ -134,6 +140,114 @@ async function l1_publish({ url, n, interval_s }) {
   return { published: n, late };
 }
 
+function median(values) {
+  if (!values.length) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+// A line on stdin (the runner's "stop") or the deadline, whichever comes first.
+function untilStop(deadlineS) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, deadlineS * 1000);
+    process.stdin.once('data', () => { clearTimeout(timer); resolve(); });
+    process.stdin.once('end', () => { clearTimeout(timer); resolve(); });
+  });
+}
+
+// The server's counters read around each flow: script time (EVALSHA and co., which
+// includes the commands the scripts run), all commands' time, and the server's CPU.
+const SCRIPT_CMDS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro']);
+
+async function serverCounters(probe) {
+  const stats = await probe.info('commandstats');
+  let script = 0;
+  let all = 0;
+  for (const line of stats.split('\r\n')) {
+    const m = /^cmdstat_([^:]+):calls=\d+,usec=(\d+)/.exec(line);
+    if (!m || m[1] === 'info') continue;
+    all += Number(m[2]);
+    if (SCRIPT_CMDS.has(m[1])) script += Number(m[2]);
+  }
+  const cpu = await probe.info('cpu');
+  const num = (k) => Number((new RegExp(`${k}:([\\d.]+)`).exec(cpu) || [0, 0])[1]);
+  return { script, all, cpu: (num('used_cpu_user') + num('used_cpu_sys')) * 1e6 };
+}
+
+// FI worker: an idle Worker (concurrency 50) on the flow queue until the runner says stop.
+// Children return {n: i}; the parent checks that it sees all n children's values.
+async function fi_worker({ url, n, concurrency = 50 }) {
+  let parents = 0;
+  const worker = new Worker(FI_QUEUE, async (job) => {
+    if (job.name !== 'parent') return { n: job.data.i };
+    const values = await job.getChildrenValues();
+    const count = Object.keys(values).length;
+    if (count !== n) throw new Error(`parent saw ${count} children values, not ${n}`);
+    parents += 1;
+    return { children: count };
+  }, { connection: connection(url), concurrency });
+  await worker.waitUntilReady();
+  await sleep(500);
+  ready();
+  await untilStop(FI_DEADLINE_S);
+  await worker.close();
+  return { parents };
+}
+
+// FI publisher: `warmup` unmeasured flows, then `flows` flows one after the other, each
+// FlowProducer.add (timed: publish) then waitUntilFinished on the parent (timed from the
+// start of the add: the flow).
+async function fi_publish({ url, n, flows = 7, warmup = 3 }) {
+  const producer = new FlowProducer({ connection: connection(url) });
+  const events = new QueueEvents(FI_QUEUE, { connection: connection(url) });
+  const probe = new IORedis(connection(url));
+  await producer.waitUntilReady();
+  await events.waitUntilReady();
+  const publishMs = [];
+  const flowMs = [];
+  const scriptUs = [];
+  const serverUs = [];
+  const cpuUs = [];
+  const jobs = n + 1;
+  for (let k = -warmup; k < flows; k++) {
+    const children = Array.from({ length: n }, (_, i) => ({
+      name: 'child', queueName: FI_QUEUE, data: { i },
+    }));
+    const before = await serverCounters(probe);
+    const t0 = clock();
+    const node = await producer.add({
+      name: 'parent', queueName: FI_QUEUE, data: { parent: true }, children,
+    });
+    const t1 = clock();
+    const result = await node.job.waitUntilFinished(events, FI_WAIT_MS);
+    const t2 = clock();
+    const after = await serverCounters(probe);
+    if (!result || result.children !== n) {
+      throw new Error(`parent result ${JSON.stringify(result)}: not ${n} children`);
+    }
+    if (node.children.length !== n) throw new Error(`${node.children.length} child nodes`);
+    if (k < 0) continue;
+    publishMs.push((t1 - t0) * 1000);
+    flowMs.push((t2 - t0) * 1000);
+    scriptUs.push((after.script - before.script) / jobs);
+    serverUs.push((after.all - before.all) / jobs);
+    cpuUs.push((after.cpu - before.cpu) / jobs);
+  }
+  await events.close();
+  await producer.close();
+  probe.disconnect();
+  const flow = median(flowMs);
+  return {
+    n, flows, publish_ms: median(publishMs), flow_ms: flow,
+    flows_per_s: 1000 / flow, jobs_per_s: (jobs * 1000) / flow,
+    script_us_per_job: median(scriptUs), server_us_per_job: median(serverUs),
+    server_cpu_us_per_job: median(cpuUs),
+    publish_ms_all: publishMs, flow_ms_all: flowMs,
+    api: 'FlowProducer.add + job.waitUntilFinished(QueueEvents)',
+  };
+}
+
 const SCENARIOS = {
   e1,
   e2,
@@ -141,6 +255,8 @@ const SCENARIOS = {
   p2: (p) => processJobs({ concurrency: 50, ...p }),
   l1_worker,
   l1_publish,
+  fi_worker,
+  fi_publish,
 };
 
 const params = JSON.parse(process.argv[2]);

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import secrets
+import statistics
 import sys
 import time
 from typing import Any
@@ -431,6 +432,95 @@ async def w1_wait(url: str, n: int, mode: str = "wait",
     return lat.result(api="AsyncOmniq.wait")
 
 
+# FI: a fan-in flow, one parent waiting for n children, against BullMQ's FlowProducer
+FI_QUEUE = "fi"
+FI_WAIT_S = 60.0
+_SCRIPT_CMDS = ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
+
+
+async def _server_counters(client: AsyncOmniq) -> tuple[float, float, float]:
+    """The server's time in script calls (INFO commandstats usec of EVALSHA / FCALL and
+    co., which includes the commands the scripts run), in all commands (but INFO), and its
+    CPU time, all in microseconds."""
+    stats = await client.redis.info("commandstats")
+    usec = {k.removeprefix("cmdstat_"): float(v.get("usec", 0)) for k, v in stats.items()}
+    script = sum(usec.get(c, 0.0) for c in _SCRIPT_CMDS)
+    every = sum(v for k, v in usec.items() if k != "info")
+    cpu = await client.redis.info("cpu")
+    return script, every, (float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])) * 1e6
+
+
+async def fi_worker(url: str, n: int, concurrency: int = 50) -> dict[str, Any]:
+    """An idle worker on the flow queue until the runner says stop. Children return
+    ``{"n": i}``; the parent checks that it sees all n children's results."""
+    parents = 0
+
+    async def handler(ctx: Any) -> Any:
+        nonlocal parents
+        payload = ctx.payload
+        if not payload.get("parent"):
+            return {"n": payload["i"]}
+        results = await ctx.children_results()
+        if len(results) != n:
+            raise RuntimeError(f"parent saw {len(results)} children results, not {n}")
+        parents += 1
+        return {"children": len(results)}
+
+    async with AsyncOmniq(url=url) as client:
+        worker = Worker(client, FI_QUEUE, handler, concurrency=concurrency)
+        await worker.start()
+        await asyncio.sleep(0.5)
+        h.ready()
+        await h.until_stop()
+        await worker.stop()
+        stats = worker.stats
+    return {"parents": parents, "completed": stats.completed, "failed": stats.failed}
+
+
+async def fi_publish(url: str, n: int, flows: int = 7, warmup: int = 3) -> dict[str, Any]:
+    """``warmup`` unmeasured flows, then ``flows`` flows one after the other: each
+    ``publish_flow`` (timed: publish) of a parent with n children, then ``wait`` on the
+    parent (timed from the start of the publish: the flow)."""
+    from omniq import FlowJob  # (the flows API: not imported at the top, E1 & co. need none)
+
+    publish_ms: list[float] = []
+    flow_ms: list[float] = []
+    script_us: list[float] = []
+    server_us: list[float] = []
+    cpu_us: list[float] = []
+    jobs = n + 1
+    async with AsyncOmniq(url=url) as client:
+        await client.ping()
+        for k in range(-warmup, flows):
+            flow = FlowJob(queue=FI_QUEUE, payload={"parent": True},
+                           children=[FlowJob(queue=FI_QUEUE, payload={"i": i})
+                                     for i in range(n)])
+            before = await _server_counters(client)
+            t0 = time.perf_counter()
+            node = await client.publish_flow(flow)
+            t1 = time.perf_counter()
+            result = await client.wait(FI_QUEUE, node.job_id, timeout=FI_WAIT_S)
+            t2 = time.perf_counter()
+            after = await _server_counters(client)
+            assert result == {"children": n}, result
+            assert len(node.children) == n, len(node.children)
+            if k < 0:
+                continue
+            publish_ms.append((t1 - t0) * 1000.0)
+            flow_ms.append((t2 - t0) * 1000.0)
+            script_us.append((after[0] - before[0]) / jobs)
+            server_us.append((after[1] - before[1]) / jobs)
+            cpu_us.append((after[2] - before[2]) / jobs)
+    flow = statistics.median(flow_ms)
+    return {"n": n, "flows": flows, "publish_ms": statistics.median(publish_ms),
+            "flow_ms": flow, "flows_per_s": 1000.0 / flow, "jobs_per_s": jobs * 1000.0 / flow,
+            "script_us_per_job": statistics.median(script_us),
+            "server_us_per_job": statistics.median(server_us),
+            "server_cpu_us_per_job": statistics.median(cpu_us),
+            "publish_ms_all": publish_ms, "flow_ms_all": flow_ms,
+            "api": "AsyncOmniq.publish_flow + AsyncOmniq.wait"}
+
+
 async def h1(url: str, jobs: int, timeout_ms: int) -> dict[str, Any]:
     """``jobs`` in-flight jobs whose handlers block; runs until the runner says stop."""
     started = 0
@@ -476,7 +566,7 @@ SCENARIOS = {
     "e1": e1, "e2": e2, "p1": p1, "p2": p2, "l1_worker": l1_worker,
     "l1_publish": l1_publish, "h1": h1, "m1": m1, "w1_worker": w1_worker, "w1_wait": w1_wait,
     "ev_e1": ev_e1, "ev_p2": ev_p2, "jc_dedup_e1": jc_dedup_e1, "jc_rate_p2": jc_rate_p2,
-    "sc_p2": sc_p2,
+    "sc_p2": sc_p2, "fi_worker": fi_worker, "fi_publish": fi_publish,
 }
 
 if __name__ == "__main__":
