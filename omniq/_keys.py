@@ -29,7 +29,7 @@ __all__ = [
     "validate_queue_name",
 ]
 
-LANES = frozenset({"wait", "delayed", "failed", "completed", "gwait"})
+LANES = frozenset({"wait", "delayed", "failed", "completed", "gwait", "waiting_deps"})
 PARTITION_SEP = ".p"
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")

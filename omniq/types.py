@@ -516,6 +516,8 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
     last_enqueue_ms: int | None
     last_reserve_ms: int | None
     last_finish_ms: int | None
+    waiting_deps: int = 0
+    """Jobs waiting for their dependencies (docs/workflows.md); not in ``waiting_total``."""
 
 
 class JobPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -123,7 +123,7 @@ def pick_now(now_ms: object, now_ms_override: object) -> int:
 
 
 def check_lane(lane: object) -> str:
-    """One of ``wait``, ``delayed``, ``failed``, ``completed``, ``gwait``."""
+    """One of ``wait``, ``delayed``, ``failed``, ``completed``, ``gwait``, ``waiting_deps``."""
     if lane not in LANES:
         raise InvalidArgument(f"unknown lane {lane!r}: use one of {', '.join(sorted(LANES))}")
     return str(lane)

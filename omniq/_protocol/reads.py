@@ -58,7 +58,7 @@ __all__ = [
 
 Command = tuple[Any, ...]
 
-STATS_READS = 9
+STATS_READS = 10
 
 
 def stats_commands(k: QueueKeys) -> list[Command]:
@@ -74,12 +74,13 @@ def stats_commands(k: QueueKeys) -> list[Command]:
         ("ZCARD", k.groups_ready),
         ("HMGET", k.stats, "last_activity_ms", "last_enqueue_ms", "last_reserve_ms",
          "last_finish_ms"),
+        ("ZCARD", k.waiting_deps),
     ]
 
 
 def queue_stats_from(queue: str, results: Sequence[Any]) -> QueueStats:
     """Build :class:`QueueStats` from the replies of :func:`stats_commands`."""
-    paused, wait, idx_wait, active, delayed, failed, completed, ready, times = results
+    paused, wait, idx_wait, active, delayed, failed, completed, ready, times, deps = results
     total = max(int(idx_wait), int(wait))
     t = [opt_int(v) for v in times]
     return QueueStats(
@@ -87,6 +88,7 @@ def queue_stats_from(queue: str, results: Sequence[Any]) -> QueueStats:
         waiting_total=total, active=int(active), delayed=int(delayed), failed=int(failed),
         completed_kept=int(completed), groups_ready=int(ready), last_activity_ms=t[0],
         last_enqueue_ms=t[1], last_reserve_ms=t[2], last_finish_ms=t[3],
+        waiting_deps=int(deps),
     )
 
 
@@ -111,6 +113,7 @@ def combine_stats(queue: str, each: Sequence[QueueStats]) -> QueueStats:
         groups_ready=sum(s.groups_ready for s in each),
         last_activity_ms=last("last_activity_ms"), last_enqueue_ms=last("last_enqueue_ms"),
         last_reserve_ms=last("last_reserve_ms"), last_finish_ms=last("last_finish_ms"),
+        waiting_deps=sum(s.waiting_deps for s in each),
     )
 
 
@@ -391,8 +394,13 @@ def build_flow(root: Ref, nodes: Mapping[Ref, tuple[str, list[Ref]]],
 
 # -- lane pages and groups (the monitor's reads) -----------------------------------------
 
-INDEX_LANES = ("wait", "active", "delayed", "failed", "completed")
-"""The lanes with a ``B:idx:<lane>`` index (score: the lane's time, member: job id)."""
+INDEX_LANES = ("wait", "active", "delayed", "failed", "completed", "waiting_deps")
+"""The lanes with an index (score: the lane's time, member: job id): ``B:idx:<lane>``, and
+``B:waiting_deps`` (jobs waiting for their dependencies, by the time they entered it)."""
+
+
+def _index_key(k: QueueKeys, lane: str) -> str:
+    return k.waiting_deps if lane == "waiting_deps" else k.base + ":idx:" + lane
 
 
 def check_index_lane(lane: object) -> str:
@@ -413,13 +421,12 @@ def index_page_commands(k: QueueKeys, lane: str, offset: int, count: int,
                         reverse: bool) -> list[Command]:
     """``count`` members of a lane's index from ``offset``, with scores."""
     rev = ("REV",) if reverse else ()
-    return [("ZRANGE", k.base + ":idx:" + lane, offset, offset + count - 1, *rev,
-             "WITHSCORES")]
+    return [("ZRANGE", _index_key(k, lane), offset, offset + count - 1, *rev, "WITHSCORES")]
 
 
 def index_score_commands(k: QueueKeys, lane: str, job_ids: Sequence[str]) -> list[Command]:
     """The index score of each job in a lane (one ``ZSCORE`` per id)."""
-    return [("ZSCORE", k.base + ":idx:" + lane, j) for j in job_ids]
+    return [("ZSCORE", _index_key(k, lane), j) for j in job_ids]
 
 
 def parse_score(v: Any) -> int | None:

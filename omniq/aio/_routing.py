@@ -191,7 +191,8 @@ class Routing:
             # Partition names are ordinary queue names: refuse to adopt queues that already
             # hold jobs (checked before the layout is stored; not atomic with it).
             each = await self.stats_each(parts)
-            held = sum(s.waiting_total + s.active + s.delayed + s.failed + s.completed_kept
+            held = sum(s.waiting_total + s.waiting_deps + s.active + s.delayed + s.failed
+                       + s.completed_kept
                        for s in each)
             if held:
                 raise PartitionError("partition", "QUEUE_NOT_EMPTY",

@@ -1286,7 +1286,8 @@ class AsyncOmniq:
         reverse: bool = False,
     ) -> JobPage:
         """One page of a lane (``wait``, ``active``, ``delayed``, ``failed``,
-        ``completed``) in the order of its index (oldest first; ``reverse``: newest first).
+        ``completed``, ``waiting_deps``) in the order of its index (oldest first;
+        ``reverse``: newest first).
 
         Pass the returned ``cursor`` to get the next page (None after the last). On a
         partitioned queue the partitions' indexes are merged by (time, id) and the cursor

@@ -49,8 +49,8 @@ async def _client(args: argparse.Namespace) -> AsyncIterator[AsyncOmniq]:
 # -- stats ---------------------------------------------------------------------------
 
 
-_STATS_HEADERS = ("QUEUE", "PAUSED", "WAITING", "GROUP_WAITING", "ACTIVE", "DELAYED",
-                  "FAILED", "COMPLETED_KEPT", "GROUPS_READY", "LAST_ACTIVITY")
+_STATS_HEADERS = ("QUEUE", "PAUSED", "WAITING", "GROUP_WAITING", "WAITING_DEPS", "ACTIVE",
+                  "DELAYED", "FAILED", "COMPLETED_KEPT", "GROUPS_READY", "LAST_ACTIVITY")
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -70,8 +70,8 @@ async def _stats(args: argparse.Namespace) -> int:
                 print_json([msgspec.to_builtins(s) for s in rows])
             else:
                 table(_STATS_HEADERS, [
-                    (s.queue, s.paused, s.waiting, s.group_waiting, s.active, s.delayed,
-                     s.failed, s.completed_kept, s.groups_ready,
+                    (s.queue, s.paused, s.waiting, s.group_waiting, s.waiting_deps, s.active,
+                     s.delayed, s.failed, s.completed_kept, s.groups_ready,
                      age(s.last_activity_ms) if s.last_activity_ms else "-")
                     for s in rows])
                 if not rows:

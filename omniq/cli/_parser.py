@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
              "  omniq jobs emails --lane failed --limit 50", "commands.cmd_jobs")
     p.add_argument("queue", metavar="QUEUE")
     p.add_argument("--lane", default="wait",
-                   help="wait, active, delayed, failed or completed (default wait)")
+                   help="wait, active, delayed, failed, completed or waiting_deps (default wait)")
     p.add_argument("--limit", type=_positive_int, default=25, help="page size (default 25)")
     p.add_argument("--cursor", default=None, help="the cursor printed by the previous page")
     _json_flag(p)
@@ -236,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
              usage="omniq remove [options] QUEUE --lane LANE (ID ... | --all)")
     _queue_and_ids(p)
     p.add_argument("--lane", required=True,
-                   help="wait, delayed, failed, completed or gwait (--all: not gwait)")
+                   help="wait, delayed, failed, completed, waiting_deps or gwait "
+                        "(--all: not gwait)")
     p.add_argument("--all", action="store_true", help="every job of the lane")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _json_flag(p)

@@ -248,7 +248,8 @@ async def _run_scheduler(settings: Settings, queues: list[str], interval_s: floa
     client = AsyncOmniq.from_settings(settings)
     try:
         await client.ping()
-        scheduler = Scheduler(client, queues, interval_s=interval_s)
+        # (it also settles what the official consumers' acks leave: docs/workflows.md)
+        scheduler = Scheduler(client, queues, interval_s=interval_s, dependencies=True)
         # the reader's position is fixed before the first pass: no fire goes unlogged
         async with client.events(queues, types=["fired"]) as stream:
             tail = asyncio.create_task(_log_fires(stream), name="omniq-scheduler-log")

@@ -1114,9 +1114,11 @@ local function trim_finished(list_key, idx_key, state, n, keep, budget, now)
     budget = budget - 1
     redis.call('ZREM', idx_key, old)
     -- (only a failed job can hold its group: on_failure='block')
+    -- (a completed job's dependents were settled by its ack; one an official client
+    -- acked is settled by the repair scan, which finds its record gone)
     local h = state == 'failed'
       and redis.call('HMGET', job_key(old), 'state', 'dependents', 'gid', 'on_failure')
-      or redis.call('HMGET', job_key(old), 'state', 'dependents')
+      or {redis.call('HGET', job_key(old), 'state')}
     if h[1] == state then
       if h[2] then dep_push({old, 'gone', false}) end
       redis.call('DEL', job_key(old))

@@ -16,6 +16,7 @@ end
 local jobs = redis.call('ZCARD', K_IDX_WAIT) + redis.call('LLEN', K_WAIT)
   + redis.call('ZCARD', K_DELAYED) + redis.call('ZCARD', K_ACTIVE)
   + redis.call('LLEN', K_FAILED) + redis.call('LLEN', K_COMPLETED)
+  + redis.call('ZCARD', B .. WAITING_DEPS)
 if jobs > 0 then return err('QUEUE_NOT_EMPTY', fmt(jobs)) end
 -- its schedules would stay here, where no fire may publish (docs/schedules.md)
 local schedules = redis.call('ZCARD', K_SCHEDULES)

@@ -224,12 +224,12 @@ async def test_stats_table_and_json(omniq: AsyncOmniq, omniq_redis_url: str) -> 
     proc = cli("stats", url=omniq_redis_url)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["QUEUE", "PAUSED", "WAITING", "GROUP_WAITING", "ACTIVE",
-                                "DELAYED", "FAILED", "COMPLETED_KEPT", "GROUPS_READY",
-                                "LAST_ACTIVITY"]
-    assert lines[1].split()[:9] == ["alpha", "no", "2", "1", "0", "0", "0", "0", "1"]
-    assert lines[2].split()[:9] == ["beta", "yes", "0", "0", "0", "1", "0", "0", "0"]
-    assert re.fullmatch(r"\d+s", lines[1].split()[9])
+    assert lines[0].split() == ["QUEUE", "PAUSED", "WAITING", "GROUP_WAITING", "WAITING_DEPS",
+                                "ACTIVE", "DELAYED", "FAILED", "COMPLETED_KEPT",
+                                "GROUPS_READY", "LAST_ACTIVITY"]
+    assert lines[1].split()[:10] == ["alpha", "no", "2", "1", "0", "0", "0", "0", "0", "1"]
+    assert lines[2].split()[:10] == ["beta", "yes", "0", "0", "0", "0", "1", "0", "0", "0"]
+    assert re.fullmatch(r"\d+s", lines[1].split()[10])
 
 
 def test_stats_of_an_unknown_queue_is_empty(omniq_redis_url: str, raw: redis.Redis) -> None:
