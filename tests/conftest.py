@@ -23,6 +23,7 @@ CLUSTER_SUITES = (
     "tests/cluster/",
     "tests/eventlog/",
     "tests/reliability/model/test_model_partitioned.py",
+    "tests/reliability/faults/test_flow_crash.py",
 )
 
 

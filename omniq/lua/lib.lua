@@ -1563,8 +1563,11 @@ end
 
 -- The repair scan: up to MAX_DEPS_REPAIR jobs with dependents that are due for a look.
 -- One that has ended (an official client acked it, whose scripts know nothing of
--- dependents) or vanished gets its dependents settled; the others are looked at again
--- in DEPS_REPAIR_MS.
+-- dependents) gets its dependents settled; the others are looked at again in
+-- DEPS_REPAIR_MS. A record that vanished counts as completed, without a result: every
+-- path of ours that deletes a job with dependents settles them itself, so the record was
+-- deleted by another client, and the official clients delete a job's record when their
+-- acks trim the completed list (an official remove_job cannot be told apart).
 local function deps_repair(now)
   local ids = redis.call('ZRANGEBYSCORE', B .. DEPS_SRC, '-inf', now, 'LIMIT', 0, MAX_DEPS_REPAIR)
   for _, id in ipairs(ids) do
@@ -1574,7 +1577,7 @@ local function deps_repair(now)
     elseif h[1] == 'failed' then
       dep_push({id, 'failed', false})
     elseif not h[1] then
-      dep_push({id, 'gone', false})
+      dep_push({id, 'completed', ''})
     else
       redis.call('ZADD', B .. DEPS_SRC, now + DEPS_REPAIR_MS, id)
     end
