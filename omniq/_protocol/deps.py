@@ -149,11 +149,13 @@ class Op(NamedTuple):
     result: str
 
 
-def pending_args(now: int, limit: int, repair: bool, events_maxlen: int) -> list[Any]:
-    """ARGV of deps_pending.lua."""
+def pending_args(
+    now: int, limit: int, repair: bool, events_maxlen: int, *, every: bool = False
+) -> list[Any]:
+    """ARGV of deps_pending.lua (``every``: every op, due or not, and no repair scan)."""
     if not 1 <= limit <= MAX_DEPS_OPS:
         raise InvalidArgument(f"limit must be 1..{MAX_DEPS_OPS}")
-    return [now, limit, "1" if repair else "0", events_maxlen]
+    return [now, limit, "all" if every else "1" if repair else "0", events_maxlen]
 
 
 def parse_pending(reply: Any) -> list[Op]:
@@ -199,10 +201,12 @@ def resolve_args(
     return args
 
 
-def parse_resolve(reply: Any) -> list[str]:
-    """Per outcome: ``OK``, or ``NO_JOB`` when the dependent does not exist."""
+def parse_resolve(reply: Any) -> tuple[list[str], bool]:
+    """Per outcome: ``OK``, or ``NO_JOB`` when the dependent does not exist; and whether
+    the call left work in the queue's own outbox (a dependent failed in turn)."""
     r = parse_ok("deps_resolve", reply)
-    return [_text(v) for v in r[2 : 2 + int(r[1])]]
+    n = int(r[1])
+    return [_text(v) for v in r[2 : 2 + n]], len(r) > 2 + n and r[2 + n] == "DEPS"
 
 
 def ack_args(now: int, done: Sequence[tuple[str, str]]) -> list[Any]:

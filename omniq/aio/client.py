@@ -119,6 +119,10 @@ _FLOW_OPTIONS = ("gid", "group_limit", "max_attempts", "timeout_ms", "backoff_ms
                  "backoff", "backoff_max_ms", "backoff_jitter")
 
 
+# most queues one delivery follows a failure cascade to (the rest: their maintenance)
+_CASCADE_QUEUES = 100
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -636,8 +640,9 @@ class AsyncOmniq:
         part-way never leaves a parent waiting for children that do not exist
         (docs/workflows.md "Publishing a flow").
 
-        :raises InvalidArgument: a bad option or payload, a repeated job id (nothing is
-            written).
+        :raises InvalidArgument: a bad option or payload (nothing is written).
+        :raises DuplicateJobError: a job id repeated in the flow or that exists already
+            (nothing is written).
         """
         (node,) = await self._publish_forest([flow])
         return node
@@ -682,8 +687,13 @@ class AsyncOmniq:
         :meth:`wait`; the first failure raises :class:`~omniq.errors.JobFailed`)."""
         pairs = [(j.queue, j.job_id) if isinstance(j, FlowNode) else (j[0], j[1])
                  for j in jobs]
-        waits = [self.wait(q, i, timeout=timeout) for q, i in pairs]
-        return list(await asyncio.gather(*waits))
+        tasks = [asyncio.ensure_future(self.wait(q, i, timeout=timeout)) for q, i in pairs]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:  # the first failure ends the call: stop the other waits
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _publish_forest(self, roots: list[FlowJob]) -> list[FlowNode]:
         """Publish flows (see :meth:`publish_flow`)."""
@@ -716,6 +726,18 @@ class AsyncOmniq:
             seen.add((n.queue, jid))
             ids.append(jid)
         targets = [routing.publish_target(n.queue, n.gid or "", n.job_id) for n in nodes]
+        explicit: dict[str, list[int]] = {}
+        for k, n in enumerate(nodes):
+            if n.job_id is not None:
+                explicit.setdefault(targets[k], []).append(k)
+        if explicit:  # refused before anything is written (the enqueue would refuse later)
+            parts = list(explicit)
+            rows = await routing.read_each(
+                parts, lambda k: [("EXISTS", k.job(ids[i])) for i in explicit[k.name]])
+            for part, row in zip(parts, rows, strict=True):
+                for i, exists in zip(explicit[part], row, strict=True):
+                    if exists:
+                        raise DuplicateJobError("publish_flow", "DUPLICATE", None, ids[i])
         limit = self.max_payload_bytes
         fields: list[list[Any]] = []
         for k, n in enumerate(nodes):
@@ -771,8 +793,9 @@ class AsyncOmniq:
                 written[k] = True
                 if parent_of[k] >= 0 and targets[parent_of[k]] != targets[k]:
                     cross.add(targets[k])
-        if cross:  # children that finished before their parent existed
-            await self._deliver_dependencies(sorted(cross))
+        if cross:  # children that finished before their parent existed (their acks'
+            # delivery found no parent and put the op off: take it now)
+            await self._deliver_dependencies(sorted(cross), every=True)
 
         def tree(k: int) -> FlowNode:
             return FlowNode(queue=targets[k], job_id=ids[k],
@@ -807,26 +830,39 @@ class AsyncOmniq:
         return await self._deliver_dependencies(t.parts, repair=repair, now=check_now(now_ms))
 
     async def _deliver_dependencies(
-        self, parts: Sequence[str], *, repair: bool = False, now: int = 0
+        self, parts: Sequence[str], *, repair: bool = False, now: int = 0, every: bool = False
     ) -> int:
+        """Deliver the outboxes of ``parts`` (``every``: their ops due or not), then those of
+        the queues where a delivered outcome failed a dependent in turn (a cascade)."""
         done = 0
-        for part in parts:
+        todo = list(dict.fromkeys(parts))
+        seen = set(todo)
+        while todo:
+            part = todo.pop(0)
             while True:
-                n, more = await self._deliver_once(part, repair, now)
+                n, more, cascade = await self._deliver_once(part, repair, now, every)
                 done += n
-                repair = repair and more
+                for q in cascade:
+                    if q not in seen and len(seen) < _CASCADE_QUEUES:
+                        seen.add(q)
+                        todo.append(q)
                 if not more:
                     break
         return done
 
-    async def _deliver_once(self, part: str, repair: bool, now: int) -> tuple[int, bool]:
-        """One batch of ``part``'s outbox: (ops delivered, whether it was a full batch)."""
+    async def _deliver_once(
+        self, part: str, repair: bool, now: int, every: bool
+    ) -> tuple[int, bool, list[str]]:
+        """One batch of ``part``'s outbox: (ops delivered, whether it was a full batch, the
+        queues whose own outbox got work from it)."""
         routing = self.routing
         maxlen = self.defaults.events_maxlen
         ops = deps.parse_pending(await routing.call(
-            deps.DEPS_PENDING, part, deps.pending_args(now, MAX_DEPS_OPS, repair, maxlen)))
+            deps.DEPS_PENDING, part,
+            deps.pending_args(now, MAX_DEPS_OPS, repair, maxlen, every=every)))
+        cascade: list[str] = []
         if not ops:
-            return 0, False
+            return 0, False, cascade
         links: dict[str, list[deps.Op]] = {}
         outcomes: dict[str, list[tuple[deps.Op, tuple[str, str, str, str]]]] = {}
         acks: list[tuple[str, str]] = []
@@ -861,7 +897,10 @@ class AsyncOmniq:
                 if isinstance(reply, BaseException):
                     logger.warning("omniq: settling dependents on %s failed (%s)", q, reply)
                     continue
-                for (op, _), status in zip(outcomes[q], deps.parse_resolve(reply), strict=True):
+                statuses, more_work = deps.parse_resolve(reply)
+                if more_work:
+                    cascade.append(q)
+                for (op, _), status in zip(outcomes[q], statuses, strict=True):
                     if status == "OK":
                         acks.append((op.raw, "done"))
                     elif op.created_ms + DEPS_ORPHAN_MS < (now or _now_ms()):
@@ -875,7 +914,7 @@ class AsyncOmniq:
                 logger.warning("omniq: unknown dependency op %r on %s", op.raw, part)
         if acks:
             await routing.call(deps.DEPS_ACK, part, deps.ack_args(now, acks))
-        return sum(1 for _, a in acks if a == "done"), len(ops) == MAX_DEPS_OPS
+        return sum(1 for _, a in acks if a == "done"), len(ops) == MAX_DEPS_OPS, cascade
 
     # -- consuming ---------------------------------------------------------------------
 

@@ -395,6 +395,10 @@ class Worker:
                 continue
             if free > 0 and not self._running and not self._pending_count():
                 if self.drain:
+                    if self._deps_task is not None and not self._deps_task.done():
+                        # a delivery our acks started may release jobs of these queues
+                        await asyncio.wait([self._deps_task])
+                        continue
                     if not drained_check:
                         # nothing ready: fire due schedules, promote due delayed jobs and
                         # reap, then look again

@@ -4,7 +4,8 @@
 -- ARGV: now_ms, n, then per outcome 4 fields: job_id (the dependent, of this queue),
 --   dependency ref ("<queue>:<id>"), outcome ('completed' | 'failed' | 'gone'), result
 --   (the dependency's result, '' for none), then optionally events_maxlen.
--- Reply: {'OK', n, per outcome: 'OK' | 'NO_JOB'} | {'ERR', code, detail}
+-- Reply: {'OK', n, per outcome: 'OK' | 'NO_JOB', then 'DEPS' when a dependent that failed
+--   left work in this queue's outbox (its own dependents elsewhere)} | {'ERR', code, detail}
 local now = clock(ARGV[1])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
 local n = int(ARGV[2])
@@ -30,4 +31,5 @@ for i = 0, n - 1 do
 end
 settle_dependents(now)
 finish(now)
+if deps_out_n > 0 then out[#out + 1] = 'DEPS' end
 return out
