@@ -29,6 +29,7 @@ __all__ = [
     "MAX_BATCH",
     "MAX_CONCURRENCY",
     "MAX_DEPENDENCIES",
+    "MAX_DEPENDENTS",
     "MAX_DEPS_OPS",
     "MAX_DEPS_REPAIR",
     "MAX_DEPTH",
@@ -103,6 +104,9 @@ MAX_NAME_LENGTH = 128
 """Longest queue name or completion key (the official clients' rule)."""
 MAX_DEPENDENCIES = 1000
 """Most dependencies of one job (and most children of one flow node): docs/workflows.md."""
+MAX_DEPENDENTS = 10_000
+"""Most dependents a publish may give one job (checked before the write; a job's end
+settles all its dependents on its queue in one script call, about 30 µs each)."""
 DEPS_RETRY_MS = 5000
 """A dependency outbox op handed to a deliverer is due again this long after, unless done."""
 DEPS_ORPHAN_MS = 600_000
@@ -136,6 +140,7 @@ LUA_SHARED = {
     "MAX_SCHEDULES_DUE": MAX_SCHEDULES_DUE,
     "MAX_PAGE": MAX_PAGE,
     "MAX_DEPENDENCIES": MAX_DEPENDENCIES,
+    "MAX_DEPENDENTS": MAX_DEPENDENTS,
     "MAX_NAME_LENGTH": MAX_NAME_LENGTH,
     "DEPS_RETRY_MS": DEPS_RETRY_MS,
     "DEPS_ORPHAN_MS": DEPS_ORPHAN_MS,

@@ -18,6 +18,7 @@ Every exception of ours derives from :class:`OmniqError`; bad arguments also der
     │   └── DependencyError               a dependency refused (docs/workflows.md)
     │       ├── DependencyNotFound        a dependency does not exist (DEP_NOT_FOUND)
     │       └── DependencyCycle           jobs would wait for each other (DEP_CYCLE)
+    │       (DependencyError itself: DEP_LIMIT, a job with too many dependents)
     ├── JobCancelled                      ctx.exec / ctx.progress once the attempt was stopped
     ├── PartialPublishError               publish_many over partitions: some written, some refused
     ├── ConnectionFailed (ConnectionError) the server could not be reached or the link broke
@@ -248,6 +249,7 @@ _CODE_CLASSES: dict[str, type[ScriptError]] = {
     "NO_SCHEDULE": ScheduleNotFound,
     "DEP_NOT_FOUND": DependencyNotFound,
     "DEP_CYCLE": DependencyCycle,
+    "DEP_LIMIT": DependencyError,
 }
 
 

@@ -38,6 +38,8 @@ __all__ = [
     "dependency_results",
     "flow_order",
     "link_args",
+    "outcome_chunks",
+    "parse_ack",
     "parse_link",
     "parse_pending",
     "parse_resolve",
@@ -183,11 +185,33 @@ def link_args(now: int, links: Sequence[tuple[str, str, str]]) -> list[Any]:
     return args
 
 
-def parse_link(reply: Any) -> list[tuple[str, str]]:
-    """Per link: (outcome, result): ``pending`` / ``completed`` / ``failed`` / ``gone``."""
+def parse_link(reply: Any) -> list[str]:
+    """Per link: ``pending`` (registered), ``queued`` (the dependency had ended: its
+    outcome is an op of its queue's outbox now) or ``gone`` (no such job)."""
     r = parse_ok("deps_link", reply)
-    n = int(r[1])
-    return [(_text(r[2 + 2 * k]), _text(r[3 + 2 * k])) for k in range(n)]
+    return r[2 : 2 + int(r[1])]
+
+
+# most bytes of results one deps_resolve call carries (a server's query buffer is 1 GiB
+# by default; many large results go in several calls)
+_RESOLVE_BYTES = 8 << 20
+
+
+def outcome_chunks(items: Sequence[tuple[Any, tuple[str, str, str, str]]]
+                   ) -> list[Sequence[tuple[Any, tuple[str, str, str, str]]]]:
+    """``items`` (anything, deps_resolve outcome) cut into calls of at most MAX_DEPS_OPS
+    outcomes and about ``_RESOLVE_BYTES`` of results."""
+    chunks: list[Sequence[tuple[Any, tuple[str, str, str, str]]]] = []
+    start, size = 0, 0
+    for k, (_, outcome) in enumerate(items):
+        n = len(outcome[3])
+        if k > start and (k - start >= MAX_DEPS_OPS or size + n > _RESOLVE_BYTES):
+            chunks.append(items[start:k])
+            start, size = k, 0
+        size += n
+    if start < len(items):
+        chunks.append(items[start:])
+    return chunks
 
 
 def resolve_args(
@@ -215,6 +239,12 @@ def ack_args(now: int, done: Sequence[tuple[str, str]]) -> list[Any]:
     for op, action in done:
         args += (op, action)
     return args
+
+
+def parse_ack(reply: Any) -> int:
+    """deps_ack's reply: how many ``retry`` ops it dropped as too old."""
+    r = parse_ok("deps_ack", reply)
+    return int(r[2]) if len(r) > 2 else 0
 
 
 def dependency_results(raw: Any) -> dict[str, Any]:

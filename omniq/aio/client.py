@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self, Unpack
 
@@ -34,8 +33,8 @@ from omniq._limits import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MISFIRE_GRACE_MS,
     DEFAULT_TIMEOUT_MS,
-    DEPS_ORPHAN_MS,
     ENQUEUE_FIELDS,
+    MAX_DEPENDENTS,
     MAX_DEPS_OPS,
     MAX_PAGE,
     MAX_SCHEDULES_DUE,
@@ -64,6 +63,7 @@ from omniq.aio._transport import ScriptRunner, map_errors
 from omniq.codec import encode_payload, encode_result, to_json_value, truncate_error
 from omniq.errors import (
     DependencyCycle,
+    DependencyError,
     DependencyNotFound,
     DuplicateJobError,
     InvalidArgument,
@@ -121,10 +121,6 @@ _FLOW_OPTIONS = ("gid", "group_limit", "max_attempts", "timeout_ms", "backoff_ms
 
 # most queues one delivery follows a failure cascade to (the rest: their maintenance)
 _CASCADE_QUEUES = 100
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 _SPEC_OPTIONS = ("max_attempts", "timeout_ms", "backoff_ms", "gid", "group_limit", "delay_ms",
@@ -373,9 +369,14 @@ class AsyncOmniq:
                     await routing.targets(queue)
                     target = routing.publish_target(queue, opts.gid, job_id, opts.dedup_key)
                 found = await self._locate_dependencies(queue, jid, depends_on, {})
+                # those on other queues first register this job, which is written after
+                # (so no outcome can be lost in between: docs/workflows.md)
+                other = [(q, i) for q, i in found if q != target]
+                if other:
+                    await self._link_dependencies([(target, jid, policy, other)])
                 opts.extras = deps.with_dependencies(
-                    opts.extras, [(q, i, False) for q, i in found], policy)
-                cross = {q for q, _ in found if q != target}
+                    opts.extras, [(q, i, q != target) for q, i in found], policy)
+                cross = {q for q, _ in other}
         elif on_dependency_failure != "fail":
             deps.check_policy(on_dependency_failure)
         now = pick_now(now_ms, now_ms_override)
@@ -392,8 +393,8 @@ class AsyncOmniq:
         else:
             if target == queue:
                 routing.note_unpartitioned(queue)
-        if cross:  # link the dependencies on other queues now (maintenance would, later)
-            await self._deliver_dependencies([target])
+        if cross:  # outcomes of dependencies that ended before this job was written
+            await self._deliver_after_write(sorted(cross), every=True)
         return now_ids[0] if now_ids else jid
 
     async def publish_json(
@@ -493,8 +494,8 @@ class AsyncOmniq:
             fixed = [routing.publish_target(queue, *r) for r in routes]
             cross = await self._batch_dependencies(queue, ids, fields, fixed, with_deps)
             await self._enqueue_routed(queue, now, ids, fields, routes, fixed)
-            if cross:
-                await self._deliver_dependencies(sorted(cross))
+            if cross:  # link ops of the batch, and outcomes that came before the jobs
+                await self._deliver_after_write(sorted(cross), every=True)
             return ids
         try:
             await self._enqueue_routed(queue, now, ids, fields, routes)
@@ -599,22 +600,36 @@ class AsyncOmniq:
         for q, i in pairs:
             if (q, i) not in out:
                 raise DependencyNotFound("publish", "DEP_NOT_FOUND", deps.ref(q, i), job_id)
-        return [(out[p], p[1]) for p in pairs]
+        found = [(out[p], p[1]) for p in pairs]
+        by_queue: dict[str, list[str]] = {}
+        for q, i in found:
+            by_queue.setdefault(q, []).append(i)
+        parts = list(by_queue)
+        rows = await self.routing.read_each(
+            parts, lambda k: [("HLEN", k.dependents(i)) for i in by_queue[k.name]])
+        for q, row in zip(parts, rows, strict=True):
+            for i, n in zip(by_queue[q], row, strict=True):
+                if int(n) >= MAX_DEPENDENTS:  # (the script checks it again on its queue)
+                    raise DependencyError("publish", "DEP_LIMIT", deps.ref(q, i), job_id)
+        return found
 
     async def _batch_dependencies(
         self, queue: str, ids: list[str], fields: list[Any], targets: list[str],
         with_deps: list[tuple[int, JobSpec]],
     ) -> set[str]:
         """Put the dependencies of the jobs of a ``publish_many`` batch in their extras
-        fields; returns the physical queues of jobs with a dependency on another queue."""
+        fields, and register the jobs with their dependencies on other queues (those of the
+        batch on another partition get a link op instead); returns the physical queues
+        whose outboxes to deliver once the batch is written."""
         batch = {(queue, jid): targets[k] for k, jid in enumerate(ids)}
+        written = {(targets[k], jid) for k, jid in enumerate(ids)}
         position = {jid: k for k, jid in enumerate(ids)}
-        cross: set[str] = set()
+        deliver: set[str] = set()
+        links: list[tuple[str, str, str, list[tuple[str, str]]]] = []
         for k, spec in with_deps:
             policy = deps.check_policy(spec.on_dependency_failure or "fail")
             if not spec.depends_on:
                 continue
-            found = await self._locate_dependencies(queue, ids[k], spec.depends_on, batch)
             for r in spec.depends_on:  # a job of the batch must come before its dependents
                 dep_id = r if isinstance(r, str) else r[1]
                 later = (isinstance(r, str) or r[0] == queue) and position.get(dep_id, -1) > k
@@ -622,12 +637,53 @@ class AsyncOmniq:
                     raise DependencyCycle("publish_many", "DEP_CYCLE",
                                           f"{deps.ref(queue, dep_id)} comes later in the batch",
                                           ids[k])
+            found = await self._locate_dependencies(queue, ids[k], spec.depends_on, batch)
+            other = [(q, i) for q, i in found if q != targets[k] and (q, i) not in written]
+            if other:
+                links.append((targets[k], ids[k], policy, other))
+                deliver.update(q for q, _ in other)
+            if any(q != targets[k] and (q, i) in written for q, i in found):
+                deliver.add(targets[k])  # its link ops
             slot = (k + 1) * ENQUEUE_FIELDS - 1
             fields[slot] = deps.with_dependencies(
-                fields[slot], [(q, i, False) for q, i in found], policy)
-            if any(q != targets[k] for q, _ in found):
-                cross.add(targets[k])
-        return cross
+                fields[slot], [(q, i, q != targets[k] and (q, i) not in written)
+                               for q, i in found], policy)
+        if links:
+            await self._link_dependencies(links)
+        return deliver
+
+    async def _link_dependencies(
+        self, items: Sequence[tuple[str, str, str, Sequence[tuple[str, str]]]]
+    ) -> None:
+        """Register jobs not written yet as dependents of existing jobs of other queues:
+        items of (the job's physical queue, its id, its policy, its dependencies there).
+        :raises DependencyNotFound: a dependency does not exist (any registration made
+            for it is harmless: an outcome for a job that never appears is dropped)."""
+        per_queue: dict[str, list[tuple[str, str, str, str]]] = {}
+        for queue, job_id, policy, pairs in items:
+            for q, i in pairs:
+                per_queue.setdefault(q, []).append((i, deps.ref(queue, job_id), policy, job_id))
+        calls: list[QueueCall] = []
+        sent: list[tuple[str, list[tuple[str, str, str, str]]]] = []
+        for q, links in per_queue.items():
+            for start in range(0, len(links), MAX_DEPS_OPS):
+                chunk = links[start : start + MAX_DEPS_OPS]
+                calls.append((deps.DEPS_LINK, q, deps.link_args(
+                    0, [(i, dependent, policy) for i, dependent, policy, _ in chunk])))
+                sent.append((q, chunk))
+        for (q, chunk), reply in zip(sent, await self.routing.call_all(calls), strict=True):
+            for (i, _, _, job_id), outcome in zip(chunk, deps.parse_link(reply), strict=True):
+                if outcome == "gone":
+                    raise DependencyNotFound("publish", "DEP_NOT_FOUND", deps.ref(q, i), job_id)
+
+    async def _deliver_after_write(self, parts: Sequence[str], *, every: bool) -> None:
+        """Deliver dependency work right after a write that committed: a failure here is
+        logged, not raised (the write stands; maintenance delivers it later)."""
+        try:
+            await self._deliver_dependencies(parts, every=every)
+        except OmniqError as exc:
+            logger.warning("omniq: delivering dependency work of %s failed (%s); "
+                           "maintenance delivers it later", ", ".join(parts), exc)
 
     async def publish_flow(self, flow: FlowJob) -> FlowNode:
         """Publish a flow: a job that runs once all its ``children`` have completed (each
@@ -757,51 +813,51 @@ class AsyncOmniq:
                   if p >= 0 and targets[p] != targets[k] else [])
             opts.extras = deps.with_dependencies(opts.extras, on, policy, up)
             fields.append(enqueue.job_fields(ids[k], encode_payload(payload, limit), opts))
-        # rounds: a job goes once its children on other queues are written; its children
-        # on its own queue go in the same call, before it
-        written = [False] * len(nodes)
+        # rounds of units: a unit is a job with its descendants on the same physical queue
+        # reached without leaving it; it is written in one call (children before parents),
+        # once every child of its jobs on another queue (another unit) is written
         depth = [0] * len(nodes)
+        unit = list(range(len(nodes)))
         for k, p in enumerate(parent_of):  # (a parent comes before its children)
             depth[k] = depth[p] + 1 if p >= 0 else 0
+            if p >= 0 and targets[p] == targets[k]:
+                unit[k] = unit[p]
         # deeper first (children before their parents), else in the order given
         order = sorted(range(len(nodes)), key=lambda k: (-depth[k], k))
+        members: dict[int, list[int]] = {}
+        for k in order:
+            members.setdefault(unit[k], []).append(k)
+        written = [False] * len(nodes)
         cross: set[str] = set()
-        while not all(written):
-            ready = {k for k in order if not written[k]
-                     and all(written[c] for c in children[k] if targets[c] != targets[k])}
-            changed = True
-            while changed:  # a same-queue child must be written or go in this round
-                changed = False
-                for k in list(ready):
-                    if any(not written[c] and c not in ready for c in children[k]):
-                        ready.discard(k)
-                        changed = True
-            if not ready:  # (a tree always has a leaf ready)
+        pending = set(members)
+        while pending:
+            ready = [u for u in pending if all(
+                written[c] for k in members[u] for c in children[k] if unit[c] != u)]
+            if not ready:  # (a tree always has a unit ready)
                 raise DependencyCycle("publish_flow", "DEP_CYCLE", None, None)
-            by_target: dict[str, list[int]] = {}
-            for k in order:
-                if k in ready:
-                    by_target.setdefault(targets[k], []).append(k)
             calls: list[QueueCall] = []
-            for target, ks in by_target.items():
-                flat = [x for k in ks for x in fields[k]]
-                calls += [(enqueue.ENQUEUE, target, a)
+            for u in ready:
+                flat = [x for k in members[u] for x in fields[k]]
+                calls += [(enqueue.ENQUEUE, targets[u], a)
                           for a in enqueue.chunks(now, flat, self.defaults.events_maxlen)]
             for reply in await routing.call_all(calls):
                 enqueue.parse(reply)
-            for k in ready:
-                written[k] = True
-                if parent_of[k] >= 0 and targets[parent_of[k]] != targets[k]:
-                    cross.add(targets[k])
+            for u in ready:
+                pending.discard(u)
+                for k in members[u]:
+                    written[k] = True
+                if parent_of[u] >= 0:  # (a unit's top has its parent on another queue)
+                    cross.add(targets[u])
         if cross:  # children that finished before their parent existed (their acks'
             # delivery found no parent and put the op off: take it now)
-            await self._deliver_dependencies(sorted(cross), every=True)
+            await self._deliver_after_write(sorted(cross), every=True)
 
-        def tree(k: int) -> FlowNode:
-            return FlowNode(queue=targets[k], job_id=ids[k],
-                            children=[tree(c) for c in children[k]])
-
-        return [tree(k) for k, p in enumerate(parent_of) if p < 0]
+        # the FlowNode tree, built bottom up (no recursion: a chain may be long)
+        built: list[FlowNode | None] = [None] * len(nodes)
+        for k in order:  # (deeper first)
+            built[k] = FlowNode(queue=targets[k], job_id=ids[k],
+                                children=[b for c in children[k] if (b := built[c])])
+        return [b for k, p in enumerate(parent_of) if p < 0 and (b := built[k])]
 
     async def dependency_results(self, queue: str, job_id: str) -> dict[str, Any]:
         """The results of a job's completed dependencies (a flow's children), by their job
@@ -832,17 +888,20 @@ class AsyncOmniq:
     async def _deliver_dependencies(
         self, parts: Sequence[str], *, repair: bool = False, now: int = 0, every: bool = False
     ) -> int:
-        """Deliver the outboxes of ``parts`` (``every``: their ops due or not), then those of
-        the queues where a delivered outcome failed a dependent in turn (a cascade)."""
+        """Deliver the outboxes of ``parts`` (``every``: a first batch of their ops due or
+        not), then those of the queues where the delivery left work (a failure cascade, or
+        the outcome of a dependency that had ended when it was linked)."""
         done = 0
         todo = list(dict.fromkeys(parts))
         seen = set(todo)
+        first = set(todo) if every else set()
         while todo:
             part = todo.pop(0)
             while True:
-                n, more, cascade = await self._deliver_once(part, repair, now, every)
-                done += n
-                for q in cascade:
+                n, more, follow = await self._deliver_once(part, repair, now, part in first)
+                first.discard(part)  # (then only the due ops: a full batch of ops that
+                done += n            # cannot be delivered yet must not loop)
+                for q in follow:
                     if q not in seen and len(seen) < _CASCADE_QUEUES:
                         seen.add(q)
                         todo.append(q)
@@ -860,9 +919,9 @@ class AsyncOmniq:
         ops = deps.parse_pending(await routing.call(
             deps.DEPS_PENDING, part,
             deps.pending_args(now, MAX_DEPS_OPS, repair, maxlen, every=every)))
-        cascade: list[str] = []
+        follow: list[str] = []
         if not ops:
-            return 0, False, cascade
+            return 0, False, follow
         links: dict[str, list[deps.Op]] = {}
         outcomes: dict[str, list[tuple[deps.Op, tuple[str, str, str, str]]]] = {}
         acks: list[tuple[str, str]] = []
@@ -872,6 +931,8 @@ class AsyncOmniq:
                     (op, (op.other_id, deps.ref(part, op.job_id), op.word, op.result)))
             elif op.kind == "L":
                 links.setdefault(op.other_queue, []).append(op)
+            else:
+                logger.warning("omniq: unknown dependency op %r on %s", op.raw, part)
         if links:
             queues = list(links)
             replies = await routing.call_all_results([
@@ -879,42 +940,44 @@ class AsyncOmniq:
                     now, [(op.other_id, deps.ref(part, op.job_id), op.word) for op in links[q]]))
                 for q in queues])
             for q, reply in zip(queues, replies, strict=True):
-                if isinstance(reply, BaseException):
+                if isinstance(reply, BaseException):  # (the op is due again later)
                     logger.warning("omniq: linking dependencies on %s failed (%s)", q, reply)
                     continue
-                for op, (outcome, result) in zip(links[q], deps.parse_link(reply), strict=True):
-                    if outcome != "pending":  # it has ended: settle it here
+                for op, outcome in zip(links[q], deps.parse_link(reply), strict=True):
+                    if outcome == "gone":  # the dependency no longer exists
                         outcomes.setdefault(part, []).append(
-                            (op, (op.job_id, deps.ref(q, op.other_id), outcome, result)))
-                    else:
-                        acks.append((op.raw, "done"))
-        queues = list(outcomes)
-        if queues:
-            replies = await routing.call_all_results([
-                (deps.DEPS_RESOLVE, q, deps.resolve_args(now, [o for _, o in outcomes[q]], maxlen))
-                for q in queues])
-            for q, reply in zip(queues, replies, strict=True):
-                if isinstance(reply, BaseException):
+                            (op, (op.job_id, deps.ref(q, op.other_id), "gone", "")))
+                        continue
+                    if outcome == "queued" and q not in follow:  # its outcome is an op there
+                        follow.append(q)
+                    acks.append((op.raw, "done"))
+        calls: list[QueueCall] = []
+        batches: list[tuple[str, list[deps.Op]]] = []
+        for q, items in outcomes.items():
+            for chunk in deps.outcome_chunks(items):
+                calls.append((deps.DEPS_RESOLVE, q, deps.resolve_args(
+                    now, [o for _, o in chunk], maxlen)))
+                batches.append((q, [op for op, _ in chunk]))
+        if calls:
+            replies = await routing.call_all_results(calls)
+            for (q, chunk_ops), reply in zip(batches, replies, strict=True):
+                if isinstance(reply, BaseException):  # (the ops are due again later)
                     logger.warning("omniq: settling dependents on %s failed (%s)", q, reply)
                     continue
                 statuses, more_work = deps.parse_resolve(reply)
-                if more_work:
-                    cascade.append(q)
-                for (op, _), status in zip(outcomes[q], statuses, strict=True):
-                    if status == "OK":
-                        acks.append((op.raw, "done"))
-                    elif op.created_ms + DEPS_ORPHAN_MS < (now or _now_ms()):
-                        logger.warning("omniq: dropping dependency op %r of %s: job %s:%s "
-                                       "never appeared", op.raw, part, q, op.other_id)
-                        acks.append((op.raw, "done"))
-                    else:
-                        acks.append((op.raw, "retry"))
-        for op in ops:
-            if op.kind == "?":
-                logger.warning("omniq: unknown dependency op %r on %s", op.raw, part)
+                if more_work and q not in follow:
+                    follow.append(q)
+                for op, status in zip(chunk_ops, statuses, strict=True):
+                    # NO_JOB: the dependent does not exist (yet: a flow's parent is written
+                    # after its children); the op is tried again until it is too old
+                    acks.append((op.raw, "done" if status == "OK" else "retry"))
         if acks:
-            await routing.call(deps.DEPS_ACK, part, deps.ack_args(now, acks))
-        return sum(1 for _, a in acks if a == "done"), len(ops) == MAX_DEPS_OPS, cascade
+            dropped = deps.parse_ack(await routing.call(
+                deps.DEPS_ACK, part, deps.ack_args(now, acks)))
+            if dropped:
+                logger.warning("omniq: %s: dropped %d dependency ops whose job never "
+                               "appeared", part, dropped)
+        return sum(1 for _, a in acks if a == "done"), len(ops) == MAX_DEPS_OPS, follow
 
     # -- consuming ---------------------------------------------------------------------
 
@@ -1050,7 +1113,7 @@ class AsyncOmniq:
                                        d.events_maxlen)
         reply = await self.routing.call(leasing.ACK_SUCCESS, queue, args)
         if leasing.parse_ack_success(reply, job_id):  # dependents on other queues
-            await self._deliver_dependencies([queue])
+            await self._deliver_after_write([queue], every=False)
 
     async def ack_fail(
         self,
@@ -1079,7 +1142,7 @@ class AsyncOmniq:
         reply = await self.routing.call(leasing.ACK_FAIL, queue, args)
         outcome = leasing.parse_fail(reply, job_id)
         if leasing.fail_left_dependency_work(reply):  # dependents on other queues
-            await self._deliver_dependencies([queue])
+            await self._deliver_after_write([queue], every=False)
         return outcome
 
     async def ack_reserve(

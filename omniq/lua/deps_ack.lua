@@ -1,7 +1,10 @@
 -- deps_ack: ops of this queue's dependency outbox that deps_pending handed out are done
--- (deleted) or must be tried again later (due DEPS_RETRY_MS from now).
+-- (deleted), or found no job to deliver to ('retry': due again DEPS_RETRY_MS from now;
+-- deleted instead once the op is DEPS_ORPHAN_MS old, by this server's clock: the job
+-- never appeared, docs/workflows.md).
 -- ARGV: now_ms, n, then per op 2 fields: op, action ('done' | 'retry').
--- Reply: {'OK', removed} | {'ERR', code, detail}
+-- Reply: {'OK', removed, dropped} (dropped: 'retry' ops deleted as too old) |
+--   {'ERR', code, detail}
 local now = clock(ARGV[1])
 if now == nil then return err('BAD_ARGS', 'now_ms') end
 local n = int(ARGV[2])
@@ -12,14 +15,24 @@ for i = 0, n - 1 do
   if ARGV[3 + 2 * i] == '' then return err('BAD_ARGS', 'op') end
   if a ~= 'done' and a ~= 'retry' then return err('BAD_ARGS', 'action') end
 end
-local removed = 0
+local out_key, data_key = B .. DEPS_OUT, B .. DEPS_OUTDATA
+local removed, dropped = 0, 0
 for i = 0, n - 1 do
   local op = ARGV[3 + 2 * i]
-  if ARGV[4 + 2 * i] == 'done' then
-    removed = removed + redis.call('ZREM', B .. DEPS_OUT, op)
-    redis.call('HDEL', B .. DEPS_OUTDATA, op)
+  local drop = ARGV[4 + 2 * i] == 'done'
+  if not drop then
+    local data = redis.call('HGET', data_key, op)
+    local created = data and tonumber(string.match(data, '^(%d+)\t'))
+    if created and created + DEPS_ORPHAN_MS <= now then
+      drop = true
+      dropped = dropped + 1
+    end
+  end
+  if drop then
+    removed = removed + redis.call('ZREM', out_key, op)
+    redis.call('HDEL', data_key, op)
   else
-    redis.call('ZADD', B .. DEPS_OUT, 'XX', now + DEPS_RETRY_MS, op)
+    redis.call('ZADD', out_key, 'XX', now + DEPS_RETRY_MS, op)
   end
 end
-return {'OK', fmt(removed)}
+return {'OK', fmt(removed), fmt(dropped)}

@@ -11,7 +11,9 @@
 -- waiting or delayed takes its payload (a delayed one also its later due time).
 -- A job with depends_on is written in state 'waiting_deps' and linked to its dependencies
 -- (docs/workflows.md): those on this queue must exist or come earlier in the call
--- (DEP_NOT_FOUND), those on other queues get an 'L' op in the dependency outbox.
+-- (DEP_NOT_FOUND) and have fewer than MAX_DEPENDENTS dependents (DEP_LIMIT); those on
+-- other queues are registered by the client before (deps_link: 'linked'), or get an 'L'
+-- op in the dependency outbox.
 -- Reply: {'OK', n} (no job had a dedup_key) | {'OK', n, id_1 .. id_n} (the id each job
 --   has now: its own, or the holder's) | {'ERR', code, detail}
 -- (n counts the jobs given, written or not.)
@@ -50,6 +52,9 @@ for i = 0, n - 1 do
         if r[2] == id then return err('DEP_CYCLE', id) end
         if not seen[r[2]] and redis.call('EXISTS', job_key(r[2])) == 0 then
           return err('DEP_NOT_FOUND', qname .. ':' .. r[2])
+        end
+        if redis.call('HLEN', job_key(r[2]) .. ':dependents') >= MAX_DEPENDENTS then
+          return err('DEP_LIMIT', qname .. ':' .. r[2])
         end
       end
     end

@@ -53,11 +53,13 @@ local MAX_PAGE = 1000
 -- wake-up signal asks for when this budget ran out before a job was found)
 local MAX_EXPIRED_PER_CALL = 100
 -- Dependencies (docs/workflows.md): the most dependencies (and pre-registered dependents)
--- of one job, the longest queue name in a dependency ref, how long a claimed outbox op
+-- of one job, the most dependents a publish may add to a job (one call settles them all
+-- when it ends), the longest queue name in a dependency ref, how long a claimed outbox op
 -- waits before another deliverer may take it, how long an op whose target job does not
 -- exist yet is kept (a flow's parent is published right after its children), the most ops
 -- one call takes, and the most jobs one repair scan looks at.
 local MAX_DEPENDENCIES = 1000
+local MAX_DEPENDENTS = 10000
 local MAX_NAME_LENGTH = 128
 local DEPS_RETRY_MS = 5000
 local DEPS_ORPHAN_MS = 600000
@@ -1140,9 +1142,13 @@ local function expire_finished(now)
     redis.call('ZREM', K_EXPIRE, id)
     local jk = job_key(id)
     local h = redis.call('HMGET', jk, 'state', 'expire_ms', 'gid', 'on_failure', 'dependents')
-    if tonumber(h[2] or '') == tonumber(due[i + 1]) and h[5]
-        and (h[1] == 'completed' or h[1] == 'failed') then
-      dep_push({id, 'gone', false})
+    if tonumber(h[2] or '') == tonumber(due[i + 1]) and h[5] then
+      -- (dependents still registered on a completed job: another client completed it)
+      if h[1] == 'completed' then
+        dep_push({id, 'completed', redis.call('HGET', jk, 'result') or ''})
+      elseif h[1] == 'failed' then
+        dep_push({id, 'gone', false})
+      end
     end
     if tonumber(h[2] or '') == tonumber(due[i + 1]) then
       if h[1] == 'completed' then
@@ -1292,9 +1298,13 @@ end
 local function retry_failed_one(id, now)
   if not valid_id(id) then return 'BAD_JOB_ID' end
   local jk = job_key(id)
-  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_limit', 'group_order', 'dedup_key')
+  local h = redis.call('HMGET', jk, 'state', 'gid', 'group_limit', 'group_order', 'dedup_key',
+    'dependents')
   if not h[1] then return 'NO_JOB' end
   if h[1] ~= 'failed' then return 'NOT_FAILED' end
+  -- dependents waiting for this retry: the repair scan looks at the job at its usual pace
+  -- again (in case another client's worker completes it)
+  if h[6] then redis.call('ZADD', B .. DEPS_SRC, now + DEPS_REPAIR_MS, id) end
   if h[5] then
     -- the retried job holds its dedup key again, unless another live job took it over
     local holder = dedup_holder(h[5], now)
@@ -1354,7 +1364,13 @@ local function remove_one(id, lane, now)
     removed = redis.call('LREM', K_COMPLETED, 1, id)
   end
   if removed == 0 then return 'NOT_IN_LANE' end
-  if h[5] then dep_push({id, 'gone', false}) end
+  if h[5] then  -- (a completed job with dependents left: another client completed it)
+    if h[1] == 'completed' then
+      dep_push({id, 'completed', redis.call('HGET', jk, 'result') or ''})
+    else
+      dep_push({id, 'gone', false})
+    end
+  end
   redis.call('DEL', jk)
   dedup_release(id, h[4], 0, now)  -- a removed job frees its dedup key at once
   if lane == 'failed' or lane == 'completed' then redis.call('ZREM', K_EXPIRE, id) end
@@ -1528,8 +1544,9 @@ local function settle_dependents(now)
       redis.call('HDEL', job_key(id), 'dependents')
       redis.call('ZREM', B .. DEPS_SRC, id)
     else
-      -- the repair scan looks again later, in case another client retries and ends it
-      redis.call('ZADD', B .. DEPS_SRC, now + DEPS_REPAIR_MS, id)
+      -- failed, with dependents waiting for its retry: our retry_failed looks again at
+      -- once (it re-arms the scan), the scan itself rarely (another client's retry)
+      redis.call('ZADD', B .. DEPS_SRC, now + DEPS_REPAIR_MS * 10, id)
     end
   end
   dep_work = false
