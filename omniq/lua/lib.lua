@@ -87,7 +87,9 @@ local K_IDX_WAIT = B .. ':idx:wait'
 local K_IDX_ACTIVE = B .. ':idx:active'
 local K_IDX_DELAYED = B .. ':idx:delayed'
 local K_IDX_COMPLETED = B .. ':idx:completed'
-local K_IDX_FAILED = B .. ':idx:failed'
+-- (joined where used: a per-call name would cost every call of the scripts that link it,
+-- enqueue among them, for paths most calls never take)
+local IDX_FAILED = ':idx:failed'
 -- omniq extension: job id -> gid for grouped leases taken by omniq, so a lease whose job
 -- hash vanished still releases its group slot (fixes D4). Official clients ignore it.
 local K_LEASES = B .. ':leases'
@@ -708,7 +710,7 @@ local function to_failed_lane(id, jk, gid, now, attempt, text, keep_ms, dkey, dt
   redis.call('HSET', jk, 'state', 'failed', 'failed_ms', fmt(now), 'updated_ms', fmt(now),
     'lease_token', '', 'lock_until_ms', '')
   redis.call('LPUSH', K_FAILED, id)
-  redis.call('ZADD', K_IDX_FAILED, now, id)
+  redis.call('ZADD', B .. IDX_FAILED, now, id)
   local ttl = tonumber(keep_ms or '') or 0
   if ttl > 0 then expire_later(id, jk, now, ttl) end
   dedup_release(id, dkey, dttl, now)
@@ -1158,7 +1160,7 @@ local function expire_finished(now)
         deleted = deleted + 1
       elseif h[1] == 'failed' then
         redis.call('LREM', K_FAILED, -1, id)
-        redis.call('ZREM', K_IDX_FAILED, id)
+        redis.call('ZREM', B .. IDX_FAILED, id)
         redis.call('DEL', jk)
         if h[4] == 'block' and h[3] then release_hold(h[3], ':blocked', id, now) end
         deleted = deleted + 1
@@ -1198,7 +1200,7 @@ end
 
 -- Keep only the newest `keep` failed jobs (at most MAX_FAILED_TRIM trimmed per call).
 local function trim_failed(keep, now)
-  trim_finished(K_FAILED, K_IDX_FAILED, 'failed', redis.call('LLEN', K_FAILED), keep,
+  trim_finished(K_FAILED, B .. IDX_FAILED, 'failed', redis.call('LLEN', K_FAILED), keep,
     MAX_FAILED_TRIM, now)
 end
 
@@ -1311,7 +1313,7 @@ local function retry_failed_one(id, now)
     if holder == nil or holder == id then dedup_take(id, h[5]) end
   end
   redis.call('LREM', K_FAILED, 1, id)
-  redis.call('ZREM', K_IDX_FAILED, id)
+  redis.call('ZREM', B .. IDX_FAILED, id)
   redis.call('ZREM', K_DELAYED, id)
   redis.call('ZREM', K_IDX_DELAYED, id)
   redis.call('ZREM', K_EXPIRE, id)
@@ -1375,7 +1377,7 @@ local function remove_one(id, lane, now)
   dedup_release(id, h[4], 0, now)  -- a removed job frees its dedup key at once
   if lane == 'failed' or lane == 'completed' then redis.call('ZREM', K_EXPIRE, id) end
   local idx = {wait = K_IDX_WAIT, gwait = K_IDX_WAIT, delayed = K_IDX_DELAYED,
-    failed = K_IDX_FAILED, completed = K_IDX_COMPLETED, waiting_deps = B .. WAITING_DEPS}
+    failed = B .. IDX_FAILED, completed = K_IDX_COMPLETED, waiting_deps = B .. WAITING_DEPS}
   redis.call('ZREM', idx[lane], id)
   if lane == 'gwait' then forget_idle_group(gid) end
   if h[3] == 'strict' and gid ~= '' then
