@@ -116,7 +116,6 @@ MAX_DEPS_OPS = 1000
 """Most outbox ops (or links, or outcomes) one dependency script call takes."""
 MAX_DEPS_REPAIR = 100
 """Most jobs with dependents one repair scan looks at."""
-"""Reply fields per job of a reservation (the shape of ``lease()`` in lib.lua)."""
 
 LUA_SHARED = {
     "MAX_INT": MAX_INT,

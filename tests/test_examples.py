@@ -87,6 +87,23 @@ def check_parent_child(lines: list[str]) -> None:
         assert lines.index(f"{doc}: all pages done") > max(done)
 
 
+def check_documents_pages(lines: list[str]) -> None:
+    docs = (("doc-1", 3, 600), ("doc-2", 2, 300))
+    assert len(lines) == sum(pages + 3 for _, pages, _ in docs)
+    for doc, pages, words in docs:
+        split = lines.index(f"{doc}: split into {pages} pages")
+        done = [lines.index(f"{doc}: page {p} done") for p in range(1, pages + 1)]
+        # the parent ran once, after every page, and got their results in page order
+        summary = f"{doc}: all pages done (pages {list(range(1, pages + 1))}, {words} words)"
+        assert lines.count(summary) == 1
+        assert split < min(done)
+        assert max(done) < lines.index(summary)
+    assert lines[-2:] == [
+        "doc-1: documents-done completed; its pages: completed, completed, completed",
+        "doc-2: documents-done completed; its pages: completed, completed",
+    ]
+
+
 def check_pause_resume(lines: list[str]) -> None:
     assert lines == [
         "sent email 1",
@@ -138,6 +155,7 @@ CHECKS: dict[str, Callable[[list[str]], None]] = {
     "publish_json": check_publish_json,
     "grouped_jobs": check_grouped_jobs,
     "parent_child": check_parent_child,
+    "documents_pages": check_documents_pages,
     "pause_resume": check_pause_resume,
     "cli_handler": check_cli_handler,
     "fastapi_app": check_fastapi_app,

@@ -835,10 +835,13 @@ class AsyncOmniq:
                 written[c] for k in members[u] for c in children[k] if unit[c] != u)]
             if not ready:  # (a tree always has a unit ready)
                 raise DependencyCycle("publish_flow", "DEP_CYCLE", None, None)
+            by_target: dict[str, list[int]] = {}  # the ready units of a queue: one call
+            for u in sorted(ready):
+                by_target.setdefault(targets[u], []).extend(members[u])
             calls: list[QueueCall] = []
-            for u in ready:
-                flat = [x for k in members[u] for x in fields[k]]
-                calls += [(enqueue.ENQUEUE, targets[u], a)
+            for target, ks in by_target.items():
+                flat = [x for k in ks for x in fields[k]]
+                calls += [(enqueue.ENQUEUE, target, a)
                           for a in enqueue.chunks(now, flat, self.defaults.events_maxlen)]
             for reply in await routing.call_all(calls):
                 enqueue.parse(reply)
