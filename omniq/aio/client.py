@@ -557,11 +557,13 @@ class AsyncOmniq:
 
     async def _locate_dependencies(
         self, queue: str, job_id: str, refs: Sequence[DependencyRef],
-        batch: Mapping[tuple[str, str], str],
+        batch: Mapping[tuple[str, str], str], added: dict[tuple[str, str], int] | None = None,
     ) -> list[tuple[str, str]]:
         """The physical queue and id of each dependency of job ``job_id`` of ``queue``
         (``batch``: jobs of the same call, (logical queue, id) -> physical queue, which
-        need not exist yet). :raises DependencyNotFound: one does not exist."""
+        need not exist yet; ``added``: the dependents earlier jobs of the call give each
+        dependency, updated). :raises DependencyNotFound: one does not exist.
+        :raises DependencyError: one has ``MAX_DEPENDENTS`` dependents (DEP_LIMIT)."""
         pairs: list[tuple[str, str]] = []
         for r in refs:
             if isinstance(r, str):
@@ -609,8 +611,11 @@ class AsyncOmniq:
             parts, lambda k: [("HLEN", k.dependents(i)) for i in by_queue[k.name]])
         for q, row in zip(parts, rows, strict=True):
             for i, n in zip(by_queue[q], row, strict=True):
-                if int(n) >= MAX_DEPENDENTS:  # (the script checks it again on its queue)
+                count = int(n) + 1 + (added or {}).get((q, i), 0)
+                if count > MAX_DEPENDENTS:  # (the script checks it again on its queue)
                     raise DependencyError("publish", "DEP_LIMIT", deps.ref(q, i), job_id)
+                if added is not None:
+                    added[(q, i)] = added.get((q, i), 0) + 1
         return found
 
     async def _batch_dependencies(
@@ -624,6 +629,7 @@ class AsyncOmniq:
         batch = {(queue, jid): targets[k] for k, jid in enumerate(ids)}
         written = {(targets[k], jid) for k, jid in enumerate(ids)}
         position = {jid: k for k, jid in enumerate(ids)}
+        added: dict[tuple[str, str], int] = {}  # dependents the batch gives each dependency
         deliver: set[str] = set()
         links: list[tuple[str, str, str, list[tuple[str, str]]]] = []
         for k, spec in with_deps:
@@ -637,7 +643,8 @@ class AsyncOmniq:
                     raise DependencyCycle("publish_many", "DEP_CYCLE",
                                           f"{deps.ref(queue, dep_id)} comes later in the batch",
                                           ids[k])
-            found = await self._locate_dependencies(queue, ids[k], spec.depends_on, batch)
+            found = await self._locate_dependencies(queue, ids[k], spec.depends_on, batch,
+                                                    added)
             other = [(q, i) for q, i in found if q != targets[k] and (q, i) not in written]
             if other:
                 links.append((targets[k], ids[k], policy, other))

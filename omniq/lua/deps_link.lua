@@ -30,13 +30,13 @@ for i = 0, n - 1 do
   if not h[1] then
     out[#out + 1] = 'gone'
   elseif h[1] == 'completed' or h[1] == 'failed' then
-    if h[1] == 'failed' and policy == 'wait' then dep_register(id, ref, policy, now) end
+    if h[1] == 'failed' and policy == 'wait' then dep_register(id, ref, policy, now, true) end
     local c = string.find(ref, ':', 1, true)
     deps_out('R\t' .. h[1] .. '\t' .. id .. '\t' .. string.sub(ref, 1, c - 1) .. '\t'
       .. string.sub(ref, c + 1), h[1] == 'completed' and (h[2] or '') or nil, now)
     out[#out + 1] = 'queued'
   else
-    dep_register(id, ref, policy, now)
+    dep_register(id, ref, policy, now, false)
     out[#out + 1] = 'pending'
   end
 end

@@ -36,6 +36,7 @@ local dedup_ids = nil  -- per job, with any dedup_key in the call: the id it end
 local batch_keys = {}  -- dedup key -> id of an earlier job of this call that holds it
 -- per job: parse_job's table, its [9] the live job holding its dedup key (or false)
 local parsed = {}
+local added = {}  -- dependency id on this queue -> its dependents once this call is written
 for i = 0, n - 1 do
   local o = 2 + i * ENQUEUE_FIELDS
   local id = ARGV[o + 1]
@@ -53,9 +54,10 @@ for i = 0, n - 1 do
         if not seen[r[2]] and redis.call('EXISTS', job_key(r[2])) == 0 then
           return err('DEP_NOT_FOUND', qname .. ':' .. r[2])
         end
-        if redis.call('HLEN', job_key(r[2]) .. ':dependents') >= MAX_DEPENDENTS then
-          return err('DEP_LIMIT', qname .. ':' .. r[2])
-        end
+        -- (counting those this call adds)
+        local n_deps = (added[r[2]] or redis.call('HLEN', job_key(r[2]) .. ':dependents')) + 1
+        if n_deps > MAX_DEPENDENTS then return err('DEP_LIMIT', qname .. ':' .. r[2]) end
+        added[r[2]] = n_deps
       end
     end
   end

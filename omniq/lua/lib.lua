@@ -1447,11 +1447,14 @@ local function deps_out(op, result, now)
 end
 
 -- Job `bid` of this queue gets dependent `ref` ("<queue>:<id>") with policy `policy`.
-local function dep_register(bid, ref, policy, now)
+-- `failed`: the job has failed already (only a retry can end it now: the repair scan
+-- looks at it rarely, as settle_dependents has it for a failed job it keeps).
+local function dep_register(bid, ref, policy, now, failed)
   local bk = job_key(bid)
   redis.call('HSET', bk .. ':dependents', ref, policy)
   redis.call('HSET', bk, 'dependents', '1')
-  redis.call('ZADD', B .. DEPS_SRC, 'NX', now + DEPS_REPAIR_MS, bid)
+  redis.call('ZADD', B .. DEPS_SRC, 'NX', now + (failed and DEPS_REPAIR_MS * 10 or DEPS_REPAIR_MS),
+    bid)
 end
 
 -- Every dependency of job `id` (waiting_deps) is resolved: it enters its lane (delayed
@@ -1571,7 +1574,9 @@ local function link_deps(id, deps, policy, now)
       elseif not h[1] then
         dep_settle(id, ref, 'gone', nil, now)
       else
-        if h[1] ~= 'failed' or policy == 'wait' then dep_register(bid, me, policy, now) end
+        if h[1] ~= 'failed' or policy == 'wait' then
+          dep_register(bid, me, policy, now, h[1] == 'failed')
+        end
         if h[1] == 'failed' then dep_settle(id, ref, 'failed', nil, now) end
       end
     elseif r[3] ~= 1 then

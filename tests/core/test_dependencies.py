@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -38,7 +39,9 @@ from shared_util import within
 from omniq import (
     Ack,
     AsyncOmniq,
+    ConnectionFailed,
     DependencyCycle,
+    DependencyError,
     DependencyNotFound,
     DuplicateJobError,
     FlowJob,
@@ -49,7 +52,14 @@ from omniq import (
     LaneMismatch,
     OmniqClient,
 )
-from omniq._limits import DEPS_ORPHAN_MS, DEPS_RETRY_MS, MAX_DEPENDENCIES, MAX_DEPS_OPS
+from omniq._limits import (
+    DEPS_ORPHAN_MS,
+    DEPS_RETRY_MS,
+    ENQUEUE_FIELDS,
+    MAX_DEPENDENCIES,
+    MAX_DEPENDENTS,
+    MAX_DEPS_OPS,
+)
 from omniq._protocol import deps, enqueue, leases
 
 DEPS_REPAIR_MS = lua_constant("DEPS_REPAIR_MS")  # the repair scan's re-check period
@@ -1405,3 +1415,335 @@ async def test_a_released_dependent_that_expired_fails_its_own_dependents(omniq,
     e = await job(omniq, "q", "E")
     assert (e.state, e.last_error) == ("failed", "dependency failed: q:D")
     consistent(raw, "q")
+
+
+# -- regressions of the review fixes -----------------------------------------------------
+
+
+def _job_fields(jid: str, extras: bytes) -> list[Any]:
+    """enqueue ARGV fields of one plain job with these extras (raw script calls)."""
+    opts = enqueue.JobOptions(max_attempts=1, timeout_ms=30_000, backoff_ms=0)
+    opts.extras = extras
+    return enqueue.job_fields(jid, b"{}", opts)
+
+
+async def test_publish_flow_takes_a_full_outbox_of_undeliverable_ops_once(omniq, raw):
+    """More ops than one delivery takes (MAX_DEPS_OPS + 1 outcomes for parents that never
+    appear) in a flow child's queue: publish_flow's delivery of every op takes a first
+    batch, then only the due ones; it used to take the same full batch again and again."""
+    maxlen = omniq.events_maxlen
+    ghosts = [("p", f"ghost{n}", "fail") for n in range(MAX_DEPS_OPS + 1)]
+    enqueue.parse(await omniq.routing.call(enqueue.ENQUEUE, "k", enqueue.args(0, [
+        *_job_fields("G1", deps.with_dependencies(b"", [], "fail", ghosts[:MAX_DEPS_OPS])),
+        *_job_fields("G2", deps.with_dependencies(b"", [], "fail", ghosts[MAX_DEPS_OPS:])),
+    ], maxlen)))
+    for jid in ("G1", "G2"):  # bare script acks: no client delivers their outcomes
+        got = await lease(omniq, "k", jid)
+        reply = await omniq.routing.call(leases.ACK_SUCCESS, "k", leases.ack_success_args(
+            jid, 0, got.lease_token, b"", 100, maxlen))
+        assert leases.parse_ack_success(reply, jid) is True
+    assert len(outbox(raw, "k")) == MAX_DEPS_OPS + 1
+    node = await within(omniq.publish_flow(FlowJob(queue="p", payload={}, children=[
+        FlowJob(queue="k", payload={})])), 60, "publish_flow (asyncio.wait_for)")
+    kid = node.children[0].job_id
+    assert await state(omniq, "p", node.job_id) == "waiting_deps"
+    assert len(outbox(raw, "k")) == MAX_DEPS_OPS + 1  # tried and put off, not dropped
+    await run(omniq, "k", kid, result="kid")
+    info = await job(omniq, "p", node.job_id)
+    assert (info.state, dres(info)) == ("wait", {f"k:{kid}": "kid"})
+    assert len(outbox(raw, "k")) == MAX_DEPS_OPS + 1
+
+
+async def test_a_cross_queue_dependency_is_linked_before_the_dependent_is_written(
+        omniq, raw, monkeypatch):
+    """publish registers D (on 'x') with B (on 'y') by deps_link first, then writes D
+    linked (no 'L' op): B acked by a bare script call and trimmed at once still owes D its
+    outcome, with its result. deps_link on an ended job queues its outcome; on a missing
+    job it writes nothing."""
+    b = await omniq.publish("y", {})
+    sent: list[tuple[str, str, list[Any]]] = []
+    call = omniq.routing.call
+
+    async def spy(script: Any, queue: str, args: Any) -> Any:
+        sent.append((script.name, queue, list(args)))
+        return await call(script, queue, args)
+
+    monkeypatch.setattr(omniq.routing, "call", spy)
+    d = await omniq.publish("x", {}, depends_on=[("y", b)])
+    monkeypatch.undo()
+    names = [(name, q) for name, q, _ in sent]
+    assert names.index(("deps_link", "y")) < names.index(("enqueue", "x")), names
+    (written,) = [a for name, _, a in sent if name == "enqueue"]
+    assert json.loads(written[1 + ENQUEUE_FIELDS])["depends_on"] == [["y", b, 1]]  # extras
+    assert ("deps_pending", "x") not in names
+    assert outbox(raw, "x") == []
+    assert (await job(omniq, "y", b)).dependents == [("x", d)]
+
+    got = await lease(omniq, "y", b)
+    reply = await omniq.routing.call(leases.ACK_SUCCESS, "y", leases.ack_success_args(
+        b, 0, got.lease_token, b'{"b":1}', 0, omniq.events_maxlen))  # keep_completed=0
+    assert leases.parse_ack_success(reply, b) is True
+    assert await omniq.get_job("y", b) is None  # trimmed by its own ack
+    assert await state(omniq, "x", d) == "waiting_deps"
+    assert await omniq.resolve_dependencies("y") == 1
+    info = await job(omniq, "x", d)
+    assert (info.state, info.dependencies) == ("wait", {f"y:{b}": "completed"})
+    assert await omniq.dependency_results("x", d) == {b: {"b": 1}}
+
+    # the same within one publish: B2 ends and is trimmed between D2's link and its write
+    b2 = await omniq.publish("y", {})
+    got = await lease(omniq, "y", b2)
+
+    async def ack_first(script: Any, queue: str, args: Any) -> Any:
+        if script is enqueue.ENQUEUE:
+            await call(leases.ACK_SUCCESS, "y", leases.ack_success_args(
+                b2, 0, got.lease_token, b'{"b":2}', 0, omniq.events_maxlen))
+        return await call(script, queue, args)
+
+    monkeypatch.setattr(omniq.routing, "call", ack_first)
+    d2 = await omniq.publish("x", {}, depends_on=[("y", b2)])
+    monkeypatch.undo()
+    assert await omniq.get_job("y", b2) is None
+    info = await job(omniq, "x", d2)  # (delivered by the publish itself)
+    assert (info.state, info.dependencies) == ("wait", {f"y:{b2}": "completed"})
+    assert await omniq.dependency_results("x", d2) == {b2: {"b": 2}}
+    assert outbox(raw, "y") == []
+
+    c = await omniq.publish("y", {})
+    await run(omniq, "y", c, result="c")
+    reply = await omniq.routing.call(deps.DEPS_LINK, "y", deps.link_args(0, [(c, "x:E", "fail")]))
+    assert deps.parse_link(reply) == ["queued"]
+    op = f"R\tcompleted\t{c}\tx\tE"
+    assert outbox(raw, "y") == [op]
+    assert raw.hget(qk("y", "deps:outdata"), op).endswith('\t"c"')  # created_ms, result
+    assert (await job(omniq, "y", c)).dependents == []  # an ended job registers nothing
+    before = dump_db(raw)
+    reply = await omniq.routing.call(deps.DEPS_LINK, "y", deps.link_args(
+        0, [("nope", "x:E", "fail")]))
+    assert deps.parse_link(reply) == ["gone"]
+    assert dump_db(raw) == before
+
+
+async def test_a_mixed_queue_flow_writes_a_same_queue_child_with_its_parent(
+        omniq, raw, monkeypatch):
+    """P on 'a' with c1 on 'a' and c2 on 'b': c2 first, then c1 and P in one call (c1 used
+    to go alone in the first round, P alone in the second)."""
+    rounds: list[list[tuple[str, list[str]]]] = []
+    call_all = omniq.routing.call_all
+
+    async def spy(calls: Any) -> Any:
+        rounds.append([(q, [a[2 + k * ENQUEUE_FIELDS] for k in range(int(a[1]))])
+                       for s, q, a in calls if s is enqueue.ENQUEUE])
+        return await call_all(calls)
+
+    monkeypatch.setattr(omniq.routing, "call_all", spy)
+    node = await omniq.publish_flow(FlowJob(queue="a", payload={}, job_id="P", children=[
+        FlowJob(queue="a", payload={}, job_id="c1"),
+        FlowJob(queue="b", payload={}, job_id="c2")]))
+    monkeypatch.undo()
+    assert rounds == [[("b", ["c2"])], [("a", ["c1", "P"])]]
+    assert [(c.queue, c.job_id) for c in node.children] == [("a", "c1"), ("b", "c2")]
+    assert (await job(omniq, "a", "c1")).dependents == [("a", "P")]
+    assert (await job(omniq, "b", "c2")).dependents == [("a", "P")]
+    runs, handler = _recorder()
+    await drain(omniq, ["a", "b"], handler, concurrency=2)
+    assert runs[-1] == ("a", "P", {"c1": {"id": "c1"}, "c2": {"id": "c2"}})
+
+
+def test_outcome_chunks_split_by_count_and_by_result_bytes() -> None:
+    limit = 8 << 20  # about 8 MiB of results per deps_resolve call
+    assert limit == deps._RESOLVE_BYTES
+
+    def items(sizes: list[int]) -> list[tuple[int, tuple[str, str, str, str]]]:
+        blob = "x" * max(sizes, default=0)
+        return [(k, (f"D{k}", f"q:B{k}", "completed", blob[:n])) for k, n in enumerate(sizes)]
+
+    def shape(got: list[Any], given: list[Any]) -> list[int]:
+        assert all(got), "an empty chunk"
+        assert [x for c in got for x in c] == given  # every item, in order
+        return [len(c) for c in got]
+
+    assert deps.outcome_chunks([]) == []
+    for sizes, want in (
+        ([0] * MAX_DEPS_OPS, [MAX_DEPS_OPS]),
+        ([0] * (2 * MAX_DEPS_OPS + 1), [MAX_DEPS_OPS, MAX_DEPS_OPS, 1]),
+        ([3 << 20] * 5, [2, 2, 1]),
+        ([limit // 2, limit // 2], [2]),
+        ([limit // 2, limit // 2, 1], [2, 1]),
+        ([limit + 1], [1]),
+        ([1, limit + 1, 1], [1, 1, 1]),
+        ([limit + 1, 0, 0], [1, 2]),
+        ([1] * (MAX_DEPS_OPS - 1) + [limit], [MAX_DEPS_OPS - 1, 1]),
+    ):
+        given = items(sizes)
+        assert shape(deps.outcome_chunks(given), given) == want, sizes
+
+
+async def test_a_failed_delivery_after_a_committed_write_is_logged(
+        omniq, raw, monkeypatch, caplog):
+    """The delivery after publish / publish_flow / ack_success fails (connection lost):
+    the call returns, its write stands, a warning says so, and a later
+    resolve_dependencies delivers."""
+    b = await omniq.publish("y", {})
+    await run(omniq, "y", b, result="B")
+
+    async def broken(self: AsyncOmniq, *args: Any, **kwargs: Any) -> int:
+        raise ConnectionFailed("connection lost")
+
+    monkeypatch.setattr(AsyncOmniq, "_deliver_dependencies", broken)
+    caplog.set_level(logging.WARNING, logger="omniq")
+    d = await omniq.publish("x", {}, depends_on=[("y", b)])  # B's outcome: an op of 'y'
+    assert await state(omniq, "x", d) == "waiting_deps"
+    assert outbox(raw, "y") == [f"R\tcompleted\t{b}\tx\t{d}"]
+    node = await omniq.publish_flow(FlowJob(queue="x", payload={}, children=[
+        FlowJob(queue="y", payload={})]))
+    kid = node.children[0].job_id
+    assert await state(omniq, "x", node.job_id) == "waiting_deps"
+    await run(omniq, "y", kid, result="K")  # ack_success, with a dependent on 'x'
+    assert await state(omniq, "y", kid) == "completed"
+    warned = [r for r in caplog.records if r.name == "omniq"
+              and "delivering dependency work of y failed" in r.getMessage()]
+    assert len(warned) == 3
+    assert all(r.levelno == logging.WARNING for r in warned)
+    monkeypatch.undo()
+    assert await state(omniq, "x", node.job_id) == "waiting_deps"
+    assert await omniq.resolve_dependencies("y") == 2
+    assert [await state(omniq, "x", i) for i in (d, node.job_id)] == ["wait", "wait"]
+    assert await omniq.dependency_results("x", d) == {b: "B"}
+    assert await omniq.dependency_results("x", node.job_id) == {kid: "K"}
+    assert outbox(raw, "y") == []
+
+
+async def test_a_chain_of_2000_jobs_on_one_queue(omniq, raw):
+    n = 2000
+    ids = await omniq.chain(*[FlowJob(queue="q", payload={"n": k}) for k in range(n)])
+    assert len(set(ids)) == n
+    assert await state(omniq, "q", ids[0]) == "wait"
+    assert raw.zcard(qk("q", "waiting_deps")) == n - 1
+    for k in (1, n // 2, n - 1):
+        assert (await job(omniq, "q", ids[k])).depends_on == [("q", ids[k - 1])]
+    order: list[tuple[int, str]] = []
+
+    async def handler(ctx: Any) -> None:
+        order.append((ctx.payload["n"], ctx.job_id))
+
+    await drain(omniq, "q", handler, concurrency=4, seconds=120)
+    assert order == list(enumerate(ids))
+    assert raw.zcard(qk("q", "waiting_deps")) == 0
+
+
+async def test_a_job_with_10000_dependents_refuses_another(omniq, raw):
+    a = await omniq.publish("q", {})
+    dk = jk("q", a) + ":dependents"
+    raw.hset(dk, mapping={f"z:f{k}": "fail" for k in range(MAX_DEPENDENTS)})
+    raw.hset(jk("q", a), "dependents", "1")
+    before = dump_db(raw)
+    for q in ("q", "x"):  # the client's check, before the link (x) or the write (q)
+        with pytest.raises(DependencyError) as err:
+            await omniq.publish(q, {}, job_id="D", depends_on=[("q", a)])
+        assert (type(err.value), err.value.code, err.value.detail) == (
+            DependencyError, "DEP_LIMIT", f"q:{a}"), q
+    # the script's own check on the dependency's queue
+    reply = await omniq.routing.call(enqueue.ENQUEUE, "q", enqueue.args(0, _job_fields(
+        "D", deps.with_dependencies(b"", [("q", a, False)], "fail")), omniq.events_maxlen))
+    with pytest.raises(DependencyError) as err:
+        enqueue.parse(reply, "D")
+    assert (err.value.code, err.value.detail) == ("DEP_LIMIT", f"q:{a}")
+    assert dump_db(raw) == before
+    raw.hdel(dk, "z:f0")  # 9,999
+    d = await omniq.publish("q", {}, depends_on=[a])
+    assert await state(omniq, "q", d) == "waiting_deps"
+    assert raw.hlen(dk) == MAX_DEPENDENTS
+    with pytest.raises(DependencyError):
+        await omniq.publish("x", {}, depends_on=[("q", a)])
+    raw.hdel(dk, "z:f1")  # 9,999
+    e = await omniq.publish("x", {}, depends_on=[("q", a)])
+    assert await state(omniq, "x", e) == "waiting_deps"
+    assert raw.hget(dk, f"x:{e}") == "fail"
+    assert raw.hget(dk, f"q:{d}") == "fail"
+
+
+async def test_a_batch_counts_the_dependents_it_adds(omniq, raw):
+    """publish_many: the limit counts the dependents the batch itself gives a job (the
+    client's check for every queue, the script's on the dependency's own queue)."""
+    a = await omniq.publish("q", {})
+    dk = jk("q", a) + ":dependents"
+    raw.hset(dk, mapping={f"z:f{k}": "fail" for k in range(MAX_DEPENDENTS - 2)})
+    raw.hset(jk("q", a), "dependents", "1")
+    before = dump_db(raw)
+    for q, ref in (("q", a), ("x", ("q", a))):
+        with pytest.raises(DependencyError) as err:
+            await omniq.publish_many(q, [JobSpec(payload={}, depends_on=[ref])
+                                         for _ in range(3)])
+        assert (err.value.code, err.value.detail) == ("DEP_LIMIT", f"q:{a}"), q
+    # the script alone (three jobs of one call)
+    fields = [x for k in range(3) for x in _job_fields(
+        f"D{k}", deps.with_dependencies(b"", [("q", a, False)], "fail"))]
+    reply = await omniq.routing.call(enqueue.ENQUEUE, "q",
+                                     enqueue.args(0, fields, omniq.events_maxlen))
+    with pytest.raises(DependencyError) as err:
+        enqueue.parse(reply, "D0")
+    assert (err.value.code, err.value.detail) == ("DEP_LIMIT", f"q:{a}")
+    assert dump_db(raw) == before
+    ids = await omniq.publish_many("q", [JobSpec(payload={}, depends_on=[a])
+                                         for _ in range(2)])
+    assert [await state(omniq, "q", i) for i in ids] == ["waiting_deps"] * 2
+    assert raw.hlen(dk) == MAX_DEPENDENTS
+
+
+async def test_remove_of_a_completed_dependency_another_client_acked(omniq, raw):
+    """Its dependents are still registered (the other client's ack knew nothing of them):
+    remove_job settles them as completed, with the stored result, not as removed."""
+    b = await omniq.publish("q", {})
+    d = await omniq.publish("q", {}, depends_on=[b])
+    e = await omniq.publish("x", {}, depends_on=[("q", b)])
+    official_ack(raw, "q", await lease(omniq, "q", b), far_future())
+    raw.hset(jk("q", b), "result", '{"r":1}')  # (a client that stores results)
+    assert await state(omniq, "q", d) == "waiting_deps"
+    await omniq.remove_job("q", b, "completed")
+    assert await omniq.get_job("q", b) is None
+    info = await job(omniq, "q", d)
+    assert (info.state, info.dependencies, info.last_error) == (
+        "wait", {f"q:{b}": "completed"}, None)
+    assert await omniq.dependency_results("q", d) == {b: {"r": 1}}
+    assert outbox(raw, "q") == [f"R\tcompleted\t{b}\tx\t{e}"]
+    assert await omniq.resolve_dependencies("q", repair=False) == 1
+    info = await job(omniq, "x", e)
+    assert (info.state, info.dependencies) == ("wait", {f"q:{b}": "completed"})
+    assert await omniq.dependency_results("x", e) == {b: {"r": 1}}
+    assert not raw.exists(jk("q", b) + ":dependents")
+    assert raw.zcard(qk("q", "deps:src")) == 0
+    consistent(raw, "q", "x")
+
+
+async def test_a_failed_dependency_kept_for_a_retry_is_scanned_rarely(omniq, raw):
+    """A failed job keeping a 'wait' dependent: the repair scan looks at it every
+    10 * DEPS_REPAIR_MS (each look sends its outcome again), not every DEPS_REPAIR_MS;
+    our retry_failed brings the look back to DEPS_REPAIR_MS after it (an official worker
+    may complete the retried job)."""
+    every = DEPS_REPAIR_MS
+    b = await omniq.publish("y", {}, now_ms=T0)
+    d = await omniq.publish("x", {}, depends_on=[("y", b)], on_dependency_failure="wait",
+                            now_ms=T0)
+    await fail(omniq, "y", b, now_ms=T0)  # acked at T0 + 1; its delivery tells D
+    failed_at = T0 + 1
+    info = await job(omniq, "x", d)
+    assert (info.state, info.dependencies) == ("waiting_deps", {f"y:{b}": "failed"})
+    assert outbox(raw, "y") == []
+    for k in (1, 2, 9):  # (the count: ops the scan put in the outbox, delivered at once)
+        assert await omniq.resolve_dependencies("y", now_ms=failed_at + k * every) == 0, k
+        assert outbox(raw, "y") == []
+    assert raw.zscore(qk("y", "deps:src"), b) == failed_at + 10 * every
+    assert await omniq.resolve_dependencies("y", now_ms=failed_at + 10 * every) == 1
+    assert raw.zscore(qk("y", "deps:src"), b) == failed_at + 20 * every
+    assert job_event_types(raw, "x", d).count("dependency_failed") == 1  # (told again: a no-op)
+
+    retried_at = failed_at + 10 * every + 1000
+    await omniq.retry_failed("y", b, now_ms=retried_at)
+    assert raw.zscore(qk("y", "deps:src"), b) == retried_at + every
+    official_ack(raw, "y", await lease(omniq, "y", b, now_ms=retried_at + 10), retried_at + 20)
+    assert await omniq.resolve_dependencies("y", now_ms=retried_at + every - 1) == 0
+    assert await omniq.resolve_dependencies("y", now_ms=retried_at + every) == 1
+    info = await job(omniq, "x", d)
+    assert (info.state, info.dependencies) == ("wait", {f"y:{b}": "completed"})
+    assert raw.zcard(qk("y", "deps:src")) == 0
