@@ -133,17 +133,19 @@ def ack_reserve_args(
 
 
 def parse_ack_reserve(
-    queue: str, reply: Any, job_ids: Sequence[str]
+    queue: str, reply: Any, job_ids: Sequence[str], deps_due: set[str] | None = None
 ) -> tuple[list[AckOutcome], ReserveResult | None]:
     """Parse ack_reserve.lua: per ack None (completed), a FailOutcome or the error, and the
-    reservation (None when none was asked)."""
+    reservation (None when none was asked). An ack whose value is ``DEPS`` left ops in the
+    queue's dependency outbox (docs/workflows.md): ``queue`` is added to ``deps_due``, the
+    worker delivers them at once."""
     r = texts(reply)
     raise_if_error("ack_reserve", r)
     n = int(r[0])
     outcomes: list[AckOutcome] = []
     for k in range(n):
         status, value = r[1 + 2 * k], r[2 + 2 * k]
-        if status == "OK":  # (value 'DEPS': see acks_left_dependency_work)
+        if status == "OK":
             outcomes.append(None)
         elif status == "RETRY":
             outcomes.append(FailOutcome("RETRY", int(value)))
@@ -151,15 +153,10 @@ def parse_ack_reserve(
             outcomes.append(FailOutcome("FAILED", None))
         else:
             outcomes.append(error_for_code("ack", value, None, job_ids[k]))
+        if value == "DEPS" and deps_due is not None:
+            deps_due.add(queue)
     i = 1 + 2 * n
     return outcomes, (_reserve_at(queue, r, i) if i < len(r) else None)
-
-
-def acks_left_dependency_work(reply: Any, n_acks: int) -> bool:
-    """Whether an ack of an ``ack_reserve`` reply left ops in the queue's dependency
-    outbox (status value ``DEPS``, docs/workflows.md): the worker delivers them at once."""
-    r = texts(reply)
-    return any(r[2 + 2 * k] == "DEPS" for k in range(n_acks) if 2 + 2 * k < len(r))
 
 
 # -- heartbeat -------------------------------------------------------------------------

@@ -383,9 +383,8 @@ class Routing:
         for (part, c, ack_ids), reply in zip(asked, replies, strict=True):
             res: ReserveResult | None
             if ack_ids is not None:
-                outcomes[part], res = leases.parse_ack_reserve(part, reply, ack_ids)
-                if leases.acks_left_dependency_work(reply, len(ack_ids)):
-                    self.deps_due.add(part)
+                outcomes[part], res = leases.parse_ack_reserve(part, reply, ack_ids,
+                                                               self.deps_due)
             else:
                 res = leases.parse_reserve(part, reply)
             if res is None or c == 0:
@@ -426,9 +425,8 @@ class Routing:
         if a:
             args = self._ack_reserve_args(now, a, count)
             reply = await self.call(leases.ACK_RESERVE, queue, args)
-            outcomes, res = leases.parse_ack_reserve(queue, reply, [x.job_id for x in a])
-            if leases.acks_left_dependency_work(reply, len(a)):
-                self.deps_due.add(queue)
+            outcomes, res = leases.parse_ack_reserve(queue, reply, [x.job_id for x in a],
+                                                     self.deps_due)
             return {queue: outcomes}, res
         if not count:
             return {}, None
