@@ -52,7 +52,10 @@ if wrote then
   expire_finished(now)
   settle_dependents(now)
 end
-if count > 0 and (reserve_into(out, count, now) > 0 or expired_n > 0) then wrote = true end
+if count > 0 and (reserve_into(out, count, now) > 0 or expired_n > 0) then
+  wrote = true
+  settle_dependents(now)  -- (the dependents of jobs the reservation expired)
+end
 if wrote then
   -- our own reservation already took what the acks released; others may still want it
   finish(now)

@@ -37,6 +37,7 @@ local batch_keys = {}  -- dedup key -> id of an earlier job of this call that ho
 -- per job: parse_job's table, its [9] the live job holding its dedup key (or false)
 local parsed = {}
 local added = {}  -- dependency id on this queue -> its dependents once this call is written
+local deduped = {}  -- id of a job of this call not written -> the live job holding its key
 for i = 0, n - 1 do
   local o = 2 + i * ENQUEUE_FIELDS
   local id = ARGV[o + 1]
@@ -48,9 +49,15 @@ for i = 0, n - 1 do
     -- a dependency on this queue exists already or comes earlier in this call (the
     -- client orders a flow's jobs so); one on another queue was checked by the client
     local qname = string.sub(B, 2, -2)
+    local mine = {}
     for _, r in ipairs(x.depends_on) do
       if r[1] == qname then
         if r[2] == id then return err('DEP_CYCLE', id) end
+        -- an earlier job of the call that a live job's dedup key stood for: that job
+        -- (given twice so: refused, as a dependency given twice is)
+        r[2] = deduped[r[2]] or r[2]
+        if mine[r[2]] then return err('BAD_ARGS', 'depends_on') end
+        mine[r[2]] = true
         if not seen[r[2]] and redis.call('EXISTS', job_key(r[2])) == 0 then
           return err('DEP_NOT_FOUND', qname .. ':' .. r[2])
         end
@@ -66,7 +73,7 @@ for i = 0, n - 1 do
   if x and x.dedup_key then
     dedup_ids = dedup_ids or {}
     holder = batch_keys[x.dedup_key] or dedup_holder(x.dedup_key, now)
-    if not holder then batch_keys[x.dedup_key] = id end
+    if not holder then batch_keys[x.dedup_key] = id else deduped[id] = holder end
   end
   if not holder and redis.call('EXISTS', job_key(id)) == 1 then return err('DUPLICATE', id) end
   job[9] = holder or false
