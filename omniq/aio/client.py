@@ -564,6 +564,9 @@ class AsyncOmniq:
         need not exist yet; ``added``: the dependents earlier jobs of the call give each
         dependency, updated). :raises DependencyNotFound: one does not exist.
         :raises DependencyError: one has ``MAX_DEPENDENTS`` dependents (DEP_LIMIT)."""
+        if isinstance(refs, str | bytes):
+            raise InvalidArgument(
+                "depends_on takes a list of job ids or (queue, job_id) pairs, not a str")
         pairs: list[tuple[str, str]] = []
         for r in refs:
             if isinstance(r, str):

@@ -1,4 +1,4 @@
-"""Dependencies and flows (docs/_notes17.md, docs/workflows.md): jobs that wait in state
+"""Dependencies and flows (docs/workflows.md): jobs that wait in state
 ``waiting_deps`` for other jobs, on their queue or on others, and flows built on them.
 
 Everything runs against the real scripts. Precise steps use ``reserve`` / ``ack_success``
@@ -760,7 +760,7 @@ async def test_publish_flow_releases_a_parent_whose_child_finished_during_the_pu
         omniq, raw, monkeypatch):
     """A worker completes the child on 'y' between publish_flow's two rounds (children,
     then the parent on 'x'); publish_flow then kicks the child queue's delivery, which
-    should release the parent at once (docs/_notes17.md "Publish")."""
+    should release the parent at once (docs/workflows.md "Publish")."""
     call_all = omniq.routing.call_all
     rounds = 0
 

@@ -86,3 +86,37 @@ async def populate_schedules(c: AsyncOmniq, raw: redis.Redis) -> World:
     assert await c.pause_schedule(Q, "sp", now_ms=T0)
     await c.partition_queue(PQ, 2)
     return w
+
+
+# -- dependencies -----------------------------------------------------------------------
+
+Q2 = "q2"
+
+
+async def populate_deps(c: AsyncOmniq, raw: redis.Redis) -> World:
+    """The populated database plus dependency state, written by enqueue directly at
+    T0 + 20: on ``q``, ``b1`` (waiting) with a dependent ``wd`` (waiting_deps, same queue)
+    and ``px`` on ``q2`` pre-registered, and ``wx`` waiting for ``q2:x1`` (an 'L' op in
+    ``q``'s outbox); on ``q2``, ``x1`` (waiting) and ``x2`` cancelled with the dependent
+    ``q:wy`` pre-registered (an 'R' op in ``q2``'s outbox): so ``{q}:waiting_deps``,
+    ``{q}:job:b1:dependents``, ``{q}:deps:src``, ``{q}:deps:out`` / ``outdata`` and
+    ``q2``'s outbox all exist."""
+    w = await populate(c, raw)
+    now = str(T0 + 20)
+
+    def job(jid: str, extras: str = "") -> list[str]:
+        return [jid, "{}", "3", "60000", "0", "0", "0", "", "0", "0", "0", extras]
+
+    def enqueue(key: str, *jobs: list[str]) -> None:
+        reply = w.script("enqueue", key, now, str(len(jobs)), *[x for j in jobs for x in j])
+        assert reply[0] == "OK", reply
+
+    enqueue("{q2}:meta", job("x1"), job("x2", '{"dependents":[["q","wy","fail"]]}'))
+    enqueue("{q}:meta", job("b1", '{"dependents":[["q2","px","fail"]]}'),
+            job("wd", '{"depends_on":[["q","b1"]],"dep_policy":"wait"}'),
+            job("wx", '{"depends_on":[["q2","x1"]]}'))
+    assert w.script("cancel", "{q2}:meta", "x2", now, "", "100")[1] == "cancelled"
+    for key in ("{q}:waiting_deps", "{q}:job:b1:dependents", "{q}:deps:src", "{q}:deps:out",
+                "{q}:deps:outdata", "{q2}:deps:out"):
+        assert raw.exists(key), key
+    return w

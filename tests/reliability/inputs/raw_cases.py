@@ -559,6 +559,12 @@ _BAD_SET_FIELDS: list[tuple[str, dict[str, str], str]] = [
      "expires_ms"),
     ("extras-strict-without-gid", {"extras": '{"group_order":"strict"}'}, "group_order"),
     ("extras-dedup-ttl-without-key", {"extras": '{"dedup_ttl_ms":5}'}, "dedup_key"),
+    # an occurrence is a new job with no place in a flow
+    ("extras-depends-on", {"extras": '{"depends_on":[["q","w1"]]}'}, "depends_on"),
+    ("extras-depends-on-and-policy", {"extras": '{"depends_on":[["q","w1"]],"dep_policy":"wait"}'},
+     "depends_on"),
+    ("extras-dependents", {"extras": '{"dependents":[["q2","p","fail"]]}'}, "dependents"),
+    ("extras-dep-policy-alone", {"extras": '{"dep_policy":"ignore"}'}, "dep_policy"),
 ]
 for _label, _fields, _detail in _BAD_SET_FIELDS:
     SCHEDULE_CASES.append((f"schedule_set-{_label}", "schedule_set", Q, sset(**_fields),
@@ -814,4 +820,241 @@ SCHEDULE_WRITES: list[tuple[str, str, list[str]]] = [
     ("schedule_pause", "schedule_pause", [T, "s1", "1", "", ""]),
     ("schedule_resume", "schedule_pause", [T, "sp", "0", "1", str(T0 + 1000)]),
     ("schedule_remove", "schedule_remove", ["s1"]),
+]
+
+# -- dependencies: deps_link, deps_resolve, deps_pending, deps_ack, enqueue's extras --------
+# Run on inputs_util.populate_deps (test_bad_input.py::test_deps_script_with_bad_argv): q
+# holds b1 (waiting) with dependents q:wd and q2:px, wd and wx in waiting_deps, an 'L' op in
+# its outbox; q2 holds x1 and an 'R' op. Every refusal is checked before the first write.
+
+BIG_INT = "1" + "0" * 20  # beyond 2^53
+_BAD_NOW = (("text", "soon"), ("negative", "-5"), ("fraction", "1.5"), ("exponent", "1e6"),
+            ("blank-padded", " 5"), ("beyond-2^53", BIG_INT))
+# a count of items: missing (None), empty, non-integer, negative, zero, too large
+_BAD_COUNTS = (("missing", None), ("empty", ""), ("text", "one"), ("fraction", "1.5"),
+               ("negative", "-1"), ("zero", "0"), ("1001", "1001"), ("beyond-2^53", BIG_INT))
+# refs "<queue>:<id>" the scripts refuse
+_BAD_REFS = (("empty", ""), ("no-colon", "qb1"), ("queue-empty", ":b1"), ("id-empty", "q:"),
+             ("queue-space", "my q:b1"), ("queue-braces", "{q}:b1"),
+             ("queue-control", "q\n:b1"), ("queue-129", "q" * 129 + ":b1"),
+             ("id-control", "q:b\x001"), ("id-tab", "q:b\t1"), ("id-257", "q:" + "b" * 257))
+_BAD_IDS = (("empty", "", "BAD_JOB_ID"), ("control", "b\n1", "BAD_JOB_ID"),
+            ("del", "b\x7f1", "BAD_JOB_ID"), ("257", "b" * 257, "BAD_JOB_ID"))
+
+LINK = ["b1", "q2:px2", "fail"]  # one good link: b1 gets a new dependent
+RESOLVE = ["wd", "q:b1", "completed", '{"r":1}']  # one good outcome: wd is released
+OP_L = "L\tfail\twx\tq2\tx1"  # the op in q's outbox
+
+
+def _n(v: str | None) -> list[str]:
+    return [] if v is None else [v]
+
+
+DEPS_CASES: list[tuple[str, str, str, list[str], list[str]]] = []
+for _script, _item, _width in (("deps_link", LINK, 3), ("deps_resolve", RESOLVE, 4),
+                               ("deps_ack", [OP_L, "done"], 2)):
+    DEPS_CASES.append((f"{_script}-no-args", _script, Q, [], ["ERR", "BAD_ARGS", "count"]))
+    for _label, _bad in _BAD_NOW:
+        DEPS_CASES.append((f"{_script}-now-{_label}", _script, Q, [_bad, "1", *_item],
+                           ["ERR", "BAD_ARGS", "now_ms"]))
+    for _label, _bad in _BAD_COUNTS:  # (missing: nothing after now_ms)
+        DEPS_CASES.append((f"{_script}-count-{_label}", _script, Q,
+                           [T, *_n(_bad), *(_item if _bad is not None else [])],
+                           ["ERR", "BAD_ARGS", "count"]))
+    DEPS_CASES += [
+        (f"{_script}-fields-missing", _script, Q, [T, "1", *_item[:-1]],
+         ["ERR", "BAD_ARGS", "argument count"]),
+        (f"{_script}-count-more-than-items", _script, Q, [T, "2", *_item],
+         ["ERR", "BAD_ARGS", "argument count"]),
+        (f"{_script}-count-less-than-items", _script, Q, [T, "1", *_item, *_item],
+         ["ERR", "BAD_ARGS", "argument count"]),
+        (f"{_script}-one-field-more", _script, Q,
+         [T, "1", *_item, *(["x", "y"] if _width == 4 else ["x"])],
+         ["ERR", "BAD_ARGS", "argument count"]),
+    ]
+
+for _script, _item in (("deps_link", LINK), ("deps_resolve", RESOLVE)):
+    for _label, _bad, _code in _BAD_IDS:
+        DEPS_CASES.append((f"{_script}-id-{_label}", _script, Q, [T, "1", _bad, *_item[1:]],
+                           ["ERR", _code, "0"]))
+    # the second item's id: refused before the first item is applied
+    DEPS_CASES.append((f"{_script}-second-id-empty", _script, Q,
+                       [T, "2", *_item, "", *_item[1:]], ["ERR", "BAD_JOB_ID", "1"]))
+    for _label, _bad in _BAD_REFS:
+        DEPS_CASES.append((f"{_script}-ref-{_label}", _script, Q,
+                           [T, "1", _item[0], _bad, *_item[2:]], ["ERR", "BAD_ARGS", "ref"]))
+    DEPS_CASES.append((f"{_script}-second-ref-bad", _script, Q,
+                       [T, "2", *_item, _item[0], "nocolon", *_item[2:]],
+                       ["ERR", "BAD_ARGS", "ref"]))
+
+for _label, _bad in (("empty", ""), ("upper-case", "FAIL"), ("unknown", "retry"),
+                     ("padded", " wait"), ("ignored", "ignored")):
+    DEPS_CASES.append((f"deps_link-policy-{_label}", "deps_link", Q, [T, "1", "b1", "q2:px2", _bad],
+                       ["ERR", "BAD_ARGS", "policy"]))
+DEPS_CASES.append(("deps_link-second-policy-bad", "deps_link", Q,
+                   [T, "2", *LINK, "b1", "q2:px3", "never"], ["ERR", "BAD_ARGS", "policy"]))
+
+for _label, _bad in (("empty", ""), ("upper-case", "COMPLETED"), ("unknown", "done"),
+                     ("ignored", "ignored"), ("pending", "pending")):
+    DEPS_CASES.append((f"deps_resolve-outcome-{_label}", "deps_resolve", Q,
+                       [T, "1", "wd", "q:b1", _bad, ""], ["ERR", "BAD_ARGS", "outcome"]))
+DEPS_CASES.append(("deps_resolve-second-outcome-bad", "deps_resolve", Q,
+                   [T, "2", *RESOLVE, "wx", "q2:x1", "finished", ""],
+                   ["ERR", "BAD_ARGS", "outcome"]))
+for _label, _bad in (("text", "many"), ("negative", "-1"), ("fraction", "1.5"),
+                     ("blank-padded", " 10"), ("beyond-2^53", BIG_INT)):
+    DEPS_CASES.append((f"deps_resolve-events-maxlen-{_label}", "deps_resolve", Q,
+                       [T, "1", *RESOLVE, _bad], ["ERR", "BAD_ARGS", "events_maxlen"]))
+
+# deps_pending: now_ms, limit, mode, [events_maxlen]
+DEPS_CASES.append(("deps_pending-no-args", "deps_pending", Q, [], ["ERR", "BAD_ARGS", "limit"]))
+for _label, _bad in _BAD_NOW:
+    DEPS_CASES.append((f"deps_pending-now-{_label}", "deps_pending", Q, [_bad, "10", "1"],
+                       ["ERR", "BAD_ARGS", "now_ms"]))
+for _label, _bad in _BAD_COUNTS:
+    DEPS_CASES.append((f"deps_pending-limit-{_label}", "deps_pending", Q,
+                       [LATER, *_n(_bad), *(["1"] if _bad is not None else [])],
+                       ["ERR", "BAD_ARGS", "limit"]))
+for _label, _bad in (("missing", None), ("empty", ""), ("two", "2"), ("yes", "yes"),
+                     ("upper-case", "ALL"), ("true", "true"), ("minus-one", "-1")):
+    DEPS_CASES.append((f"deps_pending-mode-{_label}", "deps_pending", Q,
+                       [LATER, "10", *_n(_bad)], ["ERR", "BAD_ARGS", "repair"]))
+DEPS_CASES.append(("deps_pending-one-arg-more", "deps_pending", Q, [LATER, "10", "1", "10", "x"],
+                   ["ERR", "BAD_ARGS", "argument count"]))
+for _label, _bad in (("text", "many"), ("negative", "-1"), ("fraction", "1.5"),
+                     ("blank-padded", " 10"), ("beyond-2^53", BIG_INT)):
+    DEPS_CASES.append((f"deps_pending-events-maxlen-{_label}", "deps_pending", Q,
+                       [LATER, "10", "1", _bad], ["ERR", "BAD_ARGS", "events_maxlen"]))
+
+# deps_ack: the op must be given, the action 'done' or 'retry'
+DEPS_CASES += [
+    ("deps_ack-op-empty", "deps_ack", Q, [T, "1", "", "done"], ["ERR", "BAD_ARGS", "op"]),
+    ("deps_ack-second-op-empty", "deps_ack", Q, [T, "2", OP_L, "done", "", "retry"],
+     ["ERR", "BAD_ARGS", "op"]),
+]
+for _label, _bad in (("empty", ""), ("upper-case", "DONE"), ("unknown", "drop"),
+                     ("padded", "done "), ("one", "1")):
+    DEPS_CASES.append((f"deps_ack-action-{_label}", "deps_ack", Q, [T, "1", OP_L, _bad],
+                       ["ERR", "BAD_ARGS", "action"]))
+DEPS_CASES.append(("deps_ack-second-action-bad", "deps_ack", Q,
+                   [T, "2", OP_L, "done", OP_L, "later"], ["ERR", "BAD_ARGS", "action"]))
+
+# enqueue's dependency extras (one job "j" of q, or "j" then a second job)
+_REFS_1001 = ",".join(f'["q2","x{i}"]' for i in range(1001))
+_PARENTS_1001 = ",".join(f'["q2","x{i}","fail"]' for i in range(1001))
+_BAD_EXTRAS: list[tuple[str, str, str]] = [
+    ("depends-on-string", '{"depends_on":"q:b1"}', "depends_on"),
+    ("depends-on-number", '{"depends_on":5}', "depends_on"),
+    ("depends-on-true", '{"depends_on":true}', "depends_on"),
+    ("depends-on-object", '{"depends_on":{"a":["q","b1"]}}', "depends_on"),
+    ("depends-on-1001", '{"depends_on":[' + _REFS_1001 + "]}", "depends_on"),
+    ("depends-on-ref-string", '{"depends_on":["q:b1"]}', "depends_on"),
+    ("depends-on-ref-object", '{"depends_on":[{"queue":"q","id":"b1"}]}', "depends_on"),
+    ("depends-on-ref-empty", '{"depends_on":[[]]}', "depends_on"),
+    ("depends-on-ref-1-element", '{"depends_on":[["q"]]}', "depends_on"),
+    ("depends-on-ref-4-elements", '{"depends_on":[["q","b1",1,1]]}', "depends_on"),
+    ("depends-on-queue-empty", '{"depends_on":[["","b1"]]}', "depends_on"),
+    ("depends-on-queue-space", '{"depends_on":[["my q","b1"]]}', "depends_on"),
+    ("depends-on-queue-braces", '{"depends_on":[["{q}","b1"]]}', "depends_on"),
+    ("depends-on-queue-colon", '{"depends_on":[["q:x","b1"]]}', "depends_on"),
+    ("depends-on-queue-129", '{"depends_on":[["' + "q" * 129 + '","b1"]]}', "depends_on"),
+    ("depends-on-queue-number", '{"depends_on":[[1,"b1"]]}', "depends_on"),
+    ("depends-on-id-empty", '{"depends_on":[["q",""]]}', "depends_on"),
+    ("depends-on-id-control", '{"depends_on":[["q","b\\n1"]]}', "depends_on"),
+    ("depends-on-id-257", '{"depends_on":[["q","' + "b" * 257 + '"]]}', "depends_on"),
+    ("depends-on-id-number", '{"depends_on":[["q",1]]}', "depends_on"),
+    ("depends-on-linked-2", '{"depends_on":[["q2","x1",2]]}', "depends_on"),
+    ("depends-on-linked-0", '{"depends_on":[["q2","x1",0]]}', "depends_on"),
+    ("depends-on-linked-true", '{"depends_on":[["q2","x1",true]]}', "depends_on"),
+    ("depends-on-linked-text", '{"depends_on":[["q2","x1","1"]]}', "depends_on"),
+    ("depends-on-duplicate", '{"depends_on":[["q","b1"],["q","b1"]]}', "depends_on"),
+    ("depends-on-duplicate-linked", '{"depends_on":[["q2","x1"],["q2","x1",1]]}', "depends_on"),
+    ("dependents-string", '{"dependents":"q2:px"}', "dependents"),
+    ("dependents-object", '{"dependents":{"p":["q2","px","fail"]}}', "dependents"),
+    ("dependents-1001", '{"dependents":[' + _PARENTS_1001 + "]}", "dependents"),
+    ("dependents-2-elements", '{"dependents":[["q2","px"]]}', "dependents"),
+    ("dependents-4-elements", '{"dependents":[["q2","px","fail","x"]]}', "dependents"),
+    ("dependents-policy-unknown", '{"dependents":[["q2","px","sometimes"]]}', "dependents"),
+    ("dependents-policy-upper-case", '{"dependents":[["q2","px","FAIL"]]}', "dependents"),
+    ("dependents-policy-number", '{"dependents":[["q2","px",1]]}', "dependents"),
+    ("dependents-queue-bad", '{"dependents":[["q q","px","fail"]]}', "dependents"),
+    ("dependents-id-bad", '{"dependents":[["q2","p\\tx","fail"]]}', "dependents"),
+    ("dependents-duplicate", '{"dependents":[["q2","px","fail"],["q2","px","wait"]]}',
+     "dependents"),
+    ("dep-policy-without-depends-on", '{"dep_policy":"wait"}', "dep_policy"),
+    ("dep-policy-with-only-dependents", '{"dep_policy":"wait","dependents":[["q2","p","fail"]]}',
+     "dep_policy"),
+    ("dep-policy-unknown", '{"depends_on":[["q","b1"]],"dep_policy":"retry"}', "dep_policy"),
+    ("dep-policy-upper-case", '{"depends_on":[["q","b1"]],"dep_policy":"WAIT"}', "dep_policy"),
+    ("dep-policy-number", '{"depends_on":[["q","b1"]],"dep_policy":1}', "dep_policy"),
+    ("dep-policy-false", '{"depends_on":[["q","b1"]],"dep_policy":false}', "dep_policy"),
+    ("dep-policy-null", '{"depends_on":[["q","b1"]],"dep_policy":null}', "dep_policy"),
+]
+for _label, _extras, _detail in _BAD_EXTRAS:
+    DEPS_CASES.append((f"enqueue-{_label}", "enqueue", Q, jx(_extras),
+                       ["ERR", "BAD_ARGS", _detail]))
+DEPS_CASES += [
+    # a dependency on this queue must exist, or come earlier in the call
+    ("enqueue-dep-not-found", "enqueue", Q, jx('{"depends_on":[["q","ghost"]]}'),
+     ["ERR", "DEP_NOT_FOUND", "q:ghost"]),
+    ("enqueue-dep-not-found-linked", "enqueue", Q, jx('{"depends_on":[["q","ghost",1]]}'),
+     ["ERR", "DEP_NOT_FOUND", "q:ghost"]),
+    ("enqueue-dep-not-found-after-one-found", "enqueue", Q,
+     jx('{"depends_on":[["q","b1"],["q2","x1"],["q","ghost"]]}'),
+     ["ERR", "DEP_NOT_FOUND", "q:ghost"]),
+    ("enqueue-dep-later-in-the-call", "enqueue", Q,
+     [T, "2", *j11(id="n1", x='{"depends_on":[["q","n2"]]}'), *j11(id="n2")],
+     ["ERR", "DEP_NOT_FOUND", "q:n2"]),
+    ("enqueue-dep-not-found-second-job", "enqueue", Q,
+     [T, "2", *j11(id="n1", x='{"depends_on":[["q","b1"]]}'),
+      *j11(id="n2", x='{"depends_on":[["q","n1"],["q","gone"]]}')],
+     ["ERR", "DEP_NOT_FOUND", "q:gone"]),
+    # a job that depends on itself
+    ("enqueue-self-dependency", "enqueue", Q, jx('{"depends_on":[["q","j"]]}'),
+     ["ERR", "DEP_CYCLE", "j"]),
+    ("enqueue-self-dependency-linked", "enqueue", Q, jx('{"depends_on":[["q","j",1]]}'),
+     ["ERR", "DEP_CYCLE", "j"]),
+    ("enqueue-self-dependency-second-job", "enqueue", Q,
+     [T, "2", *j11(id="n1"), *j11(id="n2", x='{"depends_on":[["q","n1"],["q","n2"]]}')],
+     ["ERR", "DEP_CYCLE", "n2"]),
+    # a job of the call that a dedup key made its holder's: a dependency on it is one on
+    # the holder, so naming both is a dependency given twice
+    ("enqueue-dep-on-deduplicated-and-its-holder", "enqueue", Q,
+     [T, "3", *j11(id="n1", x='{"dedup_key":"k9"}'), *j11(id="n2", x='{"dedup_key":"k9"}'),
+      *j11(id="n3", x='{"depends_on":[["q","n2"],["q","n1"]]}')],
+     ["ERR", "BAD_ARGS", "depends_on"]),
+    # lane waiting_deps holds the jobs in that state only
+    ("remove_job-waiting-deps-from-wait", "remove_job", Q, ["wd", "wait", T],
+     ["ERR", "LANE_MISMATCH"]),
+    ("remove_job-waiting-from-waiting-deps", "remove_job", Q, ["w1", "waiting_deps", T],
+     ["ERR", "LANE_MISMATCH"]),
+    ("remove_job-unknown-from-waiting-deps", "remove_job", Q, ["ghost", "waiting_deps", T],
+     ["ERR", "NO_JOB"]),
+    ("remove_jobs_batch-not-waiting-deps", "remove_jobs_batch", Q,
+     ["waiting_deps", "3", "w1", "f1", "ghost", T],
+     ["OK", "3", "w1", "ERR", "LANE_MISMATCH", "f1", "ERR", "LANE_MISMATCH", "ghost", "ERR",
+      "NO_JOB"]),
+    ("retry_failed-waiting-deps", "retry_failed", Q, ["wd", T], ["ERR", "NOT_FAILED"]),
+    # refused for another reason after a good job with dependencies: nothing linked
+    ("enqueue-deps-then-bad-job", "enqueue", Q,
+     [T, "2", *j11(id="n1", x='{"depends_on":[["q","b1"],["q2","x1"]],"dep_policy":"wait",'
+                            '"dependents":[["q2","pp","ignore"]]}'),
+      *j11(id="n2", tm="0")], ["ERR", "BAD_ARGS", "timeout_ms"]),
+    ("enqueue-deps-then-duplicate", "enqueue", Q,
+     [T, "2", *j11(id="n1", x='{"depends_on":[["q","b1"]]}'), *j11(id="wd")],
+     ["ERR", "DUPLICATE", "wd"]),
+]
+
+# The controls of the rows above: the same calls with good arguments write.
+DEPS_WRITES: list[tuple[str, str, list[str]]] = [
+    ("deps_link", "deps_link", [T, "1", *LINK]),
+    ("deps_resolve", "deps_resolve", [T, "1", *RESOLVE, "100"]),
+    ("deps_pending", "deps_pending", [LATER, "10", "1", "100"]),
+    ("deps_pending-all", "deps_pending", [T, "10", "all"]),
+    ("deps_ack", "deps_ack", [T, "1", OP_L, "done"]),
+    ("remove_job-waiting-deps", "remove_job", ["wd", "waiting_deps", T]),
+    ("remove_jobs_batch-waiting-deps", "remove_jobs_batch", ["waiting_deps", "1", "wx", T]),
+    ("cancel-waiting-deps", "cancel", ["wd", T]),
+    ("enqueue", "enqueue", jx('{"depends_on":[["q","b1"],["q2","x1"]],"dep_policy":"wait",'
+                              '"dependents":[["q2","pp","ignore"]]}')),
 ]

@@ -2,7 +2,9 @@
 result), and nothing is partially written: the whole keyspace of a populated database is
 compared before and after. The table of cases is in docs/reliability.md, "Bad input".
 The schedule scripts' cases (raw_cases.SCHEDULE_CASES) run on a database that also holds
-schedules (inputs_util.populate_schedules)."""
+schedules (inputs_util.populate_schedules), the dependency scripts' and enqueue's
+dependency extras (raw_cases.DEPS_CASES) on one that also holds dependencies
+(inputs_util.populate_deps)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,21 @@ from typing import Any
 import pytest
 import redis
 from inputs_util import T0, Q, World
-from raw_cases import CASES, SCHEDULE_CASES, SCHEDULE_WRITES, WRITES_BEFORE_EVENTS_MAXLEN
+from raw_cases import (
+    CASES,
+    DEPS_CASES,
+    DEPS_WRITES,
+    SCHEDULE_CASES,
+    SCHEDULE_WRITES,
+    WRITES_BEFORE_EVENTS_MAXLEN,
+)
 
 from omniq import (
     AsyncOmniq,
     CounterError,
+    DependencyCycle,
+    DependencyError,
+    DependencyNotFound,
     DuplicateJobError,
     InvalidArgument,
     InvalidPayload,
@@ -937,3 +949,102 @@ async def test_schedule_name_with_surrounding_whitespace_is_one_name(sworld):
     assert await c.get_schedule(Q, " n1 ") is not None
     assert await c.pause_schedule(Q, " n1 ", now_ms=NOW) is True
     assert await c.unschedule(Q, " n1 ") is True
+
+
+# -- dependencies -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("script", "key", "args", "expected"),
+                         [pytest.param(*c[1:], id=c[0]) for c in DEPS_CASES])
+async def test_deps_script_with_bad_argv(dworld, script, key, args, expected):
+    """deps_link, deps_resolve, deps_pending, deps_ack and enqueue's dependency extras,
+    called directly on a database holding dependencies and outbox ops: the typed refusal,
+    and no key written."""
+    before = dworld.snap()
+    try:
+        reply = dworld.script(script, key, *args)
+    except redis.ResponseError as exc:  # pragma: no cover - the failure this test looks for
+        pytest.fail(f"Lua runtime error: {exc}")
+    assert reply == expected
+    dworld.unchanged(before)
+
+
+@pytest.mark.parametrize(("script", "args"),
+                         [pytest.param(*c[1:], id=c[0]) for c in DEPS_WRITES])
+async def test_deps_cases_would_write(dworld, script, args):
+    """The controls of the dependency rows: the same calls with good arguments write."""
+    before = dworld.snap()
+    reply = dworld.script(script, "{q}:meta", *args)
+    assert reply[0] == "OK", reply
+    assert dworld.snap() != before
+
+
+async def test_dep_limit(dworld):
+    """A dependency on this queue with MAX_DEPENDENTS (10,000) dependents takes no more:
+    DEP_LIMIT names it and nothing is written, also when the call itself would add the
+    10,001st (two jobs of one call); the 10,000th is accepted."""
+    from raw_cases import T, j11
+
+    fields = [x for i in range(9_998) for x in (f"q2:d{i}", "fail")]
+    dworld.raw.hset("{q}:job:b1:dependents", mapping=dict(zip(fields[::2], fields[1::2],
+                                                               strict=True)))
+    assert dworld.raw.hlen("{q}:job:b1:dependents") == 10_000
+    before = dworld.snap()
+    reply = dworld.script("enqueue", "{q}:meta", T, "1",
+                          *j11(id="n1", x='{"depends_on":[["q","b1"]]}'))
+    assert reply == ["ERR", "DEP_LIMIT", "q:b1"]
+    dworld.unchanged(before)
+    dworld.raw.hdel("{q}:job:b1:dependents", "q2:d0")
+    before = dworld.snap()
+    reply = dworld.script("enqueue", "{q}:meta", T, "2",
+                          *j11(id="n1", x='{"depends_on":[["q","b1"]]}'),
+                          *j11(id="n2", x='{"depends_on":[["q","b1"]]}'))
+    assert reply == ["ERR", "DEP_LIMIT", "q:b1"]
+    dworld.unchanged(before)
+    assert dworld.script("enqueue", "{q}:meta", T, "1",
+                         *j11(id="n1", x='{"depends_on":[["q","b1"]]}')) == ["OK", "1"]
+    assert dworld.raw.hlen("{q}:job:b1:dependents") == 10_000
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "code"), [
+    # a bare string is not a list of ids (it was read as ["b", "1"])
+    pytest.param({"depends_on": "b1"}, InvalidArgument, None, id="a-string"),
+    pytest.param({"depends_on": [("q",)]}, InvalidArgument, None, id="a-1-tuple"),
+    pytest.param({"depends_on": [("q", "b1", 1)]}, InvalidArgument, None, id="a-3-tuple"),
+    pytest.param({"depends_on": [5]}, InvalidArgument, None, id="a-number"),
+    pytest.param({"depends_on": [""]}, InvalidArgument, None, id="id-empty"),
+    pytest.param({"depends_on": ["b\n1"]}, InvalidArgument, None, id="id-control"),
+    pytest.param({"depends_on": [("my q", "b1")]}, InvalidArgument, None, id="queue-bad"),
+    pytest.param({"depends_on": [("{q}", "b1")]}, InvalidArgument, None, id="queue-braces"),
+    pytest.param({"depends_on": ["b1", ("q", "b1")]}, InvalidArgument, None, id="twice"),
+    pytest.param({"depends_on": [("q2", f"x{i}") for i in range(1001)]}, InvalidArgument, None,
+                 id="1001"),
+    pytest.param({"depends_on": ["b1"], "on_dependency_failure": "retry"}, InvalidArgument,
+                 None, id="policy-unknown"),
+    pytest.param({"on_dependency_failure": "sometimes"}, InvalidArgument, None,
+                 id="policy-without-dependencies"),
+    pytest.param({"depends_on": ["nj"], "job_id": "nj"}, DependencyCycle, "DEP_CYCLE",
+                 id="itself"),
+    pytest.param({"depends_on": ["ghost"]}, DependencyNotFound, "DEP_NOT_FOUND",
+                 id="not-found"),
+    pytest.param({"depends_on": [("q2", "ghost")]}, DependencyNotFound, "DEP_NOT_FOUND",
+                 id="not-found-elsewhere"),
+    pytest.param({"depends_on": ["b1", ("q2", "x1"), ("q2", "ghost")]}, DependencyNotFound,
+                 "DEP_NOT_FOUND", id="one-not-found"),
+])
+async def test_publish_bad_dependencies(dworld, kwargs, exc, code):
+    """publish refuses bad dependencies before anything is written (a dependency that
+    does not exist on another queue included: it is checked by a read)."""
+    await refused(dworld, exc, dworld.client.publish(Q, {}, **kwargs), code)
+
+
+async def test_publish_many_bad_dependencies(dworld):
+    c = dworld.client
+    later = [JobSpec(payload={}, job_id="n1", depends_on=["n2"]), JobSpec(payload={}, job_id="n2")]
+    await refused(dworld, DependencyCycle, c.publish_many(Q, later), "DEP_CYCLE")
+    missing = [JobSpec(payload={}, job_id="n1"),
+               JobSpec(payload={}, job_id="n2", depends_on=["n1", "ghost"])]
+    await refused(dworld, DependencyNotFound, c.publish_many(Q, missing), "DEP_NOT_FOUND")
+    policy = [JobSpec(payload={}, job_id="n1", depends_on=["b1"], on_dependency_failure="x")]
+    await refused(dworld, InvalidArgument, c.publish_many(Q, policy))
+    assert issubclass(DependencyNotFound, DependencyError)

@@ -51,6 +51,18 @@ omniq._timing, i.e. cronsim, walked forward). A fire writes each occurrence's jo
 derived id (omniq._protocol.schedules.schedule_job_id) like enqueue does, plus the fields
 ``schedule`` and ``occurrence_ms``; a lease of it gives both (the reply carries the
 schedule, the client reads the occurrence from the id, a ULID of it).
+
+Dependencies and flows (docs/workflows.md, the deps_* script headers): enqueue's extras
+``depends_on`` / ``dep_policy`` / ``dependents`` write a job in state ``waiting_deps``
+(zset ``{q}:waiting_deps``; fields ``depends_on``, ``deps_left``, ``dep:<ref>``,
+``dep_policy``) and pre-register dependents (hash ``{q}:job:<id>:dependents``, field
+``dependents``, zset ``{q}:deps:src``). A job that ends (ack, final failure, cancel,
+remove, expiry, trim, reap) with dependents settles them in the same call: those of its
+queue at once (:meth:`QueueModel.dep_settle`, the policy table), the others through the
+outbox (``{q}:deps:out``, ``{q}:deps:outdata``: ``R`` ops; enqueue writes ``L`` ops for
+dependencies on other queues). The four scripts deps_link, deps_resolve, deps_pending
+(with its repair scan) and deps_ack are modelled, and :meth:`Model.resolve_dependencies`
+is the client's delivery of one queue's outbox built on them.
 """
 
 from __future__ import annotations
@@ -76,9 +88,18 @@ MAX_INT = 2**53 - 1
 SERVER_CLOCK = "*"  # the ms of an event stamped with the server's clock (pause / resume)
 FINISHED_TTL_MS = 86_400_000  # {cc:K}:finished marker
 LANE_STATE = {"wait": "wait", "gwait": "wait", "delayed": "delayed", "failed": "failed",
-              "completed": "completed"}
+              "completed": "completed", "waiting_deps": "waiting_deps"}
 LANE_INDEX = {"wait": "wait", "gwait": "wait", "delayed": "delayed", "failed": "failed",
               "completed": "completed"}
+# dependencies (lib.lua "Dependencies and flows", omniq/_limits.py)
+DEPS_RETRY_MS = 5000  # a taken outbox op is due again this long after, unless done
+DEPS_ORPHAN_MS = 600_000  # the client drops an op whose dependent never appeared after this
+DEPS_REPAIR_MS = 60_000  # the repair scan looks at a job with dependents again after this
+DEPS_FAILED_REPAIR_MS = 10 * DEPS_REPAIR_MS  # ... at a failed one kept for its retry
+MAX_DEPS_OPS = 1000
+MAX_DEPS_REPAIR = 100
+MAX_DEPENDENTS = 10_000  # most dependents a publish may give one job (DEP_LIMIT)
+CASCADE_QUEUES = 100  # most queues one client delivery follows (client._CASCADE_QUEUES)
 # schedules (docs/schedules.md, the schedule_* script headers)
 INF = float("inf")  # the score of a paused or ended schedule
 MAX_SCHEDULE_CATCHUP = 100  # occurrences one fire of a misfire='all' schedule publishes at most
@@ -130,6 +151,11 @@ def valid_id(v: str | None) -> bool:
 def cut_utf8(text: str) -> str:
     """At most MAX_ERR_BYTES bytes, never splitting a character (D8)."""
     return text.encode()[:MAX_ERR_BYTES].decode("utf-8", "ignore")
+
+
+def cjson_strings(items: list[str]) -> str:
+    """Lua cjson.encode of an array of strings: compact, UTF-8 as is, '/' escaped."""
+    return json.dumps(items, separators=(",", ":"), ensure_ascii=False).replace("/", "\\/")
 
 
 def control_fields(c: dict[str, Any], now: int) -> Hash:
@@ -373,6 +399,18 @@ class QueueModel:
         # fire time, INF while paused or ended)
         self.schedules: dict[str, Hash] = {}
         self.sched_z = ZSet()
+        # dependencies: the waiting_deps lane, the dependents hashes ({q}:job:<id>:dependents,
+        # ref -> policy, kept apart from the job hashes: they may outlive them), the repair
+        # list, the outbox (op -> when due) and its data (op -> "<created>\t<result>"); per
+        # call: the jobs that ended with dependents and how many outbox ops were written
+        self.waiting_deps = ZSet()
+        self.dependents: dict[str, dict[str, str]] = {}
+        self.deps_src = ZSet()
+        self.deps_out = ZSet()
+        self.deps_outdata: Hash = {}
+        self._dep_work: list[tuple[str, str, str | None]] = []
+        self._deps_out_n = 0
+        self.vanished: set[str] = set()  # ids whose hash vanished (their lane entries stay)
 
     # -- shared rules ------------------------------------------------------------------
 
@@ -404,6 +442,9 @@ class QueueModel:
             lane = {"completed": self.completed, "failed": self.failed}.get(h.get("state", ""))
             if lane is None:
                 continue
+            if "dependents" in h:  # (on a completed job: another client completed it)
+                self._dep_work.append((job_id, "completed", h.get("result") or "")
+                                      if h["state"] == "completed" else (job_id, "gone", None))
             if job_id in lane:  # LREM -1: the occurrence nearest the tail (the oldest)
                 del lane[len(lane) - 1 - lane[::-1].index(job_id)]
             self.idx[h["state"]].pop(job_id, None)
@@ -497,7 +538,7 @@ class QueueModel:
         if d[1] is not None:
             return d[0] if d[1] > now else None
         state = self.jobs.get(d[0], {}).get("state")
-        return d[0] if state in ("wait", "delayed", "active") else None
+        return d[0] if state in ("wait", "delayed", "active", "waiting_deps") else None
 
     def dedup_release(self, job_id: str, h: Hash, now: int, ttl: int | None = None) -> None:
         key = h.get("dedup_key")
@@ -522,6 +563,8 @@ class QueueModel:
             self.expire_later(job_id, h, now, int(ttl))
         self.dedup_release(job_id, h, now)
         self.emit("failed", job_id, gid, now, attempt=attempt, error=text)
+        if "dependents" in h:
+            self._dep_work.append((job_id, "failed", None))
 
     def fail_unstarted(self, job_id: str, h: Hash, gid: str, now: int, reason: str) -> None:
         h.update(last_error=reason, last_error_ms=fmt(now))
@@ -542,14 +585,41 @@ class QueueModel:
     def enqueue(self, now: int, jobs: list[dict[str, Any]]) -> Reply:
         """``jobs``: dicts with id, payload (text), max_attempts, timeout_ms, backoff_ms,
         due_ms, delay_ms, gid, group_limit, and optionally keep_completed_ms,
-        keep_failed_ms. All or nothing."""
+        keep_failed_ms and control (the job-control options, with the dependency extras
+        ``depends_on`` ([queue, id] or [queue, id, 1] lists), ``dep_policy`` and
+        ``dependents`` ([queue, id, policy] lists)). All or nothing."""
+        self._begin()
         seen: set[str] = set()
         batch_keys: dict[str, str] = {}
         holders: list[str | None] = []
         keyed = False
+        added: dict[str, int] = {}  # dependents a dependency of this queue has once written
+        deduped: dict[str, str] = {}  # a job of the call not written -> its key's holder
+        depends: list[list[list[Any]]] = []  # per job: its dependencies, deduped ones mapped
         for j in jobs:
             if j["id"] in seen:
                 return ("ERR", "DUPLICATE", j["id"])
+            mine: set[str] = set()
+            depends.append([])
+            for r in j.get("control", {}).get("depends_on") or ():
+                r = list(r)
+                depends[-1].append(r)
+                if r[0] != self.name:
+                    continue
+                # on this queue: stored, or earlier in the call (one that a live job's
+                # dedup key stood for: that job, and given twice so it is refused)
+                if r[1] == j["id"]:
+                    return ("ERR", "DEP_CYCLE", j["id"])
+                r[1] = deduped.get(r[1], r[1])
+                if r[1] in mine:
+                    return ("ERR", "BAD_ARGS", "depends_on")
+                mine.add(r[1])
+                if r[1] not in seen and r[1] not in self.jobs:
+                    return ("ERR", "DEP_NOT_FOUND", f"{self.name}:{r[1]}")
+                n = added.get(r[1], len(self.dependents.get(r[1], {}))) + 1
+                if n > MAX_DEPENDENTS:
+                    return ("ERR", "DEP_LIMIT", f"{self.name}:{r[1]}")
+                added[r[1]] = n
             seen.add(j["id"])
             key = j.get("control", {}).get("dedup_key")
             holder = None
@@ -558,11 +628,13 @@ class QueueModel:
                 holder = batch_keys.get(key) or self.dedup_holder(key, now)
                 if holder is None:
                     batch_keys[key] = j["id"]
+                else:
+                    deduped[j["id"]] = holder
             if holder is None and j["id"] in self.jobs:
                 return ("ERR", "DUPLICATE", j["id"])
             holders.append(holder)
         written = replaced = False
-        for j, holder in zip(jobs, holders, strict=True):
+        for j, holder, dep in zip(jobs, holders, depends, strict=True):
             due = j["delay_ms"] + now if j["delay_ms"] > 0 else j["due_ms"]
             control = j.get("control", {})
             if holder is not None:
@@ -570,9 +642,14 @@ class QueueModel:
                     replaced = self._replace_into(holder, j["payload"], due, now) or replaced
                 continue
             written = True
+            if dep:
+                j = {**j, "control": {**control, "depends_on": dep}}
             self.write_job(j, due, now)
+            if dep:
+                self.link_deps(j["id"], dep, control.get("dep_policy") or "fail", now)
         if written or replaced:
             self.stats["last_enqueue_ms"] = fmt(now)
+            self.settle_dependents(now)  # (a job failed at once by a failed dependency)
             self.finish(now)
         if keyed:
             return ("OK", len(jobs), *[h or j["id"] for j, h in zip(jobs, holders, strict=True)])
@@ -606,6 +683,26 @@ class QueueModel:
         h.update(control_fields(control, now))
         if more:
             h.update(more)
+        if control.get("dependents"):  # a flow child: its parent is its dependent already
+            mine = self.dependents.setdefault(jid, {})
+            for q, i, policy in control["dependents"]:
+                mine[f"{q}:{i}"] = policy
+            self.deps_src[jid] = now + DEPS_REPAIR_MS
+            h["dependents"] = "1"
+        if control.get("depends_on"):  # every dependency pending: linked by the caller
+            refs = [f"{r[0]}:{r[1]}" for r in control["depends_on"]]
+            for ref in refs:
+                h["dep:" + ref] = "pending"
+            h["depends_on"] = cjson_strings(refs)
+            h["deps_left"] = fmt(len(refs))
+            if control.get("dep_policy", "fail") != "fail":
+                h["dep_policy"] = control["dep_policy"]
+            if due > now:
+                h["due_ms"] = fmt(due)
+            h["state"] = "waiting_deps"
+            self.waiting_deps[jid] = now
+            self.emit("waiting_deps", jid, gid, now)
+            return
         if due > now:
             h["state"] = "delayed"
             h["due_ms"] = fmt(due)
@@ -620,13 +717,230 @@ class QueueModel:
         """dedup='replace': a holder still waiting or delayed takes the new payload (a
         delayed one also a later due time)."""
         h = self.jobs.get(holder, {})  # (a finished holder may be deleted already)
-        if h.get("state") not in ("wait", "delayed"):
+        if h.get("state") not in ("wait", "delayed", "waiting_deps"):
             return False
         h.update(payload=payload, updated_ms=fmt(now))
         if h["state"] == "delayed" and due > (number(h.get("due_ms")) or 0):
             h["due_ms"] = fmt(due)
             self.delayed[holder] = due
         return True
+
+    # -- dependencies and flows ----------------------------------------------------------
+
+    def _begin(self) -> None:
+        """A script call starts: no ended job to settle yet, no outbox op written."""
+        self._dep_work = []
+        self._deps_out_n = 0
+
+    def deps_out_add(self, op: str, result: str | None, now: int) -> None:
+        """An op for another queue, due now; its first write keeps its time and result."""
+        self.deps_out[op] = now
+        self.deps_outdata.setdefault(op, f"{now}\t{result or ''}")
+        self._deps_out_n += 1
+
+    def dep_register(self, bid: str, ref: str, policy: str, now: int, failed: bool) -> None:
+        """Job ``bid`` (it exists) gets dependent ``ref`` with ``policy``; the repair scan
+        looks at it in a minute, or in ten when it has failed already."""
+        self.dependents.setdefault(bid, {})[ref] = policy
+        self.jobs[bid]["dependents"] = "1"
+        self.deps_src.add_nx(bid, now + (DEPS_FAILED_REPAIR_MS if failed else DEPS_REPAIR_MS))
+
+    def deps_ready(self, job_id: str, h: Hash, gid: str, now: int) -> None:
+        """Every dependency resolved: the job enters its lane (delayed while its own due
+        time is later)."""
+        self.waiting_deps.pop(job_id, None)
+        due = number(h.get("due_ms")) or 0
+        sn = fmt(now)
+        if due > now:
+            h.update(state="delayed", updated_ms=sn)
+            self.delayed[job_id] = int(due)
+            self.idx["delayed"][job_id] = now
+            self.emit("delayed", job_id, gid, now, due=fmt(due))
+        else:
+            h.update(state="wait", updated_ms=sn, queued_ms=sn)
+            self.push_ready(job_id, gid, now, h.get("group_limit"))
+            self.emit("enqueued", job_id, gid, now)
+
+    def dep_settle(self, job_id: str, ref: str, outcome: str, result: str | None,
+                   now: int) -> str:
+        """Dependency ``ref`` of job ``job_id`` ended with ``outcome``: the policy table
+        (docs/workflows.md "Model"). Counts once (field dep:<ref>); a job no longer
+        waiting_deps is left alone. 'NO_JOB' when there is no such job, else 'OK'."""
+        h = self.jobs.get(job_id)
+        if h is None or "state" not in h:
+            return "NO_JOB"
+        f = "dep:" + ref
+        cur = h.get(f)
+        if h["state"] != "waiting_deps" or cur not in ("pending", "failed"):
+            return "OK"
+        policy = h.get("dep_policy") or "fail"
+        gid = h.get("gid") or ""
+        if outcome == "completed" or policy == "ignore":
+            if outcome != "completed":
+                h[f] = "ignored"
+            elif result:
+                h[f] = "completed"
+                h["dres:" + ref] = result
+            else:
+                h[f] = "completed"
+            left = int(number(h.get("deps_left")) or 0) - 1
+            h["deps_left"] = fmt(left)
+            if left <= 0:
+                self.deps_ready(job_id, h, gid, now)
+        elif policy == "wait" and outcome == "failed":
+            if cur != "failed":  # it waits for a retry of the dependency
+                h.update({f: "failed", "updated_ms": fmt(now)})
+                self.emit("dependency_failed", job_id, gid, now, dependency=ref)
+        else:
+            h[f] = outcome
+            self.waiting_deps.pop(job_id, None)
+            why = "dependency removed: " if outcome == "gone" else "dependency failed: "
+            self.fail_unstarted(job_id, h, gid, now, why + ref)
+        return "OK"
+
+    def settle_dependents(self, now: int) -> None:
+        """Settle the dependents of the jobs that ended in this call (a worklist: a
+        dependent that fails adds its own): those of this queue at once, the others by an
+        'R' op. A failed job keeps its dependents with policy 'wait'."""
+        i = 0
+        while i < len(self._dep_work):
+            job_id, outcome, result = self._dep_work[i]
+            i += 1
+            mine = self.dependents.get(job_id, {})
+            kept = 0
+            for ref, policy in list(mine.items()):
+                if outcome == "failed" and policy == "wait":
+                    kept += 1
+                elif outcome == "failed":
+                    del mine[ref]
+                q, sep, did = ref.partition(":")
+                if not sep:
+                    continue
+                if q == self.name:
+                    self.dep_settle(did, f"{self.name}:{job_id}", outcome, result, now)
+                else:
+                    self.deps_out_add(f"R\t{outcome}\t{job_id}\t{q}\t{did}", result, now)
+            if kept == 0:
+                self.dependents.pop(job_id, None)
+                h = self.jobs.get(job_id)
+                if h is not None:
+                    h.pop("dependents", None)
+                self.deps_src.pop(job_id, None)
+            else:  # retry_failed re-arms the scan; the scan itself looks again rarely
+                self.deps_src[job_id] = now + DEPS_FAILED_REPAIR_MS
+        self._dep_work = []
+
+    def link_deps(self, job_id: str, deps: list[list[Any]], policy: str, now: int) -> None:
+        """Job ``job_id``, just written waiting_deps: a dependency of this queue is looked
+        at now (an ended one settles at once, else it gets the job as a dependent); one of
+        another queue gets an 'L' op unless linked (a flow child registered the job)."""
+        me = f"{self.name}:{job_id}"
+        for r in deps:
+            if r[0] == self.name:
+                bid = r[1]
+                ref = f"{self.name}:{bid}"
+                b = self.jobs.get(bid)
+                state = b.get("state") if b is not None else None
+                if state == "completed":
+                    self.dep_settle(job_id, ref, "completed", (b or {}).get("result"), now)
+                elif state is None:
+                    self.dep_settle(job_id, ref, "gone", None, now)
+                else:
+                    if state != "failed" or policy == "wait":
+                        self.dep_register(bid, me, policy, now, state == "failed")
+                    if state == "failed":
+                        self.dep_settle(job_id, ref, "failed", None, now)
+            elif len(r) < 3 or r[2] != 1:
+                self.deps_out_add(f"L\t{policy}\t{job_id}\t{r[0]}\t{r[1]}", None, now)
+
+    # the four scripts
+
+    def deps_link(self, now: int, links: list[tuple[str, str, str]]) -> Reply:
+        """deps_link.lua: (job id of this queue, dependent ref, policy) each; per link
+        'pending' (registered), 'queued' (the job has ended: its outcome is an 'R' op of
+        this outbox; a failed one also registers a 'wait' dependent) or 'gone'."""
+        self._begin()
+        out: list[str] = ["OK", fmt(len(links))]
+        for job_id, ref, policy in links:
+            h = self.jobs.get(job_id)
+            state = h.get("state") if h is not None else None
+            if state is None:
+                out.append("gone")
+            elif state in ("completed", "failed"):
+                if state == "failed" and policy == "wait":
+                    self.dep_register(job_id, ref, policy, now, True)
+                q, _, did = ref.partition(":")
+                self.deps_out_add(f"R\t{state}\t{job_id}\t{q}\t{did}",
+                                  (h or {}).get("result") or "" if state == "completed"
+                                  else None, now)
+                out.append("queued")
+            else:
+                self.dep_register(job_id, ref, policy, now, False)
+                out.append("pending")
+        return tuple(out)
+
+    def deps_resolve(self, now: int, items: list[tuple[str, str, str, str]]) -> Reply:
+        """deps_resolve.lua: (dependent id, dependency ref, outcome, result) each."""
+        self._begin()
+        out = ["OK", fmt(len(items))]
+        for job_id, ref, outcome, result in items:
+            out.append(self.dep_settle(job_id, ref, outcome, result, now))
+        self.settle_dependents(now)
+        self.finish(now)
+        if self._deps_out_n:  # a dependent that failed left work in this outbox
+            out.append("DEPS")
+        return tuple(out)
+
+    def deps_repair(self, now: int) -> int:
+        ids = self.deps_src.due(now, MAX_DEPS_REPAIR)
+        for job_id in ids:
+            h = self.jobs.get(job_id)
+            state = h.get("state") if h is not None else None
+            if state == "completed":
+                self._dep_work.append((job_id, "completed", (h or {}).get("result") or ""))
+            elif state == "failed":
+                self._dep_work.append((job_id, "failed", None))
+            elif state is None:  # deleted by another client: taken as completed
+                self._dep_work.append((job_id, "completed", ""))
+            else:
+                self.deps_src[job_id] = now + DEPS_REPAIR_MS
+        self.settle_dependents(now)
+        return len(ids)
+
+    def deps_pending(self, now: int, limit: int, mode: str) -> Reply:
+        """deps_pending.lua: mode '1' the repair scan, then up to ``limit`` due ops (op,
+        created_ms, result), each due again DEPS_RETRY_MS later; '0' no scan; 'all' every
+        op, due or not."""
+        self._begin()
+        if mode == "1" and self.deps_repair(now) > 0:
+            self.finish(now)
+        out: list[str] = ["OK"]
+        ops = self.deps_out.due(INF if mode == "all" else now, limit)  # type: ignore[arg-type]
+        out.append(fmt(len(ops)))
+        for op in ops:
+            self.deps_out[op] = now + DEPS_RETRY_MS
+            created, sep, result = self.deps_outdata.get(op, "").partition("\t")
+            out += [op, created if sep else fmt(now), result if sep else ""]
+        return tuple(out)
+
+    def deps_ack(self, now: int, items: list[tuple[str, str]]) -> Reply:
+        """deps_ack.lua: (op, 'done' | 'retry') each: a done op is deleted, a retried one
+        due again DEPS_RETRY_MS later, or deleted too ('dropped') once DEPS_ORPHAN_MS
+        old. Reply: ('OK', removed, dropped)."""
+        removed = dropped = 0
+        for op, action in items:
+            drop = action == "done"
+            if not drop:
+                created = self.deps_outdata.get(op, "").partition("\t")
+                if created[1] and created[0].isdigit() and int(created[0]) + DEPS_ORPHAN_MS <= now:
+                    drop = True
+                    dropped += 1
+            if drop:
+                removed += self.deps_out.pop(op, None) is not None
+                self.deps_outdata.pop(op, None)
+            elif op in self.deps_out:
+                self.deps_out[op] = now + DEPS_RETRY_MS
+        return ("OK", fmt(removed), fmt(dropped))
 
     # -- reserve -----------------------------------------------------------------------
 
@@ -861,8 +1175,10 @@ class QueueModel:
         return ("JOB", jobs), len(jobs)
 
     def reserve(self, now: int, count: int) -> Reply:
+        self._begin()
         reply, n = self.reserve_into(count, now)
         if n:
+            self.settle_dependents(now)  # (an expired job's dependents)
             self.finish(now)
         return reply
 
@@ -909,6 +1225,8 @@ class QueueModel:
         del self.active[job_id]
         h = self.jobs[job_id]
         gid = h.get("gid")
+        if "dependents" in h:
+            self._dep_work.append((job_id, "completed", result))
         self.dedup_release(job_id, h, now)
         h.update(state="completed", completed_ms=fmt(now), updated_ms=fmt(now),
                  lease_token="", lock_until_ms="")
@@ -925,7 +1243,10 @@ class QueueModel:
         while len(self.completed) > keep:
             old = self.completed.pop()
             self.idx["completed"].pop(old, None)
-            if self.jobs.get(old, {}).get("state") == "completed":  # never a live reuse (D9)
+            h = self.jobs.get(old, {})
+            if h.get("state") == "completed":  # never a live reuse (D9)
+                # (its dependents were settled by its ack; one an official client acked
+                # is settled by the repair scan, which finds its record gone)
                 del self.jobs[old]
                 self.expire.pop(old, None)
         return None
@@ -938,6 +1259,8 @@ class QueueModel:
             self.idx["failed"].pop(old, None)
             h = self.jobs.get(old, {})
             if h.get("state") == "failed":
+                if "dependents" in h:
+                    self._dep_work.append((old, "gone", None))
                 del self.jobs[old]
                 self.expire.pop(old, None)
                 if h.get("on_failure") == "block" and h.get("gid"):
@@ -991,44 +1314,65 @@ class QueueModel:
         self.end_lease(job_id, h.get("gid"), now)
         return self._fail_or_retry(job_id, h, now, final, keep_failed, text)
 
+    def _after_ack(self, now: int) -> bool:
+        """The end of a single ack that wrote: dependents settled, then the finished jobs
+        whose time is over deleted (and theirs settled). True when the ack's own settling
+        wrote outbox ops (the reply says DEPS: the client delivers them at once)."""
+        self.stats["last_finish_ms"] = fmt(now)
+        self.settle_dependents(now)
+        deps = self._deps_out_n > 0
+        self.expire_finished(now)
+        self.settle_dependents(now)
+        self.finish(now)
+        return deps
+
     def ack_success(self, now: int, job_id: str, token: str, result: str, keep: int) -> Reply:
+        """('OK',) or ('OK', 'DEPS') (work left in the outbox), or the error."""
+        self._begin()
         code = self._ack_success_one(job_id, token, now, result, keep)
         if code:
             return ("ERR", code)
-        self.stats["last_finish_ms"] = fmt(now)
-        self.expire_finished(now)
-        self.finish(now)
-        return ("OK",)
+        return ("OK", "DEPS") if self._after_ack(now) else ("OK",)
 
     def ack_fail(self, now: int, job_id: str, token: str, text: str, final: bool,
                  keep_failed: int | None) -> Reply:
+        """('RETRY', due), ('FAILED',) or ('FAILED', 'DEPS'), or the error."""
+        self._begin()
         out = self._ack_fail_one(job_id, token, now, text, final, keep_failed)
-        if out[0] != "ERR":
-            self.stats["last_finish_ms"] = fmt(now)
-            self.expire_finished(now)
-            self.finish(now)
+        if out[0] != "ERR" and self._after_ack(now) and out[0] == "FAILED":
+            return ("FAILED", "DEPS")
         return out
 
     def ack_reserve(self, now: int, keep: int, acks: list[tuple[str, str, str, str]],
                     count: int, keep_failed: int | None) -> tuple[list[Reply], Reply | None]:
-        """acks: (job_id, token, kind S|F|X, text)."""
+        """acks: (job_id, token, kind S|F|X, text). An ack whose settling wrote outbox
+        ops has 'DEPS' as its value: ('OK', 'DEPS'), ('FAILED', 'DEPS')."""
+        self._begin()
         outcomes: list[Reply] = []
         for job_id, token, kind, text in acks:
+            before = self._deps_out_n
             if kind == "S":
                 code = self._ack_success_one(job_id, token, now, text, keep)
-                outcomes.append(("ERR", code) if code else ("OK",))
+                out: Reply = ("ERR", code) if code else ("OK",)
             else:
-                outcomes.append(
-                    self._ack_fail_one(job_id, token, now, text, kind == "X", keep_failed))
+                out = self._ack_fail_one(job_id, token, now, text, kind == "X", keep_failed)
+            if self._dep_work:
+                self.settle_dependents(now)
+                if self._deps_out_n > before:
+                    out = (out[0], "DEPS")
+            outcomes.append(out)
         # like the single acks, a refused ack writes nothing (not even the stats)
         wrote = any(o[0] != "ERR" for o in outcomes)
         if wrote:
             self.stats["last_finish_ms"] = fmt(now)
             self.expire_finished(now)
+            self.settle_dependents(now)
         res = None
         if count > 0:
             res, n = self.reserve_into(count, now)
-            wrote = wrote or n > 0
+            if n > 0:  # (the dependents of jobs the reservation expired)
+                wrote = True
+                self.settle_dependents(now)
         if wrote:
             self.finish(now)
         return outcomes, res
@@ -1036,6 +1380,7 @@ class QueueModel:
     # -- maintenance -------------------------------------------------------------------
 
     def promote(self, now: int, max_promote: int) -> Reply:
+        self._begin()
         expired = self.expire_finished(now)
         ids = self.delayed.due(now, max_promote)
         moved = 0
@@ -1061,10 +1406,12 @@ class QueueModel:
                 self.emit("promoted", job_id, h.get("gid"), now)
                 moved += 1
         if ids or expired:
+            self.settle_dependents(now)
             self.finish(now)
         return ("OK", moved)
 
     def reap(self, now: int, max_reap: int, keep_failed: int | None) -> Reply:
+        self._begin()
         ids = self.active.due(now, max_reap)
         for job_id in ids:
             del self.active[job_id]
@@ -1084,6 +1431,7 @@ class QueueModel:
                 del self.leases[job_id]
         if ids:
             self.expire_finished(now)
+            self.settle_dependents(now)
             self.finish(now)
         return ("OK", len(ids))
 
@@ -1120,6 +1468,8 @@ class QueueModel:
             return "NO_JOB"
         if h["state"] != "failed":
             return "NOT_FAILED"
+        if "dependents" in h:  # waiting for this retry: the repair scan at its usual pace
+            self.deps_src[job_id] = now + DEPS_REPAIR_MS
         list_remove(self.failed, job_id)
         self.idx["failed"].pop(job_id, None)
         self.delayed.pop(job_id, None)
@@ -1182,15 +1532,21 @@ class QueueModel:
             removed = self.delayed.pop(job_id, None) is not None
         elif lane == "failed":
             removed = list_remove(self.failed, job_id)
+        elif lane == "waiting_deps":
+            removed = self.waiting_deps.pop(job_id, None) is not None
         else:
             removed = list_remove(self.completed, job_id)
         if not removed:
             return "NOT_IN_LANE"
+        if "dependents" in h:  # (a completed one: another client completed it)
+            self._dep_work.append((job_id, "completed", h.get("result") or "")
+                                  if h["state"] == "completed" else (job_id, "gone", None))
         del self.jobs[job_id]
         self.dedup_release(job_id, h, now, ttl=0)
         if lane in ("failed", "completed"):
             self.expire.pop(job_id, None)
-        self.idx[LANE_INDEX[lane]].pop(job_id, None)
+        if lane in LANE_INDEX:
+            self.idx[LANE_INDEX[lane]].pop(job_id, None)
         if lane == "gwait":
             self.forget_idle_group(gid)
         if h.get("group_order") == "strict" and gid:
@@ -1202,18 +1558,22 @@ class QueueModel:
         return None
 
     def remove_job(self, now: int, job_id: str, lane: str) -> Reply:
+        self._begin()
         code = self._remove_one(job_id, lane, now)
         if code:
             return ("ERR", code)
+        self.settle_dependents(now)
         self.finish(now)
         return ("OK",)
 
     def remove_jobs_batch(self, now: int, lane: str, ids: list[str]) -> list[Reply]:
+        self._begin()
         out: list[Reply] = []
         for job_id in ids:
             code = self._remove_one(job_id, lane, now)
             out.append((job_id, "ERR", code) if code else (job_id, "OK", None))
         if any(r[1] == "OK" for r in out):
+            self.settle_dependents(now)
             self.finish(now)
         return out
 
@@ -1223,6 +1583,7 @@ class QueueModel:
         active job writes no stats (its wake message is not modelled)."""
         if not valid_id(job_id):
             return ("ERR", "BAD_JOB_ID")
+        self._begin()
         h = self.jobs.get(job_id)
         if h is None or "state" not in h:
             return ("OK", "not_found", "")
@@ -1249,6 +1610,8 @@ class QueueModel:
             self.idx["delayed"].pop(job_id, None)
             if gid:  # a strict job waiting out its backoff frees its group
                 self.release_hold(gid, self.held, job_id, now)
+        elif state == "waiting_deps":
+            self.waiting_deps.pop(job_id, None)
         else:  # completed, failed (or a state this client does not know)
             return ("OK", "finished", state)
         self.fail_unstarted(job_id, h, gid, now, "cancelled")
@@ -1257,12 +1620,14 @@ class QueueModel:
             self._trim_failed(keep_failed, now)
         self.stats["last_finish_ms"] = fmt(now)
         self.expire_finished(now)
+        self.settle_dependents(now)
         self.finish(now)
         return ("OK", "cancelled", state)
 
     def vanish(self, job_id: str) -> None:
         """The job hash disappears behind the scripts' back (eviction, TTL, manual DEL)."""
         self.jobs.pop(job_id, None)
+        self.vanished.add(job_id)
 
     # -- schedules (schedule_set / _read / _fire / _pause / _remove) --------------------
 
@@ -1481,6 +1846,18 @@ class QueueModel:
         for name, h in self.schedules.items():  # the zset scores the hash's next fire
             score = INF if h.get("paused") == "1" or not h.get("next_ms") else int(h["next_ms"])
             assert self.sched_z.get(name) == score, ("schedule score", name)
+        for job_id in self.waiting_deps:  # the lane holds waiting_deps jobs (or vanished)
+            assert job_id in self.vanished or self.jobs.get(job_id, {}).get(
+                "state", "waiting_deps") == "waiting_deps", ("waiting_deps lane", job_id)
+        for job_id, h in self.jobs.items():
+            if h.get("state") == "waiting_deps":  # in its lane, counting what is unresolved
+                assert job_id in self.waiting_deps, ("not in waiting_deps", job_id)
+                left = sum(1 for f, v in h.items()
+                           if f.startswith("dep:") and v in ("pending", "failed"))
+                assert h.get("deps_left") == fmt(left), ("deps_left", job_id, left)
+            if "dependents" in h:  # the repair scan knows every job with dependents
+                assert job_id in self.deps_src, ("dependents not in deps:src", job_id)
+        assert set(self.deps_out) == set(self.deps_outdata), "outbox ops without their data"
 
     # -- rendering ---------------------------------------------------------------------
 
@@ -1541,6 +1918,16 @@ class QueueModel:
             out[f"{b}:schedules"] = ("zset", dict(self.sched_z), None)
         if self.events:  # value: the fields of each entry, oldest first
             out[f"{b}:events"] = ("stream", [dict(e) for e in self.events], None)
+        for job_id, refs in self.dependents.items():
+            if refs:
+                out[f"{b}:job:{job_id}:dependents"] = ("hash", dict(refs), None)
+        zsets = {"waiting_deps": self.waiting_deps, "deps:src": self.deps_src,
+                 "deps:out": self.deps_out}
+        for suffix, z in zsets.items():
+            if z:
+                out[f"{b}:{suffix}"] = ("zset", dict(z), None)
+        if self.deps_outdata:
+            out[f"{b}:deps:outdata"] = ("hash", dict(self.deps_outdata), None)
         return out
 
 
@@ -1626,3 +2013,74 @@ class Model:
     def check_invariants(self) -> None:
         for q in self.queues.values():
             q.check_invariants()
+
+    def resolve_dependencies(self, parts: list[str] | tuple[str, ...], now: int, repair: bool,
+                             every: bool = False) -> int:
+        """The client's delivery of the outboxes of physical queues ``parts``
+        (AsyncOmniq._deliver_dependencies): each outbox in turn (``every``: a first batch of
+        every op, due or not, then only the due ones), then the outboxes of the queues the
+        delivery left work in (a cascade: at most CASCADE_QUEUES queues). Returns the ops
+        done."""
+        done = 0
+        todo = list(dict.fromkeys(parts))
+        seen = set(todo)
+        first = set(todo) if every else set()
+        while todo:
+            part = todo.pop(0)
+            while True:
+                n, more, follow = self._deliver_once(part, repair, now, part in first)
+                first.discard(part)
+                done += n
+                for q in follow:
+                    if q not in seen and len(seen) < CASCADE_QUEUES:
+                        seen.add(q)
+                        todo.append(q)
+                if not more:
+                    break
+        return done
+
+    def _deliver_once(self, part: str, repair: bool, now: int,
+                      every: bool) -> tuple[int, bool, list[str]]:
+        """One batch of ``part``'s outbox (AsyncOmniq._deliver_once): deps_pending; 'L' ops
+        linked on their dependency's queue (deps_link, one call per queue; 'gone': the
+        outcome is settled here, 'queued': that queue's outbox has it now); 'R' ops (and
+        those 'gone' links) given to deps_resolve, one call per queue in the order met
+        (its 'DEPS': that queue's outbox got work); then deps_ack ('done' for what was
+        delivered or linked, else 'retry'). Returns (ops done, a full batch?, queues the
+        batch left work in)."""
+        mode = "all" if every else "1" if repair else "0"
+        reply = self.queue(part).deps_pending(now, MAX_DEPS_OPS, mode)
+        n = int(reply[1])
+        ops = [tuple(reply[2 + 3 * k: 5 + 3 * k]) for k in range(n)]
+        follow: list[str] = []
+        if not ops:
+            return 0, False, follow
+        links: dict[str, list[list[str]]] = {}
+        outcomes: dict[str, list[tuple[str, tuple[str, str, str, str]]]] = {}
+        acks: list[tuple[str, str]] = []
+        for op, _, result in ops:
+            f = op.split("\t")
+            if len(f) == 5 and f[0] == "R":
+                outcomes.setdefault(f[3], []).append(
+                    (op, (f[4], f"{part}:{f[2]}", f[1], result)))
+            elif len(f) == 5 and f[0] == "L":
+                links.setdefault(f[3], []).append(f)
+        for q, fs in links.items():
+            got = self.queue(q).deps_link(now, [(f[4], f"{part}:{f[2]}", f[1]) for f in fs])
+            for f, outcome in zip(fs, got[2:], strict=True):
+                op = "\t".join(f)
+                if outcome == "gone":
+                    outcomes.setdefault(part, []).append((op, (f[2], f"{q}:{f[4]}", "gone", "")))
+                    continue
+                if outcome == "queued" and q not in follow:
+                    follow.append(q)
+                acks.append((op, "done"))
+        for q, items in outcomes.items():
+            got = self.queue(q).deps_resolve(now, [o for _, o in items])
+            if got[-1] == "DEPS" and q not in follow:
+                follow.append(q)
+            for (op, _), status in zip(items, got[2:2 + len(items)], strict=True):
+                acks.append((op, "done" if status == "OK" else "retry"))
+        if acks:
+            self.queue(part).deps_ack(now, acks)
+        return sum(1 for _, a in acks if a == "done"), len(ops) == MAX_DEPS_OPS, follow

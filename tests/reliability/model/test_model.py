@@ -15,6 +15,22 @@ resumed, removed, read, fired at the machine's clock (which also jumps to the ne
 time), and fired with plans made before another call changed the schedule (STALE, PAUSED,
 GONE). Their jobs then meet every other rule (leases carry schedule and occurrence_ms).
 
+Dependencies (docs/workflows.md) too: jobs published with ``depends_on``
+on the same queue and on the other queue (or partition), with each
+``on_dependency_failure`` policy: through publish and publish_many (a chain in one batch)
+for dependencies on their own queue; for the others, publish's sequence (deps_link first,
+then enqueue naming them linked, then the delivery) run by the machine on its clock
+(publish runs its links and delivery on the server's clock); and by enqueue directly
+(linked refs or not, self-dependencies, dependencies that do not exist). Flows of two or
+three levels over both queues, written bottom up with pre-registered parents the way
+publish_flow writes them. Outboxes delivered by calling deps_pending, deps_link,
+deps_resolve and deps_ack directly (ops in any order, grouped or one by one, some twice,
+some never acknowledged, old ones delivered again, orphans dropped), by
+resolve_dependencies (the client's delivery and its cascade), and by the repair scan once
+its time comes. The client delivers an outbox itself after an ack that answers DEPS, on
+the server's clock: the machine records that request instead (and checks it happens
+exactly when the model says DEPS) and delivers on its own clock.
+
 ``OMNIQ_MODEL_EXAMPLES`` sets the number of examples (default 200; e.g. 5000 for a long
 run), ``OMNIQ_MODEL_STEPS`` the steps per example (default 30).
 """
@@ -68,6 +84,8 @@ from omniq._limits import (
     DEFAULT_MISFIRE_GRACE_MS,
     DEFAULT_TIMEOUT_MS,
 )
+from omniq._protocol import admin, deps
+from omniq._protocol import enqueue as enq
 from omniq._protocol import schedules as sched
 from omniq._protocol.enqueue import JobOptions
 from omniq._timing import FirePlan
@@ -78,7 +96,12 @@ T0 = 1_000_000
 QUEUES = ("q1", "q2")
 GIDS = (None, "a", "b", "c")
 JOB_IDS = tuple(f"j{i}" for i in range(10))
-LANES = ("wait", "gwait", "delayed", "failed", "completed")
+LANES = ("wait", "gwait", "delayed", "failed", "completed", "waiting_deps")
+DEP_POLICIES = ("fail", "ignore", "wait")
+FLOW_IDS = ("f1", "f2", "f3", "f4", "f5", "f6")
+# the job-control options a flow node takes (FlowJob): the others are left out of its spec
+FLOW_CONTROLS = ("expire_in_ms", "run_timeout_ms", "backoff", "backoff_max_ms",
+                 "backoff_jitter")
 PARENTS = ("p1", "p2")
 CHILDREN = ("c1", "c2", "c3")
 WEEK_MS = 7 * 86_400_000
@@ -152,6 +175,14 @@ job_specs = st.fixed_dictionaries({
         {"dedup_key": "d1", "expire_in_ms": 100}]),
 }).map(lambda s: {**s, "gid": s["gid"] or "a"} if s["control"].get("group_order") else s)
 KEEP_MS = st.sampled_from([0, 0, 1, 10, 1000])  # the client's keep_completed_ms / keep_failed_ms
+
+
+def flow_spec(s: dict[str, Any], job_id: str) -> dict[str, Any]:
+    """A job spec as a flow node: its id, and only the job controls a FlowJob takes."""
+    control = {k: v for k, v in s["control"].items() if k in FLOW_CONTROLS}
+    return {**s, "id": job_id, "control": control}
+
+
 PROGRESS_VALUES = st.sampled_from([0, 50.5, "half", {"pct": 50, "step": "é"}, [1, None]])
 
 SCHEDULE_NAMES = ("s1", "s2", "s3")
@@ -201,6 +232,11 @@ class QueueMachine(RuleBasedStateMachine):
         self.keep_ms = (0, 0)  # the client's keep_completed_ms, keep_failed_ms
         self.child_ttl = WEEK_MS
         self.sched_given: dict[tuple[str, str], dict[str, Any]] = {}  # last schedule() kwargs
+        # the client's own deliveries of dependency outboxes (after an ack answering DEPS,
+        # after a publish with dependencies elsewhere): recorded, not run (see
+        # _record_deliveries); and every outbox op handed out so far, to deliver again
+        self.auto_deliveries: list[list[str]] = []
+        self.op_log: list[tuple[str, tuple[str, str, str]]] = []
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -248,6 +284,35 @@ class QueueMachine(RuleBasedStateMachine):
         if res and res[0] == "JOB":
             for job in res[1]:
                 self.issued.setdefault((queue, job[0]), []).append(job[6])
+
+    def _record_deliveries(self) -> None:
+        """The client delivers a queue's dependency outbox by itself after an ack that
+        answered DEPS and after a publish with dependencies on other queues, on the
+        server's clock (``now=0``). The machine keeps the clock: it records those requests
+        (checked against the model) and delivers explicitly (deliver, resolve_deps ...);
+        a delivery given a clock (resolve_dependencies(now_ms=...)) runs."""
+        client = self.c
+        original = client._deliver_dependencies
+
+        async def deliver(parts: Any, *, repair: bool = False, now: int = 0,
+                          every: bool = False) -> int:
+            if now == 0:
+                self.auto_deliveries.append(list(parts))
+                return 0
+            return await original(parts, repair=repair, now=now, every=every)
+
+        client._deliver_dependencies = deliver  # type: ignore[method-assign]
+
+    def take_auto(self) -> list[list[str]]:
+        out, self.auto_deliveries = self.auto_deliveries, []
+        return out
+
+    def check_ack(self, queue: str, got: tuple[Any, ...], want: tuple[Any, ...]) -> None:
+        """An ack's outcome; the model's ('OK' | 'FAILED', 'DEPS') is the plain outcome
+        plus the client's delivery of ``queue``'s outbox."""
+        deps_left = want[1:] == ("DEPS",) and want[0] in ("OK", "FAILED")
+        assert got == (want[:1] if deps_left else want), want
+        assert self.take_auto() == ([[queue]] if deps_left else []), want
 
     def lease(self, data: st.DataObject) -> tuple[str, str, str]:
         """A (queue, job id, token) to heartbeat or ack: mostly a held lease, sometimes a
@@ -313,6 +378,7 @@ class QueueMachine(RuleBasedStateMachine):
                                  keep_failed=keep_failed, child_ttl_ms=child_ttl,
                                  keep_completed_ms=keep_completed_ms,
                                  keep_failed_ms=keep_failed_ms, events_maxlen=events_maxlen)
+        self._record_deliveries()
         self.queues = QUEUES if two_queues else QUEUES[:1]
         if seed:
             self._publish_many(self.queues[-1], seed)
@@ -431,7 +497,7 @@ class QueueMachine(RuleBasedStateMachine):
         want = self.model.queue(queue).ack_success(
             self.now, job_id, token, "" if result is None else encoded(result),
             self.keep_completed)
-        assert (("OK",) if code is None else ("ERR", code)) == want
+        self.check_ack(queue, ("OK",) if code is None else ("ERR", code), want)
 
     @precondition(held)
     @rule(data=st.data(), error=st.sampled_from([None, "boom", "", LONG_ERROR]),
@@ -442,7 +508,7 @@ class QueueMachine(RuleBasedStateMachine):
                                                  now_ms=self.now))
         want = self.model.queue(queue).ack_fail(
             self.now, job_id, token, cut_utf8(error or ""), final, self.keep_failed)
-        assert (outcome_tuple(got) if code is None else ("ERR", code)) == want
+        self.check_ack(queue, outcome_tuple(got) if code is None else ("ERR", code), want)
 
     @precondition(lambda self: any(
         q.jobs[j].get("group_order") == "strict" for q in self.model.queues.values()
@@ -463,7 +529,7 @@ class QueueMachine(RuleBasedStateMachine):
         got, code = self.attempt(self.c.ack_fail(queue, job_id, token, "boom",
                                                  now_ms=self.now))
         want = qm.ack_fail(self.now, job_id, token, "boom", False, self.keep_failed)
-        assert (outcome_tuple(got) if code is None else ("ERR", code)) == want
+        self.check_ack(queue, outcome_tuple(got) if code is None else ("ERR", code), want)
         if push:  # (the failed job itself may be gone: keep_failed trims)
             new_id = f"s{len(qm.jobs)}{len(qm.events)}"  # usually new
             _, code = self.attempt(self.c.publish(queue, {}, job_id=new_id, gid=gid,
@@ -492,12 +558,16 @@ class QueueMachine(RuleBasedStateMachine):
             text = data.draw(st.sampled_from(
                 ["", '{"ok":1}'] if kind == "S" else ["", "err", LONG_ERROR]), label="text")
             acks.append((job_id, token, kind, text))
+        self.c.routing.deps_due.clear()
         outcomes, res = self.run(self.c.ack_reserve(
             queue, [Ack(j, t, k == "S", x, final=k == "X") for j, t, k, x in acks], count,
             now_ms=self.now))
         got = ([outcome_tuple(o) for o in outcomes], reserve_tuple(res))
-        want = qm.ack_reserve(self.now, self.keep_completed, acks, count, self.keep_failed)
-        assert got == want
+        want_acks, want_res = qm.ack_reserve(self.now, self.keep_completed, acks, count,
+                                             self.keep_failed)
+        assert got == ([o[:1] if o[1:] == ("DEPS",) else o for o in want_acks], want_res)
+        # an ack whose settling wrote outbox ops answers DEPS: the worker delivers them
+        assert (queue in self.c.routing.deps_due) == any(o[1:] == ("DEPS",) for o in want_acks)
         self.record(queue, got[1])
 
     @precondition(held)
@@ -528,14 +598,16 @@ class QueueMachine(RuleBasedStateMachine):
             return
         job_id, token = got[1][0][0], got[1][0][6]
         if ok:
-            _, code = self.attempt(self.c.ack_success(queue, job_id, token, now_ms=self.now))
-            want = qm.ack_success(self.now, job_id, token, "", self.keep_completed)
-            assert (("OK",) if code is None else ("ERR", code)) == want
+            _, code = self.attempt(self.c.ack_success(queue, job_id, token, result=[job_id],
+                                                      now_ms=self.now))
+            want = qm.ack_success(self.now, job_id, token, encoded([job_id]),
+                                  self.keep_completed)
+            self.check_ack(queue, ("OK",) if code is None else ("ERR", code), want)
         else:
             res = self.run(self.c.ack_fail(queue, job_id, token, "x", final=True,
                                            now_ms=self.now))
-            assert outcome_tuple(res) == qm.ack_fail(self.now, job_id, token, "x", True,
-                                                     self.keep_failed)
+            self.check_ack(queue, outcome_tuple(res), qm.ack_fail(
+                self.now, job_id, token, "x", True, self.keep_failed))
 
     @precondition(lambda self: any(q.expire for q in self.model.queues.values()))
     @rule(data=st.data(), offset=st.sampled_from([-1, 0, 0, 1]),
@@ -557,7 +629,7 @@ class QueueMachine(RuleBasedStateMachine):
             token = qm.jobs.get(job_id, {}).get("lease_token", "")
             _, code = self.attempt(self.c.ack_success(queue, job_id, token, now_ms=self.now))
             want = qm.ack_success(self.now, job_id, token, "", self.keep_completed)
-            assert (("OK",) if code is None else ("ERR", code)) == want
+            self.check_ack(queue, ("OK",) if code is None else ("ERR", code), want)
 
     @rule(data=st.data(), most=st.sampled_from([1, 2, 1000]))
     def reap(self, data: st.DataObject, most: int) -> None:
@@ -995,6 +1067,482 @@ class QueueMachine(RuleBasedStateMachine):
         assert got == [sched.info(p, queue, rec) for p, rec in want]
         name = self.sched_name(data, queue)
         self.check_info(queue, name, self.run(self.c.get_schedule(queue, name, now_ms=self.now)))
+
+    # -- dependencies and flows ----------------------------------------------------------
+    # (the partitioned machine overrides the routing hooks)
+
+    def dep_queues(self) -> tuple[str, ...]:
+        """The physical queues dependencies are drawn from: the machine's, and q2 even when
+        the machine does not use it (no job of it ever exists: links answer 'gone')."""
+        return tuple(dict.fromkeys((*self.queues, *QUEUES)))
+
+    def client_deps(self) -> bool:
+        """Whether publish / publish_many with depends_on go through the client here."""
+        return True
+
+    def deps_target(self, data: st.DataObject) -> tuple[str, tuple[str, ...]]:
+        """A queue name for resolve_dependencies and the physical queues behind it."""
+        names = [n for n in self.dep_queues()
+                 if self.model.queue(n).deps_out or self.model.queue(n).deps_src]
+        if not names or data.draw(st.sampled_from([False] * 4 + [True]), label="any queue?"):
+            names = list(self.dep_queues())
+        name = data.draw(st.sampled_from(names), label="deps queue")
+        return name, (name,)
+
+    def draw_deps(self, data: st.DataObject, queue: str, job_id: str,
+                  self_ok: bool) -> list[tuple[str, str]]:
+        """1-3 distinct dependencies (queue, id): mostly jobs that exist (in any state, on
+        any queue), sometimes any id; with ``self_ok`` sometimes the job itself."""
+        known = [(q, i) for q in self.dep_queues() for i in sorted(self.model.queue(q).jobs)]
+        anything = sorted({*known, *((q, i) for q in self.dep_queues() for i in JOB_IDS[:4])})
+        which = data.draw(st.sampled_from(["known"] * 4 + ["any"]), label="deps known?")
+        pool = known if known and which == "known" else anything
+        refs = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True),
+                         label="depends on")
+        if self_ok and (queue, job_id) not in refs and data.draw(
+                st.sampled_from([False] * 9 + [True]), label="self?"):
+            refs.append((queue, job_id))
+        return refs
+
+    @staticmethod
+    def _options(spec: dict[str, Any], mj: dict[str, Any]) -> JobOptions:
+        return JobOptions(max_attempts=spec["max_attempts"], timeout_ms=spec["timeout_ms"],
+                          backoff_ms=spec["backoff_ms"], due_ms=mj["due_ms"],
+                          delay_ms=mj["delay_ms"], gid=spec["gid"],
+                          group_limit=spec["group_limit"],
+                          keep_completed_ms=mj["keep_completed_ms"],
+                          keep_failed_ms=mj["keep_failed_ms"], **spec["control"])
+
+    def _enqueue_raw(self, queue: str, jobs: list[tuple[dict[str, Any], list[tuple[str, str, bool]],
+                                                     str, list[tuple[str, str, str]]]]) -> bool:
+        """enqueue called directly: per job its spec, its dependencies (queue, id,
+        linked), its policy and its pre-registered dependents (queue, id, policy), the
+        extras built by the client's own helper. True when it was accepted."""
+        fields: list[Any] = []
+        models = []
+        for spec, dep, policy, up in jobs:
+            mj = self._model_job(spec)
+            opts = self._options(spec, mj)
+            opts.extras = deps.with_dependencies(opts.extras, dep, policy, up)
+            fields += enq.job_fields(spec["id"], encoded(spec["payload"]).encode(), opts)
+            control = dict(spec["control"])
+            if dep:
+                control["depends_on"] = [[q, i, 1] if linked else [q, i] for q, i, linked in dep]
+                control["dep_policy"] = policy
+            if up:
+                control["dependents"] = [[q, i, p] for q, i, p in up]
+            models.append({**mj, "control": control})
+        got = self.script(enq.ENQUEUE, queue, enq.args(self.now, fields, self.model.events_maxlen))
+        want = self.model.queue(queue).enqueue(self.now, models)
+        assert got == tuple(str(x) for x in want), want
+        return got[0] == "OK"
+
+    def _after_write(self, parts: list[str]) -> None:
+        """The client's delivery right after a write (every op of ``parts``' outboxes, due
+        or not, then the cascade), on the machine's clock."""
+        got = self.run(self.c._deliver_dependencies(parts, now=self.now, every=True))
+        assert got == self.model.resolve_dependencies(parts, self.now, False, every=True)
+
+    @rule(data=st.data(), spec=job_specs, policy=st.sampled_from(DEP_POLICIES),
+          via=st.sampled_from(["client", "publish", "script", "script"]))
+    def publish_dependent(self, data: st.DataObject, spec: dict[str, Any], policy: str,
+                          via: str) -> None:
+        """Publish a job with dependencies. ``client``: publish() with dependencies on its
+        own queue (it checks they exist and refuses a self-dependency). ``publish``: what
+        publish() does with dependencies on other queues, on the machine's clock (publish
+        runs its own deps_link and delivery on the server's): register the job with them
+        first (deps_link; 'gone' refuses the publish), write it naming them linked, then
+        deliver those queues' outboxes. ``script``: enqueue directly (linked or not, a
+        dependency that does not exist on another queue, a self-dependency: DEP_CYCLE,
+        one missing on this queue: DEP_NOT_FOUND)."""
+        queue, qm = self.q(data)
+        refs = self.draw_deps(data, queue, spec["id"], self_ok=via == "script")
+        if via == "client" and not self.client_deps():
+            via = "publish"
+        if via == "client":
+            refs = [(q, i) for q, i in refs if q == queue] or [(queue, refs[0][1])]
+        if via == "script":
+            linked = [data.draw(st.sampled_from([False] * 3 + [True]), label="linked")
+                      for _ in refs]
+            self._enqueue_raw(queue, [(spec, [(q, i, k) for (q, i), k in zip(refs, linked,
+                                                                             strict=True)],
+                                       policy, [])])
+            return
+        if (queue, spec["id"]) in refs:  # refused by the client, nothing sent
+            want: tuple[Any, ...] = ("ERR", "DEP_CYCLE")
+        elif any(i not in self.model.queue(q).jobs for q, i in refs):
+            want = ("ERR", "DEP_NOT_FOUND")
+        else:
+            want = ()
+        if via == "publish":
+            if want:
+                return
+            other = [(q, i) for q, i in refs if q != queue]
+            for q in dict.fromkeys(q for q, _ in other):
+                got = self._link(q, [(i, f"{queue}:{spec['id']}", policy)
+                                     for oq, i in other if oq == q])
+                if "gone" in got[2:]:  # DependencyNotFound (the links made stay: harmless)
+                    return
+            self._enqueue_raw(queue, [(spec, [(q, i, q != queue) for q, i in refs], policy, [])])
+            if other:  # (publish delivers even when a dedup holder took the job)
+                self._after_write(sorted({q for q, _ in other}))
+            return
+        given = [i if data.draw(st.booleans(), label="plain id?") else (q, i) for q, i in refs]
+        mj = self._model_job(spec)
+        got, code = self.attempt(self.c.publish(
+            queue, spec["payload"], job_id=spec["id"], max_attempts=spec["max_attempts"],
+            timeout_ms=spec["timeout_ms"], backoff_ms=spec["backoff_ms"], due_ms=mj["due_ms"],
+            delay_ms=mj["delay_ms"], gid=spec["gid"], group_limit=spec["group_limit"],
+            keep_completed_ms=spec["keep_ms"][0], keep_failed_ms=spec["keep_ms"][1],
+            **spec["control"], depends_on=given, on_dependency_failure=policy,
+            now_ms=self.now))
+        if not want:
+            control = {**spec["control"], "depends_on": [[q, i] for q, i in refs],
+                       "dep_policy": policy}
+            want = qm.enqueue(self.now, [{**mj, "control": control}])
+        assert (("OK", 1) if code is None else ("ERR", code)) == want[:2], want
+        assert code is not None or got == (want[2] if len(want) > 2 else spec["id"])
+        assert self.take_auto() == []
+
+    @rule(data=st.data(), specs=st.lists(job_specs, min_size=2, max_size=3,
+                                         unique_by=lambda s: s["id"]),
+          policy=st.sampled_from(DEP_POLICIES))
+    def publish_chain(self, data: st.DataObject, specs: list[dict[str, Any]],
+                      policy: str) -> None:
+        """A chain in one batch (each job depends on the one before it, the first maybe
+        on a job that exists): publish_many with dependencies on its own queue, or
+        enqueue directly when the first depends on another queue."""
+        queue, qm = self.q(data)
+        first = self.draw_deps(data, queue, specs[0]["id"], self_ok=False)[:1]
+        chain = [first] + [[(queue, s["id"])] for s in specs[:-1]]
+        if not self.client_deps() or first[0][0] != queue:
+            self._enqueue_raw(queue, [(s, [(q, i, False) for q, i in c], policy, [])
+                                      for s, c in zip(specs, chain, strict=True)])
+            return
+        models = [self._model_job(s) for s in specs]
+        jobs = self._job_specs(specs, models)
+        for job, c in zip(jobs, chain, strict=True):
+            job.depends_on = [i for _, i in c]
+            job.on_dependency_failure = policy
+        got, code = self.attempt(self.c.publish_many(queue, jobs, now_ms=self.now))
+        batch = {s["id"] for s in specs}
+        dep = first[0][1]
+        want: tuple[Any, ...]
+        if dep == specs[0]["id"] or dep in batch:  # itself, or a job that comes later
+            want = ("ERR", "DEP_CYCLE")
+        elif dep not in qm.jobs:
+            want = ("ERR", "DEP_NOT_FOUND")
+        else:
+            for m, c in zip(models, chain, strict=True):
+                m["control"] = {**m["control"], "depends_on": [[q, i] for q, i in c],
+                                "dep_policy": policy}
+            want = qm.enqueue(self.now, models)
+        assert (("OK", len(specs)) if code is None else ("ERR", code)) == want[:2], want
+        assert code is not None or got == (list(want[2:]) if len(want) > 2
+                                           else [s["id"] for s in specs])
+        assert self.take_auto() == []
+
+    @rule(data=st.data(), shape=st.lists(st.sampled_from([0, 0, 0, 1, 2]), min_size=1,
+                                         max_size=3),
+          then_deliver=st.booleans())
+    def publish_flow(self, data: st.DataObject, shape: list[int], then_deliver: bool) -> None:
+        """A flow written bottom up the way publish_flow writes one: a root, 1-3
+        children, each with 0-2 children of its own, each node on either queue with its
+        own policy; a child on another queue than its parent is written first with the
+        parent pre-registered (``dependents``) and the parent names it linked; one
+        enqueue call per queue per round, deepest first. A refused call (an id that
+        exists) stops the rounds after it (a publisher that died part-way). Then, mostly,
+        the client's delivery of the outboxes of the children's queues (every op)."""
+        parent_of = [-1]
+        for n in shape:
+            parent_of.append(0)
+            child = len(parent_of) - 1
+            parent_of += [child] * n
+        count = len(parent_of)
+        ids = data.draw(st.lists(st.sampled_from(FLOW_IDS + JOB_IDS[:5]), min_size=count,
+                                 max_size=count, unique=True), label="flow ids")
+        targets = [data.draw(st.sampled_from(self.queues), label="node queue")
+                   for _ in range(count)]
+        policies = [data.draw(st.sampled_from(DEP_POLICIES), label="node policy")
+                    for _ in range(count)]
+        specs = [flow_spec(data.draw(job_specs, label="node"), i) for i in ids]
+        children: list[list[int]] = [[] for _ in range(count)]
+        for k, p in enumerate(parent_of):
+            if p >= 0:
+                children[p].append(k)
+        jobs = []
+        for k in range(count):
+            on = [(targets[c], ids[c], targets[c] != targets[k]) for c in children[k]]
+            p = parent_of[k]
+            up = ([(targets[p], ids[p], policies[p])]
+                  if p >= 0 and targets[p] != targets[k] else [])
+            jobs.append((specs[k], on, policies[k], up))
+        depth = [0] * count
+        for k, p in enumerate(parent_of):
+            depth[k] = depth[p] + 1 if p >= 0 else 0
+        order = sorted(range(count), key=lambda k: (-depth[k], k))
+        written = [False] * count
+        cross: set[str] = set()
+        while not all(written):
+            ready = {k for k in order if not written[k] and all(
+                written[c] for c in children[k] if targets[c] != targets[k])}
+            changed = True
+            while changed:  # a child on the same queue goes before it, in its call
+                changed = False
+                for k in list(ready):
+                    if any(not written[c] and c not in ready for c in children[k]):
+                        ready.discard(k)
+                        changed = True
+            by_target: dict[str, list[int]] = {}
+            for k in order:
+                if k in ready:
+                    by_target.setdefault(targets[k], []).append(k)
+            ok = [self._enqueue_raw(t, [jobs[k] for k in ks]) for t, ks in by_target.items()]
+            if not all(ok):
+                return
+            for k in ready:
+                written[k] = True
+                if parent_of[k] >= 0 and targets[parent_of[k]] != targets[k]:
+                    cross.add(targets[k])
+        if cross and then_deliver:
+            self._after_write(sorted(cross))
+
+    # delivering the outbox with the scripts themselves
+
+    def _pending(self, queue: str, limit: int, mode: str) -> list[tuple[str, str, str]]:
+        got = self.script(deps.DEPS_PENDING, queue, [self.now, limit, mode,
+                                                     self.model.events_maxlen])
+        assert got == self.model.queue(queue).deps_pending(self.now, limit, mode)
+        ops = [(got[2 + 3 * k], got[3 + 3 * k], got[4 + 3 * k]) for k in range(int(got[1]))]
+        self.op_log = (self.op_log + [(queue, op) for op in ops])[-40:]
+        return ops
+
+    def _link(self, queue: str, links: list[tuple[str, str, str]]) -> tuple[Any, ...]:
+        got = self.script(deps.DEPS_LINK, queue, deps.link_args(self.now, links))
+        assert got == self.model.queue(queue).deps_link(self.now, links)
+        return got
+
+    def _resolve(self, queue: str, items: list[tuple[str, str, str, str]]) -> tuple[Any, ...]:
+        got = self.script(deps.DEPS_RESOLVE, queue, deps.resolve_args(
+            self.now, items, self.model.events_maxlen))
+        assert got == self.model.queue(queue).deps_resolve(self.now, items)
+        return got
+
+    def _ack_ops(self, queue: str, acks: list[tuple[str, str]]) -> None:
+        got = self.script(deps.DEPS_ACK, queue, deps.ack_args(self.now, acks))
+        assert got == self.model.queue(queue).deps_ack(self.now, acks)
+
+    def _deliver(self, data: st.DataObject, queue: str,
+                 ops: list[tuple[str, str, str]]) -> dict[str, str]:
+        """Deliver ops of ``queue``'s outbox (in the order given): 'L' ops by deps_link on
+        their dependency's queue ('gone': settled here by deps_resolve; 'queued': the
+        outcome is an op of that queue's outbox now), 'R' ops by deps_resolve on their
+        dependent's queue; grouped per queue or one call each, an item sometimes given
+        twice. Returns op -> the ack the client would send ('done' | 'retry')."""
+        grouped = data.draw(st.booleans(), label="grouped?")
+        links: list[tuple[str, tuple[str, str, str], str]] = []
+        outcomes: list[tuple[str, tuple[str, str, str, str], str]] = []
+        for op, _, result in ops:
+            kind, word, job_id, other_q, other_id = op.split("\t")
+            if kind == "L":
+                links.append((other_q, (other_id, f"{queue}:{job_id}", word), op))
+            else:
+                outcomes.append((other_q, (other_id, f"{queue}:{job_id}", word, result), op))
+        status: dict[str, str] = {}
+        for q, items in self._calls(data, links, grouped):
+            got = self._link(q, [it for it, _ in items])
+            for k, (_, op) in enumerate(items):
+                if got[2 + k] != "gone":
+                    status[op] = "done"
+                    continue
+                job_id, other_id = op.split("\t")[2], op.split("\t")[4]
+                outcomes.append((queue, (job_id, f"{q}:{other_id}", "gone", ""), op))
+        for q, items2 in self._calls(data, outcomes, grouped):
+            got = self._resolve(q, [it for it, _ in items2])
+            for k, (_, op) in enumerate(items2):
+                status[op] = "done" if got[2 + k] == "OK" else "retry"
+        return status
+
+    @staticmethod
+    def _calls(data: st.DataObject, items: list[tuple[str, Any, str]],
+               grouped: bool) -> list[tuple[str, list[tuple[Any, str]]]]:
+        """Script calls for (queue, item, op) triples: one per queue or one per item,
+        sometimes an item twice in its call."""
+        calls: list[tuple[str, list[tuple[Any, str]]]] = []
+        by_queue: dict[str, list[tuple[Any, str]]] = {}
+        for q, item, op in items:
+            twice = data.draw(st.sampled_from([1] * 5 + [2]), label="twice?")
+            if grouped:
+                by_queue.setdefault(q, []).extend([(item, op)] * twice)
+            else:
+                calls.append((q, [(item, op)] * twice))
+        return calls + list(by_queue.items())
+
+    def outbox_queues(self) -> list[str]:
+        return [n for n in self.dep_queues() if self.model.queue(n).deps_out]
+
+    @precondition(lambda self: any(q.deps_out or q.deps_src for q in self.model.queues.values()))
+    @rule(data=st.data(), limit=st.sampled_from([1, 2, 1000, 1000]),
+          mode=st.sampled_from(["0", "1", "all"]))
+    def deliver(self, data: st.DataObject, limit: int, mode: str) -> None:
+        """deps_pending (due ops, after the repair scan, or every op), then the ops
+        delivered in any order, then deps_ack: mostly what the client would send,
+        sometimes nothing for an op (the deliverer died: the op is due again
+        DEPS_RETRY_MS later), 'retry' for a delivered one, an op acked twice, or one of
+        earlier calls acked again."""
+        names = self.outbox_queues() or list(self.dep_queues())
+        queue = data.draw(st.sampled_from(names), label="outbox")
+        ops = self._pending(queue, limit, mode)
+        ops = data.draw(st.permutations(ops), label="order") if ops else []
+        status = self._deliver(data, queue, ops)
+        acks = []
+        for op, _, _ in ops:
+            how = data.draw(st.sampled_from(["client"] * 6 + ["none", "retry", "twice"]),
+                            label="ack")
+            if how == "none":
+                continue
+            action = "retry" if how == "retry" else status.get(op, "retry")
+            acks += [(op, action)] * (2 if how == "twice" else 1)
+        old = [o[0] for q, o in self.op_log if q == queue]
+        if old and data.draw(st.sampled_from([False] * 4 + [True]), label="old?"):
+            acks.append((data.draw(st.sampled_from(old), label="old op"),
+                         data.draw(st.sampled_from(["done", "retry"]), label="how")))
+        if acks:
+            self._ack_ops(queue, data.draw(st.permutations(acks), label="ack order"))
+
+    @precondition(lambda self: bool(self.op_log))
+    @rule(data=st.data(), ack=st.booleans())
+    def redeliver(self, data: st.DataObject, ack: bool) -> None:
+        """An op handed out earlier delivered again (a second deliverer, or one that
+        timed out and came back): idempotent; sometimes acknowledged again."""
+        queue, op = data.draw(st.sampled_from(self.op_log), label="old op")
+        status = self._deliver(data, queue, [op])
+        if ack:
+            self._ack_ops(queue, [(op[0], status.get(op[0], "retry"))])
+
+    @precondition(lambda self: any(q.deps_out or q.deps_src for q in self.model.queues.values()))
+    @rule(data=st.data(), repair=st.booleans())
+    def resolve_deps(self, data: st.DataObject, repair: bool) -> None:
+        """resolve_dependencies (the client's delivery with its cascade, on the machine's
+        clock)."""
+        name, parts = self.deps_target(data)
+        got = self.run(self.c.resolve_dependencies(name, repair=repair, now_ms=self.now))
+        assert got == self.model.resolve_dependencies(parts, self.now, repair)
+
+    @precondition(lambda self: any(q.deps_src for q in self.model.queues.values()))
+    @rule(data=st.data(), offset=st.sampled_from([-1, 0, 0, 1]),
+          via=st.sampled_from(["script", "client"]))
+    def reach_repair(self, data: st.DataObject, offset: int, via: str) -> None:
+        """Move the clock to the next repair check of a job with dependents (one ms before,
+        at or after it) and run the repair scan: by deps_pending, its ops then delivered,
+        or by resolve_dependencies."""
+        names = [n for n in self.dep_queues() if self.model.queue(n).deps_src]
+        queue = data.draw(st.sampled_from(names), label="queue")
+        self.now = max(self.now, min(self.model.queue(queue).deps_src.values()) + offset)
+        if via == "client":
+            got = self.run(self.c.resolve_dependencies(queue, now_ms=self.now))
+            assert got == self.model.resolve_dependencies([queue], self.now, True)
+            return
+        ops = self._pending(queue, 1000, "1")
+        status = self._deliver(data, queue, ops)
+        if status:
+            self._ack_ops(queue, sorted(status.items()))
+
+    @precondition(lambda self: any(q.deps_out for q in self.model.queues.values()))
+    @rule(data=st.data(), late=st.sampled_from([0, 0, 600_000]))
+    def reach_retry(self, data: st.DataObject, late: int) -> None:
+        """Move the clock to when the next outbox op is due again (taken, not acked), or
+        past DEPS_ORPHAN_MS, and take it: an op for a dependent that never appeared is
+        dropped by its 'retry'."""
+        names = self.outbox_queues()
+        queue = data.draw(st.sampled_from(names), label="queue")
+        self.now = max(self.now, min(self.model.queue(queue).deps_out.values()) + late)
+        ops = self._pending(queue, 1000, "0")
+        status = self._deliver(data, queue, ops)
+        if status:
+            self._ack_ops(queue, sorted(status.items()))
+
+    def _end(self, queue: str, job_id: str, token: str, outcome: str) -> None:
+        """End a lease: 'S' completed (its id as the result), 'F' a failed attempt, 'X'
+        failed for good."""
+        qm = self.model.queue(queue)
+        if outcome == "S":
+            _, code = self.attempt(self.c.ack_success(queue, job_id, token, result={"of": job_id},
+                                                      now_ms=self.now))
+            want = qm.ack_success(self.now, job_id, token, encoded({"of": job_id}),
+                                  self.keep_completed)
+            self.check_ack(queue, ("OK",) if code is None else ("ERR", code), want)
+        else:
+            res, code = self.attempt(self.c.ack_fail(queue, job_id, token, "dep boom",
+                                                     final=outcome == "X", now_ms=self.now))
+            want = qm.ack_fail(self.now, job_id, token, "dep boom", outcome == "X",
+                               self.keep_failed)
+            self.check_ack(queue, outcome_tuple(res) if code is None else ("ERR", code), want)
+
+    @precondition(lambda self: any(
+        "dependents" in h and h.get("state") == "wait"
+        for q in self.model.queues.values() for h in q.jobs.values()))
+    @rule(data=st.data(), outcome=st.sampled_from(["S", "S", "F", "X"]))
+    def run_dependencies(self, data: st.DataObject, outcome: str) -> None:
+        """Reserve up to three jobs of a queue where a job with dependents waits, and end
+        them all (completed with a result, a failed attempt, or failed for good)."""
+        queue, qm = self.q(data, prefer=lambda m: any(
+            "dependents" in h and h.get("state") == "wait" for h in m.jobs.values()))
+        got = reserve_tuple(self.run(self.c.reserve_many(queue, 3, now_ms=self.now)))
+        assert got == qm.reserve(self.now, 3)
+        self.record(queue, got)
+        if got is None or got[0] != "JOB":
+            return
+        for job in got[1]:
+            self._end(queue, job[0], job[6], outcome)
+
+    @precondition(lambda self: any(q.waiting_deps or q.deps_out
+                                   for q in self.model.queues.values()))
+    @rule(data=st.data(), outcomes=st.sampled_from(["S", "S", "SF", "SX", "SSSX"]),
+          rounds=st.integers(1, 4))
+    def drain(self, data: st.DataObject, outcomes: str, rounds: int) -> None:
+        """Work the queues the way workers would, for a few rounds: reserve what is ready
+        on each queue and end it (mostly completed), then deliver every outbox
+        (resolve_dependencies on the machine's clock): chains and flows run to their
+        end."""
+        for _ in range(rounds):
+            for queue in self.queues:
+                qm = self.model.queue(queue)
+                got = reserve_tuple(self.run(self.c.reserve_many(queue, 3, now_ms=self.now)))
+                assert got == qm.reserve(self.now, 3)
+                self.record(queue, got)
+                if got is None or got[0] != "JOB":
+                    continue
+                for job in got[1]:
+                    self._end(queue, job[0], job[6],
+                              data.draw(st.sampled_from(outcomes), label="outcome"))
+            for queue in self.dep_queues():
+                if self.model.queue(queue).deps_out:
+                    got = self.run(self.c.resolve_dependencies(queue, repair=False,
+                                                               now_ms=self.now))
+                    assert got == self.model.resolve_dependencies([queue], self.now, False)
+            self.now += 1
+
+    @precondition(lambda self: any(q.waiting_deps for q in self.model.queues.values()))
+    @rule(data=st.data(), batch=st.booleans())
+    def remove_waiting_deps(self, data: st.DataObject, batch: bool) -> None:
+        """remove_job / remove_jobs_batch of lane waiting_deps, called directly (the
+        remove_job rules go through the client, which takes that lane too)."""
+        queue, qm = self.q(data, prefer=lambda m: m.waiting_deps)
+        pool = sorted(qm.waiting_deps) or sorted(qm.jobs) or list(JOB_IDS)
+        maxlen = self.model.events_maxlen
+        if batch:
+            ids = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3),
+                            label="ids")
+            got = self.script(admin.REMOVE_JOBS_BATCH, queue,
+                              ["waiting_deps", len(ids), *ids, self.now, maxlen])
+            want = qm.remove_jobs_batch(self.now, "waiting_deps", ids)
+            assert got == ("OK", str(len(ids)),
+                           *[x for i, status, code in want for x in (i, status, code or "")])
+        else:
+            job_id = data.draw(st.sampled_from(pool), label="job")
+            got = self.script(admin.REMOVE_JOB, queue, [job_id, "waiting_deps", self.now, maxlen])
+            assert got == tuple(qm.remove_job(self.now, job_id, "waiting_deps"))
 
     # -- the whole keyspace after every step ---------------------------------------------
 

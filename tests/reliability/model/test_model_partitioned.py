@@ -9,7 +9,8 @@ breaks the keyspace comparison. Schedules too go through the logical name: each 
 the partition of its gid, else of its dedup key, else of its name (a new gid moves it),
 and fires, pauses, reads and removals fan out over both. Leases, maintenance and admin
 use the partition names, and every step also checks the logical ``stats``, ``get_job``
-and ``is_paused``.
+and ``is_paused``. Dependencies and flows link jobs of the two partitions (enqueue called
+on a partition; outboxes delivered per partition or through the logical name).
 """
 
 from __future__ import annotations
@@ -142,6 +143,20 @@ class PartitionedMachine(QueueMachine):
     def sched_home(self, queue: str, name: str, gid: str | None, dedup_key: str | None) -> str:
         key = (gid or "").strip() or dedup_key or name
         return PHYSICAL[zlib.crc32(key.encode()) % PARTS]
+
+    # dependencies: between the two partitions (cross-queue ops), published by enqueue
+    # directly on a partition; resolve_dependencies through the logical name too
+
+    def dep_queues(self) -> tuple[str, ...]:
+        return PHYSICAL
+
+    def client_deps(self) -> bool:
+        return False
+
+    def deps_target(self, data: st.DataObject) -> tuple[str, tuple[str, ...]]:
+        if data.draw(st.booleans(), label="logical?"):
+            return LOGICAL, PHYSICAL
+        return super().deps_target(data)
 
     # the logical view after every step
 
