@@ -15,11 +15,7 @@ if #ARGV ~= 2 + 3 * n then return err('BAD_ARGS', 'argument count') end
 for i = 0, n - 1 do
   local o = 2 + 3 * i
   if not valid_id(ARGV[o + 1]) then return err('BAD_JOB_ID', tostring(i)) end
-  local ref = ARGV[o + 2]
-  local c = string.find(ref, ':', 1, true)
-  if not c or not valid_queue(string.sub(ref, 1, c - 1)) or not valid_id(string.sub(ref, c + 1)) then
-    return err('BAD_ARGS', 'ref')
-  end
+  if not valid_ref(ARGV[o + 2]) then return err('BAD_ARGS', 'ref') end
   if not DEP_POLICIES[ARGV[o + 3]] then return err('BAD_ARGS', 'policy') end
 end
 local out = {'OK', fmt(n)}

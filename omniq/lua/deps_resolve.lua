@@ -17,11 +17,7 @@ local OUTCOMES = {completed = true, failed = true, gone = true}
 for i = 0, n - 1 do
   local o = 2 + 4 * i
   if not valid_id(ARGV[o + 1]) then return err('BAD_JOB_ID', tostring(i)) end
-  local ref = ARGV[o + 2]
-  local c = string.find(ref, ':', 1, true)
-  if not c or not valid_queue(string.sub(ref, 1, c - 1)) or not valid_id(string.sub(ref, c + 1)) then
-    return err('BAD_ARGS', 'ref')
-  end
+  if not valid_ref(ARGV[o + 2]) then return err('BAD_ARGS', 'ref') end
   if not OUTCOMES[ARGV[o + 3]] then return err('BAD_ARGS', 'outcome') end
 end
 local out = {'OK', fmt(n)}

@@ -312,6 +312,12 @@ local function valid_queue(q)
     and not string.find(q, '[^%w._-]')
 end
 
+-- A dependency ref "<queue>:<id>" as the deps_* scripts take it.
+local function valid_ref(ref)
+  local c = string.find(ref, ':', 1, true)
+  return c ~= nil and valid_queue(string.sub(ref, 1, c - 1)) and valid_id(string.sub(ref, c + 1))
+end
+
 -- The depends_on (kind 'd': [queue, id] or [queue, id, 1]) or dependents (kind 'p':
 -- [queue, id, policy]) extra: a JSON array of at most MAX_DEPENDENCIES refs, each once.
 local function valid_refs(v, kind)
