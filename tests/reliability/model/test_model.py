@@ -511,20 +511,25 @@ class QueueMachine(RuleBasedStateMachine):
         self.check_ack(queue, outcome_tuple(got) if code is None else ("ERR", code), want)
 
     @precondition(lambda self: any(
-        q.jobs[j].get("group_order") == "strict" for q in self.model.queues.values()
-        for j in q.active if j in q.jobs))
+        q.jobs[j].get("group_order") == "strict" and "lease_token" in q.jobs[j]
+        for q in self.model.queues.values() for j in q.active if j in q.jobs))
     @rule(data=st.data(), wait=st.booleans(), push=st.booleans())
     def strict_retry(self, data: st.DataObject, wait: bool, push: bool) -> None:
         """Fail the attempt of a running strict job, (``push``) publish one more job into
         its group (which offers the held group to reserve again), reserve during its
         backoff, and (``wait``) move the clock to its due time and promote it."""
+        # (a leased strict job: one whose record holds its lease; a model record can lack
+        # it when the job id was trimmed and reused while leased, D9)
+        def leased_strict(qm: Any, j: str) -> bool:
+            rec = qm.jobs.get(j, {})
+            return rec.get("group_order") == "strict" and "lease_token" in rec
+
         queue = data.draw(st.sampled_from([n for n in self.queues if any(
-            self.model.queue(n).jobs.get(j, {}).get("group_order") == "strict"
+            leased_strict(self.model.queue(n), j)
             for j in self.model.queue(n).active)]), label="queue")
         qm = self.model.queue(queue)
         job_id = data.draw(st.sampled_from(sorted(
-            j for j in qm.active if qm.jobs.get(j, {}).get("group_order") == "strict")),
-            label="job")
+            j for j in qm.active if leased_strict(qm, j))), label="job")
         token, gid = qm.jobs[job_id]["lease_token"], qm.jobs[job_id]["gid"]
         got, code = self.attempt(self.c.ack_fail(queue, job_id, token, "boom",
                                                  now_ms=self.now))
