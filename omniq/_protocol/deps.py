@@ -23,7 +23,7 @@ from omniq._limits import MAX_DEPENDENCIES, MAX_DEPS_OPS
 from omniq._protocol.common import parse_ok
 from omniq._scripts import scripts
 from omniq.codec import decode_payload
-from omniq.errors import DependencyCycle, InvalidArgument, ProtocolError
+from omniq.errors import InvalidArgument, ProtocolError
 
 __all__ = [
     "DEPS_ACK",
@@ -36,7 +36,6 @@ __all__ = [
     "check_policy",
     "check_ref_parts",
     "dependency_results",
-    "flow_order",
     "link_args",
     "outcome_chunks",
     "parse_ack",
@@ -102,37 +101,6 @@ def with_dependencies(
     if dependents:
         x["dependents"] = [[q, i, p] for q, i, p in dependents]
     return _encode(x) if x else b""
-
-
-def flow_order(edges: dict[str, list[str]]) -> list[str]:
-    """The keys of ``edges`` (node -> the nodes it depends on) ordered so every node comes
-    after its dependencies; raises :class:`DependencyCycle` naming a node of a cycle."""
-    order: list[str] = []
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    for root in edges:
-        if state.get(root) == 2:
-            continue
-        stack: list[tuple[str, int]] = [(root, 0)]
-        state[root] = 1
-        while stack:
-            node, i = stack[-1]
-            deps = edges.get(node, [])
-            if i < len(deps):
-                stack[-1] = (node, i + 1)
-                nxt = deps[i]
-                if nxt not in edges:
-                    continue  # outside the batch: it exists already
-                s = state.get(nxt)
-                if s == 1:
-                    raise DependencyCycle("publish", "DEP_CYCLE", nxt, nxt)
-                if s is None:
-                    state[nxt] = 1
-                    stack.append((nxt, 0))
-            else:
-                stack.pop()
-                state[node] = 2
-                order.append(node)
-    return order
 
 
 # -- the outbox ------------------------------------------------------------------------

@@ -204,6 +204,17 @@ local function dep_push(w)
   dep_work[#dep_work + 1] = w
 end
 
+-- Job `id` (hash `jk`, in `state`), which has dependents, is being deleted: they settle as
+-- completed (with its stored result) when it had completed, else as gone. (A completed
+-- job still has dependents only when another client completed it: our acks settle them.)
+local function settle_deleted(id, jk, state)
+  if state == 'completed' then
+    dep_push({id, 'completed', redis.call('HGET', jk, 'result') or ''})
+  else
+    dep_push({id, 'gone', false})
+  end
+end
+
 -- Append one per-item status to a reply: 'OK', '' or 'ERR', code. True when OK.
 local function push_status(out, code)
   if code then
@@ -1130,7 +1141,7 @@ local function trim_finished(list_key, idx_key, state, n, keep, budget, now)
       and redis.call('HMGET', job_key(old), 'state', 'dependents', 'gid', 'on_failure')
       or {redis.call('HGET', job_key(old), 'state')}
     if h[1] == state then
-      if h[2] then dep_push({old, 'gone', false}) end
+      if h[2] then settle_deleted(old, job_key(old), state) end
       redis.call('DEL', job_key(old))
       redis.call('ZREM', K_EXPIRE, old)
       if h[4] == 'block' and h[3] and now then release_hold(h[3], ':blocked', old, now) end
@@ -1150,15 +1161,8 @@ local function expire_finished(now)
     redis.call('ZREM', K_EXPIRE, id)
     local jk = job_key(id)
     local h = redis.call('HMGET', jk, 'state', 'expire_ms', 'gid', 'on_failure', 'dependents')
-    if tonumber(h[2] or '') == tonumber(due[i + 1]) and h[5] then
-      -- (dependents still registered on a completed job: another client completed it)
-      if h[1] == 'completed' then
-        dep_push({id, 'completed', redis.call('HGET', jk, 'result') or ''})
-      elseif h[1] == 'failed' then
-        dep_push({id, 'gone', false})
-      end
-    end
     if tonumber(h[2] or '') == tonumber(due[i + 1]) then
+      if h[5] and (h[1] == 'completed' or h[1] == 'failed') then settle_deleted(id, jk, h[1]) end
       if h[1] == 'completed' then
         redis.call('LREM', K_COMPLETED, -1, id)  -- the oldest are at the tail
         redis.call('ZREM', K_IDX_COMPLETED, id)
@@ -1372,13 +1376,7 @@ local function remove_one(id, lane, now)
     removed = redis.call('LREM', K_COMPLETED, 1, id)
   end
   if removed == 0 then return 'NOT_IN_LANE' end
-  if h[5] then  -- (a completed job with dependents left: another client completed it)
-    if h[1] == 'completed' then
-      dep_push({id, 'completed', redis.call('HGET', jk, 'result') or ''})
-    else
-      dep_push({id, 'gone', false})
-    end
-  end
+  if h[5] then settle_deleted(id, jk, h[1]) end
   redis.call('DEL', jk)
   dedup_release(id, h[4], 0, now)  -- a removed job frees its dedup key at once
   if lane == 'failed' or lane == 'completed' then redis.call('ZREM', K_EXPIRE, id) end
